@@ -1,0 +1,156 @@
+"""Command definitions (typer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from gpucloud.db import Database
+from gpucloud.db.migrate import upgrade
+from gpucloud.errors import GpucloudError
+from gpucloud.keys import KeyService, NewKey
+from gpucloud.logs import configure_logging
+from gpucloud.queue.protocol import Priority
+from gpucloud.settings import Settings
+
+app = typer.Typer(help="gpucloud: a self-hosted GPU inference cloud.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+
+T = TypeVar("T")
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded mode keeps its data.")]
+
+
+def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    settings = Settings()
+    update = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        update["data_dir"] = data_dir
+    return settings.model_copy(update=update) if update else settings
+
+
+def _with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
+    async def run() -> T:
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        try:
+            return await action(KeyService(db))
+        finally:
+            await db.close()
+
+    upgrade(settings.resolved_database_url())
+    try:
+        return asyncio.run(run())
+    except GpucloudError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (default 8000).")] = None,
+    data_dir: DataDir = None,
+    local_worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--local-worker/--no-local-worker", help="Run a worker in this process (default: without Redis)."
+        ),
+    ] = None,
+) -> None:
+    """Run the gateway (and, in embedded mode, a local worker with the simulated engine)."""
+    import uvicorn
+
+    from gpucloud.gateway.app import create_app
+
+    settings = load_settings(data_dir, host=host, port=port)
+    if local_worker is not None:
+        settings = settings.model_copy(
+            update={"local_worker": settings.local_worker.model_copy(update={"enabled": local_worker})}
+        )
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+        access_log=True,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def openapi() -> None:
+    """Print the HTTP API's OpenAPI schema (for generated clients)."""
+    from gpucloud.gateway.app import create_app
+
+    api = create_app(Settings())
+    typer.echo(json.dumps(api.openapi(), indent=2))
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Apply database migrations up to the newest."""
+    settings = load_settings(data_dir)
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url())
+    typer.echo("database is up to date")
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
+    role: Annotated[str, typer.Option(help="admin or user.")] = "user",
+    expires_at: Annotated[
+        datetime | None, typer.Option(help="Expiry (UTC), e.g. 2030-01-01T00:00:00.")
+    ] = None,
+    model: Annotated[list[str] | None, typer.Option(help="Allow only this model (repeatable).")] = None,
+    priority: Annotated[str, typer.Option(help="Default queue class: high, normal, low.")] = "normal",
+    max_priority: Annotated[str | None, typer.Option(help="Highest class the key may ask for.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create an API key and print its secret (shown only this once)."""
+    from datetime import UTC
+
+    new = NewKey(
+        name=name,
+        role=role,
+        expires_at=expires_at.replace(tzinfo=UTC) if expires_at and expires_at.tzinfo is None else expires_at,
+        allowed_models=model or None,
+        default_priority=Priority(priority),
+        max_priority=Priority(max_priority or priority),
+    )
+    row, secret = _with_keys(load_settings(data_dir), lambda keys: keys.create(new))
+    typer.echo(f"id:     {row.id}\nname:   {row.name}\nrole:   {row.role}\nkey:    {secret}")
+    typer.echo("Store the key now: it cannot be shown again.", err=True)
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None) -> None:
+    """List API keys (never their secrets)."""
+    rows = _with_keys(load_settings(data_dir), lambda keys: keys.list())
+    for row in rows:
+        state = "revoked" if row.revoked_at else "active"
+        typer.echo(f"{row.id}  {row.prefix}…  {row.role:<5}  {state:<7}  {row.name}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
+    """Revoke an API key; requests with it get 401 from then on."""
+    row = _with_keys(load_settings(data_dir), lambda keys: keys.revoke(key_id))
+    typer.echo(f"revoked {row.id} ({row.name})")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,139 @@
+"""The tables. Times are timezone-aware UTC on every database (SQLite stores them naive, `UTCDateTime`
+restores the zone); ids are prefixed random strings so they say what they name in logs.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A DateTime that is always aware UTC in Python, whatever the database keeps."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+class JobStatus(enum.StrEnum):
+    """A job's life in the database; the finalizer moves it, fenced by attempt."""
+
+    QUEUED = "queued"  # accepted and on the queue, not yet started
+    RUNNING = "running"  # an attempt started on a worker (`attempts` is its number)
+    COMPLETED = "completed"  # a result was accepted and billed
+    FAILED = "failed"  # ended without a result (engine error, expired in the queue, worker lost)
+    CANCELLED = "cancelled"  # the client went away or asked; what was generated is billed
+    DEAD = "dead"  # delivered max_attempts times without an outcome; replayable by an admin
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))  # shown to people: "gc_AbCd1234"
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the whole key
+    role: Mapped[str] = mapped_column(String(16))
+    allowed_models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    default_priority: Mapped[str] = mapped_column(String(8), default="normal")
+    max_priority: Mapped[str] = mapped_column(String(8), default="normal")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        UniqueConstraint("key_id", "idempotency_key", name="uq_jobs_key_idempotency"),
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_key_created", "key_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    model: Mapped[str] = mapped_column(String(200))
+    endpoint: Mapped[str] = mapped_column(String(16))  # "chat" | "completion"
+    priority: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED.value)
+    stream: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_id: Mapped[str] = mapped_column(String(100), default="")
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class UsageRecord(Base):
+    """One row per finished job, written once: `job_id` is unique (DESIGN.md §4)."""
+
+    __tablename__ = "usage_records"
+    __table_args__ = (
+        Index("ix_usage_key_day", "key_id", "day"),
+        Index("ix_usage_model_day", "model", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(40), unique=True)
+    key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"))
+    model: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    total_tokens: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    day: Mapped[str] = mapped_column(String(10))  # UTC "YYYY-MM-DD": groups the same on every database

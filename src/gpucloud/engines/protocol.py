@@ -1,0 +1,118 @@
+"""The `Engine` protocol: one model's inference, independent of queues, keys and HTTP.
+
+An engine turns a `GenerationRequest` into a stream of `Delta`s for one choice. The worker calls
+`generate` once per choice (`n` of them), so an engine never has to know about `n`. Token counts
+come from the engine's own tokenizer so that what is billed is what the model saw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+RequestKind = Literal["chat", "completion"]
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """What a model is asked to do; the OpenAI request after validation, engine-neutral."""
+
+    kind: RequestKind
+    model: str
+    messages: list[dict[str, Any]] | None = None  # chat: [{"role": ..., "content": ...}]
+    prompt: str | None = None  # completion
+    max_tokens: int | None = None  # None: until the engine's own limit
+    stop: tuple[str, ...] = ()
+    n: int = 1
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    user: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "model": self.model,
+            "messages": self.messages,
+            "prompt": self.prompt,
+            "max_tokens": self.max_tokens,
+            "stop": list(self.stop),
+            "n": self.n,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "user": self.user,
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
+        return cls(
+            kind=data["kind"],
+            model=data["model"],
+            messages=data.get("messages"),
+            prompt=data.get("prompt"),
+            max_tokens=data.get("max_tokens"),
+            stop=tuple(data.get("stop") or ()),
+            n=int(data.get("n") or 1),
+            temperature=data.get("temperature"),
+            top_p=data.get("top_p"),
+            seed=data.get("seed"),
+            user=data.get("user"),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A piece of one choice's output.
+
+    `text` is always whole characters (never half of a multi-byte sequence); `tokens` is how many
+    completion tokens it carries. The last delta of a choice has `finish_reason` set (its text may
+    be empty).
+    """
+
+    text: str
+    tokens: int
+    finish_reason: FinishReason | None = None
+
+
+class EngineError(Exception):
+    """An engine could not serve a request; `retryable` says whether another attempt may help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """One loaded model. Implementations: simulated (this package), later transformers and servers."""
+
+    @property
+    def model(self) -> str:
+        """The model id clients use."""
+        ...
+
+    async def start(self) -> None:
+        """Load the model; returns when it can serve."""
+        ...
+
+    async def stop(self) -> None:
+        """Release the model's resources."""
+        ...
+
+    def count_prompt_tokens(self, request: GenerationRequest) -> int:
+        """Prompt tokens as the model's tokenizer counts them (chat: with the chat framing)."""
+        ...
+
+    def generate(self, request: GenerationRequest, index: int) -> AsyncIterator[Delta]:
+        """Stream choice number `index` of `request`.
+
+        Cancellation is by closing the iterator (`aclose`) or cancelling the task consuming it;
+        an engine must stop its work promptly when that happens.
+        """
+        ...

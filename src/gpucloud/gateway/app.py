@@ -1,0 +1,61 @@
+"""`create_app(settings)`: the gateway's FastAPI application.
+
+Nothing is built at import time: the runtime (database, queue, finalizer, local worker) is
+assembled and started in the lifespan, so tests and the CLI each get their own. Interactive API
+docs are off (deny by default); `gpucloud openapi` prints the schema.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gpucloud import __version__
+from gpucloud.gateway import errors
+from gpucloud.gateway.inference import Inference
+from gpucloud.gateway.middleware import RequestContextMiddleware
+from gpucloud.gateway.routes import health, keys, openai, usage
+from gpucloud.runtime import Runtime
+from gpucloud.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings)
+        await runtime.start()
+        if runtime.generated_admin_key:
+            _announce_admin_key(runtime.generated_admin_key)
+        app.state.runtime = runtime
+        app.state.inference = Inference(runtime)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="gpucloud",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    errors.install(app)
+    for module in (health, openai, keys, usage):
+        app.include_router(module.router)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes)
+    return app
+
+
+def _announce_admin_key(secret: str) -> None:
+    # Printed once to the operator's terminal, never logged: log lines travel to other systems.
+    print(
+        "\n  gpucloud generated an admin API key. It is shown only this once; store it now:\n\n"
+        f"    {secret}\n\n  (set GPUCLOUD_ADMIN_KEY to choose your own.)\n",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -1,0 +1,50 @@
+"""FastAPI dependencies, as `Annotated` aliases: the runtime, the caller, the admin."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gpucloud.errors import AuthenticationFailed, PermissionDenied
+from gpucloud.gateway.inference import Inference
+from gpucloud.keys import Principal
+from gpucloud.runtime import Runtime
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_inference(request: Request) -> Inference:
+    inference: Inference = request.app.state.inference
+    return inference
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationFailed(
+            "You didn't provide an API key. Send it in the Authorization header as 'Bearer YOUR_KEY'."
+        )
+    return token.strip()
+
+
+async def get_principal(request: Request) -> Principal:
+    principal: Principal = await get_runtime(request).keys.authenticate(bearer_token(request))
+    request.state.key_id = principal.key_id  # for logs: the key id, never the key
+    return principal
+
+
+async def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    if not principal.is_admin:
+        raise PermissionDenied("This action needs an admin API key.", code="admin_required")
+    return principal
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+InferenceDep = Annotated[Inference, Depends(get_inference)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+AdminDep = Annotated[Principal, Depends(get_admin)]

@@ -1,0 +1,323 @@
+"""The inference path of the gateway: validate → record the job → queue it → answer.
+
+Every request goes through the queue (DESIGN.md §1). A non-streamed request waits for the FINAL
+event (sent by the finalizer after the ledger write); a streamed one waits for the first event
+before it commits to a 200, so that errors before the first token keep their HTTP status, then
+relays deltas as SSE. A client that goes away cancels its job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from gpucloud.engines.protocol import GenerationRequest, RequestKind
+from gpucloud.errors import (
+    EngineFailed,
+    InvalidRequest,
+    Overloaded,
+    PermissionDenied,
+    Unavailable,
+)
+from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
+from gpucloud.jobs import NewJob, new_job_id
+from gpucloud.keys import Principal
+from gpucloud.queue.protocol import (
+    EventKind,
+    JobEvent,
+    JobMessage,
+    Outcome,
+    OutcomeStatus,
+    Priority,
+    QueueFull,
+    QueueUnavailable,
+)
+from gpucloud.queue.router import JobWatch
+from gpucloud.runtime import Runtime
+
+# Extra time the gateway gives a job past its queue deadline before giving up on it itself: the
+# worker that leases an expired job reports it, and that report should win the race.
+_START_GRACE_S = 5.0
+PRIORITY_HEADER = "x-gpucloud-priority"
+
+
+@dataclass(slots=True)
+class Submitted:
+    """A job on the queue and the watch over its events."""
+
+    job_id: str
+    kind: RequestKind
+    model: str
+    created: int
+    n: int
+    watch: JobWatch
+    started_at: float | None = None
+
+
+class Inference:
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+        self._limits = runtime.settings.limits
+        self._queue_settings = runtime.settings.queue
+
+    # admission ------------------------------------------------------------------------------
+
+    def generation(self, body: ChatCompletionRequest | CompletionRequest) -> GenerationRequest:
+        """The engine-neutral request, after the bounds that come from settings."""
+        n = body.n or 1
+        stop = body.stop_list()
+        max_tokens = body.token_limit()
+        if n > self._limits.max_n:
+            raise InvalidRequest(f"n must be at most {self._limits.max_n}.", param="n")
+        if len(stop) > self._limits.max_stop:
+            raise InvalidRequest(f"stop may list at most {self._limits.max_stop} sequences.", param="stop")
+        if any(not s for s in stop):
+            raise InvalidRequest("stop sequences must not be empty.", param="stop")
+        if max_tokens is not None and max_tokens > self._limits.max_tokens:
+            param = (
+                "max_completion_tokens"
+                if isinstance(body, ChatCompletionRequest) and body.max_completion_tokens
+                else "max_tokens"
+            )
+            raise InvalidRequest(f"{param} must be at most {self._limits.max_tokens}.", param=param)
+        if body.logprobs:
+            raise InvalidRequest("logprobs are not supported by this model.", param="logprobs")
+        common: dict[str, Any] = {
+            "model": body.model,
+            "max_tokens": max_tokens,
+            "stop": tuple(stop),
+            "n": n,
+            "temperature": body.temperature,
+            "top_p": body.top_p,
+            "seed": body.seed,
+            "user": body.user,
+        }
+        if isinstance(body, ChatCompletionRequest):
+            if len(body.messages) > self._limits.max_messages:
+                raise InvalidRequest(
+                    f"messages may hold at most {self._limits.max_messages} items.", param="messages"
+                )
+            messages = body.message_dicts()
+            self._check_chars(sum(len(m.text()) for m in body.messages), "messages")
+            return GenerationRequest(kind="chat", messages=messages, **common)
+        return GenerationRequest(kind="completion", prompt=self._prompt(body), **common)
+
+    def _prompt(self, body: CompletionRequest) -> str:
+        if isinstance(body.prompt, list):
+            if len(body.prompt) != 1:
+                raise InvalidRequest(
+                    "prompt must be a string or a list of exactly one string.", param="prompt"
+                )
+            prompt = body.prompt[0]
+        else:
+            prompt = body.prompt
+        if body.echo:
+            raise InvalidRequest("echo is not supported by this model.", param="echo")
+        if body.suffix:
+            raise InvalidRequest("suffix is not supported by this model.", param="suffix")
+        if body.best_of is not None and body.best_of != (body.n or 1):
+            raise InvalidRequest("best_of is not supported by this model.", param="best_of")
+        self._check_chars(len(prompt), "prompt")
+        return prompt
+
+    def _check_chars(self, count: int, param: str) -> None:
+        if count > self._limits.max_prompt_chars:
+            raise InvalidRequest(
+                f"The prompt is longer than {self._limits.max_prompt_chars} characters.", param=param
+            )
+
+    @staticmethod
+    def priority(principal: Principal, requested: str | None, header: str | None) -> Priority:
+        """The key's default class, or a requested one no higher than the key's ceiling (else 403)."""
+        value = header or requested
+        if value is None:
+            return principal.default_priority
+        try:
+            priority = Priority(value.strip().lower())
+        except ValueError:
+            raise InvalidRequest("priority must be one of high, normal, low.", param="priority") from None
+        if priority.rank < principal.max_priority.rank:
+            raise PermissionDenied(
+                f"This API key may not use priority '{priority.value}' (its ceiling is "
+                f"'{principal.max_priority.value}').",
+                param="priority",
+                code="priority_not_allowed",
+            )
+        return priority
+
+    async def submit(
+        self,
+        principal: Principal,
+        generation: GenerationRequest,
+        *,
+        stream: bool,
+        priority: Priority,
+        request_id: str,
+    ) -> Submitted:
+        self._rt.registry.resolve(principal, generation.model)
+        job_id = new_job_id()
+        now = time.time()
+        payload = generation.to_dict()
+        watch = self._rt.router.watch(job_id)
+        try:
+            await self._rt.jobs.create(
+                NewJob(
+                    id=job_id,
+                    key_id=principal.key_id,
+                    model=generation.model,
+                    endpoint=generation.kind,
+                    priority=priority.value,
+                    stream=stream,
+                    request=payload,
+                    request_id=request_id,
+                )
+            )
+            message = JobMessage(
+                job_id=job_id,
+                model=generation.model,
+                priority=priority,
+                request=payload,
+                reply_to=self._rt.router.reply_to,
+                stream=stream,
+                enqueued_at=now,
+                deadline=now + self._queue_settings.max_wait_s,
+                request_id=request_id,
+            )
+            await self._enqueue(message)
+        except BaseException:
+            watch.close()
+            raise
+        return Submitted(job_id, generation.kind, generation.model, int(now), generation.n, watch)
+
+    async def _enqueue(self, message: JobMessage) -> None:
+        try:
+            await self._rt.queue.submit(message)
+        except QueueFull as exc:
+            await self._rt.jobs.discard(message.job_id)
+            raise Overloaded(
+                f"The queue for model '{message.model}' is full; retry later.",
+                retry_after_s=self._retry_after(exc.depth),
+            ) from None
+        except QueueUnavailable:
+            await self._rt.jobs.discard(message.job_id)
+            raise Unavailable("The job queue is unavailable; retry later.", retry_after_s=5) from None
+
+    def _retry_after(self, depth: int) -> float:
+        # Jobs ahead of a retry divided by how many run at once, at about one second each: rough,
+        # but it grows with the backlog and stays within the 1..120 s that clients honour.
+        slots = self._rt.settings.local_worker.slots if self._rt.worker is not None else 8
+        return max(1.0, min(120.0, depth / max(1, slots)))
+
+    # waiting --------------------------------------------------------------------------------
+
+    async def next_event(self, job: Submitted) -> JobEvent:
+        """The job's next event; on no news within the bounds, the job is given up (503)."""
+        if job.started_at is None:
+            timeout = self._queue_settings.max_wait_s + _START_GRACE_S
+        else:
+            timeout = max(0.0, job.started_at + self._queue_settings.request_timeout_s - time.time())
+        try:
+            event = await job.watch.next(timeout)
+        except TimeoutError:
+            await self._give_up(job)
+            raise Unavailable(
+                "No worker started the request in time; retry later.",
+                retry_after_s=self._queue_settings.max_wait_s,
+                code="queue_timeout",
+            ) from None
+        if event.kind is EventKind.STARTED:
+            job.started_at = time.time()
+        return event
+
+    async def _give_up(self, job: Submitted) -> None:
+        with contextlib.suppress(QueueUnavailable):
+            await self._rt.queue.cancel(job.job_id)
+            await self._rt.queue.report(
+                Outcome(
+                    job_id=job.job_id,
+                    attempt=0,
+                    status=OutcomeStatus.EXPIRED,
+                    reply_to="",
+                    model=job.model,
+                    error="no worker started the job in time",
+                    error_code="queue_timeout",
+                    at=time.time(),
+                )
+            )
+
+    async def cancel(self, job: Submitted) -> None:
+        with contextlib.suppress(QueueUnavailable):
+            await self._rt.queue.cancel(job.job_id)
+
+    async def final(self, job: Submitted, request: Request) -> dict[str, Any]:
+        """Wait for the accepted outcome, cancelling the job if the client disconnects first."""
+        disconnect = asyncio.ensure_future(_disconnected(request))
+        try:
+            while True:
+                step = asyncio.ensure_future(self.next_event(job))
+                await asyncio.wait({step, disconnect}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    step.cancel()
+                    await self.cancel(job)
+                    # Nobody is left to read this answer; it only ends the handler.
+                    raise Unavailable(
+                        "The client closed the connection.", retry_after_s=1, code="client_closed"
+                    )
+                event = step.result()
+                if event.kind is EventKind.FINAL:
+                    return event.data
+                if event.kind is EventKind.ERROR:
+                    raise error_of(event)
+        finally:
+            disconnect.cancel()
+            job.watch.close()
+
+
+async def _disconnected(request: Request) -> None:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def error_of(event: JobEvent) -> Exception:
+    """The domain error a client gets for an ERROR event."""
+    data = event.data
+    code = data.get("error_code") or data.get("code")
+    status = data.get("status")
+    if status == OutcomeStatus.EXPIRED.value:
+        return Unavailable(
+            "The request waited in the queue too long; retry later.", retry_after_s=10, code="queue_timeout"
+        )
+    if status == OutcomeStatus.DEAD.value:
+        return EngineFailed(
+            "The request failed on every attempt and was set aside for an operator.", code="dead_lettered"
+        )
+    if status == OutcomeStatus.INTERRUPTED.value:
+        return EngineFailed("The worker serving the request was lost.", code="worker_lost")
+    if status == OutcomeStatus.CANCELLED.value:
+        return Unavailable("The request was cancelled.", retry_after_s=1, code="cancelled")
+    if code == "context_length_exceeded":
+        return InvalidRequest(
+            str(data.get("error") or "The prompt is too long for this model."), code=code, param="messages"
+        )
+    return EngineFailed(str(data.get("error") or "The model failed to serve the request."), code=code)
+
+
+async def events_until_end(
+    inference: Inference, job: Submitted, first: JobEvent
+) -> AsyncIterator[list[JobEvent]]:
+    """Batches of events from `first` to the FINAL or ERROR event (timeouts raise)."""
+    batch = [first]
+    while True:
+        batch.extend(job.watch.drain())
+        yield batch
+        if any(e.kind in (EventKind.FINAL, EventKind.ERROR) for e in batch):
+            return
+        batch = [await inference.next_event(job)]

@@ -1,0 +1,76 @@
+"""`/v1`: the OpenAI-compatible endpoints (models, chat completions, completions)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from starlette.responses import Response, StreamingResponse
+
+from gpucloud.gateway.deps import InferenceDep, PrincipalDep, RuntimeDep, get_principal
+from gpucloud.gateway.formats import completion_body, sse
+from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, error_of
+from gpucloud.gateway.responses import json_response
+from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
+from gpucloud.keys import Principal
+from gpucloud.queue.protocol import EventKind
+
+router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(get_principal)])
+
+
+@router.get("/models")
+async def list_models(principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+    cards = runtime.registry.visible_to(principal)
+    return json_response({"object": "list", "data": [c.to_openai() for c in cards]})
+
+
+@router.get("/models/{model:path}")
+async def get_model(model: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+    return json_response(runtime.registry.resolve(principal, model).to_openai())
+
+
+@router.post("/chat/completions")
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, principal: PrincipalDep, inference: InferenceDep
+) -> Response:
+    return await _complete(body, request, principal, inference)
+
+
+@router.post("/completions")
+async def completions(
+    body: CompletionRequest, request: Request, principal: PrincipalDep, inference: InferenceDep
+) -> Response:
+    return await _complete(body, request, principal, inference)
+
+
+async def _complete(
+    body: ChatCompletionRequest | CompletionRequest,
+    request: Request,
+    principal: Principal,
+    inference: Inference,
+) -> Response:
+    generation = inference.generation(body)
+    priority = inference.priority(principal, body.priority, request.headers.get(PRIORITY_HEADER))
+    job = await inference.submit(
+        principal,
+        generation,
+        stream=bool(body.stream),
+        priority=priority,
+        request_id=request.state.request_id,
+    )
+    if not body.stream:
+        return json_response(completion_body(job, await inference.final(job, request)))
+    try:
+        first = await inference.next_event(job)
+        while first.kind is EventKind.STARTED:
+            first = await inference.next_event(job)
+        if first.kind is EventKind.ERROR:
+            raise error_of(first)  # nothing was sent yet: the error keeps its HTTP status
+    except BaseException:
+        job.watch.close()
+        await inference.cancel(job)
+        raise
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return StreamingResponse(
+        sse(inference, job, first, include_usage),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )

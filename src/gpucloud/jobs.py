@@ -1,0 +1,221 @@
+"""Jobs in the database and the finalizer that ends them exactly once (DESIGN.md §4).
+
+`JobStore` records a job before it is queued and answers who may see it. `Finalizer` is the
+control plane's consumer of outcomes: it applies a batch of them in one transaction, fenced by
+attempt so that exactly one terminal outcome per job is accepted and exactly one usage row is
+written, then tells the gateway holding the client (FINAL or ERROR event) — after the commit, so
+a client never gets a result that was not billed, nor one from an attempt that lost the fence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gpucloud.db import Database, Job, JobStatus, UsageRecord
+from gpucloud.db.models import utcnow
+from gpucloud.errors import NotFound
+from gpucloud.keys import Principal
+from gpucloud.queue.protocol import EventKind, JobEvent, JobQueue, Outcome, OutcomeStatus, QueueError
+
+log = logging.getLogger(__name__)
+
+_ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+# How each ending outcome leaves the job, and whether what it generated is billed.
+_ENDINGS: dict[OutcomeStatus, JobStatus] = {
+    OutcomeStatus.COMPLETED: JobStatus.COMPLETED,
+    OutcomeStatus.CANCELLED: JobStatus.CANCELLED,
+    OutcomeStatus.FAILED: JobStatus.FAILED,
+    OutcomeStatus.EXPIRED: JobStatus.FAILED,
+    OutcomeStatus.DEAD: JobStatus.DEAD,
+    OutcomeStatus.INTERRUPTED: JobStatus.FAILED,
+}
+
+
+def new_job_id() -> str:
+    return f"job_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    id: str
+    key_id: str
+    model: str
+    endpoint: str
+    priority: str
+    stream: bool
+    request: dict[str, Any]
+    request_id: str
+    idempotency_key: str | None = None
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, new: NewJob) -> None:
+        async with self._db.transaction() as session:
+            session.add(
+                Job(
+                    id=new.id,
+                    key_id=new.key_id,
+                    model=new.model,
+                    endpoint=new.endpoint,
+                    priority=new.priority,
+                    status=JobStatus.QUEUED.value,
+                    stream=new.stream,
+                    attempts=0,
+                    request=new.request,
+                    request_id=new.request_id,
+                    idempotency_key=new.idempotency_key,
+                    created_at=utcnow(),
+                )
+            )
+
+    async def discard(self, job_id: str) -> None:
+        """Forget a job the queue refused: it never reached a worker, so nothing else holds it."""
+        async with self._db.transaction() as session:
+            await session.execute(delete(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED.value))
+
+    async def get(self, job_id: str, principal: Principal) -> Job:
+        """The job if `principal` owns it or is an admin; `NotFound` otherwise (no existence leak)."""
+        async with self._db.session() as session:
+            job = await session.get(Job, job_id)
+        if job is None or (not principal.is_admin and job.key_id != principal.key_id):
+            raise NotFound(f"No job with id {job_id!r}.")
+        return job
+
+
+class Finalizer:
+    """Reads outcomes from the queue and applies them to the database (see module docstring)."""
+
+    def __init__(self, db: Database, queue: JobQueue, consumer: str, *, batch: int = 256) -> None:
+        self._db = db
+        self._queue = queue
+        self._consumer = consumer
+        self._batch = batch
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="finalizer")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                outcomes = await self._queue.read_outcomes(self._consumer, self._batch, 1.0)
+                if outcomes:
+                    await self.apply(outcomes)
+            except QueueError as exc:
+                log.warning("finalizer: queue unavailable, retrying: %s", exc)
+                await asyncio.sleep(0.5)
+            except Exception:
+                # A database hiccup must not kill the consumer; the outcomes stay unacknowledged
+                # and are read again, and the fence makes re-applying them harmless.
+                log.exception("finalizer: applying outcomes failed, retrying")
+                await asyncio.sleep(0.5)
+
+    async def apply(self, outcomes: Sequence[Outcome]) -> None:
+        """Apply, commit, acknowledge, then notify — in that order."""
+        events: list[tuple[str, JobEvent]] = []
+        async with self._db.transaction() as session:
+            for outcome in outcomes:
+                event = await self._apply_one(session, outcome)
+                if event is not None:
+                    events.append((outcome.reply_to, event))
+        await self._queue.ack_outcomes(outcomes)
+        by_channel: dict[str, list[JobEvent]] = {}
+        for reply_to, event in events:
+            by_channel.setdefault(reply_to, []).append(event)
+        for reply_to, batch in by_channel.items():
+            if reply_to:
+                await self._queue.publish(reply_to, batch)
+
+    async def _apply_one(self, session: AsyncSession, outcome: Outcome) -> JobEvent | None:
+        if outcome.status is OutcomeStatus.STARTED:
+            await self._record_start(session, outcome)
+            return None
+        job = await self._end(session, outcome)
+        if job is None:
+            log.info(
+                "finalizer: rejected outcome",
+                extra={"job_id": outcome.job_id, "attempt": outcome.attempt, "status": outcome.status.value},
+            )
+            return None
+        latency_ms = (utcnow() - job[2]).total_seconds() * 1000.0
+        session.add(_usage_row(outcome, key_id=job[0], latency_ms=latency_ms))
+        data = outcome.to_dict()
+        data["latency_ms"] = latency_ms
+        kind = EventKind.FINAL if outcome.status in (OutcomeStatus.COMPLETED,) else EventKind.ERROR
+        if kind is EventKind.ERROR:
+            data.setdefault("code", outcome.error_code)
+        return JobEvent(outcome.job_id, kind, outcome.attempt, data)
+
+    async def _record_start(self, session: AsyncSession, outcome: Outcome) -> None:
+        await session.execute(
+            update(Job)
+            .where(Job.id == outcome.job_id, Job.attempts < outcome.attempt, Job.status.in_(_ACTIVE))
+            .values(
+                status=JobStatus.RUNNING.value,
+                attempts=outcome.attempt,
+                worker_id=outcome.worker_id or None,
+                started_at=_at(outcome),
+            )
+        )
+
+    async def _end(self, session: AsyncSession, outcome: Outcome) -> tuple[str, str, datetime] | None:
+        """The fence: end the job only if it is active and no later attempt has started."""
+        ending = _ENDINGS[outcome.status]
+        result = await session.execute(
+            update(Job)
+            .where(Job.id == outcome.job_id, Job.status.in_(_ACTIVE), Job.attempts <= outcome.attempt)
+            .values(
+                status=ending.value,
+                attempts=outcome.attempt,
+                finished_at=_at(outcome),
+                error=outcome.error,
+                error_code=outcome.error_code,
+            )
+            .returning(Job.key_id, Job.model, Job.created_at)
+        )
+        row = result.first()
+        return (row[0], row[1], row[2]) if row is not None else None
+
+
+def _at(outcome: Outcome) -> datetime:
+    return datetime.fromtimestamp(outcome.at or time.time(), UTC)
+
+
+def _usage_row(outcome: Outcome, *, key_id: str, latency_ms: float) -> UsageRecord:
+    now = utcnow()
+    return UsageRecord(
+        job_id=outcome.job_id,
+        key_id=key_id,
+        model=outcome.model,
+        status=_ENDINGS[outcome.status].value,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        total_tokens=outcome.prompt_tokens + outcome.completion_tokens,
+        latency_ms=latency_ms,
+        ttft_ms=outcome.ttft_ms,
+        created_at=now,
+        day=now.strftime("%Y-%m-%d"),
+    )

@@ -1,0 +1,204 @@
+"""API keys: their format, storage and authentication (DESIGN.md §6).
+
+A key is `gc_` + 43 base62 characters (256 random bits) + a 6-character base62 CRC32 checksum of
+the random part. The checksum lets the gateway refuse mistyped or made-up keys without touching
+the database, and lets secret scanners recognise ours. Only the SHA-256 digest (keys carry 256 bits
+of entropy, so a plain digest cannot be brute-forced) and an 11-character display prefix are
+stored; the secret exists in a response exactly once, when the key is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from gpucloud.db import ApiKey, Database
+from gpucloud.db.models import utcnow
+from gpucloud.errors import AuthenticationFailed, InvalidRequest, NotFound
+from gpucloud.queue.protocol import Priority
+
+KEY_PREFIX = "gc_"
+ROLES = ("admin", "user")
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_BODY_LEN = 43  # ceil(256 / log2(62))
+_CHECK_LEN = 6
+_DISPLAY_LEN = 11
+_MIN_OPERATOR_KEY_LEN = 20
+
+
+def _base62(number: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        number, rest = divmod(number, 62)
+        chars.append(_ALPHABET[rest])
+    return "".join(reversed(chars))
+
+
+def _checksum(body: str) -> str:
+    return _base62(zlib.crc32(body.encode()), _CHECK_LEN)
+
+
+def generate_key() -> str:
+    body = _base62(secrets.randbits(256), _BODY_LEN)
+    return f"{KEY_PREFIX}{body}{_checksum(body)}"
+
+
+def well_formed(key: str) -> bool:
+    """True for a `gc_` key whose checksum matches; cheap, no database."""
+    if not key.startswith(KEY_PREFIX) or len(key) != len(KEY_PREFIX) + _BODY_LEN + _CHECK_LEN:
+        return False
+    body, check = key[len(KEY_PREFIX) : -_CHECK_LEN], key[-_CHECK_LEN:]
+    if any(c not in _ALPHABET for c in body):
+        return False
+    return hmac.compare_digest(_checksum(body), check)
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the authenticated key, without its secret."""
+
+    key_id: str
+    name: str
+    role: str
+    allowed_models: tuple[str, ...] | None
+    default_priority: Priority
+    max_priority: Priority
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def may_use(self, model: str) -> bool:
+        return self.allowed_models is None or model in self.allowed_models
+
+    @classmethod
+    def of(cls, row: ApiKey) -> Principal:
+        return cls(
+            key_id=row.id,
+            name=row.name,
+            role=row.role,
+            allowed_models=tuple(row.allowed_models) if row.allowed_models is not None else None,
+            default_priority=Priority(row.default_priority),
+            max_priority=Priority(row.max_priority),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    name: str
+    role: str = "user"
+    expires_at: datetime | None = None
+    allowed_models: Sequence[str] | None = None
+    default_priority: Priority = Priority.NORMAL
+    max_priority: Priority = Priority.NORMAL
+
+
+class KeyService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, new: NewKey, *, secret: str | None = None) -> tuple[ApiKey, str]:
+        """Store a key; returns the row and the secret, which is never retrievable again."""
+        if new.role not in ROLES:
+            raise InvalidRequest(f"role must be one of {', '.join(ROLES)}", param="role")
+        if new.default_priority.rank < new.max_priority.rank:
+            raise InvalidRequest("default_priority is above max_priority", param="default_priority")
+        secret = secret or generate_key()
+        row = ApiKey(
+            id=f"key_{uuid.uuid4().hex[:24]}",
+            name=new.name,
+            prefix=secret[:_DISPLAY_LEN],
+            digest=digest(secret),
+            role=new.role,
+            allowed_models=list(new.allowed_models) if new.allowed_models is not None else None,
+            default_priority=new.default_priority.value,
+            max_priority=new.max_priority.value,
+            created_at=utcnow(),
+            expires_at=new.expires_at,
+        )
+        async with self._db.transaction() as session:
+            session.add(row)
+        return row, secret
+
+    async def authenticate(self, secret: str) -> Principal:
+        """The principal for `secret`, or `AuthenticationFailed` (same message for every cause)."""
+        if not secret or (secret.startswith(KEY_PREFIX) and not well_formed(secret)):
+            raise AuthenticationFailed("Incorrect API key provided.")
+        async with self._db.session() as session:
+            row = (await session.execute(select(ApiKey).where(ApiKey.digest == digest(secret)))).scalar()
+        if row is None or row.revoked_at is not None:
+            raise AuthenticationFailed("Incorrect API key provided.")
+        if row.expires_at is not None and row.expires_at <= utcnow():
+            raise AuthenticationFailed("The API key has expired.")
+        return Principal.of(row)
+
+    async def list(self) -> list[ApiKey]:
+        async with self._db.session() as session:
+            rows = await session.execute(select(ApiKey).order_by(ApiKey.created_at))
+            return list(rows.scalars())
+
+    async def get(self, key_id: str) -> ApiKey:
+        async with self._db.session() as session:
+            row = await session.get(ApiKey, key_id)
+        if row is None:
+            raise NotFound(f"No API key with id {key_id!r}.")
+        return row
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(ApiKey)
+                .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            await self.get(key_id)  # raises NotFound for an unknown id; revoking twice is a no-op
+        return await self.get(key_id)
+
+    async def bootstrap_admin(self, operator_key: str | None) -> str | None:
+        """Make sure an admin can log in; returns a newly generated secret to print once, or None.
+
+        With `operator_key` (GPUCLOUD_ADMIN_KEY) that key is registered as an admin if it is not
+        yet. Without it, a key is generated only when no usable admin key exists.
+        """
+        if operator_key is not None:
+            if len(operator_key) < _MIN_OPERATOR_KEY_LEN:
+                raise InvalidRequest(
+                    f"GPUCLOUD_ADMIN_KEY must be at least {_MIN_OPERATOR_KEY_LEN} characters"
+                )
+            if await self._find(digest(operator_key)) is None:
+                await self.create(
+                    NewKey(name="admin (GPUCLOUD_ADMIN_KEY)", role="admin", max_priority=Priority.HIGH),
+                    secret=operator_key,
+                )
+            return None
+        if await self._has_usable_admin():
+            return None
+        _, secret = await self.create(
+            NewKey(name="admin (generated)", role="admin", max_priority=Priority.HIGH)
+        )
+        return secret
+
+    async def _find(self, key_digest: str) -> ApiKey | None:
+        async with self._db.session() as session:
+            return (await session.execute(select(ApiKey).where(ApiKey.digest == key_digest))).scalar()
+
+    async def _has_usable_admin(self) -> bool:
+        now = utcnow()
+        async with self._db.session() as session:
+            rows = await session.execute(
+                select(ApiKey).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None))
+            )
+            return any(r.expires_at is None or r.expires_at > now for r in rows.scalars())

@@ -1,0 +1,92 @@
+"""Every Redis key, stream, channel and consumer group name the Redis queue uses (DESIGN.md §4).
+
+All names start with one configurable prefix, so several deployments (or test runs) can share a
+Redis server and an operator can find, size or delete everything the queue owns with one
+`SCAN MATCH <prefix>:*`. Nothing else in the project spells a queue key by hand.
+
+Variable parts (model names, reply channels, job ids) always come last, so a model name that
+contains ':' cannot make two names collide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from gpucloud.queue.protocol import PRIORITIES_HIGH_FIRST, Priority
+
+
+@dataclass(frozen=True, slots=True)
+class RedisNames:
+    """The queue's names under `prefix` (default "gc")."""
+
+    prefix: str = "gc"
+
+    # The consumer group on every job stream; each worker agent reads as consumer `worker_id`, so
+    # the group's pending list says which worker holds which delivery (leases, reclaim, fencing).
+    WORKERS_GROUP: ClassVar[str] = "workers"
+    # The consumer group on the outcomes stream; every gateway replica runs a finalizer in it, so
+    # an outcome is written to the ledger even if the gateway that accepted the job is gone.
+    FINALIZERS_GROUP: ClassVar[str] = "finalizers"
+
+    def jobs(self, model: str, priority: Priority) -> str:
+        """Stream of one model's jobs in one priority class.
+
+        One stream per (model, class): a worker reads only the models it hosts, and the classes
+        can be served in order without scanning past lower-priority entries. Never trimmed:
+        an entry leaves only when acknowledged (complete, dead letter, interruption).
+        """
+        return f"{self.prefix}:jobs:{priority.value}:{model}"
+
+    def model_jobs(self, model: str) -> tuple[str, ...]:
+        """The model's job streams, highest class first (the order `lease` serves them in)."""
+        return tuple(self.jobs(model, priority) for priority in PRIORITIES_HIGH_FIRST)
+
+    def outcomes(self) -> str:
+        """Stream of attempt outcomes (worker → control plane's finalizers).
+
+        One stream for all models: the finalizer is one consumer group over the whole cluster.
+        Entries are deleted when acknowledged, never trimmed, so no outcome can be lost unread.
+        """
+        return f"{self.prefix}:outcomes"
+
+    def events(self, reply_to: str) -> str:
+        """Reply stream of one gateway process's channel (events for the clients it holds).
+
+        One per channel rather than one per job: a single reader per process carried 3.1× the
+        jobs/s (DESIGN.md §4). Capped with MAXLEN ~ and an EXPIRE, because the reader of a gateway
+        that died never comes back to consume it.
+        """
+        return f"{self.prefix}:events:{reply_to}"
+
+    def progress(self, job_id: str) -> str:
+        """Hash of a streamed job's progress: completion tokens published, prompt tokens, worker.
+
+        Reclaim reads it to decide that a streamed job which already sent tokens to its client
+        must be reported INTERRUPTED (and billed) instead of run again. Expires with the events.
+        """
+        return self.progress_prefix() + job_id
+
+    def progress_prefix(self) -> str:
+        """`progress(job_id)` without the job id: Lua builds the key once it has read the entry."""
+        return f"{self.prefix}:progress:"
+
+    def cancelled(self, job_id: str) -> str:
+        """Marker that a job was cancelled, with a TTL.
+
+        A worker about to start a job checks it (`is_cancelled`): a pub/sub message sent while
+        that worker was not subscribed, or before it leased the job, would otherwise be missed.
+        """
+        return f"{self.prefix}:cancelled:{job_id}"
+
+    def cancellations(self) -> str:
+        """Pub/sub channel carrying the ids of cancelled jobs, so running jobs stop within a second."""
+        return f"{self.prefix}:cancellations"
+
+    def dead_jobs(self) -> str:
+        """Hash job id → dead-lettered message and its attempt count, for `dead_letters`/`replay`."""
+        return f"{self.prefix}:dead:jobs"
+
+    def dead_order(self) -> str:
+        """Sorted set of dead-lettered job ids scored by time, so operators list the oldest first."""
+        return f"{self.prefix}:dead:order"

@@ -1,0 +1,450 @@
+"""`RedisJobQueue`: the JobQueue protocol on Redis Streams, for cluster mode (DESIGN.md §1, §4).
+
+Layout (names in `gpucloud.queue.names`): one stream per (model, priority class) read by the
+consumer group "workers" with the worker id as consumer; one outcomes stream read by the group
+"finalizers"; one reply stream per `reply_to` channel; a progress hash per streamed job; a
+cancel marker per job plus a pub/sub channel; a dead-letter hash and its time index.
+
+Leases are stream deliveries: a lease is held while its entry is pending for its worker at the
+delivery count it was given (`attempt = job.attempt_base + delivery count`), `renew` resets the
+entry's idle time, and any worker's `lease` reclaims entries idle for `lease_timeout_s`.
+Reclaim is done by `lease` (also between the slices of a blocking wait), not by a background
+task: every worker polling a model reclaims for it within a quarter of the lease timeout. When no
+worker polls a model any more, nothing is reclaimed (nobody could run its jobs anyway) and its
+waiting clients are answered by the gateway's own deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from typing import Any, cast
+
+from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError, ResponseError
+from redis.typing import KeyT, StreamIdT
+
+from gpucloud.queue import names as queue_names
+from gpucloud.queue.protocol import (
+    PRIORITIES_HIGH_FIRST,
+    EventKind,
+    JobEvent,
+    JobMessage,
+    Lease,
+    Outcome,
+    OutcomeStatus,
+    Priority,
+    QueueFull,
+    QueueUnavailable,
+)
+from gpucloud.queue.redis import codec
+from gpucloud.queue.redis.connection import MAX_BLOCK_S, block_ms, connect, guard
+from gpucloud.queue.redis.scripts import Scripts
+
+log = logging.getLogger(__name__)
+
+# A finalizer holding an outcome this long without acknowledging it is taken to be dead.
+OUTCOME_REDELIVERY_S = 30.0
+# Reply streams keep about this many batches: a bound for a gateway that died without reading.
+EVENT_STREAM_MAXLEN = 100_000
+# Events handed over per read: one gateway's reader drains a backlog in a few round trips.
+EVENT_READ_COUNT = 1000
+# Idle time given to a released entry: far past any lease timeout, well under "now" (Redis
+# clamps a larger IDLE to zero).
+RELEASED_IDLE_MS = 365 * 24 * 3600 * 1000
+
+# What a Lua script takes in ARGV.
+ScriptArg = str | int | float
+
+
+class RedisJobQueue:
+    """The JobQueue protocol on Redis Streams (see the module docstring for the layout).
+
+    Fairness: per `worker_id`, counting only jobs taken from the waiting classes (reclaimed
+    deliveries come first and do not count), every `fair_every`-th job is taken from the lowest
+    non-empty class instead of the highest, so low-priority work gets at least one lease in
+    `fair_every` while higher classes are busy. The count lives in this object (one per worker
+    process); a restarted worker starts counting again.
+
+    Release: the entry stays in its stream and is re-claimed to the same consumer with a huge
+    idle time and its delivery count decreased by one (XCLAIM IDLE … RETRYCOUNT … JUSTID), so the
+    next `lease` of any worker reclaims it first and its attempt number is unchanged. It keeps
+    its place ahead of newer jobs. A worker blocked in `lease` notices it within one poll interval
+    (`lease_timeout_s / 4`, between 50 ms and 1 s), as it notices leases that expire.
+
+    Depth counts jobs not yet delivered; deliveries held by (or lost with) a worker, and released
+    ones awaiting reclaim, are not waiting and do not count towards `max_depth`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "gc",
+        max_depth: int = 1000,
+        lease_timeout_s: float = 15.0,
+        max_attempts: int = 3,
+        fair_every: int = 8,
+        event_ttl_s: float = 3600.0,
+        cancel_ttl_s: float = 3600.0,
+    ) -> None:
+        if max_depth < 1 or max_attempts < 1 or fair_every < 1:
+            raise ValueError("max_depth, max_attempts and fair_every must be at least 1")
+        if lease_timeout_s <= 0 or event_ttl_s <= 0 or cancel_ttl_s <= 0:
+            raise ValueError("lease_timeout_s, event_ttl_s and cancel_ttl_s must be positive")
+        self.names = queue_names.RedisNames(prefix)
+        self._max_depth = max_depth
+        self._lease_timeout_ms = max(1, int(lease_timeout_s * 1000))
+        self._max_attempts = max_attempts
+        self._fair_every = fair_every
+        self._event_ttl_ms = max(1, int(event_ttl_s * 1000))
+        self._cancel_ttl_ms = max(1, int(cancel_ttl_s * 1000))
+        # How often a blocked `lease` looks for expired or released deliveries.
+        self._poll_s = min(1.0, max(0.05, lease_timeout_s / 4))
+        self._redis = connect(url)
+        self._scripts = Scripts(self._redis)
+        self._served: dict[str, int] = {}  # worker id → jobs taken from the waiting classes
+        # reply channel → last event id read, so a reader restarted after an outage resumes
+        self._event_cursors: dict[str, str] = {}
+        self._outcome_group_ready = False
+
+    # lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        with guard("start"):
+            await self._scripts.load()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def ping(self) -> None:
+        with guard("ping"):
+            await self._redis.ping()
+
+    # jobs ----------------------------------------------------------------------------------
+
+    async def submit(self, job: JobMessage) -> None:
+        keys = self.names.model_jobs(job.model)
+        args: list[ScriptArg] = [
+            self.names.WORKERS_GROUP,
+            self._max_depth,
+            job.priority.rank + 1,
+            codec.job_json(job),
+        ]
+        with guard("submit"):
+            added, detail = cast(list[Any], await self._scripts.submit(keys=keys, args=args))
+        if not int(added):
+            raise QueueFull(job.model, int(detail))
+
+    async def lease(self, worker_id: str, models: Sequence[str], count: int, timeout_s: float) -> list[Lease]:
+        models = list(dict.fromkeys(models))
+        if count <= 0 or not models:
+            return []
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while True:
+            leases, tails = await self._lease_once(worker_id, models, count)
+            remaining = deadline - time.monotonic()
+            if leases or remaining <= 0:
+                return leases
+            await self._wait_for_jobs(tails, min(remaining, self._poll_s))
+
+    def _streams(self, models: Sequence[str]) -> list[str]:
+        """The models' job streams, class-major (the lease script's KEYS order)."""
+        return [self.names.jobs(model, priority) for priority in PRIORITIES_HIGH_FIRST for model in models]
+
+    async def _lease_once(
+        self, worker_id: str, models: Sequence[str], count: int
+    ) -> tuple[list[Lease], dict[str, str]]:
+        streams = self._streams(models)
+        keys = [self.names.outcomes(), self.names.dead_jobs(), self.names.dead_order(), *streams]
+        served = self._served.get(worker_id, 0)
+        args: list[ScriptArg] = [
+            self.names.WORKERS_GROUP,
+            worker_id,
+            count,
+            self._lease_timeout_ms,
+            self._max_attempts,
+            self.names.progress_prefix(),
+            served,
+            self._fair_every,
+            len(models),
+        ]
+        with guard("lease"):
+            fresh, flat, tails = cast(list[Any], await self._scripts.lease(keys=keys, args=args))
+        if int(fresh):
+            self._served[worker_id] = served + int(fresh)
+        return codec.leases_from_script(worker_id, flat), dict(zip(streams, map(str, tails), strict=False))
+
+    async def _wait_for_jobs(self, tails: dict[str, str], wait_s: float) -> None:
+        """Block until an entry is added after `tails` or `wait_s` passes (never consumes it).
+
+        A plain XREAD, not XREADGROUP: a group read could hand over entries from several streams
+        at once, more than `count` and ignoring priority; this one only wakes us to run the lease
+        script again, which takes jobs in order. Every idle worker of the model wakes for a new
+        job and one wins it; with one agent per GPU machine that herd is small.
+        """
+        if not tails or wait_s < 0.001:
+            return
+        with guard("lease"):
+            streams: dict[KeyT, StreamIdT] = {key: last for key, last in tails.items()}
+            await self._redis.xread(streams, count=1, block=block_ms(wait_s))
+
+    async def renew(self, leases: Sequence[Lease]) -> list[Lease]:
+        if not leases:
+            return []
+        keys = [self.names.jobs(lease.job.model, lease.job.priority) for lease in leases]
+        args: list[ScriptArg] = [self.names.WORKERS_GROUP]
+        for lease in leases:
+            args += [lease.worker_id, lease.token, codec.deliveries(lease)]
+        with guard("renew"):
+            held = cast(list[Any], await self._scripts.renew(keys=keys, args=args))
+        return [lease for lease, ok in zip(leases, held, strict=True) if not int(ok)]
+
+    async def release(self, lease: Lease) -> None:
+        key = self.names.jobs(lease.job.model, lease.job.priority)
+        args: list[ScriptArg] = [
+            self.names.WORKERS_GROUP,
+            lease.worker_id,
+            lease.token,
+            codec.deliveries(lease),
+        ]
+        with guard("release"):
+            await self._scripts.release(keys=[key], args=[*args, RELEASED_IDLE_MS])
+
+    # outcomes ------------------------------------------------------------------------------
+
+    async def begin(self, lease: Lease) -> None:
+        job = lease.job
+        started = Outcome(
+            job_id=job.job_id,
+            attempt=lease.attempt,
+            status=OutcomeStatus.STARTED,
+            reply_to=job.reply_to,
+            model=job.model,
+            worker_id=lease.worker_id,
+            at=time.time(),
+        )
+        event = JobEvent(job.job_id, EventKind.STARTED, lease.attempt, {"worker_id": lease.worker_id})
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xadd(self.names.outcomes(), {codec.OUTCOME_FIELD: codec.dumps(started.to_dict())})
+        if job.stream:
+            # Who runs it, for the INTERRUPTED outcome should this worker be lost mid-stream.
+            pipe.hset(self.names.progress(job.job_id), "worker", lease.worker_id)
+            pipe.pexpire(self.names.progress(job.job_id), self._event_ttl_ms)
+        self._add_events(pipe, job.reply_to, [event])
+        with guard("begin"):
+            await pipe.execute()
+
+    async def complete(self, lease: Lease, outcome: Outcome) -> None:
+        job = lease.job
+        keys = [
+            self.names.jobs(job.model, job.priority),
+            self.names.outcomes(),
+            self.names.progress(job.job_id),
+        ]
+        args: list[ScriptArg] = [
+            self.names.WORKERS_GROUP,
+            lease.worker_id,
+            lease.token,
+            codec.deliveries(lease),
+            codec.dumps(outcome.to_dict()),
+        ]
+        with guard("complete"):
+            await self._scripts.complete(keys=keys, args=args)
+
+    async def report(self, outcome: Outcome) -> None:
+        with guard("report"):
+            await self._redis.xadd(
+                self.names.outcomes(), {codec.OUTCOME_FIELD: codec.dumps(outcome.to_dict())}
+            )
+
+    async def read_outcomes(self, consumer: str, count: int, timeout_s: float) -> list[Outcome]:
+        if count <= 0:
+            return []
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        with guard("read outcomes"):
+            await self._ensure_outcome_group()
+            claimed = await self._redis.xautoclaim(
+                self.names.outcomes(),
+                self.names.FINALIZERS_GROUP,
+                consumer,
+                min_idle_time=int(OUTCOME_REDELIVERY_S * 1000),
+                start_id="0-0",
+                count=count,
+            )
+            outcomes = codec.outcomes(codec.entries(claimed[1]))
+            while not outcomes:
+                remaining = deadline - time.monotonic()
+                outcomes = await self._read_new_outcomes(consumer, count, remaining)
+                if remaining <= 0:
+                    break
+        return outcomes
+
+    async def _read_new_outcomes(self, consumer: str, count: int, remaining_s: float) -> list[Outcome]:
+        block = block_ms(remaining_s) if remaining_s > 0 else None
+        streams: dict[KeyT, StreamIdT] = {self.names.outcomes(): ">"}
+        try:
+            reply = await self._redis.xreadgroup(
+                self.names.FINALIZERS_GROUP, consumer, streams, count=count, block=block
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # The server lost the group (restarted without persistence): make it again.
+            self._outcome_group_ready = False
+            await self._ensure_outcome_group()
+            return []
+        return codec.outcomes(codec.stream_entries(reply))
+
+    async def _ensure_outcome_group(self) -> None:
+        if self._outcome_group_ready:
+            return
+        try:
+            await self._redis.xgroup_create(
+                self.names.outcomes(), self.names.FINALIZERS_GROUP, "0", mkstream=True
+            )
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._outcome_group_ready = True
+
+    async def ack_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        ids = [outcome.outcome_id for outcome in outcomes if outcome.outcome_id]
+        if not ids:
+            return
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.xack(self.names.outcomes(), self.names.FINALIZERS_GROUP, *ids)
+        pipe.xdel(self.names.outcomes(), *ids)
+        with guard("ack outcomes"):
+            await pipe.execute()
+
+    # events --------------------------------------------------------------------------------
+
+    async def publish(self, reply_to: str, events: Sequence[JobEvent]) -> None:
+        if not events:
+            return
+        pipe = self._redis.pipeline(transaction=True)
+        for job_id, (tokens, prompt) in _progress(events).items():
+            # What reclaim reads to tell a stream that reached its client from one that did not.
+            key = self.names.progress(job_id)
+            pipe.hincrby(key, "completion", tokens)
+            if prompt:
+                pipe.hset(key, "prompt", prompt)
+            pipe.pexpire(key, self._event_ttl_ms)
+        self._add_events(pipe, reply_to, events)
+        with guard("publish"):
+            await pipe.execute()
+
+    def _add_events(self, pipe: Pipeline, reply_to: str, events: Sequence[JobEvent]) -> None:
+        key = self.names.events(reply_to)
+        pipe.xadd(key, {codec.EVENTS_FIELD: codec.events_json(events)}, maxlen=EVENT_STREAM_MAXLEN)
+        pipe.pexpire(key, self._event_ttl_ms)
+
+    async def read_events(self, reply_to: str) -> AsyncGenerator[list[JobEvent], None]:
+        """Batches for `reply_to`, from those published after the first read ("$").
+
+        A reader that this object ran before for the same channel resumes where it stopped, so
+        events published while the reader was restarting after an outage are not lost.
+        """
+        key = self.names.events(reply_to)
+        cursor = self._event_cursors.get(reply_to)
+        if cursor is None:
+            with guard("read events"):
+                tail = await self._redis.xrevrange(key, count=1)
+            cursor = str(tail[0][0]) if tail else "0-0"
+        while True:
+            with guard("read events"):
+                reply = await self._redis.xread(
+                    {key: cursor}, count=EVENT_READ_COUNT, block=block_ms(MAX_BLOCK_S)
+                )
+            items = codec.stream_entries(reply)
+            if not items:
+                continue
+            cursor = items[-1][0]
+            self._event_cursors[reply_to] = cursor
+            batch = codec.events(items)
+            if batch:
+                yield batch
+
+    # cancellation --------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.set(self.names.cancelled(job_id), "1", px=self._cancel_ttl_ms)
+        pipe.publish(self.names.cancellations(), job_id)
+        with guard("cancel"):
+            await pipe.execute()
+
+    async def is_cancelled(self, job_id: str) -> bool:
+        with guard("is_cancelled"):
+            return bool(await self._redis.exists(self.names.cancelled(job_id)))
+
+    async def watch_cancellations(self) -> AsyncGenerator[str, None]:
+        """Cancelled job ids from the pub/sub channel; resubscribes (with backoff) when it drops.
+
+        Pub/sub keeps no history: a cancel sent while disconnected is missed here, which is why a
+        worker also checks `is_cancelled` before it starts a job.
+        """
+        backoff_s = 0.1
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                with guard("watch cancellations"):
+                    await pubsub.subscribe(self.names.cancellations())
+                backoff_s = 0.1
+                while True:
+                    with guard("watch cancellations"):
+                        message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        yield str(message["data"])
+            except QueueUnavailable as exc:
+                log.warning("cancellation channel lost (%s), subscribing again", exc)
+            finally:
+                # Closing a connection that is already broken may fail; it is being dropped anyway.
+                with contextlib.suppress(RedisError):
+                    await cast(Callable[[], Awaitable[None]], pubsub.aclose)()
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(5.0, backoff_s * 2)
+
+    # inspection ----------------------------------------------------------------------------
+
+    async def depth(self, model: str) -> dict[Priority, int]:
+        keys = self.names.model_jobs(model)
+        with guard("depth"):
+            counts = cast(list[Any], await self._scripts.depth(keys=keys, args=[self.names.WORKERS_GROUP]))
+        return {priority: int(n) for priority, n in zip(PRIORITIES_HIGH_FIRST, counts, strict=True)}
+
+    async def dead_letters(self, limit: int = 100) -> list[JobMessage]:
+        if limit <= 0:
+            return []
+        with guard("dead letters"):
+            job_ids = cast(list[str], await self._redis.zrange(self.names.dead_order(), 0, limit - 1))
+            raws = await self._redis.hmget(self.names.dead_jobs(), job_ids) if job_ids else []
+        return [codec.dead_letter(raw)[0] for raw in raws if raw is not None]
+
+    async def replay(self, job_id: str) -> bool:
+        with guard("replay"):
+            raw = await self._redis.hget(self.names.dead_jobs(), job_id)
+            if raw is None:
+                return False
+            job, attempts = codec.dead_letter(raw)
+            job.attempt_base = attempts  # the database's fence keeps rejecting the old attempts
+            keys = [self.names.jobs(job.model, job.priority), self.names.dead_jobs(), self.names.dead_order()]
+            args: list[ScriptArg] = [self.names.WORKERS_GROUP, job_id, codec.job_json(job)]
+            return bool(await self._scripts.replay(keys=keys, args=args))
+
+
+def _progress(events: Sequence[JobEvent]) -> dict[str, tuple[int, int]]:
+    """Per job in `events`: completion tokens carried by its DELTA events, and its prompt tokens."""
+    progress: dict[str, tuple[int, int]] = {}
+    for event in events:
+        if event.kind is not EventKind.DELTA:
+            continue
+        done, prompt = progress.get(event.job_id, (0, 0))
+        tokens = int(event.data.get("tokens") or 0)
+        prompt = max(prompt, int(event.data.get("prompt_tokens") or 0))
+        progress[event.job_id] = (done + tokens, prompt)
+    return progress

@@ -1,0 +1,95 @@
+"""`ReplyRouter`: the one reader of a gateway process's reply channel.
+
+DESIGN.md §4: a single task reads the process's channel and hands each event to the request
+waiting for that job. That costs one blocking read per process instead of one per in-flight
+request, and it is what lets the gateway hold thousands of streams on a few connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from gpucloud.queue.protocol import JobEvent, JobQueue, QueueError
+
+log = logging.getLogger(__name__)
+
+
+class JobWatch:
+    """Events of one job, in arrival order, for the request that waits on it."""
+
+    def __init__(self, router: ReplyRouter, job_id: str) -> None:
+        self.job_id = job_id
+        self._router = router
+        self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
+
+    def put(self, event: JobEvent) -> None:
+        self._events.put_nowait(event)
+
+    async def next(self, timeout_s: float | None = None) -> JobEvent:
+        """The next event; `TimeoutError` when none came within `timeout_s`."""
+        return await asyncio.wait_for(self._events.get(), timeout_s)
+
+    def drain(self) -> list[JobEvent]:
+        """Events already here, without waiting (lets a slow client take deltas in one write)."""
+        events: list[JobEvent] = []
+        while not self._events.empty():
+            events.append(self._events.get_nowait())
+        return events
+
+    def close(self) -> None:
+        self._router.forget(self.job_id)
+
+    def __enter__(self) -> JobWatch:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+class ReplyRouter:
+    """Reads `reply_to` on `queue` and dispatches events to `JobWatch`es by job id."""
+
+    def __init__(self, queue: JobQueue, reply_to: str) -> None:
+        self.reply_to = reply_to
+        self._queue = queue
+        self._watches: dict[str, JobWatch] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def watch(self, job_id: str) -> JobWatch:
+        """Register interest before submitting, so no event can be missed."""
+        watch = JobWatch(self, job_id)
+        self._watches[job_id] = watch
+        return watch
+
+    def forget(self, job_id: str) -> None:
+        self._watches.pop(job_id, None)
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"reply-router-{self.reply_to}")
+            await asyncio.sleep(0)  # let the reader subscribe before the first submit
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async for batch in self._queue.read_events(self.reply_to):
+                    self._dispatch(batch)
+            except QueueError as exc:
+                # The queue will come back; requests waiting meanwhile time out on their own.
+                log.warning("reply channel unavailable, retrying: %s", exc)
+                await asyncio.sleep(0.5)
+
+    def _dispatch(self, batch: list[JobEvent]) -> None:
+        for event in batch:
+            watch = self._watches.get(event.job_id)
+            if watch is not None:
+                watch.put(event)

@@ -1,0 +1,130 @@
+"""`Runtime`: the parts of a running control plane, built from `Settings` and started together.
+
+It picks the queue (in-process without Redis, Redis Streams with it), opens the database and
+applies migrations, starts the reply router and the finalizer, and in embedded mode the local
+worker with the simulated engine. The gateway's lifespan owns one; the CLI builds one for `serve`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+
+from gpucloud.db import Database
+from gpucloud.db.migrate import upgrade_async
+from gpucloud.engines.protocol import Engine
+from gpucloud.jobs import Finalizer, JobStore
+from gpucloud.keys import KeyService
+from gpucloud.queue.memory import MemoryJobQueue
+from gpucloud.queue.protocol import JobQueue
+from gpucloud.queue.router import ReplyRouter
+from gpucloud.registry import ModelRegistry
+from gpucloud.settings import Settings
+from gpucloud.usage import UsageService
+from gpucloud.worker.agent import WorkerAgent
+
+log = logging.getLogger(__name__)
+
+
+def build_queue(settings: Settings) -> JobQueue:
+    q = settings.queue
+    url = settings.redis_dsn()
+    if url is None:
+        return MemoryJobQueue(
+            max_depth=q.max_depth,
+            lease_timeout_s=q.lease_timeout_s,
+            max_attempts=q.max_attempts,
+            fair_every=q.fair_every,
+        )
+    from gpucloud.queue.redis import RedisJobQueue  # only cluster mode needs the Redis client
+
+    return RedisJobQueue(
+        url,
+        max_depth=q.max_depth,
+        lease_timeout_s=q.lease_timeout_s,
+        max_attempts=q.max_attempts,
+        fair_every=q.fair_every,
+    )
+
+
+def local_engines(settings: Settings) -> dict[str, Engine]:
+    from gpucloud.engines.simulated import SimulatedEngine
+
+    lw = settings.local_worker
+    return {
+        name: SimulatedEngine(name, ttft_ms=lw.ttft_ms, tokens_per_s=lw.tokens_per_s) for name in lw.models
+    }
+
+
+def instance_name(settings: Settings) -> str:
+    if settings.instance_id:
+        return settings.instance_id
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    queue: JobQueue
+    keys: KeyService
+    jobs: JobStore
+    usage: UsageService
+    registry: ModelRegistry
+    router: ReplyRouter
+    finalizer: Finalizer
+    instance_id: str
+    worker: WorkerAgent | None = None
+    generated_admin_key: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        """Assemble the parts; no I/O happens until `start`."""
+        instance_id = instance_name(settings)
+        db = Database(settings.resolved_database_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        queue = build_queue(settings)
+        worker = None
+        if settings.local_worker_enabled():
+            worker = WorkerAgent(
+                queue,
+                local_engines(settings),
+                worker_id=f"local-{instance_id}",
+                slots=settings.local_worker.slots,
+                lease_timeout_s=settings.queue.lease_timeout_s,
+            )
+        return cls(
+            settings=settings,
+            db=db,
+            queue=queue,
+            keys=KeyService(db),
+            jobs=JobStore(db),
+            usage=UsageService(db),
+            registry=ModelRegistry(settings.local_worker.models),
+            router=ReplyRouter(queue, f"gw-{instance_id}"),
+            finalizer=Finalizer(db, queue, consumer=f"finalizer-{instance_id}"),
+            instance_id=instance_id,
+            worker=worker,
+        )
+
+    async def start(self) -> None:
+        if self.db.is_sqlite:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await upgrade_async(self.db.url)
+        admin = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
+        self.generated_admin_key = await self.keys.bootstrap_admin(admin)
+        await self.queue.start()
+        await self.router.start()
+        await self.finalizer.start()
+        if self.worker is not None:
+            await self.worker.start()
+
+    async def close(self) -> None:
+        if self.worker is not None:
+            await self.worker.stop(grace_s=5.0)
+        await self.finalizer.close()
+        await self.router.close()
+        await self.queue.close()
+        await self.db.close()

@@ -1,0 +1,87 @@
+"""All configuration, read once from the environment (prefix `GPUCLOUD_`) at the entry point.
+
+This is the only module that reads the environment. Nested groups use `__` in variable names
+(`GPUCLOUD_QUEUE__MAX_DEPTH=500`). Everything else receives a `Settings` (or one of its groups)
+through its constructor.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class QueueSettings(BaseModel):
+    """Delivery and backpressure (DESIGN.md §4)."""
+
+    max_depth: int = Field(1000, ge=1, description="jobs waiting per model before 429")
+    max_wait_s: float = Field(60.0, gt=0, description="longest a job may wait to start before 503")
+    lease_timeout_s: float = Field(15.0, gt=0, description="a lease not renewed this long is reclaimed")
+    max_attempts: int = Field(3, ge=1, description="deliveries before a job is dead-lettered")
+    fair_every: int = Field(8, ge=2, description="every n-th lease comes from the lowest waiting class")
+    result_ttl_s: float = Field(3600.0, gt=0, description="how long finished async results are kept")
+    request_timeout_s: float = Field(600.0, gt=0, description="longest a synchronous request may take")
+
+
+class LocalWorkerSettings(BaseModel):
+    """The worker `gpucloud serve` runs in-process (embedded mode)."""
+
+    enabled: bool | None = Field(None, description="default: on without Redis, off with it")
+    models: list[str] = Field(default_factory=lambda: ["gpucloud-sim-1"])
+    slots: int = Field(64, ge=1)
+    ttft_ms: float = Field(0.0, ge=0)
+    tokens_per_s: float = Field(0.0, ge=0, description="0: as fast as possible")
+
+
+class RequestLimits(BaseModel):
+    """Bounds on a single request (DESIGN.md §6); beyond them 400 or 413, fast."""
+
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_n: int = Field(16, ge=1)
+    max_tokens: int = Field(32768, ge=1)
+    max_stop: int = Field(4, ge=1)
+    max_messages: int = Field(2048, ge=1)
+    max_prompt_chars: int = Field(2_000_000, ge=1)
+
+
+class Settings(BaseSettings):
+    """The whole configuration. See the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GPUCLOUD_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".gpucloud")
+    database_url: str | None = Field(None, description="default: SQLite file in data_dir")
+    redis_url: SecretStr | None = Field(None, description="set: Redis queue and limits (cluster mode)")
+    admin_key: SecretStr | None = Field(None, description="unset: generated on first start")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    log_level: str = "INFO"
+    log_format: str = Field("console", pattern="^(console|json)$")
+    instance_id: str | None = Field(None, description="this process's name in queues; default random")
+    sqlite_busy_timeout_ms: int = Field(30000, ge=0)
+
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    local_worker: LocalWorkerSettings = Field(default_factory=LocalWorkerSettings)
+    limits: RequestLimits = Field(default_factory=RequestLimits)
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'gpucloud.db').resolve()}"
+
+    def redis_dsn(self) -> str | None:
+        return self.redis_url.get_secret_value() if self.redis_url else None
+
+    def local_worker_enabled(self) -> bool:
+        if self.local_worker.enabled is not None:
+            return self.local_worker.enabled
+        return self.redis_url is None

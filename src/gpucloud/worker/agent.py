@@ -1,0 +1,297 @@
+"""`WorkerAgent`: leases jobs for the models it hosts, runs them on engines, reports outcomes.
+
+One agent per GPU machine (or inside `gpucloud serve` in embedded mode). It holds at most `slots`
+jobs at once, renews their leases while they run, stops a job within moments of its cancellation,
+and on `stop()` drains: it stops leasing, lets running jobs finish within a grace period and gives
+the rest back to the queue. It never touches the database (DESIGN.md §2): it speaks to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from gpucloud.engines.protocol import Engine, EngineError, GenerationRequest
+from gpucloud.queue.protocol import JobQueue, Lease, Outcome, OutcomeStatus, QueueError
+from gpucloud.worker.events import EventBatcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Run:
+    lease: Lease
+    task: asyncio.Task[None] | None = None
+    cancelled: bool = False  # the client or an operator cancelled the job
+    lost: bool = False  # the lease was reclaimed: someone else runs it now
+    texts: dict[int, list[str]] = field(default_factory=dict)
+    finish: dict[int, str | None] = field(default_factory=dict)
+    tokens: int = 0
+    first_token_at: float | None = None
+
+
+class WorkerAgent:
+    def __init__(
+        self,
+        queue: JobQueue,
+        engines: Mapping[str, Engine],
+        *,
+        worker_id: str,
+        slots: int = 8,
+        lease_timeout_s: float = 15.0,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.worker_id = worker_id
+        self._queue = queue
+        self._engines = dict(engines)
+        self._slots = slots
+        self._renew_every = max(0.05, lease_timeout_s / 3)
+        self._poll_s = poll_s
+        self._runs: dict[str, _Run] = {}
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def models(self) -> list[str]:
+        return list(self._engines)
+
+    @property
+    def running(self) -> int:
+        return len(self._runs)
+
+    async def start(self) -> None:
+        """Load the engines and start leasing in the background."""
+        for engine in self._engines.values():
+            await engine.start()
+        self._tasks = [
+            asyncio.create_task(self.run(), name=f"worker-{self.worker_id}"),
+            asyncio.create_task(self._renew_forever(), name="worker-renew"),
+            asyncio.create_task(self._watch_cancellations(), name="worker-cancellations"),
+        ]
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Lease and run jobs until stopped; with `burst`, until the queue is empty, then return."""
+        while not self._stopping.is_set():
+            free = self._slots - len(self._runs)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            try:
+                leases = await self._queue.lease(self.worker_id, self.models, free, self._poll_s)
+            except QueueError as exc:
+                log.warning("worker %s: queue unavailable: %s", self.worker_id, exc)
+                await asyncio.sleep(1.0)
+                continue
+            if self._stopping.is_set():
+                for lease in leases:
+                    await self._queue.release(lease)
+                break
+            for lease in leases:
+                self._launch(lease)
+            if burst and not leases and not self._runs:
+                return
+
+    async def run_burst(self) -> None:
+        """Drain the queue with renewals and cancellations working, then return (tests, batch jobs)."""
+        helpers = [
+            asyncio.create_task(self._renew_forever()),
+            asyncio.create_task(self._watch_cancellations()),
+        ]
+        try:
+            await self.run(burst=True)
+            while self._runs:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+        finally:
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Drain: stop leasing, let running jobs finish for `grace_s`, give the rest back."""
+        self._stopping.set()
+        self._slot_freed.set()
+        deadline = time.monotonic() + grace_s
+        while self._runs and time.monotonic() < deadline:
+            self._slot_freed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed.wait(), deadline - time.monotonic())
+        for run in list(self._runs.values()):
+            run.lost = True  # not finished in time: hand it back instead of reporting
+            if run.task is not None:
+                run.task.cancel()
+            with contextlib.suppress(QueueError):
+                await self._queue.release(run.lease)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(
+            *self._tasks, *(r.task for r in self._runs.values() if r.task), return_exceptions=True
+        )
+        self._tasks = []
+        for engine in self._engines.values():
+            await engine.stop()
+
+    # one job -------------------------------------------------------------------------------
+
+    def _launch(self, lease: Lease) -> None:
+        run = _Run(lease)
+        self._runs[lease.job.job_id] = run
+        run.task = asyncio.create_task(self._execute(run), name=f"job-{lease.job.job_id}")
+
+    async def _execute(self, run: _Run) -> None:
+        job = run.lease.job
+        try:
+            outcome = await self._attempt(run)
+            if outcome is not None and not run.lost:
+                await self._queue.complete(run.lease, outcome)
+        except QueueError as exc:
+            # The outcome is lost with the queue; the lease expires and the job is reclaimed.
+            log.warning("worker %s: could not report job %s: %s", self.worker_id, job.job_id, exc)
+        finally:
+            self._runs.pop(job.job_id, None)
+            self._slot_freed.set()
+
+    async def _attempt(self, run: _Run) -> Outcome | None:
+        job = run.lease.job
+        if job.deadline and time.time() > job.deadline:
+            return self._outcome(
+                run, OutcomeStatus.EXPIRED, 0, error="waited in the queue too long", code="queue_timeout"
+            )
+        if await self._queue.is_cancelled(job.job_id):
+            return self._outcome(run, OutcomeStatus.CANCELLED, 0)
+        engine = self._engines.get(job.model)
+        if engine is None:
+            return self._outcome(
+                run, OutcomeStatus.FAILED, 0, error="model not hosted", code="model_not_loaded"
+            )
+        request = GenerationRequest.from_dict(job.request)
+        await self._queue.begin(run.lease)
+        started = time.time()
+        try:
+            prompt_tokens = engine.count_prompt_tokens(request)
+            await self._generate(run, engine, request, prompt_tokens)
+        except asyncio.CancelledError:
+            if run.lost or not run.cancelled:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return self._outcome(run, OutcomeStatus.CANCELLED, engine.count_prompt_tokens(request), started)
+        except EngineError as exc:
+            return self._outcome(run, OutcomeStatus.FAILED, 0, started, error=str(exc), code="engine_error")
+        return self._outcome(run, OutcomeStatus.COMPLETED, prompt_tokens, started)
+
+    async def _generate(
+        self, run: _Run, engine: Engine, request: GenerationRequest, prompt_tokens: int
+    ) -> None:
+        job = run.lease.job
+        batcher = EventBatcher(self._queue, job.reply_to) if job.stream else None
+        try:
+            await asyncio.gather(
+                *(self._choice(run, engine, request, i, prompt_tokens, batcher) for i in range(request.n))
+            )
+        finally:
+            if batcher is not None:
+                await batcher.flush()
+
+    async def _choice(
+        self,
+        run: _Run,
+        engine: Engine,
+        request: GenerationRequest,
+        index: int,
+        prompt_tokens: int,
+        batcher: EventBatcher | None,
+    ) -> None:
+        texts = run.texts.setdefault(index, [])
+        stream = engine.generate(request, index)
+        try:
+            async for delta in stream:
+                if run.first_token_at is None and delta.tokens:
+                    run.first_token_at = time.time()
+                run.tokens += delta.tokens
+                texts.append(delta.text)
+                if delta.finish_reason is not None:
+                    run.finish[index] = delta.finish_reason
+                if batcher is not None:
+                    batcher.add(run.lease, index, delta, prompt_tokens)
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    def _outcome(
+        self,
+        run: _Run,
+        status: OutcomeStatus,
+        prompt_tokens: int,
+        started: float | None = None,
+        *,
+        error: str | None = None,
+        code: str | None = None,
+    ) -> Outcome:
+        job = run.lease.job
+        now = time.time()
+        ttft = (
+            (run.first_token_at - job.enqueued_at) * 1000.0
+            if run.first_token_at and job.enqueued_at
+            else None
+        )
+        return Outcome(
+            job_id=job.job_id,
+            attempt=run.lease.attempt,
+            status=status,
+            reply_to=job.reply_to,
+            model=job.model,
+            worker_id=self.worker_id,
+            choices=[
+                {"index": i, "text": "".join(run.texts[i]), "finish_reason": run.finish.get(i)}
+                for i in sorted(run.texts)
+            ],
+            prompt_tokens=prompt_tokens,
+            completion_tokens=run.tokens,
+            ttft_ms=ttft,
+            duration_ms=(now - started) * 1000.0 if started else None,
+            error=error,
+            error_code=code,
+            at=now,
+        )
+
+    # background ----------------------------------------------------------------------------
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._renew_every)
+            leases = [run.lease for run in self._runs.values()]
+            if not leases:
+                continue
+            try:
+                lost = await self._queue.renew(leases)
+            except QueueError as exc:
+                log.warning("worker %s: lease renewal failed: %s", self.worker_id, exc)
+                continue
+            for lease in lost:
+                self._abandon(lease.job.job_id)
+
+    def _abandon(self, job_id: str) -> None:
+        run = self._runs.get(job_id)
+        if run is not None and run.task is not None:
+            log.warning("worker %s: lost the lease of job %s; stopping it", self.worker_id, job_id)
+            run.lost = True
+            run.task.cancel()
+
+    async def _watch_cancellations(self) -> None:
+        while True:
+            try:
+                async for job_id in self._queue.watch_cancellations():
+                    run = self._runs.get(job_id)
+                    if run is not None and run.task is not None and not run.cancelled:
+                        run.cancelled = True
+                        run.task.cancel()
+            except QueueError as exc:
+                log.warning("worker %s: cancellation feed unavailable: %s", self.worker_id, exc)
+                await asyncio.sleep(1.0)

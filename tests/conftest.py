@@ -1,0 +1,64 @@
+"""Shared fixtures: a live server per backend (SQLite, PostgreSQL) for the whole session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.support import Server, create_pg_database, drop_pg_database, make_server
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A live `gpucloud serve` (embedded mode) on the backend named by the parameter."""
+    backend: str = request.param
+    database_url = create_pg_database() if backend == "postgres" else None
+    srv = make_server(tmp_path_factory.mktemp(f"server-{backend}"), database_url=database_url)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        if database_url:
+            drop_pg_database(database_url)
+
+
+@pytest.fixture(scope="session")
+def admin_client(server: Server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.v1, api_key=server.admin_key, max_retries=0)
+
+
+def create_key(server: Server, **fields: object) -> dict[str, object]:
+    body = {"name": "test key", **fields}
+    r = httpx.post(
+        f"{server.base_url}/api/keys",
+        json=body,
+        headers={"Authorization": f"Bearer {server.admin_key}"},
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    data: dict[str, object] = r.json()
+    return data
+
+
+@pytest.fixture
+def user_key(server: Server) -> str:
+    return str(create_key(server)["key"])
+
+
+@pytest.fixture
+def user_client(server: Server, user_key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.v1, api_key=user_key, max_retries=0)
+
+
+MODEL = "gpucloud-sim-1"
+
+
+def tmp_dir(tmp_path: Path) -> Path:
+    return tmp_path

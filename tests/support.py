@@ -1,0 +1,154 @@
+"""Test support: real `gpucloud serve` processes on free ports, and scratch databases.
+
+Nothing here imitates the project's code: servers are the real CLI in subprocesses, databases are
+real SQLite files and real PostgreSQL databases created for the test session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+PG_ADMIN_DSN = os.environ.get("GPUCLOUD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("GPUCLOUD_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def admin_secret() -> str:
+    return "gc-test-admin-" + secrets.token_hex(16)
+
+
+async def _pg_exec(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def create_pg_database_async() -> str:
+    """A fresh PostgreSQL database; returns its SQLAlchemy URL."""
+    name = f"gctest_{uuid.uuid4().hex[:12]}"
+    await _pg_exec(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}"
+
+
+async def drop_pg_database_async(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    await _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def create_pg_database() -> str:
+    return asyncio.run(create_pg_database_async())
+
+
+def drop_pg_database(url: str) -> None:
+    asyncio.run(drop_pg_database_async(url))
+
+
+@dataclass
+class Server:
+    """A running `gpucloud serve`; `logs` is everything it wrote."""
+
+    base_url: str
+    admin_key: str
+    data_dir: Path
+    log_path: Path
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+    @property
+    def v1(self) -> str:
+        return f"{self.base_url}/v1"
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        port = self.base_url.rsplit(":", 1)[1]
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gpucloud",
+                "serve",
+                "--port",
+                port,
+                "--data-dir",
+                str(self.data_dir),
+                *self.extra_args,
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gpucloud serve exited early:\n{self.logs()[-4000:]}")
+            try:
+                if httpx.get(f"{self.base_url}/ready", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"gpucloud serve did not become ready:\n{self.logs()[-4000:]}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def make_server(
+    tmp: Path,
+    *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+) -> Server:
+    admin = admin_secret()
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")}
+    full_env.update({"GPUCLOUD_ADMIN_KEY": admin, "GPUCLOUD_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"})
+    if database_url:
+        full_env["GPUCLOUD_DATABASE_URL"] = database_url
+    if redis_url:
+        full_env["GPUCLOUD_REDIS_URL"] = redis_url
+    full_env.update(env or {})
+    tmp.mkdir(parents=True, exist_ok=True)
+    return Server(
+        base_url=f"http://127.0.0.1:{port}",
+        admin_key=admin,
+        data_dir=tmp / "data",
+        log_path=tmp / "server.log",
+        env=full_env,
+        extra_args=extra_args or [],
+    )
