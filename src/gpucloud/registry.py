@@ -1,24 +1,31 @@
 """Which models can be asked for, and by whom.
 
-In this version the catalogue is the set of models the configured workers host (the local
-worker's models in embedded mode, `--model` of cluster workers listed in settings); deployments
-placed on GPUs extend it in the cluster issue.
+The catalogue is what workers announce through the queue (`JobQueue.announce`): a model with a
+live worker is served; a model a worker announced before (within `known_for_s`) but none serves
+now is *known* — requests get 503 with Retry-After, not 404 — and anything else is unknown (404).
+The registry keeps a copy refreshed every `refresh_s`, so a request costs no queue round trip.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gpucloud.errors import ModelNotFound, PermissionDenied
+from gpucloud.errors import ModelNotFound, PermissionDenied, Unavailable
 from gpucloud.keys import Principal
+from gpucloud.queue.protocol import JobQueue, QueueError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class ModelCard:
     id: str
     created: int
+    live: bool
     owned_by: str = "gpucloud"
 
     def to_openai(self) -> dict[str, object]:
@@ -26,15 +33,55 @@ class ModelCard:
 
 
 class ModelRegistry:
-    def __init__(self, models: Iterable[str]) -> None:
-        created = int(time.time())
-        self._cards = {name: ModelCard(name, created) for name in models}
+    def __init__(self, queue: JobQueue, *, refresh_s: float = 1.0, known_for_s: float = 7 * 86400) -> None:
+        self._queue = queue
+        self._refresh_s = refresh_s
+        self._known_for_s = known_for_s
+        self._cards: dict[str, ModelCard] = {}
+        self._slots: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.refresh()
+        if self._task is None:
+            self._task = asyncio.create_task(self._refresh_forever(), name="model-registry")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def refresh(self) -> None:
+        workers = await self._queue.workers()
+        seen = await self._queue.known_models()
+        live: dict[str, int] = {}
+        for worker in workers:
+            for model in worker.models:
+                live[model] = live.get(model, 0) + worker.slots
+        cutoff = time.time() - self._known_for_s
+        names = set(live) | {m for m, at in seen.items() if at >= cutoff}
+        self._cards = {m: ModelCard(m, int(seen.get(m, time.time())), m in live) for m in sorted(names)}
+        self._slots = live
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_s)
+            try:
+                await self.refresh()
+            except QueueError as exc:  # keep serving from the last good copy
+                log.warning("model registry: queue unavailable: %s", exc)
+
+    def slots(self, model: str) -> int:
+        """Job slots of the live workers serving `model` (0 when none)."""
+        return self._slots.get(model, 0)
 
     def visible_to(self, principal: Principal) -> list[ModelCard]:
         return [card for card in self._cards.values() if principal.may_use(card.id)]
 
     def resolve(self, principal: Principal, model: str) -> ModelCard:
-        """The model's card; 404 when unknown (or hidden from this key), 403 when not allowed."""
+        """The model's card; 404 unknown (or hidden), 403 not allowed, 503 known but not served now."""
         card = self._cards.get(model)
         if card is None:
             raise ModelNotFound(
@@ -45,5 +92,11 @@ class ModelRegistry:
                 f"This API key is not allowed to use the model '{model}'.",
                 param="model",
                 code="model_not_allowed",
+            )
+        if not card.live:
+            raise Unavailable(
+                f"No worker is serving the model '{model}' right now; retry later.",
+                retry_after_s=10,
+                code="model_not_loaded",
             )
         return card

@@ -43,6 +43,7 @@ def build_queue(settings: Settings) -> JobQueue:
 
     return RedisJobQueue(
         url,
+        prefix=settings.redis_prefix,
         max_depth=q.max_depth,
         lease_timeout_s=q.lease_timeout_s,
         max_attempts=q.max_attempts,
@@ -102,7 +103,7 @@ class Runtime:
             keys=KeyService(db),
             jobs=JobStore(db),
             usage=UsageService(db),
-            registry=ModelRegistry(settings.local_worker.models),
+            registry=ModelRegistry(queue),
             router=ReplyRouter(queue, f"gw-{instance_id}"),
             finalizer=Finalizer(db, queue, consumer=f"finalizer-{instance_id}"),
             instance_id=instance_id,
@@ -120,8 +121,10 @@ class Runtime:
         await self.finalizer.start()
         if self.worker is not None:
             await self.worker.start()
+        await self.registry.start()
 
     async def close(self) -> None:
+        await self.registry.close()
         if self.worker is not None:
             await self.worker.stop(grace_s=5.0)
         await self.finalizer.close()

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".gpucloud")
     database_url: str | None = Field(None, description="default: SQLite file in data_dir")
     redis_url: SecretStr | None = Field(None, description="set: Redis queue and limits (cluster mode)")
+    redis_prefix: str = Field("gc", pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="namespace of every Redis key")
     admin_key: SecretStr | None = Field(None, description="unset: generated on first start")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

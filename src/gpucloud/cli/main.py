@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import SecretStr
 
 from gpucloud.db import Database
 from gpucloud.db.migrate import upgrade
@@ -87,6 +88,49 @@ def serve(
         access_log=True,
         timeout_graceful_shutdown=10,
     )
+
+
+@app.command()
+def worker(
+    model: Annotated[list[str], typer.Option(help="A model to serve (repeatable).")],
+    redis_url: Annotated[
+        str | None, typer.Option(help="Redis queue URL (default GPUCLOUD_REDIS_URL).")
+    ] = None,
+    engine: Annotated[str, typer.Option(help="Engine kind.")] = "simulated",
+    engine_option: Annotated[
+        list[str] | None, typer.Option(help="Engine option KEY=VALUE (repeatable).")
+    ] = None,
+    slots: Annotated[int, typer.Option(min=1, help="Jobs run at once.")] = 8,
+    worker_id: Annotated[str | None, typer.Option(help="Consumer name (default host-pid-random).")] = None,
+    burst: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
+    grace: Annotated[float, typer.Option(help="Seconds running jobs get to finish on SIGTERM.")] = 10.0,
+) -> None:
+    """Run a worker: lease jobs for MODEL from the Redis queue and run them on an engine."""
+    from gpucloud.runtime import build_queue
+    from gpucloud.worker.main import WorkerOptions, parse_engine_options, run_worker
+
+    settings = load_settings()
+    if redis_url is not None:
+        settings = settings.model_copy(update={"redis_url": SecretStr(redis_url)})
+    if settings.redis_url is None:
+        typer.echo("error: a worker needs the Redis queue: --redis-url or GPUCLOUD_REDIS_URL", err=True)
+        raise typer.Exit(2)
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        options = WorkerOptions(
+            models=model,
+            engine=engine,
+            engine_options=parse_engine_options(engine_option or []),
+            slots=slots,
+            worker_id=worker_id,
+            burst=burst,
+            grace_s=grace,
+            lease_timeout_s=settings.queue.lease_timeout_s,
+        )
+        asyncio.run(run_worker(build_queue(settings), options))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

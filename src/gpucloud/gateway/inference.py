@@ -202,17 +202,16 @@ class Inference:
             await self._rt.jobs.discard(message.job_id)
             raise Overloaded(
                 f"The queue for model '{message.model}' is full; retry later.",
-                retry_after_s=self._retry_after(exc.depth),
+                retry_after_s=self._retry_after(message.model, exc.depth),
             ) from None
         except QueueUnavailable:
             await self._rt.jobs.discard(message.job_id)
             raise Unavailable("The job queue is unavailable; retry later.", retry_after_s=5) from None
 
-    def _retry_after(self, depth: int) -> float:
+    def _retry_after(self, model: str, depth: int) -> float:
         # Jobs ahead of a retry divided by how many run at once, at about one second each: rough,
         # but it grows with the backlog and stays within the 1..120 s that clients honour.
-        slots = self._rt.settings.local_worker.slots if self._rt.worker is not None else 8
-        return max(1.0, min(120.0, depth / max(1, slots)))
+        return max(1.0, min(120.0, depth / max(1, self._rt.registry.slots(model))))
 
     # waiting --------------------------------------------------------------------------------
 

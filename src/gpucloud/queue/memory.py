@@ -27,6 +27,7 @@ from gpucloud.queue.protocol import (
     OutcomeStatus,
     Priority,
     QueueFull,
+    WorkerInfo,
 )
 
 # Outcomes read but not acknowledged this long are handed out again (a finalizer that failed).
@@ -85,6 +86,8 @@ class MemoryJobQueue:
         self._progress: dict[str, tuple[int, int]] = {}  # job_id → (completion, prompt) tokens sent
         self._dead: dict[str, JobMessage] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._workers: dict[str, tuple[WorkerInfo, float]] = {}  # worker_id → (info, expires_at)
+        self._models_seen: dict[str, float] = {}
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -379,3 +382,20 @@ class MemoryJobQueue:
         async with self._work:
             self._work.notify_all()
         return True
+
+    # presence ------------------------------------------------------------------------------
+
+    async def announce(self, worker: WorkerInfo, ttl_s: float) -> None:
+        self._workers[worker.worker_id] = (worker, time.monotonic() + ttl_s)
+        for model in worker.models:
+            self._models_seen[model] = worker.at or time.time()
+
+    async def withdraw(self, worker_id: str) -> None:
+        self._workers.pop(worker_id, None)
+
+    async def workers(self) -> list[WorkerInfo]:
+        now = time.monotonic()
+        return [info for info, expires in self._workers.values() if expires > now]
+
+    async def known_models(self) -> dict[str, float]:
+        return dict(self._models_seen)

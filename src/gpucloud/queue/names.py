@@ -90,3 +90,13 @@ class RedisNames:
     def dead_order(self) -> str:
         """Sorted set of dead-lettered job ids scored by time, so operators list the oldest first."""
         return f"{self.prefix}:dead:order"
+
+    def workers(self) -> str:
+        """Hash worker id → its latest announcement (JSON with an expiry time), so gateways know
+        which models have a live worker (503 instead of an endless wait when none does)."""
+        return f"{self.prefix}:workers"
+
+    def models_seen(self) -> str:
+        """Hash model → when a worker last announced it: a model once served is "known" (503 while
+        no worker is up) rather than unknown (404)."""
+        return f"{self.prefix}:models"

@@ -199,6 +199,36 @@ class Outcome:
         )
 
 
+@dataclass(slots=True)
+class WorkerInfo:
+    """A worker's announcement: which models it serves and how busy it is."""
+
+    worker_id: str
+    models: list[str]
+    slots: int
+    running: int = 0
+    at: float = 0.0  # when it was announced
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "worker_id": self.worker_id,
+            "models": self.models,
+            "slots": self.slots,
+            "running": self.running,
+            "at": self.at,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorkerInfo:
+        return cls(
+            worker_id=data["worker_id"],
+            models=list(data.get("models") or []),
+            slots=int(data.get("slots") or 0),
+            running=int(data.get("running") or 0),
+            at=float(data.get("at") or 0.0),
+        )
+
+
 class QueueError(Exception):
     """The queue cannot be reached or refused an operation for a reason outside the caller's control."""
 
@@ -292,6 +322,22 @@ class JobQueue(Protocol):
         ...
 
     async def dead_letters(self, limit: int = 100) -> list[JobMessage]: ...
+
+    async def announce(self, worker: WorkerInfo, ttl_s: float) -> None:
+        """Say that `worker` is alive and serves its models, for `ttl_s` seconds."""
+        ...
+
+    async def withdraw(self, worker_id: str) -> None:
+        """Say that a worker stopped (a clean shutdown; a crash just lets its announcement expire)."""
+        ...
+
+    async def workers(self) -> list[WorkerInfo]:
+        """Workers whose announcement has not expired."""
+        ...
+
+    async def known_models(self) -> dict[str, float]:
+        """Every model a worker ever announced, with when it was last announced."""
+        ...
 
     async def replay(self, job_id: str) -> bool:
         """Move a dead-lettered job back onto its queue with a fresh attempt count."""

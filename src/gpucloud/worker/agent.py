@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gpucloud.engines.protocol import Engine, EngineError, GenerationRequest
-from gpucloud.queue.protocol import JobQueue, Lease, Outcome, OutcomeStatus, QueueError
+from gpucloud.queue.protocol import JobQueue, Lease, Outcome, OutcomeStatus, QueueError, WorkerInfo
 from gpucloud.worker.events import EventBatcher
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ class WorkerAgent:
         slots: int = 8,
         lease_timeout_s: float = 15.0,
         poll_s: float = 1.0,
+        announce_every_s: float = 2.0,
     ) -> None:
         self.worker_id = worker_id
         self._queue = queue
@@ -51,6 +52,7 @@ class WorkerAgent:
         self._slots = slots
         self._renew_every = max(0.05, lease_timeout_s / 3)
         self._poll_s = poll_s
+        self._announce_every_s = announce_every_s
         self._runs: dict[str, _Run] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -68,7 +70,9 @@ class WorkerAgent:
         """Load the engines and start leasing in the background."""
         for engine in self._engines.values():
             await engine.start()
+        await self.announce()
         self._tasks = [
+            asyncio.create_task(self._announce_forever(), name="worker-announce"),
             asyncio.create_task(self.run(), name=f"worker-{self.worker_id}"),
             asyncio.create_task(self._renew_forever(), name="worker-renew"),
             asyncio.create_task(self._watch_cancellations(), name="worker-cancellations"),
@@ -99,9 +103,13 @@ class WorkerAgent:
 
     async def run_burst(self) -> None:
         """Drain the queue with renewals and cancellations working, then return (tests, batch jobs)."""
+        for engine in self._engines.values():
+            await engine.start()
+        await self.announce()
         helpers = [
             asyncio.create_task(self._renew_forever()),
             asyncio.create_task(self._watch_cancellations()),
+            asyncio.create_task(self._announce_forever()),
         ]
         try:
             await self.run(burst=True)
@@ -112,6 +120,10 @@ class WorkerAgent:
             for task in helpers:
                 task.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
+            with contextlib.suppress(QueueError):
+                await self._queue.withdraw(self.worker_id)
+            for engine in self._engines.values():
+                await engine.stop()
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Drain: stop leasing, let running jobs finish for `grace_s`, give the rest back."""
@@ -134,6 +146,8 @@ class WorkerAgent:
             *self._tasks, *(r.task for r in self._runs.values() if r.task), return_exceptions=True
         )
         self._tasks = []
+        with contextlib.suppress(QueueError):
+            await self._queue.withdraw(self.worker_id)
         for engine in self._engines.values():
             await engine.stop()
 
@@ -262,6 +276,19 @@ class WorkerAgent:
         )
 
     # background ----------------------------------------------------------------------------
+
+    async def announce(self) -> None:
+        info = WorkerInfo(self.worker_id, self.models, self._slots, len(self._runs), time.time())
+        # An announcement outlives a few missed beats, so one slow beat does not hide the worker.
+        await self._queue.announce(info, ttl_s=self._announce_every_s * 4)
+
+    async def _announce_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._announce_every_s)
+            try:
+                await self.announce()
+            except QueueError as exc:
+                log.warning("worker %s: announcement failed: %s", self.worker_id, exc)
 
     async def _renew_forever(self) -> None:
         while True:

@@ -40,7 +40,7 @@ from gpucloud.queue.protocol import (
     QueueFull,
     QueueUnavailable,
 )
-from gpucloud.queue.redis import codec
+from gpucloud.queue.redis import codec, presence
 from gpucloud.queue.redis.connection import MAX_BLOCK_S, block_ms, connect, guard
 from gpucloud.queue.redis.scripts import Scripts
 
@@ -60,7 +60,7 @@ RELEASED_IDLE_MS = 365 * 24 * 3600 * 1000
 ScriptArg = str | int | float
 
 
-class RedisJobQueue:
+class RedisJobQueue(presence.PresenceMixin):
     """The JobQueue protocol on Redis Streams (see the module docstring for the layout).
 
     Fairness: per `worker_id`, counting only jobs taken from the waiting classes (reclaimed
@@ -116,6 +116,19 @@ class RedisJobQueue:
     async def start(self) -> None:
         with guard("start"):
             await self._scripts.load()
+        await self._check_eviction_policy()
+
+    async def _check_eviction_policy(self) -> None:
+        # An evicting Redis drops stream entries under memory pressure: jobs vanish silently.
+        try:
+            policy = cast(dict[str, str], await self._redis.config_get("maxmemory-policy"))
+        except RedisError:
+            return  # managed services often refuse CONFIG; nothing to check then
+        value = policy.get("maxmemory-policy") or policy.get(b"maxmemory-policy")  # type: ignore[call-overload]
+        if value not in (None, "noeviction", b"noeviction"):
+            log.warning(
+                "REDIS maxmemory-policy is %r, not 'noeviction': under memory pressure Redis will "
+                "evict queued jobs and events. Set `maxmemory-policy noeviction`.", value)
 
     async def close(self) -> None:
         await self._redis.aclose()

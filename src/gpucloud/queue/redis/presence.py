@@ -1,0 +1,74 @@
+"""Worker announcements in Redis: a hash of worker id → JSON with its own expiry.
+
+One hash (not a key per worker with a TTL) so that a gateway reads every worker in one HGETALL;
+expired entries are dropped by whoever reads them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+
+import orjson
+from redis.asyncio import Redis
+
+from gpucloud.queue.names import RedisNames
+from gpucloud.queue.protocol import WorkerInfo
+from gpucloud.queue.redis.connection import guard
+
+
+async def announce(redis: Redis, names: RedisNames, worker: WorkerInfo, ttl_s: float) -> None:
+    entry = {**worker.to_dict(), "expires_at": time.time() + ttl_s}
+    with guard("announce"):
+        pipe = redis.pipeline(transaction=False)
+        pipe.hset(names.workers(), worker.worker_id, orjson.dumps(entry))
+        for model in worker.models:
+            pipe.hset(names.models_seen(), model, str(worker.at or time.time()))
+        await pipe.execute()
+
+
+async def withdraw(redis: Redis, names: RedisNames, worker_id: str) -> None:
+    with guard("withdraw"):
+        await redis.hdel(names.workers(), worker_id)
+
+
+async def workers(redis: Redis, names: RedisNames) -> list[WorkerInfo]:
+    with guard("workers"):
+        raw = cast(dict[str, str], await redis.hgetall(names.workers()))
+    now = time.time()
+    live, expired = [], []
+    for worker_id, value in raw.items():
+        entry = orjson.loads(value)
+        if float(entry.get("expires_at", 0)) > now:
+            live.append(WorkerInfo.from_dict(entry))
+        else:
+            expired.append(worker_id)
+    if expired:
+        with guard("workers"):
+            await redis.hdel(names.workers(), *expired)
+    return live
+
+
+async def known_models(redis: Redis, names: RedisNames) -> dict[str, float]:
+    with guard("known models"):
+        raw = cast(dict[str, str], await redis.hgetall(names.models_seen()))
+    return {k: float(v) for k, v in raw.items()}
+
+
+class PresenceMixin:
+    """The presence half of `RedisJobQueue`'s protocol, over the functions above."""
+
+    _redis: Redis
+    names: RedisNames
+
+    async def announce(self, worker: WorkerInfo, ttl_s: float) -> None:
+        await announce(self._redis, self.names, worker, ttl_s)
+
+    async def withdraw(self, worker_id: str) -> None:
+        await withdraw(self._redis, self.names, worker_id)
+
+    async def workers(self) -> list[WorkerInfo]:
+        return await workers(self._redis, self.names)
+
+    async def known_models(self) -> dict[str, float]:
+        return await known_models(self._redis, self.names)
