@@ -9,18 +9,24 @@ import httpx
 import openai
 import pytest
 
-from tests.support import Server, create_pg_database, drop_pg_database, make_server
+from tests.support import REDIS_URL, Server, create_pg_database, drop_pg_database, make_server
 
-BACKENDS = ["sqlite", "postgres"]
+# embedded mode on SQLite and on PostgreSQL; cluster mode: Redis queue, PostgreSQL, and the model
+# served by a separate `gpucloud worker` process.
+BACKENDS = ["sqlite", "postgres", "cluster"]
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A live `gpucloud serve` (embedded mode) on the backend named by the parameter."""
     backend: str = request.param
-    database_url = create_pg_database() if backend == "postgres" else None
-    srv = make_server(tmp_path_factory.mktemp(f"server-{backend}"), database_url=database_url)
+    database_url = create_pg_database() if backend in ("postgres", "cluster") else None
+    redis_url = REDIS_URL if backend == "cluster" else None
+    srv = make_server(tmp_path_factory.mktemp(f"server-{backend}"), database_url=database_url, redis_url=redis_url)
     srv.start()
+    if backend == "cluster":
+        srv.add_worker("--model", MODEL, "--slots", "64")
+        srv.wait_for_model(MODEL)
     try:
         yield srv
     finally:

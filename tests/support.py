@@ -66,6 +66,41 @@ def drop_pg_database(url: str) -> None:
 
 
 @dataclass
+class Worker:
+    """A running `gpucloud worker` process (cluster mode)."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gpucloud", "worker", *self.args], env=self.env, stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def signal(self, sig: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+
+    def stop(self, timeout_s: float = 20) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
 class Server:
     """A running `gpucloud serve`; `logs` is everything it wrote."""
 
@@ -76,6 +111,14 @@ class Server:
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
     extra_args: list[str] = field(default_factory=list)
+    workers: list[Worker] = field(default_factory=list)
+
+    def add_worker(self, *args: str, name: str | None = None) -> Worker:
+        """Start a `gpucloud worker` on this server's queue (cluster mode only)."""
+        name = name or f"worker-{len(self.workers)}"
+        worker = Worker(list(args), self.env, self.log_path.parent / f"{name}.log").start()
+        self.workers.append(worker)
+        return worker
 
     @property
     def v1(self) -> str:
@@ -83,6 +126,17 @@ class Server:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_model(self, model: str, timeout_s: float = 20.0) -> None:
+        """Wait until `model` is listed (a worker announced it)."""
+        deadline = time.monotonic() + timeout_s
+        headers = {"Authorization": f"Bearer {self.admin_key}"}
+        while time.monotonic() < deadline:
+            r = httpx.get(f"{self.v1}/models", headers=headers, timeout=5)
+            if r.status_code == 200 and model in [m["id"] for m in r.json()["data"]]:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"model {model} never appeared")
 
     def start(self, timeout_s: float = 30.0) -> None:
         port = self.base_url.rsplit(":", 1)[1]
@@ -116,6 +170,8 @@ class Server:
         raise RuntimeError(f"gpucloud serve did not become ready:\n{self.logs()[-4000:]}")
 
     def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
@@ -142,6 +198,7 @@ def make_server(
         full_env["GPUCLOUD_DATABASE_URL"] = database_url
     if redis_url:
         full_env["GPUCLOUD_REDIS_URL"] = redis_url
+        full_env["GPUCLOUD_REDIS_PREFIX"] = f"gctest-{uuid.uuid4().hex[:10]}"  # isolates test clusters
     full_env.update(env or {})
     tmp.mkdir(parents=True, exist_ok=True)
     return Server(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gpucloud.db import Database, Job, JobStatus, UsageRecord
@@ -45,6 +45,17 @@ _ENDINGS: dict[OutcomeStatus, JobStatus] = {
 
 def new_job_id() -> str:
     return f"job_{uuid.uuid4().hex}"
+
+
+_RANK_SQL = {"high": 0, "normal": 1, "low": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    key_id: str | None = None
+    status: str | None = None
+    model: str | None = None
+    limit: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,65 @@ class JobStore:
         """Forget a job the queue refused: it never reached a worker, so nothing else holds it."""
         async with self._db.transaction() as session:
             await session.execute(delete(Job).where(Job.id == job_id, Job.status == JobStatus.QUEUED.value))
+
+    async def find_idempotent(self, key_id: str, idempotency_key: str) -> Job | None:
+        async with self._db.session() as session:
+            query = select(Job).where(Job.key_id == key_id, Job.idempotency_key == idempotency_key)
+            return (await session.execute(query)).scalar()
+
+    async def load(self, job_id: str) -> Job | None:
+        async with self._db.session() as session:
+            return await session.get(Job, job_id)
+
+    async def position(self, job: Job) -> int:
+        """Jobs ahead of `job` in its model's queue: higher classes, then older in its own class."""
+        rank = case(_RANK_SQL, value=Job.priority, else_=1)
+        mine = _RANK_SQL.get(job.priority, 1)
+        query = select(func.count()).where(
+            Job.status == JobStatus.QUEUED.value,
+            Job.model == job.model,
+            or_(rank < mine, and_(rank == mine, Job.created_at < job.created_at)),
+        )
+        async with self._db.session() as session:
+            return int((await session.execute(query)).scalar_one())
+
+    async def mean_service_s(self, model: str, sample: int = 50) -> float | None:
+        """Mean latency of the model's last `sample` completed jobs, for wait estimates."""
+        recent = (
+            select(UsageRecord.latency_ms)
+            .where(UsageRecord.model == model, UsageRecord.status == JobStatus.COMPLETED.value)
+            .order_by(UsageRecord.id.desc())
+            .limit(sample)
+            .subquery()
+        )
+        async with self._db.session() as session:
+            mean = (await session.execute(select(func.avg(recent.c.latency_ms)))).scalar()
+        return float(mean) / 1000.0 if mean is not None else None
+
+    async def list(self, where: JobFilter) -> list[Job]:
+        query = select(Job).order_by(Job.created_at.desc()).limit(where.limit)
+        if where.key_id is not None:
+            query = query.where(Job.key_id == where.key_id)
+        if where.status is not None:
+            query = query.where(Job.status == where.status)
+        if where.model is not None:
+            query = query.where(Job.model == where.model)
+        async with self._db.session() as session:
+            return list((await session.execute(query)).scalars())
+
+    async def requeue_dead(self, job_id: str) -> Job | None:
+        """Mark a dead-lettered job queued again (attempts keep counting); None if it is not dead."""
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status == JobStatus.DEAD.value)
+                .values(status=JobStatus.QUEUED.value, error=None, error_code=None, finished_at=None)
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                return None
+            # A dead job's ledger row billed nothing; the retry's own ending writes the row again.
+            await session.execute(delete(UsageRecord).where(UsageRecord.job_id == job_id))
+        return await self.load(job_id)
 
     async def get(self, job_id: str, principal: Principal) -> Job:
         """The job if `principal` owns it or is an admin; `NotFound` otherwise (no existence leak)."""
@@ -193,11 +263,23 @@ class Finalizer:
                 finished_at=_at(outcome),
                 error=outcome.error,
                 error_code=outcome.error_code,
+                result=_result_of(outcome),
             )
             .returning(Job.key_id, Job.model, Job.created_at)
         )
         row = result.first()
         return (row[0], row[1], row[2]) if row is not None else None
+
+
+def _result_of(outcome: Outcome) -> dict[str, Any] | None:
+    """What is kept for `GET /v1/jobs/{id}` and idempotent repeats: the choices and the usage."""
+    if not outcome.choices:
+        return None
+    return {
+        "choices": outcome.choices,
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+    }
 
 
 def _at(outcome: Outcome) -> datetime:

@@ -21,6 +21,7 @@ class QueueSettings(BaseModel):
     lease_timeout_s: float = Field(15.0, gt=0, description="a lease not renewed this long is reclaimed")
     max_attempts: int = Field(3, ge=1, description="deliveries before a job is dead-lettered")
     fair_every: int = Field(8, ge=2, description="every n-th lease comes from the lowest waiting class")
+    async_max_wait_s: float = Field(3600.0, gt=0, description="longest an async job (POST /v1/jobs) may wait")
     result_ttl_s: float = Field(3600.0, gt=0, description="how long finished async results are kept")
     request_timeout_s: float = Field(600.0, gt=0, description="longest a synchronous request may take")
 
@@ -56,7 +57,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".gpucloud")
     database_url: str | None = Field(None, description="default: SQLite file in data_dir")
     redis_url: SecretStr | None = Field(None, description="set: Redis queue and limits (cluster mode)")
-    redis_prefix: str = Field("gc", pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="namespace of every Redis key")
+    redis_prefix: str = Field(
+        "gc", pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="namespace of every Redis key"
+    )
     admin_key: SecretStr | None = Field(None, description="unset: generated on first start")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)

@@ -17,7 +17,7 @@ from gpucloud import __version__
 from gpucloud.gateway import errors
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestContextMiddleware
-from gpucloud.gateway.routes import health, keys, openai, usage
+from gpucloud.gateway.routes import health, jobs, keys, openai, usage
 from gpucloud.runtime import Runtime
 from gpucloud.settings import Settings
 
@@ -45,7 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
-    for module in (health, openai, keys, usage):
+    for module in (health, openai, jobs, keys, usage):
         app.include_router(module.router)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes)
     return app

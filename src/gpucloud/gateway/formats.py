@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import orjson
 
@@ -20,7 +21,31 @@ from gpucloud.queue.protocol import EventKind, JobEvent
 DONE = b"data: [DONE]\n\n"
 
 
-def response_id(job: Submitted) -> str:
+class JobMeta(Protocol):
+    """What a response body needs to know of its job (a live `Submitted` or a stored row)."""
+
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def created(self) -> int: ...
+    @property
+    def n(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredJob:
+    job_id: str
+    kind: str
+    model: str
+    created: int
+    n: int
+
+
+def response_id(job: JobMeta) -> str:
     stem = job.job_id.removeprefix("job_")
     return f"chatcmpl-{stem}" if job.kind == "chat" else f"cmpl-{stem}"
 
@@ -30,7 +55,7 @@ def usage_of(data: dict[str, Any]) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def completion_body(job: Submitted, final: dict[str, Any]) -> dict[str, Any]:
+def completion_body(job: JobMeta, final: dict[str, Any]) -> dict[str, Any]:
     choices: list[dict[str, Any]] = []
     for choice in sorted(final.get("choices", []), key=lambda c: int(c["index"])):
         if job.kind == "chat":
@@ -66,7 +91,7 @@ def completion_body(job: Submitted, final: dict[str, Any]) -> dict[str, Any]:
 class ChunkWriter:
     """Turns a job's events into SSE bytes for one client."""
 
-    def __init__(self, job: Submitted, include_usage: bool) -> None:
+    def __init__(self, job: JobMeta, include_usage: bool) -> None:
         self._job = job
         self._include_usage = include_usage
         self._id = response_id(job)
@@ -169,3 +194,17 @@ async def sse(
         job.watch.close()
         if not finished:
             await inference.cancel(job)
+
+
+def replay_sse(job: JobMeta, final: dict[str, Any], include_usage: bool) -> bytes:
+    """A whole stream for a job that already ended (an idempotent repeat of a streamed request)."""
+    writer = ChunkWriter(job, include_usage)
+    out = writer.opening()
+    for choice in sorted(final.get("choices", []), key=lambda c: int(c["index"])):
+        data = {
+            "index": choice["index"],
+            "text": choice["text"],
+            "finish_reason": choice.get("finish_reason"),
+        }
+        out += writer.delta(JobEvent(job.job_id, EventKind.DELTA, 0, data))
+    return out + writer.closing(final)

@@ -15,10 +15,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 
+from gpucloud.db import Job, JobStatus
 from gpucloud.engines.protocol import GenerationRequest, RequestKind
 from gpucloud.errors import (
+    Conflict,
     EngineFailed,
     InvalidRequest,
     Overloaded,
@@ -45,6 +48,17 @@ from gpucloud.runtime import Runtime
 # worker that leases an expired job reports it, and that report should win the race.
 _START_GRACE_S = 5.0
 PRIORITY_HEADER = "x-gpucloud-priority"
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def idempotency_key(request: Request) -> str | None:
+    value = request.headers.get(IDEMPOTENCY_HEADER)
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or len(value) > 255:
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters.", param="Idempotency-Key")
+    return value
 
 
 @dataclass(slots=True)
@@ -56,8 +70,15 @@ class Submitted:
     model: str
     created: int
     n: int
-    watch: JobWatch
+    watch_: JobWatch | None
     started_at: float | None = None
+    repeat: bool = False  # an idempotent repeat: the job exists already, there is nothing to watch
+
+    @property
+    def watch(self) -> JobWatch:
+        if self.watch_ is None:
+            raise RuntimeError("a repeated request has no event watch")
+        return self.watch_
 
 
 class Inference:
@@ -159,11 +180,18 @@ class Inference:
         stream: bool,
         priority: Priority,
         request_id: str,
+        idempotency_key: str | None = None,
+        max_wait_s: float | None = None,
     ) -> Submitted:
+        """Record and queue a job; with an idempotency key already used, return that job instead."""
         self._rt.registry.resolve(principal, generation.model)
+        payload = generation.to_dict()
+        if idempotency_key is not None:
+            existing = await self._rt.jobs.find_idempotent(principal.key_id, idempotency_key)
+            if existing is not None:
+                return self._repeat(existing, payload)
         job_id = new_job_id()
         now = time.time()
-        payload = generation.to_dict()
         watch = self._rt.router.watch(job_id)
         try:
             await self._rt.jobs.create(
@@ -176,24 +204,65 @@ class Inference:
                     stream=stream,
                     request=payload,
                     request_id=request_id,
+                    idempotency_key=idempotency_key,
                 )
             )
-            message = JobMessage(
-                job_id=job_id,
-                model=generation.model,
-                priority=priority,
-                request=payload,
-                reply_to=self._rt.router.reply_to,
-                stream=stream,
-                enqueued_at=now,
-                deadline=now + self._queue_settings.max_wait_s,
-                request_id=request_id,
-            )
+        except IntegrityError:  # the same idempotency key, concurrently: follow the winner
+            watch.close()
+            existing = await self._rt.jobs.find_idempotent(principal.key_id, idempotency_key or "")
+            if existing is None:
+                raise
+            return self._repeat(existing, payload)
+        except BaseException:
+            watch.close()
+            raise
+        message = JobMessage(
+            job_id=job_id,
+            model=generation.model,
+            priority=priority,
+            request=payload,
+            reply_to=self._rt.router.reply_to,
+            stream=stream,
+            enqueued_at=now,
+            deadline=now + (max_wait_s or self._queue_settings.max_wait_s),
+            request_id=request_id,
+        )
+        try:
             await self._enqueue(message)
         except BaseException:
             watch.close()
             raise
         return Submitted(job_id, generation.kind, generation.model, int(now), generation.n, watch)
+
+    def _repeat(self, existing: Job, payload: dict[str, Any]) -> Submitted:
+        if existing.request != payload:
+            raise Conflict(
+                "This Idempotency-Key was already used with a different request.",
+                code="idempotency_key_reused",
+            )
+        kind: RequestKind = "chat" if existing.endpoint == "chat" else "completion"
+        return Submitted(
+            existing.id,
+            kind,
+            existing.model,
+            int(existing.created_at.timestamp()),
+            int(existing.request.get("n") or 1),
+            None,
+            repeat=True,
+        )
+
+    async def stored_outcome(self, job: Submitted) -> dict[str, Any]:
+        """For a repeated idempotent request: wait until the original job ended, return its result."""
+        deadline = time.monotonic() + self._queue_settings.request_timeout_s
+        while True:
+            row = await self._rt.jobs.load(job.job_id)
+            if row is not None and JobStatus(row.status).terminal:
+                if row.status == JobStatus.COMPLETED.value and row.result is not None:
+                    return row.result
+                raise stored_error(row)
+            if time.monotonic() > deadline:
+                raise Unavailable("The original request is still running; retry later.", retry_after_s=5)
+            await asyncio.sleep(0.1)
 
     async def _enqueue(self, message: JobMessage) -> None:
         try:
@@ -307,6 +376,19 @@ def error_of(event: JobEvent) -> Exception:
             str(data.get("error") or "The prompt is too long for this model."), code=code, param="messages"
         )
     return EngineFailed(str(data.get("error") or "The model failed to serve the request."), code=code)
+
+
+def stored_error(row: Job) -> Exception:
+    """The error a repeated request gets for a job that ended without a result."""
+    status = {
+        "queue_timeout": OutcomeStatus.EXPIRED,
+        "worker_lost": OutcomeStatus.INTERRUPTED,
+        "dead_lettered": OutcomeStatus.DEAD,
+    }.get(row.error_code or "", OutcomeStatus.FAILED)
+    if row.status == JobStatus.CANCELLED.value:
+        status = OutcomeStatus.CANCELLED
+    data = {"status": status.value, "error": row.error, "error_code": row.error_code}
+    return error_of(JobEvent(row.id, EventKind.ERROR, row.attempts, data))
 
 
 async def events_until_end(

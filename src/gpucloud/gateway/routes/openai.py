@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
 from gpucloud.gateway.deps import InferenceDep, PrincipalDep, RuntimeDep, get_principal
-from gpucloud.gateway.formats import completion_body, sse
-from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, error_of
+from gpucloud.gateway.formats import completion_body, replay_sse, sse
+from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, error_of, idempotency_key
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
 from gpucloud.keys import Principal
@@ -55,7 +55,14 @@ async def _complete(
         stream=bool(body.stream),
         priority=priority,
         request_id=request.state.request_id,
+        idempotency_key=idempotency_key(request),
     )
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    if job.repeat:
+        final = await inference.stored_outcome(job)
+        if body.stream:
+            return Response(replay_sse(job, final, include_usage), media_type="text/event-stream")
+        return json_response(completion_body(job, final))
     if not body.stream:
         return json_response(completion_body(job, await inference.final(job, request)))
     try:
@@ -68,7 +75,6 @@ async def _complete(
         job.watch.close()
         await inference.cancel(job)
         raise
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return StreamingResponse(
         sse(inference, job, first, include_usage),
         media_type="text/event-stream",

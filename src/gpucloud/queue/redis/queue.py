@@ -128,7 +128,9 @@ class RedisJobQueue(presence.PresenceMixin):
         if value not in (None, "noeviction", b"noeviction"):
             log.warning(
                 "REDIS maxmemory-policy is %r, not 'noeviction': under memory pressure Redis will "
-                "evict queued jobs and events. Set `maxmemory-policy noeviction`.", value)
+                "evict queued jobs and events. Set `maxmemory-policy noeviction`.",
+                value,
+            )
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -1,0 +1,197 @@
+"""Jobs: asynchronous submission (`POST /v1/jobs`), status and results (`GET /v1/jobs/{id}`),
+cancellation (`DELETE /v1/jobs/{id}`), and the operator's view (`GET /api/jobs`, dead-letter
+`POST /api/jobs/{id}/retry`). A key sees only its own jobs; another key's job is a 404.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.responses import Response
+
+from gpucloud.db import Job, JobStatus
+from gpucloud.errors import Conflict, InvalidRequest, NotFound
+from gpucloud.gateway.deps import AdminDep, InferenceDep, PrincipalDep, RuntimeDep, get_principal
+from gpucloud.gateway.formats import StoredJob, completion_body
+from gpucloud.gateway.inference import PRIORITY_HEADER, idempotency_key, stored_error
+from gpucloud.gateway.responses import json_response
+from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
+from gpucloud.jobs import JobFilter
+from gpucloud.queue.protocol import JobMessage, Outcome, OutcomeStatus, Priority, QueueUnavailable
+from gpucloud.runtime import Runtime
+
+router = APIRouter(tags=["jobs"], dependencies=[Depends(get_principal)])
+
+_ENDPOINTS: dict[str, type[ChatCompletionRequest] | type[CompletionRequest]] = {
+    "chat.completions": ChatCompletionRequest,
+    "completions": CompletionRequest,
+}
+StatusName = Literal["queued", "running", "completed", "failed", "cancelled", "dead"]
+
+
+def _stored(job: Job) -> StoredJob:
+    return StoredJob(
+        job.id, job.endpoint, job.model, int(job.created_at.timestamp()), int(job.request.get("n") or 1)
+    )
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def job_view(runtime: Runtime, job: Job, *, detail: bool = True) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": job.id,
+        "object": "job",
+        "endpoint": "chat.completions" if job.endpoint == "chat" else "completions",
+        "model": job.model,
+        "status": job.status,
+        "priority": job.priority,
+        "stream": job.stream,
+        "attempts": job.attempts,
+        "key_id": job.key_id,
+        "worker_id": job.worker_id,
+        "request_id": job.request_id,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "queue_position": None,
+        "estimated_wait_s": None,
+        "error": None,
+        "result": None,
+    }
+    if job.status == JobStatus.QUEUED.value and detail:
+        position = await runtime.jobs.position(job)
+        service_s = await runtime.jobs.mean_service_s(job.model) or 1.0
+        slots = max(1, runtime.registry.slots(job.model))
+        view["queue_position"] = position
+        view["estimated_wait_s"] = round((position + 1) * service_s / slots, 3)
+    if job.status == JobStatus.COMPLETED.value and job.result is not None and detail:
+        view["result"] = completion_body(_stored(job), job.result)
+    elif JobStatus(job.status).terminal and job.status != JobStatus.COMPLETED.value:
+        err = stored_error(job)
+        view["error"] = {"message": str(err), "code": getattr(err, "code", None)}
+    return view
+
+
+@router.post("/v1/jobs", status_code=202)
+async def submit_job(
+    request: Request,
+    principal: PrincipalDep,
+    inference: InferenceDep,
+    runtime: RuntimeDep,
+    payload: dict[str, Any] = Body(...),  # noqa: B008 - FastAPI's way to take a raw JSON object
+) -> Response:
+    endpoint = payload.pop("endpoint", None)
+    schema = _ENDPOINTS.get(str(endpoint))
+    if schema is None:
+        raise InvalidRequest("endpoint must be 'chat.completions' or 'completions'.", param="endpoint")
+    try:
+        body = schema.model_validate(payload)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    if body.stream:
+        raise InvalidRequest(
+            "An asynchronous job cannot stream; fetch its result with GET /v1/jobs/{id}.", param="stream"
+        )
+    generation = inference.generation(body)
+    priority = inference.priority(principal, body.priority, request.headers.get(PRIORITY_HEADER))
+    job = await inference.submit(
+        principal,
+        generation,
+        stream=False,
+        priority=priority,
+        request_id=request.state.request_id,
+        idempotency_key=idempotency_key(request),
+        max_wait_s=runtime.settings.queue.async_max_wait_s,
+    )
+    if not job.repeat:
+        job.watch.close()  # nobody waits on this connection: the result is fetched later
+    row = await runtime.jobs.get(job.job_id, principal)
+    return json_response(await job_view(runtime, row), status_code=202)
+
+
+@router.get("/v1/jobs")
+async def list_own_jobs(
+    principal: PrincipalDep,
+    runtime: RuntimeDep,
+    status: StatusName | None = None,
+    limit: int = Query(50, ge=1, le=500),
+) -> Response:
+    rows = await runtime.jobs.list(JobFilter(key_id=principal.key_id, status=status, limit=limit))
+    return json_response({"object": "list", "data": [await job_view(runtime, r, detail=False) for r in rows]})
+
+
+@router.get("/v1/jobs/{job_id}")
+async def get_job(job_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+    return json_response(await job_view(runtime, await runtime.jobs.get(job_id, principal)))
+
+
+@router.delete("/v1/jobs/{job_id}")
+async def cancel_job(job_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+    job = await runtime.jobs.get(job_id, principal)
+    if JobStatus(job.status).terminal:
+        raise Conflict(f"The job has already ended ({job.status}).", code="job_ended")
+    with contextlib.suppress(QueueUnavailable):
+        await runtime.queue.cancel(job_id)
+    if job.status == JobStatus.QUEUED.value:
+        # Not started: end it now (the fence ignores this if a worker starts it meanwhile; that
+        # worker sees the cancel mark and stops).
+        await runtime.queue.report(
+            Outcome(
+                job_id=job_id,
+                attempt=0,
+                status=OutcomeStatus.CANCELLED,
+                reply_to="",
+                model=job.model,
+                error="cancelled by the client",
+                error_code="cancelled",
+                at=time.time(),
+            )
+        )
+    return json_response(await job_view(runtime, job, detail=False))
+
+
+@router.get("/api/jobs")
+async def list_jobs(
+    _: AdminDep,
+    runtime: RuntimeDep,
+    status: StatusName | None = None,
+    model: str | None = None,
+    key_id: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+) -> Response:
+    rows = await runtime.jobs.list(JobFilter(key_id=key_id, status=status, model=model, limit=limit))
+    return json_response({"object": "list", "data": [await job_view(runtime, r, detail=False) for r in rows]})
+
+
+@router.post("/api/jobs/{job_id}/retry", status_code=202)
+async def retry_job(job_id: str, admin: AdminDep, runtime: RuntimeDep) -> Response:
+    job = await runtime.jobs.get(job_id, admin)
+    if job.status != JobStatus.DEAD.value:
+        raise Conflict(f"Only dead-lettered jobs can be retried; this one is {job.status}.", code="not_dead")
+    requeued = await runtime.jobs.requeue_dead(job_id)
+    if requeued is None:
+        raise NotFound(f"No job with id {job_id!r}.")
+    if not await runtime.queue.replay(job_id):
+        # The queue no longer holds the message (e.g. restarted): rebuild it from the database.
+        now = time.time()
+        await runtime.queue.submit(
+            JobMessage(
+                job_id=job_id,
+                model=job.model,
+                priority=Priority(job.priority),
+                request=job.request,
+                reply_to="",
+                enqueued_at=now,
+                deadline=now + runtime.settings.queue.async_max_wait_s,
+                request_id=job.request_id,
+                attempt_base=job.attempts,
+            )
+        )
+    return json_response(await job_view(runtime, requeued), status_code=202)
