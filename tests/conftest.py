@@ -22,7 +22,9 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     backend: str = request.param
     database_url = create_pg_database() if backend in ("postgres", "cluster") else None
     redis_url = REDIS_URL if backend == "cluster" else None
-    srv = make_server(tmp_path_factory.mktemp(f"server-{backend}"), database_url=database_url, redis_url=redis_url)
+    srv = make_server(
+        tmp_path_factory.mktemp(f"server-{backend}"), database_url=database_url, redis_url=redis_url
+    )
     srv.start()
     if backend == "cluster":
         srv.add_worker("--model", MODEL, "--slots", "64")

@@ -77,7 +77,9 @@ class Worker:
     def start(self) -> Worker:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gpucloud", "worker", *self.args], env=self.env, stdout=log,
+            [sys.executable, "-m", "gpucloud", "worker", *self.args],
+            env=self.env,
+            stdout=log,
             stderr=subprocess.STDOUT,
         )
         return self

@@ -56,7 +56,10 @@ def local_engines(settings: Settings) -> dict[str, Engine]:
 
     lw = settings.local_worker
     return {
-        name: SimulatedEngine(name, ttft_ms=lw.ttft_ms, tokens_per_s=lw.tokens_per_s) for name in lw.models
+        name: SimulatedEngine(
+            name, ttft_ms=lw.ttft_ms, tokens_per_s=lw.tokens_per_s, natural_end=lw.natural_end
+        )
+        for name in lw.models
     }
 
 

@@ -34,6 +34,7 @@ class LocalWorkerSettings(BaseModel):
     slots: int = Field(64, ge=1)
     ttft_ms: float = Field(0.0, ge=0)
     tokens_per_s: float = Field(0.0, ge=0, description="0: as fast as possible")
+    natural_end: bool = Field(True, description="false: answers always run to max_tokens")
 
 
 class RequestLimits(BaseModel):

@@ -370,3 +370,17 @@ async def test_from_options_markers_take_effect() -> None:
 def test_from_options_errors(options: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         SimulatedEngine.from_options("sim-1", options)
+
+
+async def test_natural_end_off_runs_to_the_token_limit() -> None:
+    from gpucloud.engines.protocol import GenerationRequest as _Request
+    from gpucloud.engines.simulated import SimulatedEngine as _Engine
+
+    engine = _Engine.from_options("m", {"natural_end": "false"})
+    await engine.start()
+    request = _Request(kind="completion", model="m", prompt="go", max_tokens=900, seed=3)
+    deltas = [d async for d in engine.generate(request, 0)]
+    assert sum(d.tokens for d in deltas) == 900
+    assert deltas[-1].finish_reason == "length"
+    with pytest.raises(ValueError, match="natural_end"):
+        _Engine.from_options("m", {"natural_end": "maybe"})

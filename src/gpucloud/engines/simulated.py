@@ -68,7 +68,7 @@ _NATURAL_LENGTH = (20, 200)
 _SENTENCE_WORDS = (4, 16)
 _YIELD_EVERY = 8  # with no pacing, let other tasks (and cancellation) in this often
 
-_OPTION_NAMES = ("ttft_ms", "tokens_per_s", "max_model_tokens", "crash_marker", "fail_marker")
+_OPTION_NAMES = ("ttft_ms", "tokens_per_s", "max_model_tokens", "crash_marker", "fail_marker", "natural_end")
 
 
 class SimulatedEngine:
@@ -84,6 +84,7 @@ class SimulatedEngine:
         tokenizer: Tokenizer | None = None,
         crash_marker: str | None = None,
         fail_marker: str | None = None,
+        natural_end: bool = True,
     ) -> None:
         _check_non_negative("ttft_ms", ttft_ms)
         _check_non_negative("tokens_per_s", tokens_per_s)
@@ -99,6 +100,8 @@ class SimulatedEngine:
         self._tokenizer = tokenizer if tokenizer is not None else Tokenizer()
         self._crash_marker = crash_marker
         self._fail_marker = fail_marker
+        # False: every answer runs to its token limit (load tests, cancellation tests).
+        self._natural_end = natural_end
         # The vocabulary is small and fixed, so this cache of piece -> token ids stays small.
         self._piece_tokens: dict[str, tuple[int, ...]] = {}
 
@@ -120,6 +123,11 @@ class SimulatedEngine:
         for key in ("crash_marker", "fail_marker"):
             if key in options:
                 kwargs[key] = options[key]
+        if "natural_end" in options:
+            value = options["natural_end"].strip().lower()
+            if value not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(f"natural_end must be true or false, got {options['natural_end']!r}")
+            kwargs["natural_end"] = value in ("true", "1", "yes")
         return cls(model, **kwargs)
 
     @property
@@ -154,6 +162,8 @@ class SimulatedEngine:
         limit = self._completion_limit(request)
         rng = _rng_for(request, index)
         natural_length = rng.randint(*_NATURAL_LENGTH)
+        if not self._natural_end:
+            natural_length = limit + 1
         words = _Vocabulary(request.temperature, request.top_p)
         decoder = self._tokenizer.incremental_decoder()
         stops = _StopScanner(request.stop)
