@@ -69,6 +69,9 @@ class NewJob:
     request: dict[str, Any]
     request_id: str
     idempotency_key: str | None = None
+    queue_epoch: str | None = None
+    reply_to: str | None = None
+    deadline_at: datetime | None = None
 
 
 class JobStore:
@@ -90,6 +93,9 @@ class JobStore:
                     request=new.request,
                     request_id=new.request_id,
                     idempotency_key=new.idempotency_key,
+                    queue_epoch=new.queue_epoch,
+                    reply_to=new.reply_to,
+                    deadline_at=new.deadline_at,
                     created_at=utcnow(),
                 )
             )

@@ -21,6 +21,7 @@ from gpucloud.keys import KeyService
 from gpucloud.queue.memory import MemoryJobQueue
 from gpucloud.queue.protocol import JobQueue
 from gpucloud.queue.router import ReplyRouter
+from gpucloud.reconciler import Reconciler
 from gpucloud.registry import ModelRegistry
 from gpucloud.settings import Settings
 from gpucloud.usage import UsageService
@@ -80,6 +81,7 @@ class Runtime:
     registry: ModelRegistry
     router: ReplyRouter
     finalizer: Finalizer
+    reconciler: Reconciler
     instance_id: str
     worker: WorkerAgent | None = None
     generated_admin_key: str | None = field(default=None, repr=False)
@@ -109,6 +111,7 @@ class Runtime:
             registry=ModelRegistry(queue),
             router=ReplyRouter(queue, f"gw-{instance_id}"),
             finalizer=Finalizer(db, queue, consumer=f"finalizer-{instance_id}"),
+            reconciler=Reconciler(db, queue, result_ttl_s=settings.queue.result_ttl_s),
             instance_id=instance_id,
             worker=worker,
         )
@@ -125,8 +128,10 @@ class Runtime:
         if self.worker is not None:
             await self.worker.start()
         await self.registry.start()
+        await self.reconciler.start()
 
     async def close(self) -> None:
+        await self.reconciler.close()
         await self.registry.close()
         if self.worker is not None:
             await self.worker.stop(grace_s=5.0)

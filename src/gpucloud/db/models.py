@@ -111,6 +111,11 @@ class Job(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Where and until when it was queued, so the reconciler can enqueue it again after the
+    # queue lost its state (see JobQueue.epoch).
+    queue_epoch: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reply_to: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    deadline_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)

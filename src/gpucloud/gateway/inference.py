@@ -24,6 +24,7 @@ from gpucloud.errors import (
     Conflict,
     EngineFailed,
     InvalidRequest,
+    NotFound,
     Overloaded,
     PermissionDenied,
     Unavailable,
@@ -42,6 +43,7 @@ from gpucloud.queue.protocol import (
     QueueUnavailable,
 )
 from gpucloud.queue.router import JobWatch
+from gpucloud.reconciler import deadline_at
 from gpucloud.runtime import Runtime
 
 # Extra time the gateway gives a job past its queue deadline before giving up on it itself: the
@@ -192,10 +194,15 @@ class Inference:
                 return self._repeat(existing, payload)
         job_id = new_job_id()
         now = time.time()
+        deadline = now + (max_wait_s or self._queue_settings.max_wait_s)
+        epoch = await self._rt.reconciler.current_epoch()
         watch = self._rt.router.watch(job_id)
         try:
             await self._rt.jobs.create(
                 NewJob(
+                    queue_epoch=epoch,
+                    reply_to=self._rt.router.reply_to,
+                    deadline_at=deadline_at(deadline),
                     id=job_id,
                     key_id=principal.key_id,
                     model=generation.model,
@@ -224,7 +231,7 @@ class Inference:
             reply_to=self._rt.router.reply_to,
             stream=stream,
             enqueued_at=now,
-            deadline=now + (max_wait_s or self._queue_settings.max_wait_s),
+            deadline=deadline,
             request_id=request_id,
         )
         try:
@@ -257,7 +264,11 @@ class Inference:
         while True:
             row = await self._rt.jobs.load(job.job_id)
             if row is not None and JobStatus(row.status).terminal:
-                if row.status == JobStatus.COMPLETED.value and row.result is not None:
+                if row.status == JobStatus.COMPLETED.value:
+                    if row.result is None:
+                        raise NotFound(
+                            "The result of the original request has expired.", code="result_expired"
+                        )
                     return row.result
                 raise stored_error(row)
             if time.monotonic() > deadline:

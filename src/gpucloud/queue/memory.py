@@ -88,6 +88,7 @@ class MemoryJobQueue:
         self._reaper: asyncio.Task[None] | None = None
         self._workers: dict[str, tuple[WorkerInfo, float]] = {}  # worker_id → (info, expires_at)
         self._models_seen: dict[str, float] = {}
+        self._epoch = uuid.uuid4().hex  # this process's queue: gone with it
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -384,6 +385,9 @@ class MemoryJobQueue:
         return True
 
     # presence ------------------------------------------------------------------------------
+
+    async def epoch(self) -> str:
+        return self._epoch
 
     async def announce(self, worker: WorkerInfo, ttl_s: float) -> None:
         self._workers[worker.worker_id] = (worker, time.monotonic() + ttl_s)

@@ -100,3 +100,8 @@ class RedisNames:
         """Hash model → when a worker last announced it: a model once served is "known" (503 while
         no worker is up) rather than unknown (404)."""
         return f"{self.prefix}:models"
+
+    def epoch(self) -> str:
+        """A random id set once (SET NX): if Redis loses its data, the id changes, and gateways
+        re-enqueue the jobs the database still holds as queued or running."""
+        return f"{self.prefix}:epoch"

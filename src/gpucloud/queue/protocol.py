@@ -323,6 +323,12 @@ class JobQueue(Protocol):
 
     async def dead_letters(self, limit: int = 100) -> list[JobMessage]: ...
 
+    async def epoch(self) -> str:
+        """An id of the queue's stored state; it changes when that state was lost (a Redis that
+        restarted without persistence, a new in-process queue). Jobs recorded under another
+        epoch are re-enqueued by the control plane's reconciler."""
+        ...
+
     async def announce(self, worker: WorkerInfo, ttl_s: float) -> None:
         """Say that `worker` is alive and serves its models, for `ttl_s` seconds."""
         ...

@@ -1,4 +1,4 @@
-"""Worker announcements in Redis: a hash of worker id → JSON with its own expiry.
+"""Worker announcements and the queue epoch in Redis: a hash of worker id → JSON with its own expiry.
 
 One hash (not a key per worker with a TTL) so that a gateway reads every worker in one HGETALL;
 expired entries are dropped by whoever reads them.
@@ -7,6 +7,7 @@ expired entries are dropped by whoever reads them.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import cast
 
 import orjson
@@ -55,6 +56,15 @@ async def known_models(redis: Redis, names: RedisNames) -> dict[str, float]:
     return {k: float(v) for k, v in raw.items()}
 
 
+async def epoch(redis: Redis, names: RedisNames) -> str:
+    with guard("epoch"):
+        current = await redis.get(names.epoch())
+        if current is None:
+            await redis.set(names.epoch(), uuid.uuid4().hex, nx=True)
+            current = await redis.get(names.epoch())
+    return str(current)
+
+
 class PresenceMixin:
     """The presence half of `RedisJobQueue`'s protocol, over the functions above."""
 
@@ -72,3 +82,6 @@ class PresenceMixin:
 
     async def known_models(self) -> dict[str, float]:
         return await known_models(self._redis, self.names)
+
+    async def epoch(self) -> str:
+        return await epoch(self._redis, self.names)

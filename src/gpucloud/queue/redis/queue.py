@@ -282,14 +282,21 @@ class RedisJobQueue(presence.PresenceMixin):
         deadline = time.monotonic() + max(0.0, timeout_s)
         with guard("read outcomes"):
             await self._ensure_outcome_group()
-            claimed = await self._redis.xautoclaim(
-                self.names.outcomes(),
-                self.names.FINALIZERS_GROUP,
-                consumer,
-                min_idle_time=int(OUTCOME_REDELIVERY_S * 1000),
-                start_id="0-0",
-                count=count,
-            )
+            try:
+                claimed = await self._redis.xautoclaim(
+                    self.names.outcomes(),
+                    self.names.FINALIZERS_GROUP,
+                    consumer,
+                    min_idle_time=int(OUTCOME_REDELIVERY_S * 1000),
+                    start_id="0-0",
+                    count=count,
+                )
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # The server lost the group (restarted without persistence): make it again.
+                self._outcome_group_ready = False
+                return []
             outcomes = codec.outcomes(codec.entries(claimed[1]))
             while not outcomes:
                 remaining = deadline - time.monotonic()

@@ -1,0 +1,165 @@
+"""`Reconciler`: the control plane's housekeeping, run by every gateway.
+
+* **Lost queue state.** Each job row records the queue epoch it was enqueued under
+  (`JobQueue.epoch`). When the epoch changes — Redis restarted without persistence, or an embedded
+  process restarted with a new in-process queue — jobs the database still holds as queued or
+  running are enqueued again (attempts keep counting up, so a late result of an old attempt stays
+  fenced), or ended as expired if their deadline passed. A conditional UPDATE claims each job, so
+  of several gateways exactly one re-enqueues it.
+* **Old results.** Results kept for `GET /v1/jobs/{id}` are dropped after `result_ttl_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from gpucloud.db import Database, Job, JobStatus
+from gpucloud.db.models import utcnow
+from gpucloud.queue.protocol import (
+    JobMessage,
+    JobQueue,
+    Outcome,
+    OutcomeStatus,
+    Priority,
+    QueueError,
+    QueueFull,
+)
+
+log = logging.getLogger(__name__)
+_ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+class Reconciler:
+    def __init__(
+        self, db: Database, queue: JobQueue, *, result_ttl_s: float, every_s: float = 5.0, batch: int = 500
+    ) -> None:
+        self._db = db
+        self._queue = queue
+        self._result_ttl_s = result_ttl_s
+        self._every_s = every_s
+        self._batch = batch
+        self._epoch: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def current_epoch(self) -> str | None:
+        """The queue's epoch as last seen (read once if not yet known); None while it is down."""
+        if self._epoch is None:
+            with contextlib.suppress(QueueError):
+                self._epoch = await self._queue.epoch()
+        return self._epoch
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="reconciler")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        last_prune = 0.0
+        while True:
+            try:
+                await self.reconcile()
+                if time.monotonic() - last_prune > 60:
+                    await self.prune_results()
+                    last_prune = time.monotonic()
+            except QueueError as exc:
+                log.warning("reconciler: queue unavailable: %s", exc)
+            except Exception:
+                log.exception("reconciler: pass failed; next pass in %.0fs", self._every_s)
+            await asyncio.sleep(self._every_s)
+
+    async def reconcile(self) -> int:
+        """One pass; returns how many jobs it enqueued again or ended."""
+        self._epoch = current = await self._queue.epoch()
+        async with self._db.session() as session:
+            rows = list(
+                (
+                    await session.execute(
+                        select(Job)
+                        .where(Job.status.in_(_ACTIVE), Job.queue_epoch != current)
+                        .limit(self._batch)
+                    )
+                ).scalars()
+            )
+        handled = 0
+        for job in rows:
+            if await self._claim(job, current):
+                handled += await self._requeue(job, current)
+        if handled:
+            log.warning("reconciler: re-enqueued or expired %d job(s) from a lost queue state", handled)
+        return handled
+
+    async def _claim(self, job: Job, current: str) -> bool:
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.queue_epoch == job.queue_epoch, Job.status.in_(_ACTIVE))
+                .values(queue_epoch=current)
+            )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _requeue(self, job: Job, current: str) -> int:
+        now = time.time()
+        deadline = job.deadline_at.timestamp() if job.deadline_at else now
+        if deadline <= now:
+            await self._queue.report(
+                Outcome(
+                    job_id=job.id,
+                    attempt=job.attempts,
+                    status=OutcomeStatus.EXPIRED,
+                    reply_to=job.reply_to or "",
+                    model=job.model,
+                    error="the queue lost the job and its deadline has passed",
+                    error_code="queue_timeout",
+                    at=now,
+                )
+            )
+            return 1
+        message = JobMessage(
+            job_id=job.id,
+            model=job.model,
+            priority=Priority(job.priority),
+            request=job.request,
+            reply_to=job.reply_to or "",
+            stream=job.stream,
+            enqueued_at=job.created_at.timestamp(),
+            deadline=deadline,
+            request_id=job.request_id,
+            attempt_base=job.attempts,
+        )
+        try:
+            await self._queue.submit(message)
+        except QueueFull:
+            await self._unclaim(job, current)  # try again on a later pass
+            return 0
+        return 1
+
+    async def _unclaim(self, job: Job, current: str) -> None:
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.queue_epoch == current)
+                .values(queue_epoch=job.queue_epoch)
+            )
+
+    async def prune_results(self) -> None:
+        cutoff = utcnow() - timedelta(seconds=self._result_ttl_s)
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(Job).where(Job.finished_at < cutoff, Job.result.is_not(None)).values(result=None)
+            )
+
+
+def deadline_at(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)

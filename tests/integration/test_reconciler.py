@@ -1,0 +1,100 @@
+"""Jobs survive the loss of the queue's state: an embedded server killed mid-work and restarted,
+and a Redis that lost its data. The database still holds them, so they are enqueued again and
+finish exactly once."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from tests.conftest import MODEL, create_key
+from tests.support import REDIS_URL, Server, create_pg_database, drop_pg_database, make_server
+
+
+def _submit(server: Server, key: str, n: int, max_tokens: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        r = httpx.post(
+            f"{server.v1}/jobs",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"endpoint": "completions", "model": MODEL, "prompt": f"job {i}", "max_tokens": max_tokens},
+        )
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["id"])
+    return ids
+
+
+def _views(server: Server, key: str, ids: list[str]) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {key}"}
+    return [httpx.get(f"{server.v1}/jobs/{i}", headers=headers, timeout=10).json() for i in ids]
+
+
+def _wait_all(server: Server, key: str, ids: list[str], timeout_s: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        views = _views(server, key, ids)
+        if all(v["status"] == "completed" for v in views) or time.monotonic() > deadline:
+            return views
+        time.sleep(0.2)
+
+
+def test_embedded_restart_reruns_queued_and_running_jobs(tmp_path: Path) -> None:
+    env = {
+        "GPUCLOUD_LOCAL_WORKER__SLOTS": "2",
+        "GPUCLOUD_LOCAL_WORKER__TOKENS_PER_S": "40",
+        "GPUCLOUD_LOCAL_WORKER__NATURAL_END": "false",
+    }
+    server = make_server(tmp_path, env=env)
+    server.start()
+    key = str(create_key(server, name="survivor")["key"])
+    ids = _submit(server, key, 5, max_tokens=40)  # 2 run (1 s each), 3 wait
+    time.sleep(0.4)
+    before = {v["status"] for v in _views(server, key, ids)}
+    assert before == {"running", "queued"}
+    assert server.process is not None
+    server.process.send_signal(signal.SIGKILL)  # no drain, no goodbye: the in-process queue is gone
+    server.process.wait()
+    server.start()  # same data dir, same database, a new (empty) in-process queue
+    views = _wait_all(server, key, ids, timeout_s=30)
+    server.stop()
+    assert [v["status"] for v in views] == ["completed"] * 5
+    assert any(v["attempts"] == 2 for v in views)  # the ones that were running ran again
+    server.start()
+    usage = httpx.get(f"{server.base_url}/api/usage", headers={"Authorization": f"Bearer {key}"}).json()
+    server.stop()
+    assert usage["totals"]["requests"] == 5  # one bill per job
+    assert usage["totals"]["completion_tokens"] == 5 * 40
+
+
+@pytest.mark.redis
+def test_redis_data_loss_is_reconciled(tmp_path: Path) -> None:
+    database_url = create_pg_database()
+    server = make_server(tmp_path, database_url=database_url, redis_url=REDIS_URL)
+    server.start()
+    try:
+        worker = server.add_worker("--model", MODEL, "--slots", "4")
+        server.wait_for_model(MODEL)
+        worker.stop()  # jobs now wait in Redis with nobody to run them
+        key = str(create_key(server, name="redis-loss")["key"])
+        ids = _submit(server, key, 6, max_tokens=5)
+        prefix = server.env["GPUCLOUD_REDIS_PREFIX"]
+        client = redis.Redis.from_url(REDIS_URL)
+        lost = [
+            k for k in client.scan_iter(match=f"{prefix}:*") if b":workers" not in k and b":models" not in k
+        ]
+        assert lost, "the jobs should be in Redis before the loss"
+        client.delete(*lost)  # what a Redis restart without persistence does to the queue
+        server.add_worker("--model", MODEL, "--slots", "4")
+        views = _wait_all(server, key, ids, timeout_s=30)
+        assert [v["status"] for v in views] == ["completed"] * 6
+        usage = httpx.get(f"{server.base_url}/api/usage", headers={"Authorization": f"Bearer {key}"}).json()
+        assert usage["totals"]["requests"] == 6
+    finally:
+        server.stop()
+        drop_pg_database(database_url)
