@@ -18,7 +18,7 @@ class QueueSettings(BaseModel):
 
     max_depth: int = Field(1000, ge=1, description="jobs waiting per model before 429")
     max_wait_s: float = Field(60.0, gt=0, description="longest a job may wait to start before 503")
-    lease_timeout_s: float = Field(15.0, gt=0, description="a lease not renewed this long is reclaimed")
+    lease_timeout_s: float = Field(6.0, gt=0, description="a lease not renewed this long is reclaimed")
     max_attempts: int = Field(3, ge=1, description="deliveries before a job is dead-lettered")
     fair_every: int = Field(8, ge=2, description="every n-th lease comes from the lowest waiting class")
     async_max_wait_s: float = Field(3600.0, gt=0, description="longest an async job (POST /v1/jobs) may wait")
