@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gpucloud.db import Database, Job, JobStatus, UsageRecord
 from gpucloud.db.models import utcnow
@@ -79,24 +79,26 @@ class JobStore:
         self._db = db
 
     async def create(self, new: NewJob) -> None:
-        async with self._db.transaction() as session:
-            session.add(
-                Job(
-                    id=new.id,
-                    key_id=new.key_id,
-                    model=new.model,
-                    endpoint=new.endpoint,
-                    priority=new.priority,
-                    status=JobStatus.QUEUED.value,
-                    stream=new.stream,
-                    attempts=0,
-                    request=new.request,
-                    request_id=new.request_id,
-                    idempotency_key=new.idempotency_key,
-                    queue_epoch=new.queue_epoch,
-                    reply_to=new.reply_to,
-                    deadline_at=new.deadline_at,
-                    created_at=utcnow(),
+        async with self._db.transaction() as connection:
+            await connection.execute(
+                insert(Job).values(
+                    Job(
+                        id=new.id,
+                        key_id=new.key_id,
+                        model=new.model,
+                        endpoint=new.endpoint,
+                        priority=new.priority,
+                        status=JobStatus.QUEUED.value,
+                        stream=new.stream,
+                        attempts=0,
+                        request=new.request,
+                        request_id=new.request_id,
+                        idempotency_key=new.idempotency_key,
+                        queue_epoch=new.queue_epoch,
+                        reply_to=new.reply_to,
+                        deadline_at=new.deadline_at,
+                        created_at=utcnow(),
+                    ).column_values()
                 )
             )
 
@@ -158,7 +160,7 @@ class JobStore:
                 .where(Job.id == job_id, Job.status == JobStatus.DEAD.value)
                 .values(status=JobStatus.QUEUED.value, error=None, error_code=None, finished_at=None)
             )
-            if result.rowcount == 0:  # type: ignore[attr-defined]
+            if result.rowcount == 0:
                 return None
             # A dead job's ledger row billed nothing; the retry's own ending writes the row again.
             await session.execute(delete(UsageRecord).where(UsageRecord.job_id == job_id))
@@ -212,8 +214,14 @@ class Finalizer:
     async def apply(self, outcomes: Sequence[Outcome]) -> None:
         """Apply, commit, acknowledge, then notify — in that order."""
         events: list[tuple[str, JobEvent]] = []
+        ending = _endings_by_job(outcomes)
         async with self._db.transaction() as session:
             for outcome in outcomes:
+                if (
+                    outcome.status is OutcomeStatus.STARTED
+                    and ending.get(outcome.job_id, -1) >= outcome.attempt
+                ):
+                    continue  # the same batch ends this attempt: one UPDATE does both (see _end)
                 event = await self._apply_one(session, outcome)
                 if event is not None:
                     events.append((outcome.reply_to, event))
@@ -225,7 +233,7 @@ class Finalizer:
             if reply_to:
                 await self._queue.publish(reply_to, batch)
 
-    async def _apply_one(self, session: AsyncSession, outcome: Outcome) -> JobEvent | None:
+    async def _apply_one(self, session: AsyncConnection, outcome: Outcome) -> JobEvent | None:
         if outcome.status is OutcomeStatus.STARTED:
             await self._record_start(session, outcome)
             return None
@@ -237,7 +245,9 @@ class Finalizer:
             )
             return None
         latency_ms = (utcnow() - job[2]).total_seconds() * 1000.0
-        session.add(_usage_row(outcome, key_id=job[0], latency_ms=latency_ms))
+        await session.execute(
+            insert(UsageRecord).values(_usage_row(outcome, key_id=job[0], latency_ms=latency_ms))
+        )
         data = outcome.to_dict()
         data["latency_ms"] = latency_ms
         kind = EventKind.FINAL if outcome.status in (OutcomeStatus.COMPLETED,) else EventKind.ERROR
@@ -245,7 +255,7 @@ class Finalizer:
             data.setdefault("code", outcome.error_code)
         return JobEvent(outcome.job_id, kind, outcome.attempt, data)
 
-    async def _record_start(self, session: AsyncSession, outcome: Outcome) -> None:
+    async def _record_start(self, session: AsyncConnection, outcome: Outcome) -> None:
         await session.execute(
             update(Job)
             .where(Job.id == outcome.job_id, Job.attempts < outcome.attempt, Job.status.in_(_ACTIVE))
@@ -257,7 +267,7 @@ class Finalizer:
             )
         )
 
-    async def _end(self, session: AsyncSession, outcome: Outcome) -> tuple[str, str, datetime] | None:
+    async def _end(self, session: AsyncConnection, outcome: Outcome) -> tuple[str, str, datetime] | None:
         """The fence: end the job only if it is active and no later attempt has started."""
         ending = _ENDINGS[outcome.status]
         result = await session.execute(
@@ -266,6 +276,8 @@ class Finalizer:
             .values(
                 status=ending.value,
                 attempts=outcome.attempt,
+                started_at=func.coalesce(Job.started_at, _started_at(outcome)),
+                worker_id=func.coalesce(Job.worker_id, outcome.worker_id or None),
                 finished_at=_at(outcome),
                 error=outcome.error,
                 error_code=outcome.error_code,
@@ -275,6 +287,15 @@ class Finalizer:
         )
         row = result.first()
         return (row[0], row[1], row[2]) if row is not None else None
+
+
+def _endings_by_job(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    """job id → the latest attempt that a terminal outcome in this batch reports."""
+    endings: dict[str, int] = {}
+    for outcome in outcomes:
+        if outcome.status is not OutcomeStatus.STARTED:
+            endings[outcome.job_id] = max(endings.get(outcome.job_id, -1), outcome.attempt)
+    return endings
 
 
 def _result_of(outcome: Outcome) -> dict[str, Any] | None:
@@ -288,13 +309,19 @@ def _result_of(outcome: Outcome) -> dict[str, Any] | None:
     }
 
 
+def _started_at(outcome: Outcome) -> datetime:
+    """When the ending attempt started: its end less the time it ran on the worker."""
+    end = outcome.at or time.time()
+    return datetime.fromtimestamp(end - (outcome.duration_ms or 0.0) / 1000.0, UTC)
+
+
 def _at(outcome: Outcome) -> datetime:
     return datetime.fromtimestamp(outcome.at or time.time(), UTC)
 
 
-def _usage_row(outcome: Outcome, *, key_id: str, latency_ms: float) -> UsageRecord:
+def _usage_row(outcome: Outcome, *, key_id: str, latency_ms: float) -> dict[str, Any]:
     now = utcnow()
-    return UsageRecord(
+    return dict(
         job_id=outcome.job_id,
         key_id=key_id,
         model=outcome.model,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from gpucloud.db import ApiKey, Database
 from gpucloud.db.models import utcnow
@@ -128,8 +128,8 @@ class KeyService:
             created_at=utcnow(),
             expires_at=new.expires_at,
         )
-        async with self._db.transaction() as session:
-            session.add(row)
+        async with self._db.transaction() as connection:
+            await connection.execute(insert(ApiKey).values(row.column_values()))
         return row, secret
 
     async def authenticate(self, secret: str) -> Principal:
@@ -163,7 +163,7 @@ class KeyService:
                 .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
-        if result.rowcount == 0:  # type: ignore[attr-defined]
+        if result.rowcount == 0:
             await self.get(key_id)  # raises NotFound for an unknown id; revoking twice is a no-op
         return await self.get(key_id)
 

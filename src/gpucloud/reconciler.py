@@ -107,7 +107,7 @@ class Reconciler:
                 .where(Job.id == job.id, Job.queue_epoch == job.queue_epoch, Job.status.in_(_ACTIVE))
                 .values(queue_epoch=current)
             )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)
 
     async def _requeue(self, job: Job, current: str) -> int:
         now = time.time()

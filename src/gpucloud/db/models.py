@@ -50,6 +50,12 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
+    def column_values(self) -> dict[str, Any]:
+        """The row's column values, for a Core INSERT (writes skip the ORM unit of work)."""
+        return {
+            c.key: getattr(self, c.key) for c in self.__table__.columns if getattr(self, c.key) is not None
+        }
+
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime(),
         dict[str, Any]: JSON,
