@@ -26,11 +26,14 @@ from gpucloud.db import Database, Job, JobStatus, UsageRecord
 from gpucloud.db.models import utcnow
 from gpucloud.errors import NotFound
 from gpucloud.keys import Principal
+from gpucloud.observability.metrics import Metrics
 from gpucloud.queue.protocol import EventKind, JobEvent, JobQueue, Outcome, OutcomeStatus, QueueError
 
 log = logging.getLogger(__name__)
 
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+# Times the finalizer applies a batch whose transaction failed before leaving it to redelivery.
+_APPLY_TRIES = 3
 
 # How each ending outcome leaves the job, and whether what it generated is billed.
 _ENDINGS: dict[OutcomeStatus, JobStatus] = {
@@ -178,8 +181,17 @@ class JobStore:
 class Finalizer:
     """Reads outcomes from the queue and applies them to the database (see module docstring)."""
 
-    def __init__(self, db: Database, queue: JobQueue, consumer: str, *, batch: int = 256) -> None:
+    def __init__(
+        self,
+        db: Database,
+        queue: JobQueue,
+        consumer: str,
+        *,
+        batch: int = 256,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._db = db
+        self._metrics = metrics
         self._queue = queue
         self._consumer = consumer
         self._batch = batch
@@ -197,34 +209,50 @@ class Finalizer:
             self._task = None
 
     async def _run(self) -> None:
+        held: list[Outcome] = []  # a batch whose transaction failed: applied again first
+        tries = 0
         while True:
             try:
-                outcomes = await self._queue.read_outcomes(self._consumer, self._batch, 1.0)
-                if outcomes:
-                    await self.apply(outcomes)
+                if not held:
+                    held = await self._queue.read_outcomes(self._consumer, self._batch, 1.0)
+                if held:
+                    await self.apply(held)
+                held, tries = [], 0
             except QueueError as exc:
                 log.warning("finalizer: queue unavailable, retrying: %s", exc)
+                held, tries = [], 0  # unacknowledged: the queue delivers them again
                 await asyncio.sleep(0.5)
             except Exception:
-                # A database hiccup must not kill the consumer; the outcomes stay unacknowledged
-                # and are read again, and the fence makes re-applying them harmless.
+                # A database hiccup must not kill the consumer. The batch is applied again at once
+                # (the queue would redeliver it only after OUTCOME_REDELIVERY_S, and its clients
+                # would wait that long); after a few tries it is left to that redelivery. The
+                # fence makes re-applying harmless.
                 log.exception("finalizer: applying outcomes failed, retrying")
+                tries += 1
+                if tries >= _APPLY_TRIES:
+                    held, tries = [], 0
                 await asyncio.sleep(0.5)
 
     async def apply(self, outcomes: Sequence[Outcome]) -> None:
         """Apply, commit, acknowledge, then notify — in that order."""
         events: list[tuple[str, JobEvent]] = []
+        seen: list[_Seen] = []  # what to count in metrics, once the transaction has committed
         ending = _endings_by_job(outcomes)
         async with self._db.transaction() as session:
-            for outcome in outcomes:
+            # In job id order (stable: a job's own outcomes keep theirs), so that finalizers of
+            # several gateways lock job rows in one order and cannot deadlock each other.
+            for outcome in sorted(outcomes, key=lambda o: o.job_id):
                 if (
                     outcome.status is OutcomeStatus.STARTED
                     and ending.get(outcome.job_id, -1) >= outcome.attempt
                 ):
                     continue  # the same batch ends this attempt: one UPDATE does both (see _end)
-                event = await self._apply_one(session, outcome)
+                event = await self._apply_one(session, outcome, seen)
                 if event is not None:
                     events.append((outcome.reply_to, event))
+        if self._metrics is not None:
+            for observation in seen:
+                observation.record(self._metrics)
         await self._queue.ack_outcomes(outcomes)
         by_channel: dict[str, list[JobEvent]] = {}
         for reply_to, event in events:
@@ -233,18 +261,23 @@ class Finalizer:
             if reply_to:
                 await self._queue.publish(reply_to, batch)
 
-    async def _apply_one(self, session: AsyncConnection, outcome: Outcome) -> JobEvent | None:
+    async def _apply_one(
+        self, session: AsyncConnection, outcome: Outcome, seen: list[_Seen]
+    ) -> JobEvent | None:
         if outcome.status is OutcomeStatus.STARTED:
-            await self._record_start(session, outcome)
+            if await self._record_start(session, outcome) and outcome.attempt > 1:
+                seen.append(_Seen(outcome, retry=True))
             return None
         job = await self._end(session, outcome)
         if job is None:
+            seen.append(_Seen(outcome, rejected=True))
             log.info(
                 "finalizer: rejected outcome",
                 extra={"job_id": outcome.job_id, "attempt": outcome.attempt, "status": outcome.status.value},
             )
             return None
         latency_ms = (utcnow() - job[2]).total_seconds() * 1000.0
+        seen.append(_Seen(outcome, created_at=job[2].timestamp(), latency_ms=latency_ms))
         await session.execute(
             insert(UsageRecord).values(_usage_row(outcome, key_id=job[0], latency_ms=latency_ms))
         )
@@ -255,8 +288,8 @@ class Finalizer:
             data.setdefault("code", outcome.error_code)
         return JobEvent(outcome.job_id, kind, outcome.attempt, data)
 
-    async def _record_start(self, session: AsyncConnection, outcome: Outcome) -> None:
-        await session.execute(
+    async def _record_start(self, session: AsyncConnection, outcome: Outcome) -> bool:
+        result = await session.execute(
             update(Job)
             .where(Job.id == outcome.job_id, Job.attempts < outcome.attempt, Job.status.in_(_ACTIVE))
             .values(
@@ -266,6 +299,7 @@ class Finalizer:
                 started_at=_at(outcome),
             )
         )
+        return bool(result.rowcount)
 
     async def _end(self, session: AsyncConnection, outcome: Outcome) -> tuple[str, str, datetime] | None:
         """The fence: end the job only if it is active and no later attempt has started."""
@@ -287,6 +321,40 @@ class Finalizer:
         )
         row = result.first()
         return (row[0], row[1], row[2]) if row is not None else None
+
+
+@dataclass(slots=True)
+class _Seen:
+    """One applied outcome, counted in metrics after the commit (a retried batch counts once)."""
+
+    outcome: Outcome
+    retry: bool = False
+    rejected: bool = False
+    created_at: float = 0.0
+    latency_ms: float = 0.0
+
+    def record(self, m: Metrics) -> None:
+        o = self.outcome
+        if self.retry:
+            m.job_retries.labels(model=o.model).inc()
+            return
+        if self.rejected:
+            m.outcomes_rejected.labels(status=o.status.value).inc()
+            return
+        m.job_outcomes.labels(model=o.model, status=o.status.value).inc()
+        m.job_seconds.labels(model=o.model, status=o.status.value).observe(self.latency_ms / 1000.0)
+        m.tokens.labels(model=o.model, kind="prompt").inc(o.prompt_tokens)
+        m.tokens.labels(model=o.model, kind="completion").inc(o.completion_tokens)
+        if o.duration_ms is None:
+            return  # it never ran (expired, dead, cancelled while queued)
+        started = (o.at or time.time()) - o.duration_ms / 1000.0
+        wait = max(0.0, started - self.created_at)
+        m.queue_wait.labels(model=o.model).observe(wait)
+        if o.ttft_ms is not None and o.completion_tokens > 0:
+            m.ttft.labels(model=o.model).observe(o.ttft_ms / 1000.0)
+            generating = o.duration_ms / 1000.0 - max(0.0, o.ttft_ms / 1000.0 - wait)
+            if o.completion_tokens > 1:
+                m.itl.labels(model=o.model).observe(max(0.0, generating) / (o.completion_tokens - 1))
 
 
 def _endings_by_job(outcomes: Sequence[Outcome]) -> dict[str, int]:

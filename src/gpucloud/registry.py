@@ -77,6 +77,9 @@ class ModelRegistry:
         """Job slots of the live workers serving `model` (0 when none)."""
         return self._slots.get(model, 0)
 
+    def all(self) -> list[ModelCard]:
+        return list(self._cards.values())
+
     def visible_to(self, principal: Principal) -> list[ModelCard]:
         return [card for card in self._cards.values() if principal.may_use(card.id)]
 

@@ -18,6 +18,9 @@ from gpucloud.db.migrate import upgrade_async
 from gpucloud.engines.protocol import Engine
 from gpucloud.jobs import Finalizer, JobStore
 from gpucloud.keys import KeyService
+from gpucloud.observability.cluster import ClusterGauges
+from gpucloud.observability.metrics import Metrics
+from gpucloud.observability.stats import LiveStats
 from gpucloud.queue.memory import MemoryJobQueue
 from gpucloud.queue.protocol import JobQueue
 from gpucloud.queue.router import ReplyRouter
@@ -82,16 +85,21 @@ class Runtime:
     router: ReplyRouter
     finalizer: Finalizer
     reconciler: Reconciler
+    metrics: Metrics
+    cluster_gauges: ClusterGauges
+    stats: LiveStats
     instance_id: str
     worker: WorkerAgent | None = None
     generated_admin_key: str | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings) -> Runtime:
+    def build(cls, settings: Settings, metrics: Metrics | None = None) -> Runtime:
         """Assemble the parts; no I/O happens until `start`."""
         instance_id = instance_name(settings)
+        metrics = metrics if metrics is not None else Metrics()
         db = Database(settings.resolved_database_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         queue = build_queue(settings)
+        registry = ModelRegistry(queue)
         worker = None
         if settings.local_worker_enabled():
             worker = WorkerAgent(
@@ -108,9 +116,12 @@ class Runtime:
             keys=KeyService(db),
             jobs=JobStore(db),
             usage=UsageService(db),
-            registry=ModelRegistry(queue),
+            registry=registry,
             router=ReplyRouter(queue, f"gw-{instance_id}"),
-            finalizer=Finalizer(db, queue, consumer=f"finalizer-{instance_id}"),
+            finalizer=Finalizer(db, queue, consumer=f"finalizer-{instance_id}", metrics=metrics),
+            metrics=metrics,
+            cluster_gauges=ClusterGauges(metrics, queue, instance_id),
+            stats=LiveStats(db, queue, registry),
             reconciler=Reconciler(db, queue, result_ttl_s=settings.queue.result_ttl_s),
             instance_id=instance_id,
             worker=worker,
@@ -129,8 +140,10 @@ class Runtime:
             await self.worker.start()
         await self.registry.start()
         await self.reconciler.start()
+        await self.cluster_gauges.start()
 
     async def close(self) -> None:
+        await self.cluster_gauges.close()
         await self.reconciler.close()
         await self.registry.close()
         if self.worker is not None:

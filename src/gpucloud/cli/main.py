@@ -85,7 +85,7 @@ def serve(
         port=settings.port,
         log_config=None,
         log_level=settings.log_level.lower(),
-        access_log=True,
+        access_log=False,  # the gateway writes its own line per request (gpucloud.access)
         timeout_graceful_shutdown=10,
     )
 

@@ -17,15 +17,18 @@ from gpucloud import __version__
 from gpucloud.gateway import errors
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestContextMiddleware
-from gpucloud.gateway.routes import health, jobs, keys, openai, usage
+from gpucloud.gateway.routes import health, jobs, keys, observe, openai, usage
+from gpucloud.observability.metrics import Metrics
 from gpucloud.runtime import Runtime
 from gpucloud.settings import Settings
 
 
 def create_app(settings: Settings) -> FastAPI:
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.build(settings)
+        runtime = Runtime.build(settings, metrics)
         await runtime.start()
         if runtime.generated_admin_key:
             _announce_admin_key(runtime.generated_admin_key)
@@ -45,9 +48,12 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
-    for module in (health, openai, jobs, keys, usage):
+    for module in (health, openai, jobs, keys, usage, observe):
         app.include_router(module.router)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes)
+    app.state.metrics = metrics
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes, metrics=metrics
+    )
     return app
 
 

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from gpucloud.errors import AuthenticationFailed, PermissionDenied
 from gpucloud.gateway.inference import Inference
+from gpucloud.gateway.middleware import RequestFacts
 from gpucloud.keys import Principal
 from gpucloud.runtime import Runtime
 
@@ -22,6 +23,11 @@ def get_inference(request: Request) -> Inference:
     return inference
 
 
+def facts(request: Request) -> RequestFacts:
+    found: RequestFacts = getattr(request.state, "facts", None) or RequestFacts()
+    return found
+
+
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -34,7 +40,7 @@ def bearer_token(request: Request) -> str:
 
 async def get_principal(request: Request) -> Principal:
     principal: Principal = await get_runtime(request).keys.authenticate(bearer_token(request))
-    request.state.key_id = principal.key_id  # for logs: the key id, never the key
+    facts(request).key_id = principal.key_id  # for logs: the key id, never the key
     return principal
 
 

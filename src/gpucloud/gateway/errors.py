@@ -75,8 +75,12 @@ def param_of(loc: tuple[Any, ...]) -> str | None:
     return text or None
 
 
-async def _on_domain(_: Request, exc: Exception) -> Response:
+async def _on_domain(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.GpucloudError)
+    if isinstance(exc, errors.RetryableError) or exc.code == "insufficient_quota":
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:  # refusals by reason: queue_full, rate limits, no worker, queue down
+            metrics.rejections.labels(reason=exc.code or type(exc).__name__).inc()
     return error_response(exc)
 
 
@@ -95,8 +99,11 @@ async def _on_validation(_: Request, exc: Exception) -> Response:
     return _json(400, envelope(message, "invalid_request_error", param=param, code="invalid_value"))
 
 
-async def _on_http(_: Request, exc: Exception) -> Response:
+async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, BodyTooLarge):
+        # FastAPI turns any error while it reads the body into "400 error parsing the body".
+        return await _on_too_large(request, exc.__cause__)
     if exc.status_code == 404:
         body = envelope("Not found: no such route.", "invalid_request_error", code="not_found")
     elif exc.status_code == 405:

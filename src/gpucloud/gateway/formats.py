@@ -16,6 +16,7 @@ import orjson
 from gpucloud.errors import GpucloudError
 from gpucloud.gateway.errors import envelope, status_of
 from gpucloud.gateway.inference import Inference, Submitted, error_of, events_until_end
+from gpucloud.gateway.middleware import RequestFacts
 from gpucloud.queue.protocol import EventKind, JobEvent
 
 DONE = b"data: [DONE]\n\n"
@@ -165,7 +166,11 @@ def error_chunk(exc: Exception) -> bytes:
 
 
 async def sse(
-    inference: Inference, job: Submitted, first: JobEvent, include_usage: bool
+    inference: Inference,
+    job: Submitted,
+    first: JobEvent,
+    include_usage: bool,
+    facts: RequestFacts | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body; if it is closed before the end (client gone), the job is cancelled."""
     writer = ChunkWriter(job, include_usage)
@@ -181,6 +186,9 @@ async def sse(
                     out += writer.delta(event)
                 elif event.kind is EventKind.FINAL:
                     out += writer.closing(event.data)
+                    if facts is not None:
+                        facts.prompt_tokens = event.data.get("prompt_tokens")
+                        facts.completion_tokens = event.data.get("completion_tokens")
                     finished = True
                 elif event.kind is EventKind.ERROR:
                     out += error_chunk(error_of(event))

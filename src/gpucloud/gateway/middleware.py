@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: a request id on every request and response, and the body-size bound.
+"""Pure-ASGI middleware: a request id on every request and response, the body-size bound, and one
+log line plus metrics per request once its response body has ended.
 
 Pure ASGI (not `BaseHTTPMiddleware`) so that streamed responses pass through untouched and the
 per-request cost stays a few attribute writes.
@@ -6,13 +7,20 @@ per-request cost stays a few attribute writes.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
+from dataclasses import asdict, dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gpucloud.observability.context import bind_request
+from gpucloud.observability.metrics import Metrics
+
 # A caller's own request id is kept when it is short and plain, so it can be logged safely.
 _CALLER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+access_log = logging.getLogger("gpucloud.access")
 
 
 class BodyTooLarge(Exception):
@@ -21,34 +29,85 @@ class BodyTooLarge(Exception):
         self.limit = limit
 
 
+@dataclass(slots=True)
+class RequestFacts:
+    """What the handlers learn about a request, for its log line (never a secret)."""
+
+    key_id: str | None = None
+    model: str | None = None
+    endpoint: str | None = None
+    stream: bool | None = None
+    job_id: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         request_id = _request_id(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
+        bind_request(request_id)
+        facts = RequestFacts()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["facts"] = facts
         header = (b"x-request-id", request_id.encode())
+        status = 500
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = int(message["status"])
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        await self.app(scope, self._bounded(scope, receive), send_with_id)
+        try:
+            await self.app(scope, self._bounded(scope, receive), send_with_id)
+        finally:
+            self._finish(scope, status, time.perf_counter() - started, facts)
+
+    def _finish(self, scope: Scope, status: int, seconds: float, facts: RequestFacts) -> None:
+        route = getattr(scope.get("route"), "path", None) or "unmatched"
+        method = str(scope.get("method", ""))
+        self.metrics.http_requests.labels(route=route, method=method, status=str(status)).inc()
+        self.metrics.http_seconds.labels(route=route).observe(seconds)
+        if facts.model is not None:
+            self.metrics.inference_requests.labels(
+                model=facts.model,
+                endpoint=facts.endpoint or "",
+                stream=str(bool(facts.stream)).lower(),
+                status=str(status),
+            ).inc()
+        extra = {k: v for k, v in asdict(facts).items() if v is not None}
+        access_log.info(
+            "%s %s %d %.1fms",
+            method,
+            scope.get("path", ""),
+            status,
+            seconds * 1000,
+            extra={
+                "method": method,
+                "route": route,
+                "status": status,
+                "latency_ms": round(seconds * 1000, 2),
+                **extra,
+            },
+        )
 
     def _bounded(self, scope: Scope, receive: Receive) -> Receive:
         limit = self.max_body_bytes
-        for name, value in scope.get("headers", []):
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                declared_too_large = True
-                break
-        else:
-            declared_too_large = False
+        declared_too_large = any(
+            name == b"content-length" and value.isdigit() and int(value) > limit
+            for name, value in scope.get("headers", [])
+        )
         seen = 0
 
         async def receive_bounded() -> Message:

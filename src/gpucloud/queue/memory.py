@@ -89,6 +89,7 @@ class MemoryJobQueue:
         self._workers: dict[str, tuple[WorkerInfo, float]] = {}  # worker_id → (info, expires_at)
         self._models_seen: dict[str, float] = {}
         self._epoch = uuid.uuid4().hex  # this process's queue: gone with it
+        self._leases: dict[str, tuple[str, float]] = {}  # role → (holder, expires_at)
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -388,6 +389,14 @@ class MemoryJobQueue:
 
     async def epoch(self) -> str:
         return self._epoch
+
+    async def lead(self, role: str, holder: str, ttl_s: float) -> bool:
+        now = time.monotonic()
+        current = self._leases.get(role)
+        if current is None or current[0] == holder or current[1] <= now:
+            self._leases[role] = (holder, now + ttl_s)
+            return True
+        return False
 
     async def announce(self, worker: WorkerInfo, ttl_s: float) -> None:
         self._workers[worker.worker_id] = (worker, time.monotonic() + ttl_s)

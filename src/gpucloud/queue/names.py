@@ -105,3 +105,8 @@ class RedisNames:
         """A random id set once (SET NX): if Redis loses its data, the id changes, and gateways
         re-enqueue the jobs the database still holds as queued or running."""
         return f"{self.prefix}:epoch"
+
+    def lease(self, role: str) -> str:
+        """Who holds `role` (e.g. exporting cluster-wide metrics), with an expiry: one holder among
+        all gateways, taken over by another when the holder stops renewing."""
+        return f"{self.prefix}:lease:{role}"

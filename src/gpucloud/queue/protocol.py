@@ -329,6 +329,11 @@ class JobQueue(Protocol):
         epoch are re-enqueued by the control plane's reconciler."""
         ...
 
+    async def lead(self, role: str, holder: str, ttl_s: float) -> bool:
+        """Take or keep the lease on `role` for `holder`; True while `holder` holds it. One holder at
+        a time among all processes on this queue (e.g. who exports cluster-wide metrics)."""
+        ...
+
     async def announce(self, worker: WorkerInfo, ttl_s: float) -> None:
         """Say that `worker` is alive and serves its models, for `ttl_s` seconds."""
         ...

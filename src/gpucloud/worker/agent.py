@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from gpucloud.engines.protocol import Engine, EngineError, GenerationRequest
+from gpucloud.observability.context import bind_request
 from gpucloud.queue.protocol import JobQueue, Lease, Outcome, OutcomeStatus, QueueError, WorkerInfo
 from gpucloud.worker.events import EventBatcher
 
@@ -160,6 +161,7 @@ class WorkerAgent:
 
     async def _execute(self, run: _Run) -> None:
         job = run.lease.job
+        bind_request(job.request_id, job.job_id)  # this task's log lines carry the client's request id
         try:
             outcome = await self._attempt(run)
             if outcome is not None and not run.lost:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
-from gpucloud.gateway.deps import InferenceDep, PrincipalDep, RuntimeDep, get_principal
+from gpucloud.gateway.deps import InferenceDep, PrincipalDep, RuntimeDep, facts, get_principal
 from gpucloud.gateway.formats import completion_body, replay_sse, sse
 from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, error_of, idempotency_key
 from gpucloud.gateway.responses import json_response
@@ -47,6 +47,8 @@ async def _complete(
     principal: Principal,
     inference: Inference,
 ) -> Response:
+    seen = facts(request)
+    seen.model, seen.endpoint, seen.stream = body.model, endpoint_name(body), bool(body.stream)
     generation = inference.generation(body)
     priority = inference.priority(principal, body.priority, request.headers.get(PRIORITY_HEADER))
     job = await inference.submit(
@@ -57,6 +59,7 @@ async def _complete(
         request_id=request.state.request_id,
         idempotency_key=idempotency_key(request),
     )
+    seen.job_id = job.job_id
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     if job.repeat:
         final = await inference.stored_outcome(job)
@@ -64,7 +67,12 @@ async def _complete(
             return Response(replay_sse(job, final, include_usage), media_type="text/event-stream")
         return json_response(completion_body(job, final))
     if not body.stream:
-        return json_response(completion_body(job, await inference.final(job, request)))
+        final = await inference.final(job, request)
+        seen.prompt_tokens, seen.completion_tokens = (
+            final.get("prompt_tokens"),
+            final.get("completion_tokens"),
+        )
+        return json_response(completion_body(job, final))
     try:
         first = await inference.next_event(job)
         while first.kind is EventKind.STARTED:
@@ -76,7 +84,11 @@ async def _complete(
         await inference.cancel(job)
         raise
     return StreamingResponse(
-        sse(inference, job, first, include_usage),
+        sse(inference, job, first, include_usage, seen),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
     )
+
+
+def endpoint_name(body: ChatCompletionRequest | CompletionRequest) -> str:
+    return "chat.completions" if isinstance(body, ChatCompletionRequest) else "completions"

@@ -65,6 +65,23 @@ async def epoch(redis: Redis, names: RedisNames) -> str:
     return str(current)
 
 
+# Take the lease if free or ours, and extend it; atomic so two gateways never both hold it.
+_LEAD = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+async def lead(redis: Redis, names: RedisNames, role: str, holder: str, ttl_s: float) -> bool:
+    with guard("lead"):
+        held = await redis.eval(_LEAD, 1, names.lease(role), holder, str(max(1, int(ttl_s * 1000))))
+    return bool(held)
+
+
 class PresenceMixin:
     """The presence half of `RedisJobQueue`'s protocol, over the functions above."""
 
@@ -85,3 +102,6 @@ class PresenceMixin:
 
     async def epoch(self) -> str:
         return await epoch(self._redis, self.names)
+
+    async def lead(self, role: str, holder: str, ttl_s: float) -> bool:
+        return await lead(self._redis, self.names, role, holder, ttl_s)

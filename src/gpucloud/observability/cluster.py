@@ -1,0 +1,68 @@
+"""`ClusterGauges`: the cluster-wide gauges, refreshed by whichever gateway holds the lease.
+
+Every few seconds each gateway tries to take or keep the `metrics` lease on the queue; the holder
+fills queue depth and worker gauges from the queue, the others clear theirs (see `metrics`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from gpucloud.observability.metrics import Metrics
+from gpucloud.queue.protocol import JobQueue, QueueError
+
+log = logging.getLogger(__name__)
+
+
+class ClusterGauges:
+    def __init__(self, metrics: Metrics, queue: JobQueue, holder: str, *, every_s: float = 5.0) -> None:
+        self._metrics = metrics
+        self._queue = queue
+        self._holder = holder
+        self._every_s = every_s
+        self._task: asyncio.Task[None] | None = None
+        self.leading = False
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="cluster-gauges")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except QueueError as exc:
+                log.warning("cluster gauges: queue unavailable: %s", exc)
+                self.leading = False
+                self._metrics.clear_cluster_gauges()
+            await asyncio.sleep(self._every_s)
+
+    async def refresh(self) -> None:
+        # The lease outlives three refreshes, so one slow refresh does not hand it over.
+        self.leading = await self._queue.lead("metrics", self._holder, self._every_s * 3)
+        m = self._metrics
+        if not self.leading:
+            m.clear_cluster_gauges()
+            return
+        workers = await self._queue.workers()
+        m.clear_cluster_gauges()
+        m.workers.labels(state="live").set(len(workers))
+        per_model: dict[str, int] = {}
+        for worker in workers:
+            m.worker_slots.labels(worker=worker.worker_id).set(worker.slots)
+            m.worker_running.labels(worker=worker.worker_id).set(worker.running)
+            for model in worker.models:
+                per_model[model] = per_model.get(model, 0) + 1
+        for model in set(per_model) | set(await self._queue.known_models()):
+            m.model_workers.labels(model=model).set(per_model.get(model, 0))
+            for priority, depth in (await self._queue.depth(model)).items():
+                m.queue_depth.labels(model=model, priority=priority.value).set(depth)
