@@ -9,7 +9,15 @@ import httpx
 import openai
 import pytest
 
-from tests.support import REDIS_URL, Server, create_pg_database, drop_pg_database, make_server
+from tests.support import (
+    LOG_FILES,
+    REDIS_URL,
+    SECRETS,
+    Server,
+    create_pg_database,
+    drop_pg_database,
+    make_server,
+)
 
 # embedded mode on SQLite and on PostgreSQL; cluster mode: Redis queue, PostgreSQL, and the model
 # served by a separate `gpucloud worker` process.
@@ -52,6 +60,7 @@ def create_key(server: Server, **fields: object) -> dict[str, object]:
     )
     assert r.status_code == 201, r.text
     data: dict[str, object] = r.json()
+    SECRETS.add(str(data["key"]))
     return data
 
 
@@ -70,3 +79,16 @@ MODEL = "gpucloud-sim-1"
 
 def tmp_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No secret handed to any server in this session appears in any log it wrote (at DEBUG)."""
+    leaks = []
+    for path in sorted(LOG_FILES):
+        if not path.exists():
+            continue
+        text = path.read_text(errors="replace")
+        leaks += [f"{path}: a secret starting {secret[:8]}…" for secret in SECRETS if secret in text]
+    if leaks:
+        print("\nSECRET LEAK in server logs:\n  " + "\n  ".join(leaks))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -20,6 +20,15 @@ from pathlib import Path
 
 import httpx
 
+# Every secret the tests hand to a server, and every log file the servers write: at the end of the
+# session all those logs (written at DEBUG) are scanned for all those secrets (conftest.py).
+SECRETS: set[str] = set()
+LOG_FILES: set[Path] = set()
+# PostgreSQL here trusts local connections and ignores the password, so the tests put one in every
+# database URL they give a server: it must never appear in a log line.
+PG_PASSWORD = "gctest-pw-" + secrets.token_hex(8)
+SECRETS.add(PG_PASSWORD)
+
 PG_ADMIN_DSN = os.environ.get("GPUCLOUD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("GPUCLOUD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -31,7 +40,9 @@ def free_port() -> int:
 
 
 def admin_secret() -> str:
-    return "gc-test-admin-" + secrets.token_hex(16)
+    secret = "gc-test-admin-" + secrets.token_hex(16)
+    SECRETS.add(secret)
+    return secret
 
 
 async def _pg_exec(sql: str) -> None:
@@ -49,6 +60,9 @@ async def create_pg_database_async() -> str:
     name = f"gctest_{uuid.uuid4().hex[:12]}"
     await _pg_exec(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    if "@" in base and ":" not in base.split("//", 1)[1].split("@", 1)[0]:
+        user, host = base.split("//", 1)[1].split("@", 1)
+        base = f"postgresql+asyncpg://{user}:{PG_PASSWORD}@{host}"
     return f"{base}/{name}"
 
 
@@ -75,6 +89,7 @@ class Worker:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Worker:
+        LOG_FILES.add(self.log_path)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gpucloud", "worker", *self.args],
@@ -142,6 +157,7 @@ class Server:
 
     def start(self, timeout_s: float = 30.0) -> None:
         port = self.base_url.rsplit(":", 1)[1]
+        LOG_FILES.add(self.log_path)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [

@@ -1,0 +1,373 @@
+"""Cluster mode's promises to clients (DESIGN.md §4): cancellation, priority, backpressure, outages.
+
+Real `gpucloud serve` and `gpucloud worker` processes on Redis and PostgreSQL, driven with the
+official `openai` SDK; the database shows what happened to each job and what was billed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from tests.conftest import create_key
+from tests.integration.cluster_support import (
+    Cluster,
+    ClusterFactory,
+    TcpProxy,
+    cluster_factory_fixture,  # noqa: F401 — the fixture `cluster_factory`
+    job_id_of,
+    kill,
+)
+
+pytestmark = pytest.mark.redis
+
+PRIORITY_HEADER = "x-gpucloud-priority"
+# A slow engine that always runs to max_tokens: 10 tokens per second.
+SLOW = ("tokens_per_s=10", "natural_end=false")
+
+
+def _client(cluster: Cluster, key: str | None = None, timeout: float = 30) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=cluster.server.v1, api_key=key or cluster.server.admin_key, max_retries=0, timeout=timeout
+    )
+
+
+def _chat(content: str) -> list[Any]:
+    return [{"role": "user", "content": content}]
+
+
+def _retry_after(exc: openai.APIStatusError) -> int:
+    """The Retry-After header, which must be a whole number of seconds within 1..120."""
+    value = exc.response.headers.get("retry-after")
+    assert value is not None, exc.response.headers
+    assert value.isdigit(), value
+    assert 1 <= int(value) <= 120
+    return int(value)
+
+
+def _envelope(exc: openai.APIStatusError) -> dict[str, Any]:
+    body = exc.response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) >= {"message", "type", "param", "code"}
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+async def _finishes_promptly(cluster: Cluster, model: str, within_s: float) -> float:
+    """A short request on `model` completes within `within_s` (its worker's slot is free)."""
+    started = time.monotonic()
+    async with _client(cluster) as client:
+        response = await client.completions.create(model=model, prompt="quick", max_tokens=3)
+    elapsed = time.monotonic() - started
+    assert response.usage is not None
+    assert response.usage.completion_tokens == 3
+    assert elapsed < within_s, f"the follow-up took {elapsed:.1f}s: the slot was still busy"
+    return elapsed
+
+
+# Cancellation -------------------------------------------------------------------------------
+
+CANCEL = "sim-cancel"
+
+
+async def test_closing_a_stream_cancels_its_job_bills_what_ran_and_frees_the_slot(
+    cluster_factory: ClusterFactory,
+) -> None:
+    cluster = await cluster_factory()
+    cluster.worker(CANCEL, *SLOW, worker_id="cancel-1", slots=1)
+    cluster.server.wait_for_model(CANCEL)
+    async with _client(cluster) as client:
+        stream = await client.chat.completions.create(
+            model=CANCEL, messages=_chat("a long story please"), max_tokens=200, stream=True
+        )
+        received, response_id = 0, ""
+        async for chunk in stream:
+            response_id = chunk.id
+            if chunk.choices and chunk.choices[0].delta.content:
+                received += 1
+            if received == 3:
+                break
+        await stream.close()
+    closed = time.monotonic()
+    job_id = job_id_of(response_id)
+    rows = await cluster.wait_for(
+        "SELECT status FROM jobs WHERE id = $1 AND status = 'cancelled'", job_id, timeout_s=3
+    )
+    cancelled_after = time.monotonic() - closed
+    assert rows, await cluster.job(job_id)
+    (usage,) = await cluster.usage(job_id)
+    assert usage["status"] == "cancelled"
+    # Billed for what was generated: at least what the client got, far from the 200 asked for.
+    assert 3 <= usage["completion_tokens"] < 50, dict(usage)
+    assert usage["prompt_tokens"] > 0
+    follow_up = await _finishes_promptly(cluster, CANCEL, within_s=3)
+    print(
+        f"\nstream closed after 3 chunks: job cancelled {cancelled_after:.2f}s later, billed "
+        f"{usage['completion_tokens']} tokens; follow-up on the 1-slot worker took {follow_up:.2f}s"
+    )
+
+
+async def test_client_timeout_cancels_a_non_streamed_job(cluster_factory: ClusterFactory) -> None:
+    cluster = await cluster_factory()
+    cluster.worker(CANCEL, *SLOW, worker_id="cancel-2", slots=1)
+    cluster.server.wait_for_model(CANCEL)
+    async with _client(cluster, timeout=1) as client:
+        with pytest.raises(openai.APITimeoutError):
+            await client.chat.completions.create(model=CANCEL, messages=_chat("too slow"), max_tokens=200)
+    gave_up = time.monotonic()
+    (job,) = await cluster.rows("SELECT id FROM jobs")
+    rows = await cluster.wait_for(
+        "SELECT status FROM jobs WHERE id = $1 AND status = 'cancelled'", job["id"], timeout_s=3
+    )
+    cancelled_after = time.monotonic() - gave_up
+    assert rows, await cluster.job(job["id"])
+    (usage,) = await cluster.usage(job["id"])
+    assert usage["status"] == "cancelled"
+    assert 1 <= usage["completion_tokens"] < 50, dict(usage)
+    await _finishes_promptly(cluster, CANCEL, within_s=3)
+    print(f"\nclient timed out after 1s: job cancelled {cancelled_after:.2f}s later")
+
+
+# Priority classes -----------------------------------------------------------------------------
+
+PRIORITY = "sim-priority"
+CLASSES = ("high", "normal", "low")
+
+
+def served_by_rule(waiting: list[str], served: int, fair_every: int) -> list[str]:
+    """The order in which the documented rule (`JobQueue.lease`) serves `waiting` to a one-slot
+    worker that has leased `served` jobs so far: highest class first, except that every
+    `fair_every`-th lease of the worker takes the lowest waiting class."""
+    waiting, order = list(waiting), []
+    while waiting:
+        served += 1
+        present = [c for c in CLASSES if c in waiting]
+        pick = present[-1] if served % fair_every == 0 else present[0]
+        waiting.remove(pick)
+        order.append(pick)
+    return order
+
+
+async def _run_order(cluster: Cluster, classes: list[str]) -> list[str]:
+    """Keep the one-slot worker busy, queue one request per class in `classes`; the order they ran."""
+    async with _client(cluster) as client:
+        blocker = asyncio.ensure_future(
+            client.completions.create(model=PRIORITY, prompt="blocker", max_tokens=30)  # 1.5 s
+        )
+        await cluster.wait_for("SELECT id FROM jobs WHERE status = 'running'")
+        requests = [
+            asyncio.ensure_future(
+                client.completions.create(
+                    model=PRIORITY,
+                    prompt=f"{priority} {i}",
+                    max_tokens=2,
+                    extra_headers={PRIORITY_HEADER: priority},
+                )
+            )
+            for i, priority in enumerate(classes)
+        ]
+        queued = await cluster.wait_for(
+            "SELECT id FROM jobs WHERE status = 'queued'", until=lambda rows: len(rows) == len(classes)
+        )
+        running = await cluster.rows("SELECT request FROM jobs WHERE status = 'running'")
+        assert len(queued) == len(classes)
+        assert len(running) == 1, "the blocker ended before every request was queued"
+        assert "blocker" in str(running[0]["request"])
+        await asyncio.wait_for(asyncio.gather(blocker, *requests), 30)
+    rows = await cluster.rows(
+        "SELECT priority, status FROM jobs WHERE request::text NOT LIKE '%blocker%' ORDER BY finished_at"
+    )
+    assert {r["status"] for r in rows} == {"completed"}
+    return [r["priority"] for r in rows]
+
+
+async def test_higher_classes_run_first(cluster_factory: ClusterFactory) -> None:
+    cluster = await cluster_factory()
+    cluster.worker(PRIORITY, "tokens_per_s=20", "natural_end=false", worker_id="prio-1", slots=1)
+    cluster.server.wait_for_model(PRIORITY)
+    submitted = ["low", "normal", "high"] * 3
+    order = await _run_order(cluster, submitted)
+    # The default fair_every (8) makes the blocker's worker's 8th lease a "fair" one; with 3 lows
+    # still waiting it takes a low, which is where a low comes anyway.
+    assert order == served_by_rule(submitted, served=1, fair_every=8)
+    assert order == ["high"] * 3 + ["normal"] * 3 + ["low"] * 3
+
+
+async def test_low_class_gets_every_fair_every_th_lease(cluster_factory: ClusterFactory) -> None:
+    cluster = await cluster_factory()
+    env = {"GPUCLOUD_QUEUE__FAIR_EVERY": "3"}  # read by the worker, which runs the lease
+    cluster.worker(PRIORITY, "tokens_per_s=20", "natural_end=false", worker_id="fair-1", slots=1, env=env)
+    cluster.server.wait_for_model(PRIORITY)
+    submitted = ["high", "high", "low", "high", "low", "high"]
+    order = await _run_order(cluster, submitted)
+    # Leases 3 and 6 of the worker (the blocker was its first) go to the lowest class waiting.
+    assert order == served_by_rule(submitted, served=1, fair_every=3)
+    assert order == ["high", "low", "high", "high", "low", "high"]
+
+
+async def test_priority_above_the_keys_ceiling_is_403(cluster_factory: ClusterFactory) -> None:
+    cluster = await cluster_factory()
+    cluster.worker(PRIORITY, "tokens_per_s=200", worker_id="prio-2", slots=1)
+    cluster.server.wait_for_model(PRIORITY)
+    key = str((await asyncio.to_thread(create_key, cluster.server, name="normal ceiling"))["key"])
+    async with _client(cluster, key) as client:
+        with pytest.raises(openai.PermissionDeniedError) as caught:
+            await client.completions.create(
+                model=PRIORITY, prompt="me first", max_tokens=2, extra_headers={PRIORITY_HEADER: "high"}
+            )
+        assert caught.value.status_code == 403
+        assert _envelope(caught.value)["code"] == "priority_not_allowed"
+        ok = await client.completions.create(
+            model=PRIORITY, prompt="me later", max_tokens=2, extra_headers={PRIORITY_HEADER: "low"}
+        )
+        assert ok.choices[0].text
+    (job,) = await cluster.rows("SELECT priority FROM jobs")  # the refused request left no job
+    assert job["priority"] == "low"
+
+
+# Backpressure -----------------------------------------------------------------------------------
+
+FULL = "sim-full"
+
+
+async def test_full_queue_answers_429_with_retry_after(cluster_factory: ClusterFactory) -> None:
+    cluster = await cluster_factory({"GPUCLOUD_QUEUE__MAX_DEPTH": "3"})
+    cluster.worker(FULL, "tokens_per_s=20", "natural_end=false", worker_id="full-1", slots=1)
+    cluster.server.wait_for_model(FULL)
+    async with _client(cluster, timeout=20) as client:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(client.completions.create(model=FULL, prompt=f"job {i}", max_tokens=10) for i in range(10)),
+                return_exceptions=True,
+            ),
+            30,
+        )
+    refused = [r for r in results if isinstance(r, openai.APIStatusError)]
+    served = [r for r in results if not isinstance(r, BaseException)]
+    assert len(refused) + len(served) == 10, [r for r in results if isinstance(r, BaseException)]
+    # One runs, three wait: the rest is refused (more may run if one ends while others arrive).
+    assert 1 <= len(served) <= 5
+    assert len(refused) >= 5
+    for exc in refused:
+        assert isinstance(exc, openai.RateLimitError)
+        assert exc.status_code == 429
+        _retry_after(exc)
+        error = _envelope(exc)
+        assert (error["type"], error["code"]) == ("rate_limit_error", "queue_full")
+    (count,) = (await cluster.rows("SELECT count(*) FROM jobs"))[0]
+    (billed,) = (await cluster.rows("SELECT count(*) FROM usage_records"))[0]
+    assert count == billed == len(served)  # a refused request leaves no job and no charge
+
+
+GONE, CRASHED = "sim-gone", "sim-crashed"
+
+
+async def test_model_whose_workers_are_gone_answers_503_never_hangs(cluster_factory: ClusterFactory) -> None:
+    cluster = await cluster_factory({"GPUCLOUD_QUEUE__MAX_WAIT_S": "2"})
+    stopped = cluster.worker(GONE, "tokens_per_s=200", worker_id="gone-1", slots=1)
+    crashed = cluster.worker(CRASHED, "tokens_per_s=200", worker_id="crashed-1", slots=1)
+    cluster.server.wait_for_model(GONE)
+    cluster.server.wait_for_model(CRASHED)
+    async with _client(cluster, timeout=20) as client:
+        # A worker that stops cleanly withdraws its announcement: 503 within the registry refresh.
+        await asyncio.to_thread(stopped.stop)
+        withdrawn = await _until_not_loaded(client, GONE, timeout_s=4)
+
+        # A crashed worker's announcement outlives it for a while; meanwhile a request is queued,
+        # nobody takes it, and the gateway gives up after max_wait_s (+ grace): 503, not a hang.
+        kill(crashed)
+        started = time.monotonic()
+        with pytest.raises(openai.InternalServerError) as caught:
+            await client.completions.create(model=CRASHED, prompt="anyone?", max_tokens=2)
+        waited = time.monotonic() - started
+        assert caught.value.status_code == 503
+        _retry_after(caught.value)
+        assert _envelope(caught.value)["code"] in ("queue_timeout", "model_not_loaded")
+        assert waited < 2 + 5 + 3
+        # Once the announcement expired, the answer is immediate.
+        expired = await _until_not_loaded(client, CRASHED, timeout_s=10)
+    failed = await cluster.rows("SELECT status, error_code FROM jobs WHERE model = $1", CRASHED)
+    assert all(r["status"] == "failed" for r in failed), failed
+    print(
+        f"\nno worker: 503 {withdrawn:.2f}s after a clean stop; after a SIGKILL a queued request got 503 "
+        f"in {waited:.1f}s and requests were refused at once after {expired:.1f}s more"
+    )
+
+
+async def _until_not_loaded(client: openai.AsyncOpenAI, model: str, timeout_s: float) -> float:
+    """Seconds until requests for `model` get an immediate 503 model_not_loaded; each answer < 2 s."""
+    started = time.monotonic()
+    while True:
+        assert time.monotonic() - started < timeout_s, f"{model} still accepted requests"
+        asked = time.monotonic()
+        try:
+            await client.completions.create(model=model, prompt="ping", max_tokens=1, timeout=10)
+        except openai.InternalServerError as exc:
+            if exc.status_code == 503 and exc.code == "model_not_loaded":
+                assert time.monotonic() - asked < 2
+                _retry_after(exc)
+                _envelope(exc)
+                return time.monotonic() - started
+            raise
+        await asyncio.sleep(0.2)
+
+
+# Redis outage -------------------------------------------------------------------------------
+
+OUTAGE = "sim-outage"
+
+
+@pytest.fixture
+def redis_proxy() -> Iterator[TcpProxy]:
+    proxy = TcpProxy()
+    proxy.start()
+    yield proxy
+    proxy.close()
+
+
+async def test_redis_outage_gives_503_then_recovers_by_itself(
+    redis_proxy: TcpProxy, cluster_factory: ClusterFactory
+) -> None:
+    """The gateway and its worker reach Redis through a proxy, which is cut and then restored."""
+    cluster = await cluster_factory(redis_url=redis_proxy.url)
+    cluster.worker(OUTAGE, "tokens_per_s=200", worker_id="outage-1", slots=4)  # through the proxy too
+    cluster.server.wait_for_model(OUTAGE)
+    async with _client(cluster, timeout=20) as client:
+        before = await client.completions.create(model=OUTAGE, prompt="before", max_tokens=5)
+        assert before.choices[0].text
+
+        redis_proxy.stop()
+        slowest = 0.0
+        for i in range(5):
+            asked = time.monotonic()
+            with pytest.raises(openai.InternalServerError) as caught:
+                await client.completions.create(model=OUTAGE, prompt=f"during {i}", max_tokens=5)
+            slowest = max(slowest, time.monotonic() - asked)
+            assert caught.value.status_code == 503
+            _retry_after(caught.value)
+            _envelope(caught.value)
+            await asyncio.sleep(0.3)
+        assert slowest < 6
+
+        redis_proxy.start()
+        restored = time.monotonic()
+        while True:
+            assert time.monotonic() - restored < 10, "requests still fail 10 s after Redis came back"
+            try:
+                await client.completions.create(model=OUTAGE, prompt="after", max_tokens=5, timeout=5)
+                break
+            except (openai.InternalServerError, openai.APITimeoutError):
+                await asyncio.sleep(0.25)
+        recovered = time.monotonic() - restored
+        for i in range(5):
+            after = await client.completions.create(model=OUTAGE, prompt=f"after {i}", max_tokens=5)
+            assert after.choices[0].text
+    rows = await cluster.rows("SELECT status FROM jobs")
+    assert {r["status"] for r in rows} == {"completed"}  # refused requests left no job behind
+    assert len(rows) == 1 + 1 + 5
+    print(f"\nredis outage: 503s took at most {slowest:.2f}s; served again {recovered:.2f}s after restore")

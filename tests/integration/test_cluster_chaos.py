@@ -1,0 +1,386 @@
+"""Cluster mode under worker failures (DESIGN.md §4): no job lost, none billed twice.
+
+Real `gpucloud serve` gateways and `gpucloud worker` processes on Redis and PostgreSQL; workers
+are SIGKILLed, SIGSTOPped and crash on purpose, and the database is checked afterwards: every job
+ends, exactly one usage row per job, and what a client was told is what was billed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.integration.cluster_support import (
+    LEASE_TIMEOUT_S,
+    Cluster,
+    ClusterFactory,
+    cluster_factory_fixture,  # noqa: F401 — the fixture `cluster_factory`
+    job_id_of,
+    kill,
+)
+from tests.support import Worker
+
+pytestmark = pytest.mark.redis
+
+MODEL = "sim-chaos"
+TERMINAL = ("completed", "failed", "cancelled", "dead")
+
+
+@dataclass
+class Result:
+    """What one client saw."""
+
+    index: int
+    stream: bool
+    endpoint: str
+    ok: bool = False
+    response_id: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    chunks: int = 0  # content chunks received: each carries at least one token
+    status: int | None = None  # HTTP status of an error answered before the body
+    code: str | None = None
+    error: str = ""
+
+
+def _request(index: int, rng: random.Random) -> tuple[str, bool, dict[str, Any]]:
+    endpoint = "chat" if index % 2 == 0 else "completion"
+    stream = index % 4 >= 2
+    body: dict[str, Any] = {"model": MODEL, "max_tokens": rng.randint(16, 96)}
+    text = f"request {index}: tell me something"
+    if endpoint == "chat":
+        body["messages"] = [{"role": "user", "content": text}]
+    else:
+        body["prompt"] = text
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return endpoint, stream, body
+
+
+async def _call(client: openai.AsyncOpenAI, index: int, rng: random.Random) -> Result:
+    endpoint, stream, body = _request(index, rng)
+    result = Result(index, stream, endpoint)
+    api = client.chat.completions if endpoint == "chat" else client.completions
+    try:
+        if not stream:
+            response = await api.create(**body)
+            result.response_id = response.id
+            assert response.usage is not None
+            result.prompt_tokens = response.usage.prompt_tokens
+            result.completion_tokens = response.usage.completion_tokens
+            result.ok = True
+            return result
+        chunks = await api.create(**body)
+        async for chunk in chunks:
+            result.response_id = chunk.id
+            for choice in chunk.choices:
+                text = choice.delta.content if endpoint == "chat" else choice.text  # type: ignore[union-attr]
+                if text:
+                    result.chunks += 1
+            if chunk.usage is not None:
+                result.prompt_tokens = chunk.usage.prompt_tokens
+                result.completion_tokens = chunk.usage.completion_tokens
+        result.ok = True
+    except openai.APIStatusError as exc:
+        result.status, result.code, result.error = exc.status_code, exc.code, exc.message
+    except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+        result.error = f"{type(exc).__name__}: {exc}"  # a hang or a dropped connection: never expected
+    except openai.APIError as exc:  # an error event in the stream, after the 200
+        result.code, result.error = exc.code, exc.message
+    return result
+
+
+@dataclass
+class Kill:
+    """One SIGKILL: when, and the jobs the database showed running on the victim then."""
+
+    at: float
+    worker_id: str
+    running: list[str]
+
+
+async def _chaos(
+    cluster: Cluster, workers: dict[str, Worker], stop: asyncio.Event, kills: list[Kill]
+) -> None:
+    """Every 1–2 s SIGKILL a random worker and start a replacement."""
+    rng = random.Random(7)
+    serial = len(workers)
+    while not stop.is_set():
+        await asyncio.sleep(rng.uniform(1.0, 2.0))
+        if stop.is_set():
+            return
+        victim = rng.choice(sorted(workers))
+        kill(workers.pop(victim))
+        at = time.time()
+        rows = await cluster.rows("SELECT id FROM jobs WHERE status = 'running' AND worker_id = $1", victim)
+        kills.append(Kill(at, victim, [r["id"] for r in rows]))
+        serial += 1
+        workers[f"chaos-{serial}"] = _chaos_worker(cluster, serial)
+
+
+def _chaos_worker(cluster: Cluster, serial: int) -> Worker:
+    return cluster.worker(MODEL, "tokens_per_s=300", worker_id=f"chaos-{serial}", slots=4)
+
+
+async def test_chaos_sigkill_workers_under_load(cluster_factory: ClusterFactory) -> None:
+    """2 gateways, 3 workers, 500 mixed jobs while a worker is SIGKILLed every 1–2 s."""
+    cluster = await cluster_factory()
+    second = cluster.add_gateway("gw-2")
+    workers = {f"chaos-{i}": _chaos_worker(cluster, i) for i in range(3)}
+    cluster.server.wait_for_model(MODEL)
+    second.wait_for_model(MODEL)
+    clients = [
+        openai.AsyncOpenAI(base_url=gw.v1, api_key=cluster.server.admin_key, max_retries=0, timeout=30)
+        for gw in (cluster.server, second)
+    ]
+    rng = random.Random(42)
+    limit = asyncio.Semaphore(40)
+
+    async def bounded(index: int) -> Result:
+        async with limit:
+            return await _call(clients[index // 4 % 2], index, rng)  # each kind on both gateways
+
+    stop, kills = asyncio.Event(), list[Kill]()
+    chaos = asyncio.create_task(_chaos(cluster, workers, stop, kills))
+    started = time.monotonic()
+    try:
+        # The SDK's own timeout (30 s without a byte) catches a hung request; this one the whole run.
+        results = await asyncio.wait_for(asyncio.gather(*(bounded(i) for i in range(500))), 120)
+    finally:
+        stop.set()
+        await chaos
+        for client in clients:
+            await client.close()
+    elapsed = time.monotonic() - started
+
+    # No request hung or lost its connection; the only errors are the designed ones.
+    broken = [r for r in results if not r.ok and r.code is None]
+    assert not broken, broken[:5]
+    for r in results:
+        if r.ok:
+            continue
+        if r.stream and r.chunks > 0:
+            assert r.code == "worker_lost", r  # died after the first token: an error event
+        else:
+            assert (r.status, r.code) == (500, "dead_lettered"), r  # killed max_attempts times
+    await _check_ledger(cluster, results)
+    delays = await _reclaim_delays(cluster, kills)
+    assert len(kills) >= 3
+    assert delays, "no SIGKILL hit a running job"
+    # A lost job is taken up again within a bounded time: the lease timeout, a poll, some slack.
+    assert max(delays) < LEASE_TIMEOUT_S + 4.5, delays
+    print(
+        f"\nchaos: {len(results)} requests in {elapsed:.1f}s, {len(kills)} SIGKILLs, "
+        f"{sum(r.ok for r in results)} ok, {sum(not r.ok and r.stream for r in results)} streams cut "
+        f"after their first token, {sum(r.code == 'dead_lettered' for r in results)} dead-lettered; "
+        f"{len(delays)} jobs caught by a kill, taken up again after "
+        f"min {min(delays):.2f}s / median {sorted(delays)[len(delays) // 2]:.2f}s / max {max(delays):.2f}s"
+    )
+
+
+async def _check_ledger(cluster: Cluster, results: list[Result]) -> None:
+    # Every job ends. A client is answered only after its job's ending was committed, so only jobs
+    # whose client gave up (none is expected) could still be settling.
+    active = await cluster.wait_for(
+        "SELECT id, status FROM jobs WHERE status NOT IN ('completed', 'failed', 'cancelled', 'dead')",
+        timeout_s=5,
+        until=lambda rows: not rows,
+    )
+    assert not active, active[:5]
+    jobs = {r["id"]: r for r in await cluster.rows("SELECT * FROM jobs")}
+    usage = {r["job_id"]: r for r in await cluster.rows("SELECT * FROM usage_records")}
+    (count,) = (await cluster.rows("SELECT count(*) FROM usage_records"))[0]
+    assert len(jobs) == len(results)  # one job per request: none refused, none duplicated
+    assert count == len(usage) == len(jobs)  # exactly one usage row per job
+    assert set(usage) == set(jobs)
+    for job_id, job in jobs.items():
+        assert usage[job_id]["status"] == job["status"], (job_id, job["status"], usage[job_id]["status"])
+    for r in results:
+        if r.response_id is None:
+            continue
+        job_id = job_id_of(r.response_id)
+        row, job = usage[job_id], jobs[job_id]
+        if r.ok:
+            assert job["status"] == "completed", r
+            billed = (row["prompt_tokens"], row["completion_tokens"])
+            assert billed == (r.prompt_tokens, r.completion_tokens), r
+            assert r.chunks <= r.completion_tokens
+        else:
+            # Cut mid-stream: billed for the tokens published, at least those the client got.
+            assert (job["status"], job["error_code"]) == ("failed", "worker_lost"), (r, dict(job))
+            assert row["completion_tokens"] >= r.chunks > 0, (r, dict(row))
+            assert row["prompt_tokens"] > 0
+
+
+async def _reclaim_delays(cluster: Cluster, kills: list[Kill]) -> list[float]:
+    """Seconds from each SIGKILL to its running jobs starting again (or ending as worker_lost)."""
+    delays = []
+    for k in kills:
+        for job_id in k.running:
+            job = await cluster.job(job_id)
+            assert job is not None
+            if job["error_code"] == "worker_lost":
+                delays.append(job["finished_at"].timestamp() - k.at)
+            elif job["started_at"].timestamp() > k.at:  # not one that had just finished
+                delays.append(job["started_at"].timestamp() - k.at)
+    return delays
+
+
+# A worker stopped (not dead) past its lease ----------------------------------------------------
+
+SLOW = "sim-slow"
+
+
+async def _wait_serving(worker: Worker, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while "serving" not in worker.logs():
+        assert time.monotonic() < deadline, worker.logs()[-2000:]
+        await asyncio.sleep(0.05)
+
+
+async def test_sigstopped_worker_loses_its_job_and_its_late_result_is_fenced(
+    cluster_factory: ClusterFactory,
+) -> None:
+    cluster = await cluster_factory()
+    options = ("tokens_per_s=20", "natural_end=false")
+    workers = {wid: cluster.worker(SLOW, *options, worker_id=wid, slots=2) for wid in ("stop-a", "stop-b")}
+    for worker in workers.values():
+        await _wait_serving(worker)
+    cluster.server.wait_for_model(SLOW)
+    client = openai.AsyncOpenAI(base_url=cluster.server.v1, api_key=cluster.server.admin_key, max_retries=0)
+    request = client.chat.completions.create(
+        model=SLOW, messages=[{"role": "user", "content": "take your time"}], max_tokens=40, timeout=30
+    )
+    answer = asyncio.ensure_future(request)
+    (job,) = await cluster.wait_for("SELECT id, worker_id FROM jobs WHERE status = 'running'")
+    first = str(job["worker_id"])
+    (other,) = set(workers) - {first}
+    await asyncio.sleep(0.5)  # some 10 of its 40 tokens (2 s) are generated
+    workers[first].signal(signal.SIGSTOP)
+    stopped = time.monotonic()
+    rerun = await cluster.wait_for(
+        "SELECT worker_id FROM jobs WHERE id = $1 AND attempts = 2", job["id"], timeout_s=10
+    )
+    taken_over = time.monotonic() - stopped
+    assert rerun, await cluster.job(job["id"])
+    assert rerun[0]["worker_id"] == other
+    workers[first].signal(signal.SIGCONT)  # it wakes up holding a lease that is no longer its own
+
+    response = await asyncio.wait_for(answer, 15)
+    await asyncio.sleep(1.5)  # time for a late outcome of the first attempt to arrive and be fenced
+    assert job_id_of(response.id) == job["id"]
+    assert response.usage is not None
+    assert response.usage.completion_tokens == 40
+    row = await cluster.job(job["id"])
+    assert row is not None
+    assert (row["status"], row["attempts"], row["worker_id"]) == ("completed", 2, other)
+    (usage,) = await cluster.usage(job["id"])
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (
+        response.usage.prompt_tokens,
+        response.usage.completion_tokens,
+    )
+    assert len(await cluster.rows("SELECT id FROM usage_records")) == 1
+    assert workers[first].process is not None
+    assert workers[first].process.poll() is None  # alive, not wedged
+    await client.close()
+    print(f"\nSIGSTOP: attempt 2 on {other} {taken_over:.2f}s after the stop (lease {LEASE_TIMEOUT_S}s)")
+
+
+# A job that kills every worker that runs it --------------------------------------------------
+
+POISON = "sim-poison"
+
+
+async def _supervise(cluster: Cluster, workers: list[Worker], exits: list[int], stop: asyncio.Event) -> None:
+    """Restart each worker as soon as it dies, as a process supervisor would."""
+    generation = 0
+    while not stop.is_set():
+        for i, worker in enumerate(workers):
+            assert worker.process is not None
+            code = worker.process.poll()
+            if code is not None:
+                exits.append(code)
+                generation += 1
+                workers[i] = _poison_worker(cluster, f"boom-{i}-{generation}")
+        await asyncio.sleep(0.05)
+
+
+def _poison_worker(cluster: Cluster, worker_id: str) -> Worker:
+    # One slot: a crash takes down only the job that caused it.
+    return cluster.worker(POISON, "crash_marker=BOOM", "tokens_per_s=200", worker_id=worker_id, slots=1)
+
+
+async def test_job_that_crashes_its_workers_is_dead_lettered_while_others_complete(
+    cluster_factory: ClusterFactory,
+) -> None:
+    cluster = await cluster_factory({"GPUCLOUD_QUEUE__MAX_ATTEMPTS": "2"})
+    workers = [_poison_worker(cluster, f"boom-{i}-0") for i in range(2)]
+    for worker in workers:
+        await _wait_serving(worker)
+    cluster.server.wait_for_model(POISON)
+    stop, exits = asyncio.Event(), list[int]()
+    supervisor = asyncio.create_task(_supervise(cluster, workers, exits, stop))
+    client = openai.AsyncOpenAI(
+        base_url=cluster.server.v1, api_key=cluster.server.admin_key, max_retries=0, timeout=30
+    )
+    completed: list[float] = []
+
+    async def ordinary(loop: int) -> None:
+        for i in range(1000):
+            if poison.done() and i > 3:
+                return
+            prompt = f"ordinary {loop}.{i}"
+            response = await client.completions.create(model=POISON, prompt=prompt, max_tokens=8)
+            assert response.choices[0].text
+            completed.append(time.monotonic())
+
+    submitted = time.monotonic()
+    poison = asyncio.ensure_future(
+        client.chat.completions.create(
+            model=POISON, messages=[{"role": "user", "content": "please BOOM now"}], max_tokens=8
+        )
+    )
+    try:
+        await asyncio.wait_for(asyncio.gather(ordinary(0), ordinary(1)), 40)
+        with pytest.raises(openai.InternalServerError) as caught:
+            await poison
+    finally:
+        stop.set()
+        await supervisor
+        await client.close()
+    answered = time.monotonic()
+
+    error = caught.value
+    assert error.status_code == 500
+    assert error.code == "dead_lettered"
+    assert set(error.response.json()["error"]) >= {"message", "type", "param", "code"}
+    (dead,) = await cluster.rows("SELECT * FROM jobs WHERE status = 'dead'")
+    assert (dead["attempts"], dead["error_code"]) == (2, "dead_lettered")
+    assert "BOOM" in str(dead["request"])
+    (usage,) = await cluster.usage(dead["id"])
+    assert (usage["status"], usage["completion_tokens"]) == ("dead", 0)
+    assert exits == [86, 86]  # delivered exactly max_attempts times, each delivery a crash
+    during = [t for t in completed if submitted < t < answered]
+    assert len(during) >= 5, f"only {len(during)} ordinary jobs completed while the poison job was retried"
+    others = await cluster.rows("SELECT id FROM jobs WHERE status <> 'completed' AND id <> $1", dead["id"])
+    assert others == []
+    listed = await asyncio.to_thread(
+        httpx.get,
+        f"{cluster.server.base_url}/api/jobs",
+        params={"status": "dead"},
+        headers={"Authorization": f"Bearer {cluster.server.admin_key}"},
+    )
+    assert [j["id"] for j in listed.json()["data"]] == [dead["id"]]  # visible to an operator
+    print(
+        f"\npoison: dead-lettered after {answered - submitted:.1f}s and {len(exits)} worker crashes; "
+        f"{len(during)} ordinary jobs completed meanwhile"
+    )
