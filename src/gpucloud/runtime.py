@@ -21,6 +21,7 @@ from gpucloud.keys import KeyService
 from gpucloud.observability.cluster import ClusterGauges
 from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.stats import LiveStats
+from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.memory import MemoryJobQueue
 from gpucloud.queue.protocol import JobQueue
 from gpucloud.queue.router import ReplyRouter
@@ -93,7 +94,9 @@ class Runtime:
     generated_admin_key: str | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings, metrics: Metrics | None = None) -> Runtime:
+    def build(
+        cls, settings: Settings, metrics: Metrics | None = None, tracer: Tracer | None = None
+    ) -> Runtime:
         """Assemble the parts; no I/O happens until `start`."""
         instance_id = instance_name(settings)
         metrics = metrics if metrics is not None else Metrics()
@@ -108,6 +111,7 @@ class Runtime:
                 worker_id=f"local-{instance_id}",
                 slots=settings.local_worker.slots,
                 lease_timeout_s=settings.queue.lease_timeout_s,
+                tracer=tracer,
             )
         return cls(
             settings=settings,

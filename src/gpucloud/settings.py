@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: str = Field("console", pattern="^(console|json)$")
     instance_id: str | None = Field(None, description="this process's name in queues; default random")
+    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP endpoint for traces; unset: no tracing")
     sqlite_busy_timeout_ms: int = Field(30000, ge=0)
 
     queue: QueueSettings = Field(default_factory=QueueSettings)

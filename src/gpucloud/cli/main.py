@@ -106,6 +106,7 @@ def worker(
     grace: Annotated[float, typer.Option(help="Seconds running jobs get to finish on SIGTERM.")] = 10.0,
 ) -> None:
     """Run a worker: lease jobs for MODEL from the Redis queue and run them on an engine."""
+    from gpucloud.observability.tracing import Tracer
     from gpucloud.runtime import build_queue
     from gpucloud.worker.main import WorkerOptions, parse_engine_options, run_worker
 
@@ -127,7 +128,8 @@ def worker(
             grace_s=grace,
             lease_timeout_s=settings.queue.lease_timeout_s,
         )
-        asyncio.run(run_worker(build_queue(settings), options))
+        tracer = Tracer(settings.otlp_endpoint, "gpucloud-worker")
+        asyncio.run(run_worker(build_queue(settings), options, tracer))
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -19,16 +19,18 @@ from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestContextMiddleware
 from gpucloud.gateway.routes import health, jobs, keys, observe, openai, usage
 from gpucloud.observability.metrics import Metrics
+from gpucloud.observability.tracing import Tracer
 from gpucloud.runtime import Runtime
 from gpucloud.settings import Settings
 
 
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
+    tracer = Tracer(settings.otlp_endpoint, "gpucloud-gateway")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.build(settings, metrics)
+        runtime = Runtime.build(settings, metrics, tracer)
         await runtime.start()
         if runtime.generated_admin_key:
             _announce_admin_key(runtime.generated_admin_key)
@@ -38,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await runtime.close()
+            tracer.shutdown()
 
     app = FastAPI(
         title="gpucloud",
@@ -52,7 +55,10 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     app.state.metrics = metrics
     app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=settings.limits.max_body_bytes, metrics=metrics
+        RequestContextMiddleware,
+        max_body_bytes=settings.limits.max_body_bytes,
+        metrics=metrics,
+        tracer=tracer,
     )
     return app
 

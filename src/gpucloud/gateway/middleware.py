@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpucloud.observability.context import bind_request
 from gpucloud.observability.metrics import Metrics
+from gpucloud.observability.tracing import Tracer
 
 # A caller's own request id is kept when it is short and plain, so it can be logged safely.
 _CALLER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -43,10 +44,11 @@ class RequestFacts:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics, tracer: Tracer) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,10 +71,18 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        try:
-            await self.app(scope, self._bounded(scope, receive), send_with_id)
-        finally:
-            self._finish(scope, status, time.perf_counter() - started, facts)
+        with self.tracer.span(
+            f"{scope.get('method', '')} {scope.get('path', '')}", request_id=request_id
+        ) as span:
+            try:
+                await self.app(scope, self._bounded(scope, receive), send_with_id)
+            finally:
+                self._finish(scope, status, time.perf_counter() - started, facts)
+                if span is not None:
+                    span.set_attribute("http.response.status_code", status)
+                    for key, value in asdict(facts).items():
+                        if value is not None:
+                            span.set_attribute(f"gpucloud.{key}", value)
 
     def _finish(self, scope: Scope, status: int, seconds: float, facts: RequestFacts) -> None:
         route = getattr(scope.get("route"), "path", None) or "unmatched"

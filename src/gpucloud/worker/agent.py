@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from gpucloud.engines.protocol import Engine, EngineError, GenerationRequest
 from gpucloud.observability.context import bind_request
+from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.protocol import JobQueue, Lease, Outcome, OutcomeStatus, QueueError, WorkerInfo
 from gpucloud.worker.events import EventBatcher
 
@@ -46,7 +47,9 @@ class WorkerAgent:
         lease_timeout_s: float = 15.0,
         poll_s: float = 1.0,
         announce_every_s: float = 2.0,
+        tracer: Tracer | None = None,
     ) -> None:
+        self._tracer = tracer if tracer is not None else Tracer(None, "gpucloud-worker")
         self.worker_id = worker_id
         self._queue = queue
         self._engines = dict(engines)
@@ -163,7 +166,18 @@ class WorkerAgent:
         job = run.lease.job
         bind_request(job.request_id, job.job_id)  # this task's log lines carry the client's request id
         try:
-            outcome = await self._attempt(run)
+            with self._tracer.span(
+                "job attempt",
+                request_id=job.request_id,
+                job_id=job.job_id,
+                attempt=run.lease.attempt,
+                model=job.model,
+                worker_id=self.worker_id,
+            ) as span:
+                outcome = await self._attempt(run)
+                if span is not None and outcome is not None:
+                    span.set_attribute("gpucloud.status", outcome.status.value)
+                    span.set_attribute("gpucloud.completion_tokens", outcome.completion_tokens)
             if outcome is not None and not run.lost:
                 await self._queue.complete(run.lease, outcome)
         except QueueError as exc:

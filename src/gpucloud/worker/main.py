@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from gpucloud.engines import build_engine
 from gpucloud.engines.protocol import Engine
+from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.protocol import JobQueue
 from gpucloud.worker.agent import WorkerAgent
 
@@ -54,13 +55,14 @@ def build_engines(options: WorkerOptions) -> dict[str, Engine]:
     return {m: build_engine(options.engine, m, dict(options.engine_options or {})) for m in options.models}
 
 
-async def run_worker(queue: JobQueue, options: WorkerOptions) -> None:
+async def run_worker(queue: JobQueue, options: WorkerOptions, tracer: Tracer | None = None) -> None:
     agent = WorkerAgent(
         queue,
         build_engines(options),
         worker_id=options.worker_id or default_worker_id(),
         slots=options.slots,
         lease_timeout_s=options.lease_timeout_s,
+        tracer=tracer,
     )
     await queue.start()
     try:
@@ -76,6 +78,8 @@ async def run_worker(queue: JobQueue, options: WorkerOptions) -> None:
         await agent.stop(grace_s=options.grace_s)
     finally:
         await queue.close()
+        if tracer is not None:
+            tracer.shutdown()
 
 
 async def _until_signal() -> None:

@@ -1,0 +1,70 @@
+"""Every Redis key the limit and budget stores use (DESIGN.md §4: names live in one module).
+
+All keys sit under `<prefix>:limits:`, next to the queue's keys under the same prefix, so an
+operator can find, size or delete what the limiters own with one `SCAN MATCH <prefix>:limits:*`.
+Every key carries a TTL: a subject that stops sending vanishes from Redis on its own.
+
+The variable part comes last, so a subject containing ':' cannot make two keys collide. Budget
+keys have two variable parts (period and subject); the period is preceded by its length, which
+keeps "a:b" + "c" and "a" + "b:c" apart.
+
+Redis Cluster is not a target (the queue's scripts also span keys of several names), so no hash
+tags are used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LimitNames:
+    """The limiters' key names under `prefix` (default "gc", the same prefix as the queue's)."""
+
+    prefix: str = "gc"
+
+    def window(self, subject: str) -> str:
+        """Sorted set: request id → admission time (µs, Redis clock), the rolling request log.
+
+        Its size after trimming is the exact request count of the last window (rpm), and its order
+        says when the oldest requests leave (reset and retry times, and which tokens expire).
+        Kept only while `rpm` or `tpm` is set; expires one window plus a margin after the last
+        admission, when every entry in it has left the window anyway.
+        """
+        return f"{self.prefix}:limits:window:{subject}"
+
+    def tokens(self, subject: str) -> str:
+        """Hash next to `window`: "r:<request id>" → tokens counted for that request (reserved,
+        then settled to the actual count), and "total" → their sum.
+
+        The running total makes the tpm check O(1) instead of a sum over the window; ids carry
+        the "r:" mark so that no request id can be taken for "total". Same lifetime as `window`.
+        """
+        return f"{self.prefix}:limits:tokens:{subject}"
+
+    def slots(self, subject: str) -> str:
+        """Sorted set: request id → lease expiry (µs), the concurrency slots held.
+
+        Scored by expiry rather than admission so one ZREMRANGEBYSCORE drops the slots of a
+        gateway that died without releasing them. Kept only while `max_concurrency` is set;
+        expires a slot lease plus a margin after the last admission.
+        """
+        return f"{self.prefix}:limits:slots:{subject}"
+
+    def budget(self, subject: str, period: str) -> str:
+        """Hash of one (subject, period) budget: "spent" (initialised from the usage ledger, then
+        the settled actual amounts), "reserved" (the sum of open reservations) and
+        "r:<request id>" → each open reservation.
+
+        Created with SET-NX semantics from the caller's baseline when missing (a new period, or
+        Redis lost its data), and lives for the caller's `ttl_s`, i.e. until its period is over.
+        """
+        return f"{self.prefix}:limits:budget:{len(period)}:{period}:{subject}"
+
+    def budget_holds(self, subject: str, period: str) -> str:
+        """Sorted set: request id → reservation expiry (µs), the open reservations of `budget`.
+
+        Lets one ZRANGEBYSCORE find the reservations of gateways that died without settling;
+        they are then counted as spent in full (the job may well have run). Expires with `budget`.
+        """
+        return f"{self.prefix}:limits:budget-holds:{len(period)}:{period}:{subject}"
