@@ -334,9 +334,14 @@ def test_cli_create_list_revoke(tmp_path: Path) -> None:
     assert "revoked" in line
 
     unknown = _cli("keys", "revoke", "key_nope", data_dir=data_dir, check=False)
-    assert unknown.returncode != 0
+    assert unknown.returncode == 2
     assert "No API key" in unknown.stderr
-    assert "Traceback" not in unknown.stderr
+    for bad in (["--role", "root"], ["--priority", "urgent"], ["--max-priority", "top"]):
+        refused = _cli("keys", "create", "--name", "refused-key", *bad, data_dir=data_dir, check=False)
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert refused.stderr.startswith("error:"), refused.stderr
+        assert "gc_" not in refused.stdout
+    assert "refused-key" not in _cli("keys", "list", data_dir=data_dir).stdout
 
 
 def test_cli_keys_work_against_a_server_on_the_same_data_dir(tmp_path: Path) -> None:

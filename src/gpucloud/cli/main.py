@@ -40,14 +40,14 @@ def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
 
 def _with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
     async def run() -> T:
-        if settings.database_url is None:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         try:
             return await action(KeyService(db))
         finally:
             await db.close()
 
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)  # before the migrations open the file
     upgrade(settings.resolved_database_url())
     try:
         return asyncio.run(run())
@@ -169,13 +169,18 @@ def keys_create(
     """Create an API key and print its secret (shown only this once)."""
     from datetime import UTC
 
+    try:
+        default, ceiling = Priority(priority), Priority(max_priority or priority)
+    except ValueError:
+        typer.echo("error: priorities are high, normal or low", err=True)
+        raise typer.Exit(2) from None
     new = NewKey(
         name=name,
         role=role,
         expires_at=expires_at.replace(tzinfo=UTC) if expires_at and expires_at.tzinfo is None else expires_at,
         allowed_models=model or None,
-        default_priority=Priority(priority),
-        max_priority=Priority(max_priority or priority),
+        default_priority=default,
+        max_priority=ceiling,
     )
     row, secret = _with_keys(load_settings(data_dir), lambda keys: keys.create(new))
     typer.echo(f"id:     {row.id}\nname:   {row.name}\nrole:   {row.role}\nkey:    {secret}")
