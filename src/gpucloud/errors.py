@@ -11,10 +11,18 @@ class GpucloudError(Exception):
     error_type = "server_error"
     code: str | None = None
 
-    def __init__(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.headers = dict(headers or {})
         if code is not None:
             self.code = code
 
@@ -50,8 +58,15 @@ class Conflict(GpucloudError):
 class RetryableError(GpucloudError):
     """The request may succeed later; `retry_after_s` is an honest estimate (≤ 120 s)."""
 
-    def __init__(self, message: str, *, retry_after_s: float, code: str | None = None) -> None:
-        super().__init__(message, code=code)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, code=code, headers=headers)
         self.retry_after_s = max(1.0, min(120.0, retry_after_s))
 
 
@@ -60,6 +75,20 @@ class Overloaded(RetryableError):
 
     error_type = "rate_limit_error"
     code = "queue_full"
+
+
+class RateLimited(RetryableError):
+    """A per-key limit (requests, tokens or concurrency per minute) has no room now: 429."""
+
+    error_type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class QuotaExceeded(GpucloudError):
+    """The key's token quota or budget for the period is spent: 429, and retrying will not help."""
+
+    error_type = "insufficient_quota"
+    code = "insufficient_quota"
 
 
 class Unavailable(RetryableError):

@@ -22,12 +22,14 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gpucloud.admission import Admission, Pricing, Ticket
 from gpucloud.db import Database, Job, JobStatus, UsageRecord
 from gpucloud.db.models import utcnow
 from gpucloud.errors import NotFound
 from gpucloud.keys import Principal
 from gpucloud.observability.metrics import Metrics
 from gpucloud.queue.protocol import EventKind, JobEvent, JobQueue, Outcome, OutcomeStatus, QueueError
+from gpucloud.settings import ModelPrice
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +77,7 @@ class NewJob:
     queue_epoch: str | None = None
     reply_to: str | None = None
     deadline_at: datetime | None = None
+    admission: dict[str, Any] | None = None
 
 
 class JobStore:
@@ -100,6 +103,7 @@ class JobStore:
                         queue_epoch=new.queue_epoch,
                         reply_to=new.reply_to,
                         deadline_at=new.deadline_at,
+                        admission=new.admission,
                         created_at=utcnow(),
                     ).column_values()
                 )
@@ -189,9 +193,12 @@ class Finalizer:
         *,
         batch: int = 256,
         metrics: Metrics | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._db = db
         self._metrics = metrics
+        self._admission = admission
+        self._pricing = admission.pricing if admission is not None else Pricing({}, ModelPrice())
         self._queue = queue
         self._consumer = consumer
         self._batch = batch
@@ -253,6 +260,13 @@ class Finalizer:
         if self._metrics is not None:
             for observation in seen:
                 observation.record(self._metrics)
+        if self._admission is not None:
+            for observation in seen:
+                if observation.ticket is not None:
+                    o = observation.outcome
+                    await self._admission.settle(
+                        observation.ticket, o.prompt_tokens, o.completion_tokens, observation.cost_micros
+                    )
         await self._queue.ack_outcomes(outcomes)
         by_channel: dict[str, list[JobEvent]] = {}
         for reply_to, event in events:
@@ -276,10 +290,22 @@ class Finalizer:
                 extra={"job_id": outcome.job_id, "attempt": outcome.attempt, "status": outcome.status.value},
             )
             return None
-        latency_ms = (utcnow() - job[2]).total_seconds() * 1000.0
-        seen.append(_Seen(outcome, created_at=job[2].timestamp(), latency_ms=latency_ms))
+        latency_ms = (utcnow() - job.created_at).total_seconds() * 1000.0
+        cost = self._pricing.cost_micros(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
+        ticket = Ticket.from_dict(job.admission) if job.admission else None
+        seen.append(
+            _Seen(
+                outcome,
+                created_at=job.created_at.timestamp(),
+                latency_ms=latency_ms,
+                ticket=ticket,
+                cost_micros=cost,
+            )
+        )
         await session.execute(
-            insert(UsageRecord).values(_usage_row(outcome, key_id=job[0], latency_ms=latency_ms))
+            insert(UsageRecord).values(
+                _usage_row(outcome, key_id=job.key_id, latency_ms=latency_ms, cost=cost)
+            )
         )
         data = outcome.to_dict()
         data["latency_ms"] = latency_ms
@@ -301,7 +327,7 @@ class Finalizer:
         )
         return bool(result.rowcount)
 
-    async def _end(self, session: AsyncConnection, outcome: Outcome) -> tuple[str, str, datetime] | None:
+    async def _end(self, session: AsyncConnection, outcome: Outcome) -> _Ended | None:
         """The fence: end the job only if it is active and no later attempt has started."""
         ending = _ENDINGS[outcome.status]
         result = await session.execute(
@@ -317,10 +343,19 @@ class Finalizer:
                 error_code=outcome.error_code,
                 result=_result_of(outcome),
             )
-            .returning(Job.key_id, Job.model, Job.created_at)
+            .returning(Job.key_id, Job.created_at, Job.admission)
         )
         row = result.first()
-        return (row[0], row[1], row[2]) if row is not None else None
+        return _Ended(row[0], row[1], row[2]) if row is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """What the fence's UPDATE returns about a job it just ended."""
+
+    key_id: str
+    created_at: datetime
+    admission: dict[str, Any] | None
 
 
 @dataclass(slots=True)
@@ -332,6 +367,8 @@ class _Seen:
     rejected: bool = False
     created_at: float = 0.0
     latency_ms: float = 0.0
+    ticket: Ticket | None = None  # admission's reservation, settled after the commit
+    cost_micros: int = 0
 
     def record(self, m: Metrics) -> None:
         o = self.outcome
@@ -387,7 +424,7 @@ def _at(outcome: Outcome) -> datetime:
     return datetime.fromtimestamp(outcome.at or time.time(), UTC)
 
 
-def _usage_row(outcome: Outcome, *, key_id: str, latency_ms: float) -> dict[str, Any]:
+def _usage_row(outcome: Outcome, *, key_id: str, latency_ms: float, cost: int) -> dict[str, Any]:
     now = utcnow()
     return dict(
         job_id=outcome.job_id,
@@ -397,6 +434,7 @@ def _usage_row(outcome: Outcome, *, key_id: str, latency_ms: float) -> dict[str,
         prompt_tokens=outcome.prompt_tokens,
         completion_tokens=outcome.completion_tokens,
         total_tokens=outcome.prompt_tokens + outcome.completion_tokens,
+        cost_micros=cost,
         latency_ms=latency_ms,
         ttft_ms=outcome.ttft_ms,
         created_at=now,

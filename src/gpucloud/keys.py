@@ -75,6 +75,12 @@ class Principal:
     allowed_models: tuple[str, ...] | None
     default_priority: Priority
     max_priority: Priority
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    max_concurrency: int | None = None
+    token_quota: int | None = None
+    budget_micros: int | None = None
+    budget_period: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -92,6 +98,12 @@ class Principal:
             allowed_models=tuple(row.allowed_models) if row.allowed_models is not None else None,
             default_priority=Priority(row.default_priority),
             max_priority=Priority(row.max_priority),
+            rpm_limit=row.rpm_limit,
+            tpm_limit=row.tpm_limit,
+            max_concurrency=row.max_concurrency,
+            token_quota=row.token_quota,
+            budget_micros=row.budget_micros,
+            budget_period=row.budget_period,
         )
 
 
@@ -103,6 +115,31 @@ class NewKey:
     allowed_models: Sequence[str] | None = None
     default_priority: Priority = Priority.NORMAL
     max_priority: Priority = Priority.NORMAL
+    rpm_limit: int | None = None
+    tpm_limit: int | None = None
+    max_concurrency: int | None = None
+    token_quota: int | None = None
+    budget_micros: int | None = None
+    budget_period: str | None = None
+
+
+# Fields `KeyService.update` may change (PATCH /api/keys/{id}); None clears a limit.
+EDITABLE = frozenset(
+    {
+        "name",
+        "allowed_models",
+        "default_priority",
+        "max_priority",
+        "expires_at",
+        "rpm_limit",
+        "tpm_limit",
+        "max_concurrency",
+        "token_quota",
+        "budget_micros",
+        "budget_period",
+    }
+)
+BUDGET_PERIODS = ("daily", "monthly")
 
 
 class KeyService:
@@ -127,6 +164,12 @@ class KeyService:
             max_priority=new.max_priority.value,
             created_at=utcnow(),
             expires_at=new.expires_at,
+            rpm_limit=new.rpm_limit,
+            tpm_limit=new.tpm_limit,
+            max_concurrency=new.max_concurrency,
+            token_quota=new.token_quota,
+            budget_micros=new.budget_micros,
+            budget_period=new.budget_period,
         )
         async with self._db.transaction() as connection:
             await connection.execute(insert(ApiKey).values(row.column_values()))
@@ -155,6 +198,21 @@ class KeyService:
         if row is None:
             raise NotFound(f"No API key with id {key_id!r}.")
         return row
+
+    async def update(self, key_id: str, changes: dict[str, object]) -> ApiKey:
+        """Change the editable fields given (validated by the caller's schema); others stay."""
+        unknown = set(changes) - EDITABLE
+        if unknown:
+            raise InvalidRequest(f"{sorted(unknown)[0]} cannot be changed", param=sorted(unknown)[0])
+        row = await self.get(key_id)
+        default = Priority(str(changes.get("default_priority", row.default_priority)))
+        ceiling = Priority(str(changes.get("max_priority", row.max_priority)))
+        if default.rank < ceiling.rank:
+            raise InvalidRequest("default_priority is above max_priority", param="default_priority")
+        if changes:
+            async with self._db.transaction() as connection:
+                await connection.execute(update(ApiKey).where(ApiKey.id == key_id).values(**changes))
+        return await self.get(key_id)
 
     async def revoke(self, key_id: str) -> ApiKey:
         async with self._db.transaction() as session:

@@ -13,11 +13,20 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 
+from gpucloud.admission import Admission, Pricing
 from gpucloud.db import Database
 from gpucloud.db.migrate import upgrade_async
 from gpucloud.engines.protocol import Engine
 from gpucloud.jobs import Finalizer, JobStore
 from gpucloud.keys import KeyService
+from gpucloud.limits import (
+    BudgetStore,
+    LimitStore,
+    MemoryBudgetStore,
+    MemoryLimitStore,
+    RedisBudgetStore,
+    RedisLimitStore,
+)
 from gpucloud.observability.cluster import ClusterGauges
 from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.stats import LiveStats
@@ -56,6 +65,21 @@ def build_queue(settings: Settings) -> JobQueue:
     )
 
 
+def build_admission(settings: Settings, usage: UsageService) -> Admission:
+    url = settings.redis_dsn()
+    limits: LimitStore
+    budgets: BudgetStore
+    # Concurrency slots of a gateway that died are freed after the longest a request may take.
+    slot_ttl = settings.queue.request_timeout_s + settings.queue.max_wait_s + 60
+    if url is None:
+        limits, budgets = MemoryLimitStore(slot_ttl_s=slot_ttl), MemoryBudgetStore(hold_ttl_s=slot_ttl)
+    else:
+        limits = RedisLimitStore(url, prefix=settings.redis_prefix, slot_ttl_s=slot_ttl)
+        budgets = RedisBudgetStore(url, prefix=settings.redis_prefix, hold_ttl_s=slot_ttl)
+    pricing = Pricing(settings.prices, settings.default_price)
+    return Admission(limits, budgets, usage, pricing, default_reserve_tokens=settings.default_reserve_tokens)
+
+
 def local_engines(settings: Settings) -> dict[str, Engine]:
     from gpucloud.engines.simulated import SimulatedEngine
 
@@ -82,6 +106,7 @@ class Runtime:
     keys: KeyService
     jobs: JobStore
     usage: UsageService
+    admission: Admission
     registry: ModelRegistry
     router: ReplyRouter
     finalizer: Finalizer
@@ -103,6 +128,8 @@ class Runtime:
         db = Database(settings.resolved_database_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         queue = build_queue(settings)
         registry = ModelRegistry(queue)
+        usage = UsageService(db)
+        admission = build_admission(settings, usage)
         worker = None
         if settings.local_worker_enabled():
             worker = WorkerAgent(
@@ -119,10 +146,13 @@ class Runtime:
             queue=queue,
             keys=KeyService(db),
             jobs=JobStore(db),
-            usage=UsageService(db),
+            usage=usage,
+            admission=admission,
             registry=registry,
             router=ReplyRouter(queue, f"gw-{instance_id}"),
-            finalizer=Finalizer(db, queue, consumer=f"finalizer-{instance_id}", metrics=metrics),
+            finalizer=Finalizer(
+                db, queue, consumer=f"finalizer-{instance_id}", metrics=metrics, admission=admission
+            ),
             metrics=metrics,
             cluster_gauges=ClusterGauges(metrics, queue, instance_id),
             stats=LiveStats(db, queue, registry),
@@ -155,4 +185,5 @@ class Runtime:
         await self.finalizer.close()
         await self.router.close()
         await self.queue.close()
+        await self.admission.close()
         await self.db.close()

@@ -37,6 +37,22 @@ class LocalWorkerSettings(BaseModel):
     natural_end: bool = Field(True, description="false: answers always run to max_tokens")
 
 
+class KeyDefaults(BaseModel):
+    """Limits a new key gets when its creator sets none (None: unlimited)."""
+
+    rpm: int | None = Field(None, ge=0)
+    tpm: int | None = Field(None, ge=0)
+    max_concurrency: int | None = Field(None, ge=0)
+    token_quota: int | None = Field(None, ge=0)
+    budget_usd: float | None = Field(None, ge=0)
+    budget_period: str | None = Field(None, pattern="^(daily|monthly)$")
+
+
+class ModelPrice(BaseModel):
+    input_per_million: float = Field(0.0, ge=0, description="USD per million prompt tokens")
+    output_per_million: float = Field(0.0, ge=0, description="USD per million completion tokens")
+
+
 class RequestLimits(BaseModel):
     """Bounds on a single request (DESIGN.md §6); beyond them 400 or 413, fast."""
 
@@ -73,6 +89,13 @@ class Settings(BaseSettings):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     local_worker: LocalWorkerSettings = Field(default_factory=LocalWorkerSettings)
     limits: RequestLimits = Field(default_factory=RequestLimits)
+    key_defaults: KeyDefaults = Field(default_factory=KeyDefaults)
+    # Price table: model → price; `default_price` for models not listed. JSON in the environment:
+    # GPUCLOUD_PRICES='{"llama-3-8b": {"input_per_million": 0.2, "output_per_million": 0.6}}'
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    default_price: ModelPrice = Field(default_factory=ModelPrice)
+    # Tokens reserved for the completion when a request sets no max_tokens.
+    default_reserve_tokens: int = Field(1024, ge=1)
 
     @field_validator("log_level")
     @classmethod

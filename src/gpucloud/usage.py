@@ -33,6 +33,18 @@ class UsageService:
     def __init__(self, db: Database) -> None:
         self._db = db
 
+    async def spent(self, key_id: str, since: date | None) -> tuple[int, int]:
+        """Tokens and micro-dollars the key spent from UTC day `since` on (None: ever)."""
+        u = UsageRecord
+        query = select(
+            func.coalesce(func.sum(u.total_tokens), 0), func.coalesce(func.sum(u.cost_micros), 0)
+        ).where(u.key_id == key_id)
+        if since is not None:
+            query = query.where(u.day >= since.isoformat())
+        async with self._db.session() as session:
+            tokens, micros = (await session.execute(query)).one()
+        return int(tokens), int(micros)
+
     async def totals(self, where: UsageFilter) -> list[UsageTotal]:
         u = UsageRecord
         query = select(

@@ -28,6 +28,8 @@ _STATUS: list[tuple[type[errors.GpucloudError], int]] = [
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.Overloaded, 429),
+    (errors.RateLimited, 429),
+    (errors.QuotaExceeded, 429),
     (errors.Unavailable, 503),
     (errors.InvalidRequest, 400),
     (errors.EngineFailed, 500),
@@ -48,7 +50,9 @@ def envelope(
 
 
 def error_response(exc: errors.GpucloudError) -> Response:
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(exc.headers)
+    if isinstance(exc, errors.QuotaExceeded):
+        headers["x-should-retry"] = "false"  # the official SDKs honour it: no retry can succeed
     if isinstance(exc, errors.RetryableError):
         headers["retry-after"] = str(math.ceil(exc.retry_after_s))
     body = envelope(exc.message, exc.error_type, param=exc.param, code=exc.code)

@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 
+from gpucloud.admission import Ticket, rate_headers
 from gpucloud.db import Job, JobStatus
 from gpucloud.engines.protocol import GenerationRequest, RequestKind
+from gpucloud.engines.tokenizer import Tokenizer
 from gpucloud.errors import (
     Conflict,
     EngineFailed,
@@ -75,6 +77,10 @@ class Submitted:
     watch_: JobWatch | None
     started_at: float | None = None
     repeat: bool = False  # an idempotent repeat: the job exists already, there is nothing to watch
+    ticket: Ticket | None = None  # what admission reserved (its decision makes the rate-limit headers)
+
+    def headers(self) -> dict[str, str]:
+        return rate_headers(self.ticket.decision if self.ticket is not None else None)
 
     @property
     def watch(self) -> JobWatch:
@@ -88,6 +94,7 @@ class Inference:
         self._rt = runtime
         self._limits = runtime.settings.limits
         self._queue_settings = runtime.settings.queue
+        self._tokenizer = Tokenizer()
 
     # admission ------------------------------------------------------------------------------
 
@@ -193,6 +200,50 @@ class Inference:
             if existing is not None:
                 return self._repeat(existing, payload)
         job_id = new_job_id()
+        ticket = await self._rt.admission.admit(
+            principal,
+            generation.model,
+            job_id,
+            self.prompt_tokens(generation),
+            generation.max_tokens,
+            generation.n,
+        )
+        try:
+            return await self._record_and_queue(
+                principal,
+                generation,
+                job_id,
+                ticket,
+                stream=stream,
+                priority=priority,
+                request_id=request_id,
+                idempotency_key=idempotency_key,
+                max_wait_s=max_wait_s,
+            )
+        except BaseException:
+            await self._rt.admission.abandon(ticket)  # it never reached the queue: nothing was used
+            raise
+
+    def prompt_tokens(self, generation: GenerationRequest) -> int:
+        """The prompt as admission counts it (cl100k); the engine's own count is what is billed."""
+        if generation.kind == "chat":
+            return self._tokenizer.count_chat(generation.messages or [])
+        return self._tokenizer.count(generation.prompt or "")
+
+    async def _record_and_queue(
+        self,
+        principal: Principal,
+        generation: GenerationRequest,
+        job_id: str,
+        ticket: Ticket,
+        *,
+        stream: bool,
+        priority: Priority,
+        request_id: str,
+        idempotency_key: str | None,
+        max_wait_s: float | None,
+    ) -> Submitted:
+        payload = generation.to_dict()
         now = time.time()
         deadline = now + (max_wait_s or self._queue_settings.max_wait_s)
         epoch = await self._rt.reconciler.current_epoch()
@@ -200,6 +251,7 @@ class Inference:
         try:
             await self._rt.jobs.create(
                 NewJob(
+                    admission=ticket.to_dict(),
                     queue_epoch=epoch,
                     reply_to=self._rt.router.reply_to,
                     deadline_at=deadline_at(deadline),
@@ -219,6 +271,7 @@ class Inference:
             existing = await self._rt.jobs.find_idempotent(principal.key_id, idempotency_key or "")
             if existing is None:
                 raise
+            await self._rt.admission.abandon(ticket)
             return self._repeat(existing, payload)
         except BaseException:
             watch.close()
@@ -239,7 +292,9 @@ class Inference:
         except BaseException:
             watch.close()
             raise
-        return Submitted(job_id, generation.kind, generation.model, int(now), generation.n, watch)
+        return Submitted(
+            job_id, generation.kind, generation.model, int(now), generation.n, watch, ticket=ticket
+        )
 
     def _repeat(self, existing: Job, payload: dict[str, Any]) -> Submitted:
         if existing.request != payload:

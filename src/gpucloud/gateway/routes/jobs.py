@@ -113,7 +113,7 @@ async def submit_job(
     if not job.repeat:
         job.watch.close()  # nobody waits on this connection: the result is fetched later
     row = await runtime.jobs.get(job.job_id, principal)
-    return json_response(await job_view(runtime, row), status_code=202)
+    return json_response(await job_view(runtime, row), status_code=202, headers=job.headers())
 
 
 @router.get("/v1/jobs")

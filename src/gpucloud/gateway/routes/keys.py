@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -13,17 +13,41 @@ from gpucloud.db import ApiKey
 from gpucloud.errors import InvalidRequest
 from gpucloud.gateway.deps import AdminDep, PrincipalDep, RuntimeDep, get_principal
 from gpucloud.gateway.responses import json_response
-from gpucloud.keys import NewKey
+from gpucloud.keys import NewKey, Principal
 from gpucloud.queue.protocol import Priority
+from gpucloud.settings import KeyDefaults
 
 router = APIRouter(prefix="/api", tags=["keys"], dependencies=[Depends(get_principal)])
 
 PriorityName = Literal["high", "normal", "low"]
+BudgetPeriod = Literal["daily", "monthly"]
 
 
-class KeyCreate(BaseModel):
+class _KeyLimits(BaseModel):
+    """Limits of a key; None (or absent) means unlimited."""
+
     model_config = ConfigDict(extra="forbid")
 
+    rpm_limit: int | None = Field(None, ge=0, description="requests per rolling minute")
+    tpm_limit: int | None = Field(
+        None, ge=0, description="tokens per rolling minute (prompt + max_tokens reserved)"
+    )
+    max_concurrency: int | None = Field(None, ge=0, description="requests in flight at once")
+    token_quota: int | None = Field(None, ge=0, description="tokens per budget period")
+    budget_usd: float | None = Field(None, ge=0, description="spend per budget period, in USD")
+    budget_period: BudgetPeriod | None = Field(
+        None, description="daily, monthly, or null for the key's lifetime"
+    )
+
+    @field_validator("expires_at", check_fields=False)
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("expires_at needs a time zone (e.g. 2030-01-01T00:00:00Z)")
+        return value
+
+
+class KeyCreate(_KeyLimits):
     name: str = Field(min_length=1, max_length=200)
     role: Literal["admin", "user"] = "user"
     expires_at: datetime | None = None
@@ -31,12 +55,33 @@ class KeyCreate(BaseModel):
     default_priority: PriorityName = "normal"
     max_priority: PriorityName | None = None
 
-    @field_validator("expires_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("expires_at needs a time zone (e.g. 2030-01-01T00:00:00Z)")
-        return value
+
+class KeyPatch(_KeyLimits):
+    """Only the fields sent change; null clears a limit."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    expires_at: datetime | None = None
+    allowed_models: list[str] | None = Field(None, max_length=1000)
+    default_priority: PriorityName | None = None
+    max_priority: PriorityName | None = None
+
+
+def _micros(usd: float | None) -> int | None:
+    return round(usd * 1_000_000) if usd is not None else None
+
+
+def _limit_fields(body: _KeyLimits, defaults: KeyDefaults) -> dict[str, Any]:
+    """The limits the body sets, completed from the operator's defaults for those it leaves out."""
+    given = body.model_fields_set
+    pick: dict[str, Any] = {
+        "rpm_limit": body.rpm_limit if "rpm_limit" in given else defaults.rpm,
+        "tpm_limit": body.tpm_limit if "tpm_limit" in given else defaults.tpm,
+        "max_concurrency": body.max_concurrency if "max_concurrency" in given else defaults.max_concurrency,
+        "token_quota": body.token_quota if "token_quota" in given else defaults.token_quota,
+        "budget_micros": _micros(body.budget_usd if "budget_usd" in given else defaults.budget_usd),
+        "budget_period": body.budget_period if "budget_period" in given else defaults.budget_period,
+    }
+    return pick
 
 
 def key_view(row: ApiKey) -> dict[str, object]:
@@ -53,6 +98,12 @@ def key_view(row: ApiKey) -> dict[str, object]:
         "created_at": row.created_at.isoformat(),
         "expires_at": row.expires_at.isoformat() if row.expires_at else None,
         "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+        "rpm_limit": row.rpm_limit,
+        "tpm_limit": row.tpm_limit,
+        "max_concurrency": row.max_concurrency,
+        "token_quota": row.token_quota,
+        "budget_usd": row.budget_micros / 1_000_000 if row.budget_micros is not None else None,
+        "budget_period": row.budget_period,
     }
 
 
@@ -64,6 +115,7 @@ async def create_key(body: KeyCreate, _: AdminDep, runtime: RuntimeDep) -> Respo
         raise InvalidRequest("expires_at is in the past.", param="expires_at")
     row, secret = await runtime.keys.create(
         NewKey(
+            **_limit_fields(body, runtime.settings.key_defaults),
             name=body.name,
             role=body.role,
             expires_at=body.expires_at,
@@ -83,7 +135,23 @@ async def list_keys(_: AdminDep, runtime: RuntimeDep) -> Response:
 
 @router.get("/keys/{key_id}")
 async def get_key(key_id: str, _: AdminDep, runtime: RuntimeDep) -> Response:
-    return json_response(key_view(await runtime.keys.get(key_id)))
+    row = await runtime.keys.get(key_id)
+    status = await runtime.admission.status(Principal.of(row))
+    return json_response({**key_view(row), "status": status})
+
+
+@router.patch("/keys/{key_id}")
+async def update_key(key_id: str, body: KeyPatch, _: AdminDep, runtime: RuntimeDep) -> Response:
+    changes: dict[str, object] = body.model_dump(exclude_unset=True)
+    if "budget_usd" in changes:
+        changes["budget_micros"] = _micros(body.budget_usd)
+        del changes["budget_usd"]
+    for field in ("name", "default_priority"):
+        if field in changes and changes[field] is None:
+            raise InvalidRequest(f"{field} cannot be null.", param=field)
+    if changes.get("max_priority", "") is None:
+        raise InvalidRequest("max_priority cannot be null.", param="max_priority")
+    return json_response(key_view(await runtime.keys.update(key_id, changes)))
 
 
 @router.delete("/keys/{key_id}")

@@ -72,7 +72,7 @@ async def _complete(
             final.get("prompt_tokens"),
             final.get("completion_tokens"),
         )
-        return json_response(completion_body(job, final))
+        return json_response(completion_body(job, final), headers=job.headers())
     try:
         first = await inference.next_event(job)
         while first.kind is EventKind.STARTED:
@@ -86,7 +86,7 @@ async def _complete(
     return StreamingResponse(
         sse(inference, job, first, include_usage, seen),
         media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no", **job.headers()},
     )
 
 
