@@ -9,6 +9,7 @@ stored; the secret exists in a response exactly once, when the key is created.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from gpucloud.db import ApiKey, Database
 from gpucloud.db.models import utcnow
@@ -237,10 +239,12 @@ class KeyService:
                     f"GPUCLOUD_ADMIN_KEY must be at least {_MIN_OPERATOR_KEY_LEN} characters"
                 )
             if await self._find(digest(operator_key)) is None:
-                await self.create(
-                    NewKey(name="admin (GPUCLOUD_ADMIN_KEY)", role="admin", max_priority=Priority.HIGH),
-                    secret=operator_key,
-                )
+                # Replicas starting together may all try: the unique digest lets one win.
+                with contextlib.suppress(IntegrityError):
+                    await self.create(
+                        NewKey(name="admin (GPUCLOUD_ADMIN_KEY)", role="admin", max_priority=Priority.HIGH),
+                        secret=operator_key,
+                    )
             return None
         if await self._has_usable_admin():
             return None

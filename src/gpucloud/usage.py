@@ -27,6 +27,7 @@ class UsageTotal:
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    cost_usd: float
 
 
 class UsageService:
@@ -55,6 +56,7 @@ class UsageService:
             func.coalesce(func.sum(u.prompt_tokens), 0),
             func.coalesce(func.sum(u.completion_tokens), 0),
             func.coalesce(func.sum(u.total_tokens), 0),
+            func.coalesce(func.sum(u.cost_micros), 0),
         ).group_by(u.key_id, u.model, u.day)
         if where.key_id is not None:
             query = query.where(u.key_id == where.key_id)
@@ -76,6 +78,7 @@ class UsageService:
                 prompt_tokens=int(r[4]),
                 completion_tokens=int(r[5]),
                 total_tokens=int(r[6]),
+                cost_usd=int(r[7]) / 1_000_000,
             )
             for r in rows
         ]

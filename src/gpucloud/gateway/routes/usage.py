@@ -36,5 +36,6 @@ async def usage(
         "prompt_tokens": sum(r.prompt_tokens for r in rows),
         "completion_tokens": sum(r.completion_tokens for r in rows),
         "total_tokens": sum(r.total_tokens for r in rows),
+        "cost_usd": round(sum(r.cost_usd for r in rows), 6),
     }
     return json_response({"object": "list", "data": data, "totals": totals})
