@@ -439,4 +439,5 @@ def _usage_row(outcome: Outcome, *, key_id: str, latency_ms: float, cost: int) -
         ttft_ms=outcome.ttft_ms,
         created_at=now,
         day=now.strftime("%Y-%m-%d"),
+        hour=now.strftime("%Y-%m-%dT%H"),
     )

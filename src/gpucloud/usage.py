@@ -16,13 +16,16 @@ class UsageFilter:
     model: str | None = None
     start: date | None = None  # inclusive, UTC day
     end: date | None = None  # inclusive, UTC day
+    granularity: str = "day"  # "day" or "hour"
+    by_key: bool = True  # False: totals across keys (per model and period)
+    by_model: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class UsageTotal:
-    key_id: str
-    model: str
-    day: str
+    key_id: str | None
+    model: str | None
+    period: str  # "YYYY-MM-DD" or "YYYY-MM-DDTHH", UTC
     requests: int
     prompt_tokens: int
     completion_tokens: int
@@ -47,17 +50,18 @@ class UsageService:
         return int(tokens), int(micros)
 
     async def totals(self, where: UsageFilter) -> list[UsageTotal]:
+        """Ledger totals grouped by period (and key and model unless told not to), oldest first."""
         u = UsageRecord
+        period = u.hour if where.granularity == "hour" else u.day
+        groups = [period, *([u.key_id] if where.by_key else []), *([u.model] if where.by_model else [])]
         query = select(
-            u.key_id,
-            u.model,
-            u.day,
+            *groups,
             func.count(u.id),
             func.coalesce(func.sum(u.prompt_tokens), 0),
             func.coalesce(func.sum(u.completion_tokens), 0),
             func.coalesce(func.sum(u.total_tokens), 0),
             func.coalesce(func.sum(u.cost_micros), 0),
-        ).group_by(u.key_id, u.model, u.day)
+        ).group_by(*groups)
         if where.key_id is not None:
             query = query.where(u.key_id == where.key_id)
         if where.model is not None:
@@ -66,19 +70,24 @@ class UsageService:
             query = query.where(u.day >= where.start.isoformat())
         if where.end is not None:
             query = query.where(u.day <= where.end.isoformat())
-        query = query.order_by(u.day, u.key_id, u.model)
         async with self._db.session() as session:
-            rows = (await session.execute(query)).all()
-        return [
-            UsageTotal(
-                key_id=r[0],
-                model=r[1],
-                day=r[2],
-                requests=int(r[3]),
-                prompt_tokens=int(r[4]),
-                completion_tokens=int(r[5]),
-                total_tokens=int(r[6]),
-                cost_usd=int(r[7]) / 1_000_000,
-            )
-            for r in rows
-        ]
+            rows = (await session.execute(query.order_by(*groups))).all()
+        return [self._total(where, tuple(r)) for r in rows]
+
+    @staticmethod
+    def _total(where: UsageFilter, row: tuple[object, ...]) -> UsageTotal:
+        values = list(row)
+        period = str(values.pop(0))
+        key_id = str(values.pop(0)) if where.by_key else None
+        model = str(values.pop(0)) if where.by_model else None
+        requests, prompt, completion, total, micros = (int(str(v)) for v in values)
+        return UsageTotal(
+            key_id=key_id,
+            model=model,
+            period=period,
+            requests=requests,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=total,
+            cost_usd=micros / 1_000_000,
+        )

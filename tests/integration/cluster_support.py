@@ -32,7 +32,7 @@ from tests.support import (
 
 # Short leases make reclaim quick: a lost job is delivered again within about 2 s.
 LEASE_TIMEOUT_S = 1.5
-BASE_ENV = {"GPUCLOUD_QUEUE__LEASE_TIMEOUT_S": str(LEASE_TIMEOUT_S), "GPUCLOUD_LOG_LEVEL": "INFO"}
+BASE_ENV = {"GPUCLOUD_QUEUE__LEASE_TIMEOUT_S": str(LEASE_TIMEOUT_S)}
 
 
 def pg_dsn(database_url: str) -> str:
@@ -112,10 +112,6 @@ class Cluster:
         self.server.workers.append(worker)
         return worker
 
-    def logs(self) -> str:
-        parts = [self.server.logs()[-3000:]] + [g.logs()[-3000:] for g in self.gateways]
-        return "\n---\n".join(parts)
-
 
 ClusterFactory = Callable[..., Awaitable[Cluster]]
 
@@ -144,12 +140,7 @@ async def cluster_factory_fixture(tmp_path: Path) -> AsyncIterator[ClusterFactor
         for gateway in cluster.gateways:
             gateway.stop()
         cluster.server.stop()
-        import os
-
-        if os.environ.get("KEEP_DB"):
-            print("KEPT", cluster.database_url, cluster.server.env.get("GPUCLOUD_REDIS_PREFIX"))
-        else:
-            await drop_pg_database_async(cluster.database_url)
+        await drop_pg_database_async(cluster.database_url)
 
 
 def kill(worker: Worker) -> None:
@@ -173,7 +164,9 @@ class TcpProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, name="redis-proxy", daemon=True)
         self._thread.start()
         self._server: asyncio.Server | None = None
-        self._transports: set[asyncio.BaseTransport] = set()
+        self._transports: set[asyncio.WriteTransport] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.reset = True  # how `stop` ends open connections: RST (True) or FIN
 
     @property
     def url(self) -> str:
@@ -200,10 +193,19 @@ class TcpProxy:
             await self._server.wait_closed()
             self._server = None
         for transport in list(self._transports):
-            transport.abort()  # an RST, as when the server's host goes away
+            if self.reset:
+                transport.abort()  # an RST, as when a connection is torn down on the way
+            else:
+                transport.close()  # a FIN, as when the Redis server process exits
         self._transports.clear()
+        if self._handlers:
+            await asyncio.wait(self._handlers, timeout=2)
 
     async def _accept(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
         try:
             upstream_r, upstream_w = await asyncio.open_connection(*self._target)
         except OSError:

@@ -83,7 +83,7 @@ async def _call(client: openai.AsyncOpenAI, index: int, rng: random.Random) -> R
         async for chunk in chunks:
             result.response_id = chunk.id
             for choice in chunk.choices:
-                text = choice.delta.content if endpoint == "chat" else choice.text  # type: ignore[union-attr]
+                text = choice.delta.content if endpoint == "chat" else choice.text
                 if text:
                     result.chunks += 1
             if chunk.usage is not None:
@@ -133,7 +133,7 @@ def _chaos_worker(cluster: Cluster, serial: int) -> Worker:
 
 async def test_chaos_sigkill_workers_under_load(cluster_factory: ClusterFactory) -> None:
     """2 gateways, 3 workers, 500 mixed jobs while a worker is SIGKILLed every 1–2 s."""
-    cluster = await cluster_factory()
+    cluster = await cluster_factory({"GPUCLOUD_LOG_LEVEL": "INFO"})  # DEBUG costs this test's CPU
     second = cluster.add_gateway("gw-2")
     workers = {f"chaos-{i}": _chaos_worker(cluster, i) for i in range(3)}
     cluster.server.wait_for_model(MODEL)
@@ -176,8 +176,10 @@ async def test_chaos_sigkill_workers_under_load(cluster_factory: ClusterFactory)
     delays = await _reclaim_delays(cluster, kills)
     assert len(kills) >= 3
     assert delays, "no SIGKILL hit a running job"
-    # A lost job is taken up again within a bounded time: the lease timeout, a poll, some slack.
-    assert max(delays) < LEASE_TIMEOUT_S + 4.5, delays
+    # A lost job is taken up again within a bounded time: typically the lease timeout and a poll;
+    # the bound on the slowest leaves room for a machine busy with other work.
+    assert sorted(delays)[len(delays) // 2] < LEASE_TIMEOUT_S + 1.5, delays
+    assert max(delays) < 15, delays
     print(
         f"\nchaos: {len(results)} requests in {elapsed:.1f}s, {len(kills)} SIGKILLs, "
         f"{sum(r.ok for r in results)} ok, {sum(not r.ok and r.stream for r in results)} streams cut "
@@ -289,8 +291,9 @@ async def test_sigstopped_worker_loses_its_job_and_its_late_result_is_fenced(
         response.usage.completion_tokens,
     )
     assert len(await cluster.rows("SELECT id FROM usage_records")) == 1
-    assert workers[first].process is not None
-    assert workers[first].process.poll() is None  # alive, not wedged
+    resumed = workers[first].process
+    assert resumed is not None
+    assert resumed.poll() is None  # alive, not wedged
     await client.close()
     print(f"\nSIGSTOP: attempt 2 on {other} {taken_over:.2f}s after the stop (lease {LEASE_TIMEOUT_S}s)")
 

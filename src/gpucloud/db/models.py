@@ -160,3 +160,4 @@ class UsageRecord(Base):
     ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     day: Mapped[str] = mapped_column(String(10))  # UTC "YYYY-MM-DD": groups the same on every database
+    hour: Mapped[str | None] = mapped_column(String(13), nullable=True)  # UTC "YYYY-MM-DDTHH", likewise

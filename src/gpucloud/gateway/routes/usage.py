@@ -1,19 +1,36 @@
-"""`/api/usage`: totals from the ledger; a user key sees its own, an admin anyone's."""
+"""`/api/usage`: totals and time series from the ledger, as JSON or CSV.
+
+A user key sees its own usage only; an admin sees anyone's and may filter by `key_id`. Series are
+per UTC day or hour (`granularity`), per key and model unless `group_by` narrows it.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import asdict
 from datetime import date
+from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
 from gpucloud.errors import PermissionDenied
 from gpucloud.gateway.deps import PrincipalDep, RuntimeDep, get_principal
 from gpucloud.gateway.responses import json_response
-from gpucloud.usage import UsageFilter
+from gpucloud.usage import UsageFilter, UsageTotal
 
 router = APIRouter(prefix="/api", tags=["usage"], dependencies=[Depends(get_principal)])
+_COLUMNS = (
+    "period",
+    "key_id",
+    "model",
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+)
 
 
 @router.get("/usage")
@@ -24,18 +41,49 @@ async def usage(
     model: str | None = None,
     start: date | None = None,
     end: date | None = None,
+    granularity: Literal["day", "hour"] = "day",
+    group_by: list[Literal["key", "model"]] = Query(default=["key", "model"]),  # noqa: B008 - FastAPI query list
+    format: Literal["json", "csv"] = "json",
 ) -> Response:
     if not principal.is_admin:
         if key_id is not None and key_id != principal.key_id:
             raise PermissionDenied("A user key can only see its own usage.", param="key_id")
         key_id = principal.key_id
-    rows = await runtime.usage.totals(UsageFilter(key_id=key_id, model=model, start=start, end=end))
-    data = [asdict(r) for r in rows]
-    totals = {
+    where = UsageFilter(
+        key_id=key_id,
+        model=model,
+        start=start,
+        end=end,
+        granularity=granularity,
+        by_key="key" in group_by,
+        by_model="model" in group_by,
+    )
+    rows = await runtime.usage.totals(where)
+    if format == "csv":
+        return _csv(rows)
+    data = [{**asdict(r), granularity: r.period} for r in rows]
+    return json_response({"object": "list", "granularity": granularity, "data": data, "totals": _sum(rows)})
+
+
+def _sum(rows: list[UsageTotal]) -> dict[str, object]:
+    return {
         "requests": sum(r.requests for r in rows),
         "prompt_tokens": sum(r.prompt_tokens for r in rows),
         "completion_tokens": sum(r.completion_tokens for r in rows),
         "total_tokens": sum(r.total_tokens for r in rows),
         "cost_usd": round(sum(r.cost_usd for r in rows), 6),
     }
-    return json_response({"object": "list", "data": data, "totals": totals})
+
+
+def _csv(rows: list[UsageTotal]) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(_COLUMNS)
+    for row in rows:
+        values = asdict(row)
+        writer.writerow([values[c] if values[c] is not None else "" for c in _COLUMNS])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv",
+        headers={"content-disposition": 'attachment; filename="gpucloud-usage.csv"'},
+    )
