@@ -19,12 +19,26 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    String,
+    Update,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gpucloud.admission import Admission, Pricing, Ticket
 from gpucloud.db import Database, Job, JobStatus, UsageRecord
-from gpucloud.db.models import utcnow
+from gpucloud.db.models import UTCDateTime, utcnow
 from gpucloud.errors import NotFound
 from gpucloud.keys import Principal
 from gpucloud.observability.metrics import Metrics
@@ -83,31 +97,29 @@ class NewJob:
 class JobStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._insert = insert(Job)  # values come with each execute: built once
 
     async def create(self, new: NewJob) -> None:
+        row = {
+            "id": new.id,
+            "key_id": new.key_id,
+            "model": new.model,
+            "endpoint": new.endpoint,
+            "priority": new.priority,
+            "status": JobStatus.QUEUED.value,
+            "stream": new.stream,
+            "attempts": 0,
+            "request": new.request,
+            "request_id": new.request_id,
+            "idempotency_key": new.idempotency_key,
+            "queue_epoch": new.queue_epoch,
+            "reply_to": new.reply_to,
+            "deadline_at": new.deadline_at,
+            "admission": new.admission,
+            "created_at": utcnow(),
+        }
         async with self._db.transaction() as connection:
-            await connection.execute(
-                insert(Job).values(
-                    Job(
-                        id=new.id,
-                        key_id=new.key_id,
-                        model=new.model,
-                        endpoint=new.endpoint,
-                        priority=new.priority,
-                        status=JobStatus.QUEUED.value,
-                        stream=new.stream,
-                        attempts=0,
-                        request=new.request,
-                        request_id=new.request_id,
-                        idempotency_key=new.idempotency_key,
-                        queue_epoch=new.queue_epoch,
-                        reply_to=new.reply_to,
-                        deadline_at=new.deadline_at,
-                        admission=new.admission,
-                        created_at=utcnow(),
-                    ).column_values()
-                )
-            )
+            await connection.execute(self._insert, row)
 
     async def discard(self, job_id: str) -> None:
         """Forget a job the queue refused: it never reached a worker, so nothing else holds it."""
@@ -194,8 +206,13 @@ class Finalizer:
         batch: int = 256,
         metrics: Metrics | None = None,
         admission: Admission | None = None,
+        start_linger_s: float = 0.25,
     ) -> None:
         self._db = db
+        self._start_linger_s = start_linger_s
+        self._starts: dict[str, tuple[Outcome, float]] = {}  # job id → (held STARTED, when read)
+        self._end_statement = _end_statement()
+        self._insert_usage = insert(UsageRecord)
         self._metrics = metrics
         self._admission = admission
         self._pricing = admission.pricing if admission is not None else Pricing({}, ModelPrice())
@@ -221,13 +238,14 @@ class Finalizer:
         while True:
             try:
                 if not held:
-                    held = await self._queue.read_outcomes(self._consumer, self._batch, 1.0)
+                    held = await self._next_batch()
                 if held:
                     await self.apply(held)
                 held, tries = [], 0
             except QueueError as exc:
                 log.warning("finalizer: queue unavailable, retrying: %s", exc)
                 held, tries = [], 0  # unacknowledged: the queue delivers them again
+                self._starts.clear()
                 await asyncio.sleep(0.5)
             except Exception:
                 # A database hiccup must not kill the consumer. The batch is applied again at once
@@ -239,6 +257,37 @@ class Finalizer:
                 if tries >= _APPLY_TRIES:
                     held, tries = [], 0
                 await asyncio.sleep(0.5)
+
+    async def _next_batch(self) -> list[Outcome]:
+        """The next outcomes to apply. A STARTED outcome waits up to `start_linger_s` for its job's
+        ending: a short job then costs one write transaction instead of two (the ending's UPDATE
+        records the start too). Held outcomes are unacknowledged, so a crash loses none of them."""
+        now = time.monotonic()
+        timeout = 1.0
+        if self._starts:
+            timeout = max(0.0, min(at for _, at in self._starts.values()) + self._start_linger_s - now)
+        batch: list[Outcome] = []
+        for outcome in await self._queue.read_outcomes(self._consumer, self._batch, timeout):
+            if outcome.status is OutcomeStatus.STARTED and self._start_linger_s > 0:
+                previous = self._starts.get(outcome.job_id)
+                if previous is not None:
+                    batch.append(previous[0])  # an older attempt's start: no reason to wait for it
+                self._starts[outcome.job_id] = (outcome, time.monotonic())
+            else:
+                batch.append(outcome)
+        # Released starts go first: applied before a stale attempt's ending of the same job, a newer
+        # start still fences that ending out (apply keeps this order within a job).
+        starts: list[Outcome] = []
+        for outcome in batch:
+            held = self._starts.pop(outcome.job_id, None)
+            if held is not None:
+                starts.append(held[0])
+        due = time.monotonic() - self._start_linger_s
+        for job_id, (outcome, at) in list(self._starts.items()):
+            if at <= due:
+                starts.append(outcome)
+                del self._starts[job_id]
+        return starts + batch
 
     async def apply(self, outcomes: Sequence[Outcome]) -> None:
         """Apply, commit, acknowledge, then notify — in that order."""
@@ -303,9 +352,7 @@ class Finalizer:
             )
         )
         await session.execute(
-            insert(UsageRecord).values(
-                _usage_row(outcome, key_id=job.key_id, latency_ms=latency_ms, cost=cost)
-            )
+            self._insert_usage, _usage_row(outcome, key_id=job.key_id, latency_ms=latency_ms, cost=cost)
         )
         data = outcome.to_dict()
         data["latency_ms"] = latency_ms
@@ -329,21 +376,20 @@ class Finalizer:
 
     async def _end(self, session: AsyncConnection, outcome: Outcome) -> _Ended | None:
         """The fence: end the job only if it is active and no later attempt has started."""
-        ending = _ENDINGS[outcome.status]
         result = await session.execute(
-            update(Job)
-            .where(Job.id == outcome.job_id, Job.status.in_(_ACTIVE), Job.attempts <= outcome.attempt)
-            .values(
-                status=ending.value,
-                attempts=outcome.attempt,
-                started_at=func.coalesce(Job.started_at, _started_at(outcome)),
-                worker_id=func.coalesce(Job.worker_id, outcome.worker_id or None),
-                finished_at=_at(outcome),
-                error=outcome.error,
-                error_code=outcome.error_code,
-                result=_result_of(outcome),
-            )
-            .returning(Job.key_id, Job.created_at, Job.admission)
+            self._end_statement,
+            {
+                "b_id": outcome.job_id,
+                "b_attempt": outcome.attempt,
+                "b_status": _ENDINGS[outcome.status].value,
+                "b_started": _started_at(outcome),
+                "b_worker": outcome.worker_id or None,
+                "b_ran": outcome.duration_ms is not None,
+                "b_finished": _at(outcome),
+                "b_error": outcome.error,
+                "b_error_code": outcome.error_code,
+                "b_result": _result_of(outcome),
+            },
         )
         row = result.first()
         return _Ended(row[0], row[1], row[2]) if row is not None else None
@@ -392,6 +438,41 @@ class _Seen:
             generating = o.duration_ms / 1000.0 - max(0.0, o.ttft_ms / 1000.0 - wait)
             if o.completion_tokens > 1:
                 m.itl.labels(model=o.model).observe(max(0.0, generating) / (o.completion_tokens - 1))
+
+
+def _end_statement() -> Update:
+    """The fence's UPDATE, with bind parameters: built once per finalizer, compiled once.
+
+    `started_at` and `worker_id`: the ending attempt's STARTED may not be recorded (coalesced into
+    this write, see `Finalizer._next_batch`); the row then still names an older attempt — the worker
+    that was lost, and when it began — so the ending attempt's own values replace them (`b_ran`:
+    the attempt ran at all, unlike a dead letter or an expiry). Otherwise what its STARTED recorded
+    stays. SQL sees the row as it was before the UPDATE.
+    """
+    t = Job.__table__.c
+    newer = t.attempts < bindparam("b_attempt")
+    started = bindparam("b_started", type_=UTCDateTime())
+    worker = bindparam("b_worker", type_=String())
+    return (
+        update(Job)
+        .where(t.id == bindparam("b_id"), t.status.in_(_ACTIVE), t.attempts <= bindparam("b_attempt"))
+        .values(
+            status=bindparam("b_status"),
+            attempts=bindparam("b_attempt"),
+            started_at=case(
+                (and_(newer, bindparam("b_ran", type_=Boolean())), started),
+                else_=func.coalesce(t.started_at, started),
+            ),
+            worker_id=case(
+                (and_(newer, worker.is_not(None)), worker), else_=func.coalesce(t.worker_id, worker)
+            ),
+            finished_at=bindparam("b_finished", type_=UTCDateTime()),
+            error=bindparam("b_error"),
+            error_code=bindparam("b_error_code"),
+            result=bindparam("b_result", type_=JSON()),
+        )
+        .returning(t.key_id, t.created_at, t.admission)
+    )
 
 
 def _endings_by_job(outcomes: Sequence[Outcome]) -> dict[str, int]:

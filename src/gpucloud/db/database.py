@@ -35,15 +35,17 @@ class Database:
         self._busy_timeout_ms = busy_timeout_ms
         self._write_lock = asyncio.Lock()
         if self.is_sqlite:
-            self._engine = self._sqlite_engine(url, "BEGIN IMMEDIATE")
-            self._read_engine = self._sqlite_engine(url, None)
+            # Writers take turns (the write lock), so two connections suffice; readers run side by side,
+            # and a pool that fits the concurrency avoids opening a connection (and its thread) per read.
+            self._engine = self._sqlite_engine(url, "BEGIN IMMEDIATE", pool_size=2, overflow=2)
+            self._read_engine = self._sqlite_engine(url, None, pool_size=24, overflow=8)
         else:
             self._engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size * 2)
             self._read_engine = self._engine
         self._reads = async_sessionmaker(self._read_engine, expire_on_commit=False)
 
-    def _sqlite_engine(self, url: str, begin: str | None) -> AsyncEngine:
-        engine = create_async_engine(url, pool_size=8, max_overflow=8)
+    def _sqlite_engine(self, url: str, begin: str | None, *, pool_size: int, overflow: int) -> AsyncEngine:
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=overflow)
         busy = self._busy_timeout_ms
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -74,6 +76,12 @@ class Database:
         """A session for reads; whatever it wrote would be rolled back."""
         async with self._reads() as session:
             yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for reads on the hot path (no ORM objects built)."""
+        async with self._read_engine.connect() as connection:
+            yield connection
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:

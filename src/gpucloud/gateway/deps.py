@@ -13,12 +13,12 @@ from gpucloud.keys import Principal
 from gpucloud.runtime import Runtime
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_inference(request: Request) -> Inference:
+async def get_inference(request: Request) -> Inference:
     inference: Inference = request.app.state.inference
     return inference
 
@@ -39,7 +39,8 @@ def bearer_token(request: Request) -> str:
 
 
 async def get_principal(request: Request) -> Principal:
-    principal: Principal = await get_runtime(request).keys.authenticate(bearer_token(request))
+    runtime: Runtime = request.app.state.runtime
+    principal: Principal = await runtime.keys.authenticate(bearer_token(request))
     facts(request).key_id = principal.key_id  # for logs: the key id, never the key
     return principal
 

@@ -66,7 +66,12 @@ async def job_view(runtime: Runtime, job: Job, *, detail: bool = True) -> dict[s
         "result": None,
     }
     if job.status == JobStatus.QUEUED.value and detail:
-        position = await runtime.jobs.position(job)
+        # The database may still call a job queued that a worker just took (its start is recorded
+        # with a short delay); the queue's own count of waiting jobs bounds what is ahead.
+        waiting = await runtime.queue.depth(job.model)
+        mine = Priority(job.priority).rank
+        ahead = sum(n for p, n in waiting.items() if p.rank <= mine) - 1
+        position = max(0, min(await runtime.jobs.position(job), ahead))
         service_s = await runtime.jobs.mean_service_s(job.model) or 1.0
         slots = max(1, runtime.registry.slots(job.model))
         view["queue_position"] = position
