@@ -333,12 +333,7 @@ class Finalizer:
             return None
         job = await self._end(session, outcome)
         if job is None:
-            seen.append(_Seen(outcome, rejected=True))
-            log.info(
-                "finalizer: rejected outcome",
-                extra={"job_id": outcome.job_id, "attempt": outcome.attempt, "status": outcome.status.value},
-            )
-            return None
+            return await self._reject(session, outcome, seen)
         latency_ms = (utcnow() - job.created_at).total_seconds() * 1000.0
         cost = self._pricing.cost_micros(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
         ticket = Ticket.from_dict(job.admission) if job.admission else None
@@ -354,12 +349,30 @@ class Finalizer:
         await session.execute(
             self._insert_usage, _usage_row(outcome, key_id=job.key_id, latency_ms=latency_ms, cost=cost)
         )
-        data = outcome.to_dict()
-        data["latency_ms"] = latency_ms
-        kind = EventKind.FINAL if outcome.status in (OutcomeStatus.COMPLETED,) else EventKind.ERROR
-        if kind is EventKind.ERROR:
-            data.setdefault("code", outcome.error_code)
-        return JobEvent(outcome.job_id, kind, outcome.attempt, data)
+        return _event(outcome, latency_ms)
+
+    async def _reject(self, session: AsyncConnection, outcome: Outcome, seen: list[_Seen]) -> JobEvent | None:
+        """A refused ending. If it is the accepted ending delivered again (its first application
+        committed, but the finalizer failed before acknowledging it), tell the client again and
+        settle again (both are idempotent): else a failure between the commit and the publish
+        would leave the client waiting for its whole request timeout."""
+        t = Job.__table__.c
+        row = (
+            await session.execute(
+                select(t.status, t.attempts, t.created_at, t.admission).where(t.id == outcome.job_id)
+            )
+        ).first()
+        if row is None or row.status != _ENDINGS[outcome.status].value or row.attempts != outcome.attempt:
+            seen.append(_Seen(outcome, rejected=True))
+            log.info(
+                "finalizer: rejected outcome",
+                extra={"job_id": outcome.job_id, "attempt": outcome.attempt, "status": outcome.status.value},
+            )
+            return None
+        ticket = Ticket.from_dict(row.admission) if row.admission else None
+        cost = self._pricing.cost_micros(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
+        seen.append(_Seen(outcome, repeat=True, ticket=ticket, cost_micros=cost))
+        return _event(outcome, (utcnow() - row.created_at).total_seconds() * 1000.0)
 
     async def _record_start(self, session: AsyncConnection, outcome: Outcome) -> bool:
         result = await session.execute(
@@ -411,6 +424,7 @@ class _Seen:
     outcome: Outcome
     retry: bool = False
     rejected: bool = False
+    repeat: bool = False  # the accepted ending delivered again: settled again, not counted again
     created_at: float = 0.0
     latency_ms: float = 0.0
     ticket: Ticket | None = None  # admission's reservation, settled after the commit
@@ -418,6 +432,8 @@ class _Seen:
 
     def record(self, m: Metrics) -> None:
         o = self.outcome
+        if self.repeat:
+            return
         if self.retry:
             m.job_retries.labels(model=o.model).inc()
             return
@@ -473,6 +489,16 @@ def _end_statement() -> Update:
         )
         .returning(t.key_id, t.created_at, t.admission)
     )
+
+
+def _event(outcome: Outcome, latency_ms: float) -> JobEvent:
+    """What the gateway holding the client is told about an accepted ending."""
+    data = outcome.to_dict()
+    data["latency_ms"] = latency_ms
+    if outcome.status is OutcomeStatus.COMPLETED:
+        return JobEvent(outcome.job_id, EventKind.FINAL, outcome.attempt, data)
+    data.setdefault("code", outcome.error_code)
+    return JobEvent(outcome.job_id, EventKind.ERROR, outcome.attempt, data)
 
 
 def _endings_by_job(outcomes: Sequence[Outcome]) -> dict[str, int]:

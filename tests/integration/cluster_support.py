@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
+import httpx2
+import openai
 import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
+from gpucloud.queue.names import RedisNames
 from tests.support import (
     REDIS_URL,
     Server,
@@ -33,6 +39,18 @@ from tests.support import (
 # Short leases make reclaim quick: a lost job is delivered again within about 2 s.
 LEASE_TIMEOUT_S = 1.5
 BASE_ENV = {"GPUCLOUD_QUEUE__LEASE_TIMEOUT_S": str(LEASE_TIMEOUT_S)}
+
+
+def openai_client(base_url: str, api_key: str, *, timeout: float = 30) -> openai.AsyncOpenAI:
+    """The SDK without its retries, so that a test sees every failure, and with idle pooled
+    connections dropped after 2 s: the gateway (uvicorn) closes idle keep-alive connections after
+    5 s, the client's default too, and a request sent on one just as the server closes it fails with
+    a connection error that says nothing about the product."""
+    limits = httpx2.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=2.0)
+    http = openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
+    return openai.AsyncOpenAI(
+        base_url=base_url, api_key=api_key, max_retries=0, timeout=timeout, http_client=http
+    )
 
 
 def pg_dsn(database_url: str) -> str:
@@ -93,6 +111,27 @@ class Cluster:
         gateway.start()
         self.gateways.append(gateway)
         return gateway
+
+    async def held_jobs(self, model: str, worker_id: str) -> list[str]:
+        """Ids of the jobs whose queue deliveries `worker_id` holds now (pending for it in Redis)."""
+        names = RedisNames(self.server.env["GPUCLOUD_REDIS_PREFIX"])
+        client = Redis.from_url(self.server.env["GPUCLOUD_REDIS_URL"], decode_responses=True)
+        held: list[str] = []
+        try:
+            for key in names.model_jobs(model):
+                try:
+                    pending = await client.xpending_range(
+                        key, names.WORKERS_GROUP, min="-", max="+", count=1000, consumername=worker_id
+                    )
+                except ResponseError:  # no job of this class was ever queued: no stream, no group
+                    continue
+                for entry in pending:
+                    found = await client.xrange(key, entry["message_id"], entry["message_id"])
+                    entries = cast(list[tuple[str, dict[str, str]]], found)
+                    held += [json.loads(fields["job"])["job_id"] for _, fields in entries]
+        finally:
+            await client.aclose()
+        return held
 
     def worker(
         self,

@@ -22,6 +22,7 @@ from tests.integration.cluster_support import (
     cluster_factory_fixture,  # noqa: F401 — the fixture `cluster_factory`
     job_id_of,
     kill,
+    openai_client,
 )
 
 pytestmark = pytest.mark.redis
@@ -32,9 +33,7 @@ SLOW = ("tokens_per_s=10", "natural_end=false")
 
 
 def _client(cluster: Cluster, key: str | None = None, timeout: float = 30) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url=cluster.server.v1, api_key=key or cluster.server.admin_key, max_retries=0, timeout=timeout
-    )
+    return openai_client(cluster.server.v1, key or cluster.server.admin_key, timeout=timeout)
 
 
 def _chat(content: str) -> list[Any]:

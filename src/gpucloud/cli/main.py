@@ -86,6 +86,10 @@ def serve(
         log_config=None,
         log_level=settings.log_level.lower(),
         access_log=False,  # the gateway writes its own line per request (gpucloud.access)
+        # Longer than clients' and load balancers' idle timeouts (5 s for httpx, 60 s for most
+        # balancers): the side that closes an idle connection first must be the client, or a
+        # request sent just as the server closes it fails.
+        timeout_keep_alive=75,
         timeout_graceful_shutdown=10,
     )
 

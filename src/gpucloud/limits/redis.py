@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
@@ -39,6 +39,7 @@ from gpucloud.limits.protocol import (
 )
 from gpucloud.limits.scripts import LimitScripts
 from gpucloud.limits.validation import check_amount, check_ids, check_tokens
+from gpucloud.redis_pools import FreshBlockingPool
 
 CONNECT_TIMEOUT_S = 1.0
 SOCKET_TIMEOUT_S = 2.0
@@ -56,7 +57,7 @@ ScriptArg = str | int | float
 
 def connect(url: str) -> Redis:
     """A client for `url` with the timeouts and pool above; nothing connects before the first command."""
-    pool = BlockingConnectionPool.from_url(
+    pool = FreshBlockingPool.from_url(
         url,
         max_connections=POOL_SIZE,
         timeout=POOL_WAIT_S,

@@ -7,7 +7,7 @@ Failure rules (DESIGN.md §4: an outage is a 503 with Retry-After, never a hang 
 * no retries inside the client: a command that failed may or may not have run, and the callers
   (gateway, worker agent, finalizer) already retry at their level with their own backoff; a
   connection broken by a Redis restart is replaced when it is next taken from the pool
-  (`_Pool` checks it), so the next call after Redis is back works;
+  (`FreshPool` checks it), so the next call after Redis is back works;
 * a redis `ConnectionError`/`TimeoutError` becomes `QueueUnavailable`; any other Redis error
   becomes `QueueError`. Messages name the operation and the error class only: the URL may
   carry a password and is never repeated.
@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from redis.asyncio import ConnectionPool, Redis
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,6 +26,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gpucloud.queue.protocol import QueueError, QueueUnavailable
+from gpucloud.redis_pools import FreshPool
 
 CONNECT_TIMEOUT_S = 2.0
 SOCKET_TIMEOUT_S = 5.0
@@ -36,25 +36,9 @@ MAX_BLOCK_S = 1.0
 HEALTH_CHECK_INTERVAL_S = 10
 
 
-class _Pool(ConnectionPool):
-    """A pool that never hands out a connection its peer closed or reset while it sat idle.
-
-    redis-py's own check on checkout misses both: it ignores a closed stream while maintenance
-    notifications are on (the default, "auto", in redis-py 8) and never sees a reset one. Such a
-    connection fails the next command, so after an outage each stale pooled connection would cost
-    one more client a 503, however long after Redis came back it is next used.
-    """
-
-    async def ensure_connection(self, connection: AbstractConnection) -> None:
-        reader = connection._reader
-        if reader is not None and (reader.at_eof() or reader.exception() is not None):
-            await connection.disconnect()  # reconnected below
-        await super().ensure_connection(connection)
-
-
 def connect(url: str) -> Redis:
     """A client for `url`; no connection is opened until the first command."""
-    pool = _Pool.from_url(
+    pool = FreshPool.from_url(
         url,
         decode_responses=True,
         socket_connect_timeout=CONNECT_TIMEOUT_S,

@@ -1,0 +1,438 @@
+"""The worker's hardware inventory: its GPUs (real through NVML, or simulated) and its host.
+
+A `GpuProbe` reads the GPUs; `read_host` adds CPU count, memory and hostname into a
+`HostInventory`, the payload worker registration and heartbeats carry. `to_scheduler_gpus` turns
+readings into the scheduler's `Gpu` (decimal GB, as everywhere in the scheduler).
+
+Two probes:
+
+- `NvmlProbe` talks to the NVIDIA driver through NVML (the optional `nvidia-ml-py` package,
+  module `pynvml`). `NvmlProbe.create()` returns None when the package or the driver is missing,
+  and the caller runs with no GPUs.
+- `SimulatedProbe` backs `--simulate-gpus "H100:80,A10:24x2"`. Only the inventory is fake: the
+  worker registers, is scheduled, leases jobs and runs engines exactly as it would on that
+  hardware, which is what lets the whole cluster be exercised on machines without GPUs.
+
+Probes are synchronous: NVML calls take microseconds to a few milliseconds; an async caller that
+minds even that can use `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from gpucloud.scheduler.spec import Gpu
+
+log = logging.getLogger(__name__)
+
+# The scheduler counts decimal gigabytes (scheduler/estimate.py: "10⁹ bytes", the model-card unit).
+BYTES_PER_GB = 1_000_000_000
+MEMINFO = Path("/proc/meminfo")
+
+
+class InventoryError(RuntimeError):
+    """The GPUs could not be enumerated at all (driver gone, GPU lost). Callers keep their last
+    known inventory or report the worker unhealthy; they need not know about pynvml."""
+
+
+# --- readings ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GpuReading:
+    """One GPU at one moment. Telemetry a device does not support (or failed to give) is None."""
+
+    index: int
+    uuid: str
+    name: str
+    memory_total_bytes: int
+    memory_used_bytes: int
+    utilization: float | None  # 0..1, the share of the last sample period a kernel was running
+    temperature_c: float | None
+    power_w: float | None
+
+    def __post_init__(self) -> None:
+        if self.index < 0 or self.memory_total_bytes < 0 or self.memory_used_bytes < 0:
+            raise ValueError(f"GPU {self.uuid}: index and memory sizes must be >= 0")
+        if self.utilization is not None and not 0.0 <= self.utilization <= 1.0:
+            raise ValueError(f"GPU {self.uuid}: utilization must be within 0..1, got {self.utilization}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "uuid": self.uuid,
+            "name": self.name,
+            "memory_total_bytes": self.memory_total_bytes,
+            "memory_used_bytes": self.memory_used_bytes,
+            "utilization": self.utilization,
+            "temperature_c": self.temperature_c,
+            "power_w": self.power_w,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GpuReading:
+        """Inverse of `to_dict`; raises ValueError naming the field that is missing or mistyped."""
+        return cls(
+            index=_int_field(data, "index"),
+            uuid=_str_field(data, "uuid"),
+            name=_str_field(data, "name"),
+            memory_total_bytes=_int_field(data, "memory_total_bytes"),
+            memory_used_bytes=_int_field(data, "memory_used_bytes"),
+            utilization=_optional_float_field(data, "utilization"),
+            temperature_c=_optional_float_field(data, "temperature_c"),
+            power_w=_optional_float_field(data, "power_w"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HostInventory:
+    """A worker machine: what registration announces and heartbeats refresh. A memory size of 0
+    means the platform would not tell (neither /proc/meminfo nor sysconf)."""
+
+    hostname: str
+    cpu_count: int
+    memory_total_bytes: int
+    memory_available_bytes: int
+    gpus: tuple[GpuReading, ...]
+
+    def __post_init__(self) -> None:
+        if self.cpu_count < 1 or self.memory_total_bytes < 0 or self.memory_available_bytes < 0:
+            raise ValueError(f"host {self.hostname}: cpu_count must be >= 1 and memory sizes >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hostname": self.hostname,
+            "cpu_count": self.cpu_count,
+            "memory_total_bytes": self.memory_total_bytes,
+            "memory_available_bytes": self.memory_available_bytes,
+            "gpus": [gpu.to_dict() for gpu in self.gpus],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HostInventory:
+        gpus = data.get("gpus")
+        if not isinstance(gpus, list) or not all(isinstance(gpu, Mapping) for gpu in gpus):
+            raise ValueError("inventory field 'gpus' must be a list of objects")
+        return cls(
+            hostname=_str_field(data, "hostname"),
+            cpu_count=_int_field(data, "cpu_count"),
+            memory_total_bytes=_int_field(data, "memory_total_bytes"),
+            memory_available_bytes=_int_field(data, "memory_available_bytes"),
+            gpus=tuple(GpuReading.from_dict(gpu) for gpu in gpus),
+        )
+
+
+def _field(data: Mapping[str, Any], key: str) -> Any:
+    if key not in data:
+        raise ValueError(f"inventory field {key!r} is missing")
+    return data[key]
+
+
+def _int_field(data: Mapping[str, Any], key: str) -> int:
+    value = _field(data, key)
+    # bool is an int subclass; `true` where a size belongs is a malformed payload, not 1.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"inventory field {key!r} must be an integer, got {value!r}")
+    return value
+
+
+def _str_field(data: Mapping[str, Any], key: str) -> str:
+    value = _field(data, key)
+    if not isinstance(value, str):
+        raise ValueError(f"inventory field {key!r} must be a string, got {value!r}")
+    return value
+
+
+def _optional_float_field(data: Mapping[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    # JSON writes 45.0 as 45, so ints are accepted where floats belong.
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"inventory field {key!r} must be a finite number or null, got {value!r}")
+    return float(value)
+
+
+# --- probes ------------------------------------------------------------------------------------
+
+
+class GpuProbe(Protocol):
+    def read(self) -> list[GpuReading]:
+        """Every GPU, by index. Raises InventoryError when the GPUs cannot be enumerated."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class NvmlProbe:
+    """Real GPUs through NVML. Build it with `create()`; close it to release the library."""
+
+    def __init__(self, nvml: Any) -> None:
+        # `nvml` is the initialised pynvml module. pynvml ships no type information, so it stays
+        # Any here and every value it returns is converted to a plain type before it leaves.
+        self._nvml = nvml
+        self._closed = False
+
+    @classmethod
+    def create(cls) -> NvmlProbe | None:
+        """A probe, or None when nvidia-ml-py is not installed or NVML cannot start (no driver)."""
+        try:
+            # Imported here, not at module top: nvidia-ml-py is an optional dependency.
+            nvml = importlib.import_module("pynvml")
+        except ImportError:
+            log.info("nvidia-ml-py is not installed; reporting no GPUs")
+            return None
+        try:
+            nvml.nvmlInit()
+        except nvml.NVMLError as exc:
+            log.info("NVML unavailable (%s); reporting no GPUs", exc)
+            return None
+        return cls(nvml)
+
+    def read(self) -> list[GpuReading]:
+        try:
+            count = int(self._nvml.nvmlDeviceGetCount())
+        except self._nvml.NVMLError as exc:
+            raise InventoryError(f"NVML could not count the GPUs: {exc}") from exc
+        readings = (self._read_device(index) for index in range(count))
+        return [reading for reading in readings if reading is not None]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._nvml.nvmlShutdown()
+        except self._nvml.NVMLError as exc:
+            # Shutting down is the last thing the worker does; a failure here changes nothing.
+            log.warning("nvmlShutdown failed: %s", exc)
+
+    def _read_device(self, index: int) -> GpuReading | None:
+        nvml = self._nvml
+        try:
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            name = _text(nvml.nvmlDeviceGetName(handle))
+            gpu_uuid = _text(nvml.nvmlDeviceGetUUID(handle))
+            memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+        except nvml.NVMLError as exc:
+            # Without its identity and size a GPU cannot be scheduled; leaving it out is honest,
+            # reporting it with made-up values would not be.
+            log.warning("GPU %d skipped: NVML could not identify it (%s)", index, exc)
+            return None
+        return GpuReading(
+            index=index,
+            uuid=gpu_uuid,
+            name=name,
+            memory_total_bytes=int(memory.total),
+            memory_used_bytes=int(memory.used),
+            # Clamped: a driver glitch above 100 % must not fail GpuReading's check and the whole read.
+            utilization=self._optional(
+                lambda: min(nvml.nvmlDeviceGetUtilizationRates(handle).gpu, 100) / 100
+            ),
+            temperature_c=self._optional(
+                lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)
+            ),
+            power_w=self._optional(lambda: nvml.nvmlDeviceGetPowerUsage(handle) / 1000),  # mW
+        )
+
+    def _optional(self, read: Callable[[], Any]) -> float | None:
+        # Telemetry is best effort: many GPUs do not support every sensor (NVMLError_NotSupported),
+        # and a missing temperature must not hide the GPU from the scheduler.
+        try:
+            return float(read())
+        except self._nvml.NVMLError:
+            return None
+
+
+def _text(value: str | bytes) -> str:
+    # pynvml returned bytes before 11.x and str since; both are seen in the field.
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedGpu:
+    name: str
+    memory_total_bytes: int
+
+
+class SimulatedProbe:
+    """GPUs that exist only in the inventory (see the module docstring).
+
+    UUIDs are derived from `seed` and the index, so a worker that restarts with the same id and
+    spec reports the same GPUs; pass the worker id so two simulated workers never share one.
+    Utilization, temperature and power follow the used memory: cosmetic, for dashboards only.
+    """
+
+    def __init__(self, gpus: Sequence[SimulatedGpu], *, seed: str = "simulated") -> None:
+        self._gpus = tuple(gpus)
+        self._uuids = tuple(simulated_uuid(seed, index) for index in range(len(self._gpus)))
+        self._used = [0] * len(self._gpus)
+
+    @classmethod
+    def parse(cls, spec: str, *, seed: str = "simulated") -> SimulatedProbe:
+        """`NAME:GB[xCOUNT]`, comma-separated: "H100:80,A10:24x2" is one H100 and two A10s.
+        GB are decimal (10⁹ bytes) like the scheduler's, and may be fractional."""
+        if not spec.strip():
+            raise ValueError("--simulate-gpus is empty; give NAME:GB entries such as 'H100:80,A10:24x2'")
+        gpus: list[SimulatedGpu] = []
+        for position, entry in enumerate(spec.split(","), start=1):
+            gpus.extend(_parse_entry(entry, position))
+        return cls(gpus, seed=seed)
+
+    def set_used(self, index: int, used_bytes: int) -> None:
+        """Memory the worker's loaded replicas hold on GPU `index`, reported by later reads."""
+        if not 0 <= index < len(self._gpus):
+            raise ValueError(f"no simulated GPU {index}; there are {len(self._gpus)}")
+        total = self._gpus[index].memory_total_bytes
+        if not 0 <= used_bytes <= total:
+            raise ValueError(
+                f"used memory on simulated GPU {index} must be within 0..{total}, got {used_bytes}"
+            )
+        self._used[index] = used_bytes
+
+    def read(self) -> list[GpuReading]:
+        return [self._reading(index) for index in range(len(self._gpus))]
+
+    def close(self) -> None:
+        """Nothing to release; here so SimulatedProbe is a GpuProbe."""
+
+    def _reading(self, index: int) -> GpuReading:
+        gpu, used = self._gpus[index], self._used[index]
+        load = used / gpu.memory_total_bytes
+        return GpuReading(
+            index=index,
+            uuid=self._uuids[index],
+            name=gpu.name,
+            memory_total_bytes=gpu.memory_total_bytes,
+            memory_used_bytes=used,
+            utilization=load,
+            temperature_c=round(35.0 + 30.0 * load, 1),
+            power_w=round(60.0 + 240.0 * load, 1),
+        )
+
+
+# A fixed namespace keeps simulated UUIDs stable across releases and hosts.
+_SIMULATED_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://gpucloud.invalid/simulated-gpu")
+
+
+def simulated_uuid(seed: str, index: int) -> str:
+    """An NVML-shaped UUID ("GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx") for GPU `index` of `seed`."""
+    return f"GPU-{uuid.uuid5(_SIMULATED_NAMESPACE, f'{seed}/{index}')}"
+
+
+def _parse_entry(entry: str, position: int) -> list[SimulatedGpu]:
+    where = f"--simulate-gpus entry {position} ({entry.strip()!r})"
+    name, colon, size = entry.rpartition(":")  # the last colon, so a name may contain one
+    name = name.strip()
+    if not colon or not name:
+        raise ValueError(f"{where}: expected NAME:GB[xCOUNT], e.g. 'A10:24x2'")
+    gb_text, x, count_text = size.strip().lower().partition("x")
+    memory_total_bytes = round(_parse_gb(gb_text.strip(), where) * BYTES_PER_GB)
+    count = _parse_count(count_text.strip(), where) if x else 1
+    return [SimulatedGpu(name, memory_total_bytes)] * count
+
+
+def _parse_gb(text: str, where: str) -> float:
+    try:
+        gb = float(text)
+    except ValueError:
+        raise ValueError(f"{where}: memory {text!r} is not a number of GB") from None
+    if not math.isfinite(gb) or gb <= 0:
+        raise ValueError(f"{where}: memory must be a positive number of GB, got {text!r}")
+    return gb
+
+
+def _parse_count(text: str, where: str) -> int:
+    if not text.isdecimal() or int(text) < 1:
+        raise ValueError(f"{where}: count after 'x' must be a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+# --- host --------------------------------------------------------------------------------------
+
+
+def read_host(
+    probe: GpuProbe | None, hostname: str | None = None, *, meminfo: Path = MEMINFO
+) -> HostInventory:
+    """The host and its GPUs (none without a probe). `meminfo` is where Linux tells memory sizes;
+    where it does not exist, sysconf answers instead."""
+    total, available = _memory_bytes(meminfo)
+    return HostInventory(
+        hostname=hostname if hostname is not None else socket.gethostname(),
+        cpu_count=os.cpu_count() or 1,  # None means "could not tell"; there is at least one
+        memory_total_bytes=total,
+        memory_available_bytes=min(available, total),
+        gpus=tuple(probe.read()) if probe is not None else (),
+    )
+
+
+def parse_meminfo(text: str) -> tuple[int, int]:
+    """(total, available) bytes from /proc/meminfo's text; (0, 0) for what it lacks."""
+    kib: dict[str, int] = {}
+    for line in text.splitlines():
+        key, _, rest = line.partition(":")
+        fields = rest.split()
+        if fields and fields[0].isdecimal():
+            kib[key.strip()] = int(fields[0])
+    # MemAvailable arrived in Linux 3.14; before it, free memory is the closest honest figure.
+    available = kib.get("MemAvailable", kib.get("MemFree", 0))
+    return kib.get("MemTotal", 0) * 1024, available * 1024
+
+
+def _memory_bytes(meminfo: Path) -> tuple[int, int]:
+    try:
+        return parse_meminfo(meminfo.read_text())
+    except OSError:
+        return _sysconf_memory()
+
+
+def _sysconf_memory() -> tuple[int, int]:
+    page = _sysconf("SC_PAGE_SIZE")
+    # SC_AVPHYS_PAGES is missing on macOS; 0 there means "unknown", like everything else here.
+    return page * _sysconf("SC_PHYS_PAGES"), page * _sysconf("SC_AVPHYS_PAGES")
+
+
+def _sysconf(name: str) -> int:
+    if not hasattr(os, "sysconf"):  # Windows
+        return 0
+    try:
+        return max(0, os.sysconf(name))
+    except (ValueError, OSError):  # a name this platform does not know
+        return 0
+
+
+# --- scheduler ---------------------------------------------------------------------------------
+
+
+def to_scheduler_gpus(readings: Iterable[GpuReading]) -> tuple[Gpu, ...]:
+    """The scheduler's view: identity and total memory in decimal GB; used memory is its own
+    business (it accounts replicas), telemetry is not its business at all."""
+    return tuple(
+        Gpu(uuid=r.uuid, name=r.name, index=r.index, memory_total_gb=r.memory_total_bytes / BYTES_PER_GB)
+        for r in readings
+    )
+
+
+__all__ = [
+    "BYTES_PER_GB",
+    "GpuProbe",
+    "GpuReading",
+    "HostInventory",
+    "InventoryError",
+    "NvmlProbe",
+    "SimulatedGpu",
+    "SimulatedProbe",
+    "parse_meminfo",
+    "read_host",
+    "simulated_uuid",
+    "to_scheduler_gpus",
+]
