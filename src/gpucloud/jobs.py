@@ -46,6 +46,9 @@ from gpucloud.queue.protocol import EventKind, JobEvent, JobQueue, Outcome, Outc
 from gpucloud.settings import ModelPrice
 
 log = logging.getLogger(__name__)
+# One line per job start after the first and per ending (`gpucloud.jobs.lifecycle`), with job id,
+# attempt and worker; the worker's own lines for the job carry the client's request id.
+lifecycle_log = logging.getLogger("gpucloud.jobs.lifecycle")
 
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 # Times the finalizer applies a batch whose transaction failed before leaving it to redelivery.
@@ -306,8 +309,9 @@ class Finalizer:
                 event = await self._apply_one(session, outcome, seen)
                 if event is not None:
                     events.append((outcome.reply_to, event))
-        if self._metrics is not None:
-            for observation in seen:
+        for observation in seen:
+            observation.log()
+            if self._metrics is not None:
                 observation.record(self._metrics)
         if self._admission is not None:
             for observation in seen:
@@ -429,6 +433,30 @@ class _Seen:
     latency_ms: float = 0.0
     ticket: Ticket | None = None  # admission's reservation, settled after the commit
     cost_micros: int = 0
+
+    def log(self) -> None:
+        """The job's lifecycle line: id, attempt, worker, how it ended, what it was billed."""
+        o = self.outcome
+        if self.rejected:
+            return  # logged where it was rejected
+        what = "job restarted" if self.retry else "job ended" if not self.repeat else "job ending re-sent"
+        lifecycle_log.info(
+            "%s %s attempt %d on %s: %s",
+            what,
+            o.job_id,
+            o.attempt,
+            o.worker_id or "-",
+            o.status.value,
+            extra={
+                "job_id": o.job_id,
+                "attempt": o.attempt,
+                "worker_id": o.worker_id or None,
+                "status": o.status.value,
+                "prompt_tokens": o.prompt_tokens,
+                "completion_tokens": o.completion_tokens,
+                "error_code": o.error_code,
+            },
+        )
 
     def record(self, m: Metrics) -> None:
         o = self.outcome

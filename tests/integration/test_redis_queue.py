@@ -366,6 +366,9 @@ async def test_unacknowledged_outcomes_go_to_another_finalizer(
     make_queue: MakeQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(redis_queue_module, "OUTCOME_REDELIVERY_S", 0.2)
+    # One queue object plays both finalizers here, so it must look for abandoned outcomes on every
+    # read (in production each gateway's queue looks every OUTCOME_RECLAIM_EVERY_S).
+    monkeypatch.setattr(redis_queue_module, "OUTCOME_RECLAIM_EVERY_S", 0.0)
     queue = await make_queue()
     j = job()
     await queue.report(

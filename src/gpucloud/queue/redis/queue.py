@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 # A finalizer holding an outcome this long without acknowledging it is taken to be dead.
 OUTCOME_REDELIVERY_S = 30.0
+# How often a finalizer looks for such outcomes (an XAUTOCLAIM round trip).
+OUTCOME_RECLAIM_EVERY_S = 5.0
 # Reply streams keep about this many batches: a bound for a gateway that died without reading.
 EVENT_STREAM_MAXLEN = 100_000
 # Events handed over per read: one gateway's reader drains a backlog in a few round trips.
@@ -110,6 +112,7 @@ class RedisJobQueue(presence.PresenceMixin):
         # reply channel → last event id read, so a reader restarted after an outage resumes
         self._event_cursors: dict[str, str] = {}
         self._outcome_group_ready = False
+        self._outcomes_claimed_at = float("-inf")  # monotonic time of the last outcome reclaim
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -282,28 +285,38 @@ class RedisJobQueue(presence.PresenceMixin):
         deadline = time.monotonic() + max(0.0, timeout_s)
         with guard("read outcomes"):
             await self._ensure_outcome_group()
-            try:
-                claimed = await self._redis.xautoclaim(
-                    self.names.outcomes(),
-                    self.names.FINALIZERS_GROUP,
-                    consumer,
-                    min_idle_time=int(OUTCOME_REDELIVERY_S * 1000),
-                    start_id="0-0",
-                    count=count,
-                )
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
-                # The server lost the group (restarted without persistence): make it again.
-                self._outcome_group_ready = False
-                return []
-            outcomes = codec.outcomes(codec.entries(claimed[1]))
+            outcomes = await self._reclaim_outcomes(consumer, count)
             while not outcomes:
                 remaining = deadline - time.monotonic()
                 outcomes = await self._read_new_outcomes(consumer, count, remaining)
                 if remaining <= 0:
                     break
         return outcomes
+
+    async def _reclaim_outcomes(self, consumer: str, count: int) -> list[Outcome]:
+        """Outcomes a dead finalizer held, taken over. They wait OUTCOME_REDELIVERY_S before this
+        applies to them at all, so looking every few seconds (not on every read, which would add a
+        round trip to every job's path) is soon enough."""
+        now = time.monotonic()
+        if now - self._outcomes_claimed_at < OUTCOME_RECLAIM_EVERY_S:
+            return []
+        self._outcomes_claimed_at = now
+        try:
+            claimed = await self._redis.xautoclaim(
+                self.names.outcomes(),
+                self.names.FINALIZERS_GROUP,
+                consumer,
+                min_idle_time=int(OUTCOME_REDELIVERY_S * 1000),
+                start_id="0-0",
+                count=count,
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            # The server lost the group (restarted without persistence): make it again.
+            self._outcome_group_ready = False
+            return []
+        return codec.outcomes(codec.entries(claimed[1]))
 
     async def _read_new_outcomes(self, consumer: str, count: int, remaining_s: float) -> list[Outcome]:
         block = block_ms(remaining_s) if remaining_s > 0 else None
