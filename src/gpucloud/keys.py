@@ -28,11 +28,13 @@ from gpucloud.errors import AuthenticationFailed, InvalidRequest, NotFound
 from gpucloud.queue.protocol import Priority
 
 KEY_PREFIX = "gc_"
+WORKER_TOKEN_PREFIX = "gcw_"  # noqa: S105 (a prefix, not a secret); worker tokens (gpucloud.cluster.tokens); never an API key
 ROLES = ("admin", "user")
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BODY_LEN = 43  # ceil(256 / log2(62))
 _CHECK_LEN = 6
 _DISPLAY_LEN = 11
+DISPLAY_LEN = _DISPLAY_LEN
 _MIN_OPERATOR_KEY_LEN = 20
 
 
@@ -48,16 +50,23 @@ def _checksum(body: str) -> str:
     return _base62(zlib.crc32(body.encode()), _CHECK_LEN)
 
 
-def generate_key() -> str:
+def generate_secret(prefix: str) -> str:
+    """`prefix` + 43 base62 characters (256 random bits) + their 6-character checksum. API keys
+    use `gc_`, worker tokens `gcw_` (`gpucloud.cluster.tokens`): distinct prefixes keep one kind
+    from ever passing for the other, and let secret scanners tell them apart."""
     body = _base62(secrets.randbits(256), _BODY_LEN)
-    return f"{KEY_PREFIX}{body}{_checksum(body)}"
+    return f"{prefix}{body}{_checksum(body)}"
 
 
-def well_formed(key: str) -> bool:
-    """True for a `gc_` key whose checksum matches; cheap, no database."""
-    if not key.startswith(KEY_PREFIX) or len(key) != len(KEY_PREFIX) + _BODY_LEN + _CHECK_LEN:
+def generate_key() -> str:
+    return generate_secret(KEY_PREFIX)
+
+
+def well_formed(key: str, prefix: str = KEY_PREFIX) -> bool:
+    """True for a `prefix` secret whose checksum matches; cheap, no database."""
+    if not key.startswith(prefix) or len(key) != len(prefix) + _BODY_LEN + _CHECK_LEN:
         return False
-    body, check = key[len(KEY_PREFIX) : -_CHECK_LEN], key[-_CHECK_LEN:]
+    body, check = key[len(prefix) : -_CHECK_LEN], key[-_CHECK_LEN:]
     if any(c not in _ALPHABET for c in body):
         return False
     return hmac.compare_digest(_checksum(body), check)
@@ -182,7 +191,11 @@ class KeyService:
 
     async def authenticate(self, secret: str) -> Principal:
         """The principal for `secret`, or `AuthenticationFailed` (same message for every cause)."""
-        if not secret or (secret.startswith(KEY_PREFIX) and not well_formed(secret)):
+        if (
+            not secret
+            or secret.startswith(WORKER_TOKEN_PREFIX)  # a worker token is never an API key
+            or (secret.startswith(KEY_PREFIX) and not well_formed(secret))
+        ):
             raise AuthenticationFailed("Incorrect API key provided.")
         async with self._db.read() as connection:
             row = (await connection.execute(self._by_digest, {"digest": digest(secret)})).first()

@@ -2,7 +2,7 @@
 
 Secrets never reach a log line by construction — keys are logged by id, URLs with credentials are
 never formatted — and `Redactor` is a last line of defence that masks anything shaped like an
-API key (`gc_…`) in a message before it is written.
+API key or worker token (`gc_…`, `gcw_…`) in a message before it is written.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ import orjson
 
 from gpucloud.observability.context import ContextFilter
 
-_KEY_SHAPE = re.compile(r"gc_[0-9A-Za-z]{20,}")
+_KEY_SHAPE = re.compile(r"(gcw?_)[0-9A-Za-z]{20,}")
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
 class Redactor(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "gc_" in message:
-            record.msg = _KEY_SHAPE.sub("gc_[redacted]", message)
+        if "gc_" in message or "gcw_" in message:
+            record.msg = _KEY_SHAPE.sub(r"\1[redacted]", message)
             record.args = None
         return True
 
@@ -73,3 +73,7 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # One line per HTTP call of a client (a worker's heartbeats, engine servers) is noise; callers
+    # log what failed themselves.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from gpucloud.admission import Admission, Pricing
+from gpucloud.cluster import HealthPolicy, WorkerDirectory, WorkerMonitor, WorkerTokenService
 from gpucloud.db import Database
 from gpucloud.db.migrate import upgrade_async
 from gpucloud.engines.protocol import Engine
@@ -92,6 +93,15 @@ def local_engines(settings: Settings) -> dict[str, Engine]:
     }
 
 
+def health_policy(settings: Settings) -> HealthPolicy:
+    c = settings.cluster
+    return HealthPolicy(
+        unhealthy_after_s=c.unhealthy_after(),
+        offline_after_s=c.offline_after_s,
+        recover_beats=c.recover_beats,
+    )
+
+
 def instance_name(settings: Settings) -> str:
     if settings.instance_id:
         return settings.instance_id
@@ -115,6 +125,9 @@ class Runtime:
     cluster_gauges: ClusterGauges
     stats: LiveStats
     instance_id: str
+    worker_tokens: WorkerTokenService
+    workers: WorkerDirectory
+    monitor: WorkerMonitor
     worker: WorkerAgent | None = None
     generated_admin_key: str | None = field(default=None, repr=False)
 
@@ -130,6 +143,7 @@ class Runtime:
         registry = ModelRegistry(queue)
         usage = UsageService(db)
         admission = build_admission(settings, usage)
+        directory = WorkerDirectory(db, health_policy(settings))
         worker = None
         if settings.local_worker_enabled():
             worker = WorkerAgent(
@@ -154,10 +168,13 @@ class Runtime:
                 db, queue, consumer=f"finalizer-{instance_id}", metrics=metrics, admission=admission
             ),
             metrics=metrics,
-            cluster_gauges=ClusterGauges(metrics, queue, instance_id),
+            cluster_gauges=ClusterGauges(metrics, queue, instance_id, fleet=directory.list_workers),
             stats=LiveStats(db, queue, registry),
             reconciler=Reconciler(db, queue, result_ttl_s=settings.queue.result_ttl_s),
             instance_id=instance_id,
+            worker_tokens=WorkerTokenService(db),
+            workers=directory,
+            monitor=WorkerMonitor(directory, queue, instance_id, every_s=settings.cluster.monitor_every_s),
             worker=worker,
         )
 
@@ -175,8 +192,10 @@ class Runtime:
         await self.registry.start()
         await self.reconciler.start()
         await self.cluster_gauges.start()
+        await self.monitor.start()
 
     async def close(self) -> None:
+        await self.monitor.close()
         await self.cluster_gauges.close()
         await self.reconciler.close()
         await self.registry.close()

@@ -64,6 +64,22 @@ class RequestLimits(BaseModel):
     max_prompt_chars: int = Field(2_000_000, ge=1)
 
 
+class ClusterSettings(BaseModel):
+    """Worker heartbeats and health (gpucloud.cluster.health): when silence makes a worker
+    unhealthy, then offline, and how many beats in a row bring it back."""
+
+    heartbeat_interval_s: float = Field(5.0, gt=0, description="how often workers send a heartbeat")
+    unhealthy_after_s: float | None = Field(
+        None, gt=0, description="silence before healthy → unhealthy; default 3 × heartbeat_interval_s"
+    )
+    offline_after_s: float = Field(60.0, gt=0, description="silence before a worker is offline")
+    recover_beats: int = Field(2, ge=1, description="beats in a row that make a worker healthy again")
+    monitor_every_s: float = Field(2.0, gt=0, description="how often the monitor applies the rules")
+
+    def unhealthy_after(self) -> float:
+        return self.unhealthy_after_s if self.unhealthy_after_s is not None else 3 * self.heartbeat_interval_s
+
+
 class Settings(BaseSettings):
     """The whole configuration. See the README's configuration table."""
 
@@ -90,6 +106,8 @@ class Settings(BaseSettings):
     local_worker: LocalWorkerSettings = Field(default_factory=LocalWorkerSettings)
     limits: RequestLimits = Field(default_factory=RequestLimits)
     key_defaults: KeyDefaults = Field(default_factory=KeyDefaults)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    worker_token: SecretStr | None = Field(None, description="`gpucloud worker --server`'s token")
     # Price table: model → price; `default_price` for models not listed. JSON in the environment:
     # GPUCLOUD_PRICES='{"llama-3-8b": {"input_per_million": 0.2, "output_per_million": 0.6}}'
     prices: dict[str, ModelPrice] = Field(default_factory=dict)

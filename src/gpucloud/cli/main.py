@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import SecretStr
 
+from gpucloud.cluster.tokens import WorkerTokenService
 from gpucloud.db import Database
 from gpucloud.db.migrate import upgrade
 from gpucloud.errors import GpucloudError
@@ -20,10 +22,17 @@ from gpucloud.logs import configure_logging
 from gpucloud.queue.protocol import Priority
 from gpucloud.settings import Settings
 
+if TYPE_CHECKING:
+    from gpucloud.worker.control import ControlPlane
+
 app = typer.Typer(help="gpucloud: a self-hosted GPU inference cloud.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+workers_app = typer.Typer(help="Manage worker machines.", no_args_is_help=True)
+worker_tokens_app = typer.Typer(help="Manage worker tokens (gcw_…).", no_args_is_help=True)
+workers_app.add_typer(worker_tokens_app, name="token")
 app.add_typer(keys_app, name="keys")
+app.add_typer(workers_app, name="workers")
 app.add_typer(db_app, name="db")
 
 T = TypeVar("T")
@@ -39,10 +48,18 @@ def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
 
 
 def _with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
+    return _with_db(settings, lambda db: action(KeyService(db)))
+
+
+def _with_worker_tokens(settings: Settings, action: Callable[[WorkerTokenService], Awaitable[T]]) -> T:
+    return _with_db(settings, lambda db: action(WorkerTokenService(db)))
+
+
+def _with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
     async def run() -> T:
         db = Database(settings.resolved_database_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         try:
-            return await action(KeyService(db))
+            return await action(db)
         finally:
             await db.close()
 
@@ -108,11 +125,22 @@ def worker(
     worker_id: Annotated[str | None, typer.Option(help="Consumer name (default host-pid-random).")] = None,
     burst: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
     grace: Annotated[float, typer.Option(help="Seconds running jobs get to finish on SIGTERM.")] = 10.0,
+    server: Annotated[
+        str | None, typer.Option(help="Control plane URL: register there and heartbeat (needs --token).")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Worker token gcw_… (default GPUCLOUD_WORKER_TOKEN).", show_default=False),
+    ] = None,
+    label: Annotated[list[str] | None, typer.Option(help="A label KEY=VALUE (repeatable).")] = None,
+    simulate_gpus: Annotated[
+        str | None, typer.Option(help="Simulated GPUs instead of NVML, e.g. 'H100:80,A10:24x2'.")
+    ] = None,
 ) -> None:
     """Run a worker: lease jobs for MODEL from the Redis queue and run them on an engine."""
     from gpucloud.observability.tracing import Tracer
     from gpucloud.runtime import build_queue
-    from gpucloud.worker.main import WorkerOptions, parse_engine_options, run_worker
+    from gpucloud.worker.main import WorkerOptions, default_worker_id, parse_engine_options, run_worker
 
     settings = load_settings()
     if redis_url is not None:
@@ -132,11 +160,42 @@ def worker(
             grace_s=grace,
             lease_timeout_s=settings.queue.lease_timeout_s,
         )
+        worker_id = options.worker_id or default_worker_id()
+        options = dataclasses.replace(options, worker_id=worker_id)
+        control = _control_plane(settings, server, token, label or [], simulate_gpus, worker_id)
         tracer = Tracer(settings.otlp_endpoint, "gpucloud-worker")
-        asyncio.run(run_worker(build_queue(settings), options, tracer))
+        status = asyncio.run(run_worker(build_queue(settings), options, tracer, control))
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if status:
+        typer.echo("error: the control plane refused this worker (see the log above)", err=True)
+        raise typer.Exit(status)
+
+
+def _control_plane(
+    settings: Settings,
+    server: str | None,
+    token: str | None,
+    labels: list[str],
+    simulate_gpus: str | None,
+    worker_id: str,
+) -> ControlPlane | None:
+    """The control-plane client for `gpucloud worker --server`, or None without --server."""
+    from gpucloud.worker.control import ControlPlane
+    from gpucloud.worker.inventory import GpuProbe, NvmlProbe, SimulatedProbe
+    from gpucloud.worker.main import parse_engine_options
+
+    if server is None:
+        return None
+    secret = token or (settings.worker_token.get_secret_value() if settings.worker_token else None)
+    if not secret:
+        raise ValueError("--server needs a worker token: --token or GPUCLOUD_WORKER_TOKEN")
+    probe: GpuProbe | None = (
+        SimulatedProbe.parse(simulate_gpus, seed=worker_id) if simulate_gpus else NvmlProbe.create()
+    )
+    parsed = parse_engine_options(labels, "--label")
+    return ControlPlane(server, secret, labels=parsed, probe=probe)
 
 
 @app.command()
@@ -204,6 +263,32 @@ def keys_list(data_dir: DataDir = None) -> None:
 def keys_revoke(key_id: str, data_dir: DataDir = None) -> None:
     """Revoke an API key; requests with it get 401 from then on."""
     row = _with_keys(load_settings(data_dir), lambda keys: keys.revoke(key_id))
+    typer.echo(f"revoked {row.id} ({row.name})")
+
+
+@worker_tokens_app.command("create")
+def worker_token_create(
+    name: Annotated[str, typer.Option(help="A name to recognise the token by.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Create a worker token and print its secret (shown only this once)."""
+    row, secret = _with_worker_tokens(load_settings(data_dir), lambda tokens: tokens.create(name))
+    typer.echo(f"id:     {row.id}\nname:   {row.name}\ntoken:  {secret}")
+    typer.echo("Store the token now: it cannot be shown again.", err=True)
+
+
+@worker_tokens_app.command("list")
+def worker_token_list(data_dir: DataDir = None) -> None:
+    """List worker tokens (never their secrets)."""
+    for row in _with_worker_tokens(load_settings(data_dir), lambda tokens: tokens.list()):
+        state = "revoked" if row.revoked_at else "active"
+        typer.echo(f"{row.id}  {row.prefix}…  {state:<7}  {row.name}")
+
+
+@worker_tokens_app.command("revoke")
+def worker_token_revoke(token_id: str, data_dir: DataDir = None) -> None:
+    """Revoke a worker token; workers using it get 401 on their next heartbeat and exit."""
+    row = _with_worker_tokens(load_settings(data_dir), lambda tokens: tokens.revoke(token_id))
     typer.echo(f"revoked {row.id} ({row.name})")
 
 

@@ -161,3 +161,40 @@ class UsageRecord(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     day: Mapped[str] = mapped_column(String(10))  # UTC "YYYY-MM-DD": groups the same on every database
     hour: Mapped[str | None] = mapped_column(String(13), nullable=True)  # UTC "YYYY-MM-DDTHH", likewise
+
+
+class WorkerToken(Base):
+    """A credential for worker agents (`gcw_…`); like an API key, only its digest is stored."""
+
+    __tablename__ = "worker_tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))  # shown to people: "gcw_AbCd123"
+    digest: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 hex of the whole token
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class WorkerNode(Base):
+    """A worker machine as the control plane knows it: registration, inventory, health, drain.
+
+    `state` is written by the heartbeat handler (recovery) and the worker monitor (silence); see
+    `gpucloud.cluster.health` for the rules.
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the worker's own --worker-id
+    hostname: Mapped[str] = mapped_column(String(255))
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    inventory: Mapped[dict[str, Any]] = mapped_column(JSON)  # host facts and GPU readings
+    models: Mapped[list[str]] = mapped_column(JSON)
+    slots: Mapped[int] = mapped_column(Integer)
+    load: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # the latest heartbeat
+    state: Mapped[str] = mapped_column(String(16))
+    draining: Mapped[bool] = mapped_column(Boolean, default=False)
+    registered_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+    consecutive_beats: Mapped[int] = mapped_column(Integer, default=0)
+    token_id: Mapped[str | None] = mapped_column(ForeignKey("worker_tokens.id"), nullable=True)

@@ -17,7 +17,7 @@ from gpucloud import __version__
 from gpucloud.gateway import errors
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestContextMiddleware
-from gpucloud.gateway.routes import health, jobs, keys, observe, openai, usage
+from gpucloud.gateway.routes import health, jobs, keys, observe, openai, usage, workers
 from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.tracing import Tracer
 from gpucloud.runtime import Runtime
@@ -51,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
-    for module in (health, openai, jobs, keys, usage, observe):
+    for module in (health, openai, jobs, keys, usage, observe, workers):
         app.include_router(module.router)
     app.state.metrics = metrics
     app.add_middleware(

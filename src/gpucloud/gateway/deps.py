@@ -1,4 +1,4 @@
-"""FastAPI dependencies, as `Annotated` aliases: the runtime, the caller, the admin."""
+"""FastAPI dependencies, as `Annotated` aliases: the runtime, the caller, the admin, the worker."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gpucloud.cluster import WorkerCaller
 from gpucloud.errors import AuthenticationFailed, PermissionDenied
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestFacts
@@ -51,7 +52,17 @@ async def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> 
     return principal
 
 
+async def get_worker(request: Request) -> WorkerCaller:
+    """A worker agent, authenticated by its worker token. API keys (even admin ones) are refused:
+    worker endpoints take worker tokens only, and worker tokens are good for nothing else."""
+    runtime: Runtime = request.app.state.runtime
+    caller = await runtime.worker_tokens.authenticate(bearer_token(request))
+    facts(request).key_id = caller.token_id  # for logs: the token id, never the token
+    return caller
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 InferenceDep = Annotated[Inference, Depends(get_inference)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 AdminDep = Annotated[Principal, Depends(get_admin)]
+WorkerDep = Annotated[WorkerCaller, Depends(get_worker)]

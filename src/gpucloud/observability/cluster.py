@@ -1,7 +1,8 @@
 """`ClusterGauges`: the cluster-wide gauges, refreshed by whichever gateway holds the lease.
 
 Every few seconds each gateway tries to take or keep the `metrics` lease on the queue; the holder
-fills queue depth and worker gauges from the queue, the others clear theirs (see `metrics`).
+fills queue depth and worker gauges from the queue, and worker states and per-GPU readings
+from the workers table (`fleet`), the others clear theirs (see `metrics`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from gpucloud.cluster.health import WorkerState
+from gpucloud.cluster.views import gpus_of
+from gpucloud.db import WorkerNode
 from gpucloud.observability.metrics import Metrics
 from gpucloud.queue.protocol import JobQueue, QueueError
 
@@ -17,8 +24,17 @@ log = logging.getLogger(__name__)
 
 
 class ClusterGauges:
-    def __init__(self, metrics: Metrics, queue: JobQueue, holder: str, *, every_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        queue: JobQueue,
+        holder: str,
+        *,
+        every_s: float = 5.0,
+        fleet: Callable[[], Awaitable[Sequence[WorkerNode]]] | None = None,
+    ) -> None:
         self._metrics = metrics
+        self._fleet = fleet
         self._queue = queue
         self._holder = holder
         self._every_s = every_s
@@ -66,3 +82,28 @@ class ClusterGauges:
             m.model_workers.labels(model=model).set(per_model.get(model, 0))
             for priority, depth in (await self._queue.depth(model)).items():
                 m.queue_depth.labels(model=model, priority=priority.value).set(depth)
+        await self._refresh_fleet()
+
+    async def _refresh_fleet(self) -> None:
+        if self._fleet is None:
+            return
+        try:
+            rows = await self._fleet()
+        except SQLAlchemyError as exc:
+            log.warning("cluster gauges: database unavailable: %s", type(exc).__name__)
+            return
+        m = self._metrics
+        for state in WorkerState:
+            m.workers.labels(state=state.value).set(sum(1 for r in rows if r.state == state.value))
+        # An offline worker's last readings are stale: its GPUs leave the gauges.
+        for worker_id, gpu in gpus_of(r for r in rows if r.state != WorkerState.OFFLINE.value):
+            labels = {"worker": worker_id, "gpu": str(gpu["index"])}
+            m.gpu_memory_used.labels(**labels).set(gpu["memory_used_bytes"] or 0)
+            m.gpu_memory_total.labels(**labels).set(gpu["memory_total_bytes"] or 0)
+            for gauge, value in (
+                (m.gpu_utilization, gpu["utilization"]),
+                (m.gpu_temperature, gpu["temperature_c"]),
+                (m.gpu_power, gpu["power_w"]),
+            ):
+                if value is not None:  # a reading the device does not give is absent, not 0
+                    gauge.labels(**labels).set(value)

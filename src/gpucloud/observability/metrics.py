@@ -6,7 +6,8 @@ Who exports what, so that several gateway processes never export conflicting cop
   every process exports its own; Prometheus sums them across `instance`. Job outcomes and tokens
   are counted by the finalizer that applied them, and each outcome is applied by exactly one
   finalizer, so sums are exact.
-* cluster-wide gauges (queue depth, workers, their slots and running jobs): only the process that
+* cluster-wide gauges (queue depth, workers, their slots and running jobs, and per-GPU readings
+  from the workers' heartbeats): only the process that
   holds the `metrics` leader lease (`JobQueue.lead`) exports them; the others export none of those
   series. Dashboards therefore use `max` or plain selectors on them, never `sum`.
 """
@@ -107,7 +108,11 @@ class Metrics:
             registry=r,
         )
         self.workers = Gauge(
-            "gpucloud_workers", "Workers by state (exported by the metrics leader).", ["state"], registry=r
+            "gpucloud_workers",
+            "Workers by state: live (announced on the queue now), and healthy, unhealthy, offline "
+            "as registered with the control plane (exported by the metrics leader).",
+            ["state"],
+            registry=r,
         )
         self.worker_slots = Gauge(
             "gpucloud_worker_slots",
@@ -127,6 +132,19 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self._gpu_gauges()
+
+    def _gpu_gauges(self) -> None:
+        def gpu_gauge(name: str, text: str) -> Gauge:
+            return Gauge(
+                name, f"{text} (from heartbeats; metrics leader).", ["worker", "gpu"], registry=self.registry
+            )
+
+        self.gpu_memory_used = gpu_gauge("gpucloud_gpu_memory_used_bytes", "GPU memory in use, bytes")
+        self.gpu_memory_total = gpu_gauge("gpucloud_gpu_memory_total_bytes", "GPU memory, bytes")
+        self.gpu_utilization = gpu_gauge("gpucloud_gpu_utilization_ratio", "GPU busy share, 0..1")
+        self.gpu_temperature = gpu_gauge("gpucloud_gpu_temperature_celsius", "GPU temperature, °C")
+        self.gpu_power = gpu_gauge("gpucloud_gpu_power_watts", "GPU power draw, watts")
 
     def clear_cluster_gauges(self) -> None:
         for gauge in (
@@ -135,5 +153,10 @@ class Metrics:
             self.worker_slots,
             self.worker_running,
             self.model_workers,
+            self.gpu_memory_used,
+            self.gpu_memory_total,
+            self.gpu_utilization,
+            self.gpu_temperature,
+            self.gpu_power,
         ):
             gauge.clear()

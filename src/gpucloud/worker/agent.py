@@ -3,7 +3,9 @@
 One agent per GPU machine (or inside `gpucloud serve` in embedded mode). It holds at most `slots`
 jobs at once, renews their leases while they run, stops a job within moments of its cancellation,
 and on `stop()` drains: it stops leasing, lets running jobs finish within a grace period and gives
-the rest back to the queue. It never touches the database (DESIGN.md §2): it speaks to the queue.
+the rest back to the queue. `drain()` stops leasing without stopping (an operator's drain, told
+by the control plane): running jobs finish and the agent keeps renewing; `undrain()` resumes.
+It never touches the database (DESIGN.md §2): it speaks to the queue.
 """
 
 from __future__ import annotations
@@ -60,7 +62,10 @@ class WorkerAgent:
         self._runs: dict[str, _Run] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._leasing = asyncio.Event()  # cleared while drained
+        self._leasing.set()
         self._tasks: list[asyncio.Task[None]] = []
+        self.tokens_total = 0  # tokens generated since start, for the heartbeat's tokens/s
 
     @property
     def models(self) -> list[str]:
@@ -69,6 +74,25 @@ class WorkerAgent:
     @property
     def running(self) -> int:
         return len(self._runs)
+
+    @property
+    def slots(self) -> int:
+        return self._slots
+
+    @property
+    def draining(self) -> bool:
+        return not self._leasing.is_set()
+
+    def drain(self) -> None:
+        """Stop leasing new jobs; running ones finish. The agent keeps running (see `undrain`)."""
+        if not self.draining:
+            log.info("worker %s: draining: no new jobs", self.worker_id)
+        self._leasing.clear()
+
+    def undrain(self) -> None:
+        if self.draining:
+            log.info("worker %s: drain lifted: leasing again", self.worker_id)
+        self._leasing.set()
 
     async def start(self) -> None:
         """Load the engines and start leasing in the background."""
@@ -85,6 +109,9 @@ class WorkerAgent:
     async def run(self, *, burst: bool = False) -> None:
         """Lease and run jobs until stopped; with `burst`, until the queue is empty, then return."""
         while not self._stopping.is_set():
+            if not self._leasing.is_set():
+                await self._leasing.wait()
+                continue
             free = self._slots - len(self._runs)
             if free <= 0:
                 self._slot_freed.clear()
@@ -96,10 +123,10 @@ class WorkerAgent:
                 log.warning("worker %s: queue unavailable: %s", self.worker_id, exc)
                 await asyncio.sleep(1.0)
                 continue
-            if self._stopping.is_set():
-                for lease in leases:
+            if self._stopping.is_set() or not self._leasing.is_set():
+                for lease in leases:  # leased while a drain or stop began: back to the queue
                     await self._queue.release(lease)
-                break
+                continue
             for lease in leases:
                 self._launch(lease)
             if burst and not leases and not self._runs:
@@ -133,6 +160,7 @@ class WorkerAgent:
         """Drain: stop leasing, let running jobs finish for `grace_s`, give the rest back."""
         self._stopping.set()
         self._slot_freed.set()
+        self._leasing.set()  # wakes a drained lease loop so that it sees the stop
         deadline = time.monotonic() + grace_s
         while self._runs and time.monotonic() < deadline:
             self._slot_freed.clear()
@@ -246,6 +274,7 @@ class WorkerAgent:
                 if run.first_token_at is None and delta.tokens:
                     run.first_token_at = time.time()
                 run.tokens += delta.tokens
+                self.tokens_total += delta.tokens
                 texts.append(delta.text)
                 if delta.finish_reason is not None:
                     run.finish[index] = delta.finish_reason

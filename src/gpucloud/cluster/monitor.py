@@ -1,0 +1,55 @@
+"""`WorkerMonitor`: notices silent workers. Every gateway runs one; only the holder of the
+`worker-monitor` lease on the queue acts, so state changes are written (and logged) once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from gpucloud.cluster.directory import Transition, WorkerDirectory
+from gpucloud.queue.protocol import JobQueue, QueueError
+
+log = logging.getLogger(__name__)
+
+
+class WorkerMonitor:
+    def __init__(self, directory: WorkerDirectory, queue: JobQueue, holder: str, *, every_s: float) -> None:
+        self._directory = directory
+        self._queue = queue
+        self._holder = holder
+        self._every_s = every_s
+        self._task: asyncio.Task[None] | None = None
+        self.leading = False
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="worker-monitor")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def step(self) -> list[Transition]:
+        """One round: take or keep the lease, and if held apply the health rule."""
+        # The lease outlives three rounds, so one slow round does not hand it over.
+        self.leading = await self._queue.lead("worker-monitor", self._holder, max(self._every_s * 3, 1.0))
+        if not self.leading:
+            return []
+        return await self._directory.apply_health()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except QueueError as exc:
+                log.warning("worker monitor: queue unavailable: %s", exc)
+                self.leading = False
+            except SQLAlchemyError as exc:
+                log.warning("worker monitor: database unavailable: %s", type(exc).__name__)
+            await asyncio.sleep(self._every_s)

@@ -1,0 +1,181 @@
+"""`/api/workers` and `/api/cluster`: worker tokens, registration and heartbeats (worker tokens
+only), drain and the fleet views (admin keys only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from starlette.responses import Response
+
+from gpucloud.cluster import Beat, Registration
+from gpucloud.cluster.views import cluster_view, worker_view
+from gpucloud.db import WorkerNode, WorkerToken
+from gpucloud.gateway.deps import AdminDep, RuntimeDep, WorkerDep
+from gpucloud.gateway.responses import json_response
+
+router = APIRouter(prefix="/api", tags=["workers"])
+
+WORKER_ID = r"^[A-Za-z0-9._:\-]{1,128}$"
+WorkerId = Annotated[str, Path(pattern=WORKER_ID)]
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9._/\-]+$")]
+LabelValue = Annotated[str, StringConstraints(max_length=255)]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+MAX_GPUS = 64
+
+
+class GpuIn(BaseModel):
+    """One GPU reading (`gpucloud.worker.inventory.GpuReading.to_dict`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    index: int = Field(ge=0, le=1023)
+    uuid: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=200)
+    memory_total_bytes: int = Field(ge=0)
+    memory_used_bytes: int = Field(ge=0)
+    utilization: float | None = Field(None, ge=0, le=1)
+    temperature_c: float | None = Field(None, ge=-100, le=300)
+    power_w: float | None = Field(None, ge=0, le=100_000)
+
+
+class RegisterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    worker_id: str = Field(pattern=WORKER_ID)
+    hostname: str = Field(min_length=1, max_length=255)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
+    cpu_count: int = Field(ge=1, le=1_000_000)
+    memory_total_bytes: int = Field(ge=0)
+    memory_available_bytes: int = Field(ge=0)
+    gpus: list[GpuIn] = Field(default_factory=list, max_length=MAX_GPUS)
+    models: list[ModelName] = Field(default_factory=list, max_length=1000)
+    slots: int = Field(ge=1, le=100_000)
+
+    @field_validator("gpus")
+    @classmethod
+    def _distinct(cls, gpus: list[GpuIn]) -> list[GpuIn]:
+        if len({gpu.index for gpu in gpus}) != len(gpus):
+            raise ValueError("GPU indexes must be distinct")
+        return gpus
+
+
+class HeartbeatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    running: int = Field(0, ge=0, le=1_000_000)
+    queued: int = Field(0, ge=0, le=1_000_000)
+    tokens_per_s: float = Field(0.0, ge=0, le=1e9)
+    gpus: list[GpuIn] = Field(default_factory=list, max_length=MAX_GPUS)
+    replicas: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+
+
+def token_view(row: WorkerToken) -> dict[str, object]:
+    """A worker token as the API shows it: never the secret, never the digest."""
+    return {
+        "id": row.id,
+        "object": "worker_token",
+        "name": row.name,
+        "prefix": row.prefix,
+        "created_at": row.created_at.isoformat(),
+        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+    }
+
+
+def _orders(row: WorkerNode, runtime: RuntimeDep) -> dict[str, object]:
+    """What a worker learns from each call: its state, whether to drain, how often to beat."""
+    return {
+        "worker_id": row.id,
+        "state": row.state,
+        "draining": row.draining,
+        "heartbeat_interval_s": runtime.settings.cluster.heartbeat_interval_s,
+    }
+
+
+# worker tokens (admin) ------------------------------------------------------------------------
+
+
+@router.post("/workers/tokens", status_code=201)
+async def create_token(body: TokenCreate, _: AdminDep, runtime: RuntimeDep) -> Response:
+    row, secret = await runtime.worker_tokens.create(body.name)
+    return json_response({**token_view(row), "token": secret}, status_code=201)  # the only time
+
+
+@router.get("/workers/tokens")
+async def list_tokens(_: AdminDep, runtime: RuntimeDep) -> Response:
+    rows = await runtime.worker_tokens.list()
+    return json_response({"object": "list", "data": [token_view(r) for r in rows]})
+
+
+@router.delete("/workers/tokens/{token_id}")
+async def revoke_token(token_id: str, _: AdminDep, runtime: RuntimeDep) -> Response:
+    return json_response(token_view(await runtime.worker_tokens.revoke(token_id)))
+
+
+# worker agents (worker tokens) ----------------------------------------------------------------
+
+
+@router.post("/workers/register")
+async def register(body: RegisterIn, caller: WorkerDep, runtime: RuntimeDep) -> Response:
+    registration = Registration(
+        worker_id=body.worker_id,
+        hostname=body.hostname,
+        labels=body.labels,
+        cpu_count=body.cpu_count,
+        memory_total_bytes=body.memory_total_bytes,
+        memory_available_bytes=body.memory_available_bytes,
+        gpus=[gpu.model_dump() for gpu in body.gpus],
+        models=body.models,
+        slots=body.slots,
+    )
+    row = await runtime.workers.register(registration, caller.token_id)
+    return json_response(_orders(row, runtime))
+
+
+@router.post("/workers/{worker_id}/heartbeat")
+async def heartbeat(worker_id: WorkerId, body: HeartbeatIn, _: WorkerDep, runtime: RuntimeDep) -> Response:
+    beat = Beat(
+        running=body.running,
+        queued=body.queued,
+        tokens_per_s=body.tokens_per_s,
+        gpus=[gpu.model_dump() for gpu in body.gpus],
+        replicas=body.replicas,
+    )
+    row = await runtime.workers.heartbeat(worker_id, beat)
+    return json_response(_orders(row, runtime))
+
+
+# fleet (admin) --------------------------------------------------------------------------------
+
+
+@router.get("/workers")
+async def list_workers(_: AdminDep, runtime: RuntimeDep) -> Response:
+    rows = await runtime.workers.list_workers()
+    return json_response({"object": "list", "data": [worker_view(r) for r in rows]})
+
+
+@router.get("/workers/{worker_id}")
+async def get_worker(worker_id: WorkerId, _: AdminDep, runtime: RuntimeDep) -> Response:
+    return json_response(worker_view(await runtime.workers.get(worker_id)))
+
+
+@router.post("/workers/{worker_id}/drain")
+async def drain(worker_id: WorkerId, _: AdminDep, runtime: RuntimeDep) -> Response:
+    return json_response(worker_view(await runtime.workers.set_draining(worker_id, True)))
+
+
+@router.post("/workers/{worker_id}/undrain")
+async def undrain(worker_id: WorkerId, _: AdminDep, runtime: RuntimeDep) -> Response:
+    return json_response(worker_view(await runtime.workers.set_draining(worker_id, False)))
+
+
+@router.get("/cluster")
+async def cluster(_: AdminDep, runtime: RuntimeDep) -> Response:
+    return json_response(await cluster_view(await runtime.workers.list_workers(), runtime.queue))

@@ -1,0 +1,177 @@
+"""`ControlPlane`: a worker's HTTP client for the control plane's worker endpoints.
+
+It registers the worker with its inventory (retrying with backoff until the control plane
+answers), then beats every `heartbeat_interval_s` with the agent's load and fresh GPU readings,
+and applies what each answer says: `draining` drains or resumes the agent, 404 (the control
+plane forgot the worker) registers again. A 401 — a bad or revoked worker token — is final:
+`TokenRejected` ends the worker, which exits with status 2. The token is sent only in the
+Authorization header and never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from gpucloud.worker.agent import WorkerAgent
+from gpucloud.worker.inventory import GpuProbe, InventoryError, read_host
+
+log = logging.getLogger(__name__)
+
+_BACKOFF_START_S = 0.2
+_BACKOFF_MAX_S = 5.0
+
+
+class Refused(Exception):
+    """The control plane refused the worker for good: retrying cannot help."""
+
+
+class TokenRejected(Refused):
+    """The control plane refused the worker token (401)."""
+
+
+class ControlPlane:
+    def __init__(
+        self,
+        server_url: str,
+        token: str,
+        *,
+        labels: Mapping[str, str] | None = None,
+        probe: GpuProbe | None = None,
+        timeout_s: float = 5.0,
+    ) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=server_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout_s,
+        )
+        self._labels = dict(labels or {})
+        self._probe = probe
+        self.interval_s = 5.0
+        self._last_tokens = 0
+        self._last_at = time.monotonic()
+
+    async def close(self) -> None:
+        await self._client.aclose()
+        if self._probe is not None:
+            self._probe.close()
+
+    async def register(self, agent: WorkerAgent) -> dict[str, Any]:
+        """Register, retrying with backoff while the control plane cannot be reached or fails."""
+        backoff = _BACKOFF_START_S
+        while True:
+            try:
+                reply = await self._post("/api/workers/register", self._registration(agent))
+                self.interval_s = float(reply.get("heartbeat_interval_s", self.interval_s))
+                log.info("worker %s registered (state %s)", agent.worker_id, reply.get("state"))
+                self._apply(agent, reply)
+                return reply
+            except (httpx.HTTPError, _ServerError) as exc:
+                log.warning(
+                    "worker %s: control plane unavailable (%s); retrying in %.1fs",
+                    agent.worker_id,
+                    _describe(exc),
+                    backoff,
+                )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF_MAX_S)
+
+    async def heartbeat(self, agent: WorkerAgent) -> None:
+        """One beat; on 404 registers again. Transport errors propagate (the loop logs them)."""
+        try:
+            reply = await self._post(f"/api/workers/{agent.worker_id}/heartbeat", self._beat(agent))
+        except _NotRegistered:
+            log.warning("worker %s: unknown to the control plane; registering again", agent.worker_id)
+            await self.register(agent)
+            return
+        self._apply(agent, reply)
+
+    async def run(self, agent: WorkerAgent) -> None:
+        """Beat forever; returns only by raising `Refused` (such as `TokenRejected`)."""
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.heartbeat(agent)
+            except (httpx.HTTPError, _ServerError) as exc:
+                log.warning("worker %s: heartbeat failed: %s", agent.worker_id, _describe(exc))
+
+    async def final_heartbeat(self, agent: WorkerAgent) -> None:
+        """The last beat of a stopping worker, best effort: it is leaving anyway."""
+        try:
+            await self._post(f"/api/workers/{agent.worker_id}/heartbeat", self._beat(agent))
+        except (httpx.HTTPError, _ServerError, _NotRegistered, Refused) as exc:
+            log.warning("worker %s: final heartbeat failed: %s", agent.worker_id, _describe(exc))
+
+    def _apply(self, agent: WorkerAgent, reply: Mapping[str, Any]) -> None:
+        if reply.get("draining"):
+            agent.drain()
+        else:
+            agent.undrain()
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self._client.post(path, json=body)
+        if response.status_code == 401:
+            raise TokenRejected("the control plane rejected the worker token (401)")
+        if response.status_code == 404 and path.endswith("/heartbeat"):
+            raise _NotRegistered()
+        if response.status_code >= 500:
+            raise _ServerError(f"HTTP {response.status_code}")
+        if response.status_code != 200:
+            # A 4xx other than those is a bug or a version mismatch: say what the server said.
+            raise Refused(
+                f"the control plane refused the request: HTTP {response.status_code} {response.text[:300]}"
+            )
+        data: dict[str, Any] = response.json()
+        return data
+
+    def _gpus(self) -> list[dict[str, Any]]:
+        if self._probe is None:
+            return []
+        try:
+            return [gpu.to_dict() for gpu in self._probe.read()]
+        except InventoryError as exc:
+            log.warning("GPU inventory unavailable: %s", exc)
+            return []
+
+    def _registration(self, agent: WorkerAgent) -> dict[str, Any]:
+        host = read_host(None)
+        return {
+            "worker_id": agent.worker_id,
+            "hostname": host.hostname,
+            "labels": self._labels,
+            "cpu_count": host.cpu_count,
+            "memory_total_bytes": host.memory_total_bytes,
+            "memory_available_bytes": host.memory_available_bytes,
+            "gpus": self._gpus(),
+            "models": agent.models,
+            "slots": agent.slots,
+        }
+
+    def _beat(self, agent: WorkerAgent) -> dict[str, Any]:
+        now = time.monotonic()
+        elapsed, self._last_at = now - self._last_at, now
+        tokens, self._last_tokens = agent.tokens_total - self._last_tokens, agent.tokens_total
+        return {
+            "running": agent.running,
+            "queued": 0,  # the agent leases only what it can run at once: nothing waits on it
+            "tokens_per_s": round(tokens / elapsed, 3) if elapsed > 0 else 0.0,
+            "gpus": self._gpus(),
+            "replicas": [],
+        }
+
+
+class _ServerError(Exception):
+    """A 5xx from the control plane: worth retrying."""
+
+
+class _NotRegistered(Exception):
+    """404 on a heartbeat: the control plane does not know this worker (any more)."""
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
