@@ -100,6 +100,8 @@ def test_counters_and_histograms_are_exact(fresh: Server) -> None:
     assert value(s, "gpucloud_workers", state="live") == 1
     assert value(s, "gpucloud_queue_depth", model=MODEL, priority="normal") == 0
     assert value(s, "gpucloud_model_workers", model=MODEL) == 1
+    replicas = [k for k in s if k[0] == "gpucloud_replica_running_requests"]
+    assert [dict(labels)["model"] for _, labels in replicas] == [MODEL]  # one replica: the local worker
 
 
 def test_metrics_need_an_admin_key(fresh: Server) -> None:

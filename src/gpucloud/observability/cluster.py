@@ -76,6 +76,8 @@ class ClusterGauges:
         for worker in workers:
             m.worker_slots.labels(worker=worker.worker_id).set(worker.slots)
             m.worker_running.labels(worker=worker.worker_id).set(worker.running)
+            for model, running in worker.running_by_model.items():
+                m.replica_running.labels(worker=worker.worker_id, model=model).set(running)
             for model in worker.models:
                 per_model[model] = per_model.get(model, 0) + 1
         for model in set(per_model) | set(await self._queue.known_models()):

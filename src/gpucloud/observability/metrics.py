@@ -126,6 +126,12 @@ class Metrics:
             ["worker"],
             registry=r,
         )
+        self.replica_running = Gauge(
+            "gpucloud_replica_running_requests",
+            "Jobs running per replica (a model on a worker), as announced (exported by the metrics leader).",
+            ["worker", "model"],
+            registry=r,
+        )
         self.model_workers = Gauge(
             "gpucloud_model_workers",
             "Live workers serving each model (exported by the metrics leader).",
@@ -153,6 +159,7 @@ class Metrics:
             self.worker_slots,
             self.worker_running,
             self.model_workers,
+            self.replica_running,
             self.gpu_memory_used,
             self.gpu_memory_total,
             self.gpu_utilization,

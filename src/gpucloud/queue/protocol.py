@@ -208,6 +208,7 @@ class WorkerInfo:
     slots: int
     running: int = 0
     at: float = 0.0  # when it was announced
+    running_by_model: dict[str, int] = field(default_factory=dict)  # the per-replica load
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -216,6 +217,7 @@ class WorkerInfo:
             "slots": self.slots,
             "running": self.running,
             "at": self.at,
+            "running_by_model": self.running_by_model,
         }
 
     @classmethod
@@ -226,6 +228,7 @@ class WorkerInfo:
             slots=int(data.get("slots") or 0),
             running=int(data.get("running") or 0),
             at=float(data.get("at") or 0.0),
+            running_by_model={str(k): int(v) for k, v in (data.get("running_by_model") or {}).items()},
         )
 
 

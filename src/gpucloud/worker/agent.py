@@ -323,7 +323,10 @@ class WorkerAgent:
     # background ----------------------------------------------------------------------------
 
     async def announce(self) -> None:
-        info = WorkerInfo(self.worker_id, self.models, self._slots, len(self._runs), time.time())
+        by_model = {model: 0 for model in self._engines}
+        for run in self._runs.values():
+            by_model[run.lease.job.model] = by_model.get(run.lease.job.model, 0) + 1
+        info = WorkerInfo(self.worker_id, self.models, self._slots, len(self._runs), time.time(), by_model)
         # An announcement outlives a few missed beats, so one slow beat does not hide the worker.
         await self._queue.announce(info, ttl_s=self._announce_every_s * 4)
 
