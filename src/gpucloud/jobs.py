@@ -10,7 +10,6 @@ a client never gets a result that was not billed, nor one from an attempt that l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -37,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gpucloud.admission import Admission, Pricing, Ticket
+from gpucloud.background import Background
 from gpucloud.db import Database, Job, JobStatus, UsageRecord
 from gpucloud.db.models import UTCDateTime, utcnow
 from gpucloud.errors import NotFound
@@ -222,18 +222,13 @@ class Finalizer:
         self._queue = queue
         self._consumer = consumer
         self._batch = batch
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background("finalizer", self._run)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="finalizer")
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.close()
 
     async def _run(self) -> None:
         held: list[Outcome] = []  # a batch whose transaction failed: applied again first

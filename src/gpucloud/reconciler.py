@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 
+from gpucloud.background import Background
 from gpucloud.db import Database, Job, JobStatus
 from gpucloud.db.models import utcnow
 from gpucloud.queue.protocol import (
@@ -45,7 +46,7 @@ class Reconciler:
         self._every_s = every_s
         self._batch = batch
         self._epoch: str | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background("reconciler", self._run)
 
     async def current_epoch(self) -> str | None:
         """The queue's epoch as last seen (read once if not yet known); None while it is down."""
@@ -55,15 +56,10 @@ class Reconciler:
         return self._epoch
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="reconciler")
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.close()
 
     async def _run(self) -> None:
         last_prune = 0.0

@@ -9,11 +9,11 @@ The registry keeps a copy refreshed every `refresh_s`, so a request costs no que
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 
+from gpucloud.background import Background
 from gpucloud.errors import ModelNotFound, PermissionDenied, Unavailable
 from gpucloud.keys import Principal
 from gpucloud.queue.protocol import JobQueue, QueueError
@@ -39,19 +39,14 @@ class ModelRegistry:
         self._known_for_s = known_for_s
         self._cards: dict[str, ModelCard] = {}
         self._slots: dict[str, int] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background("model-registry", self._refresh_forever)
 
     async def start(self) -> None:
         await self.refresh()
-        if self._task is None:
-            self._task = asyncio.create_task(self._refresh_forever(), name="model-registry")
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.close()
 
     async def refresh(self) -> None:
         workers = await self._queue.workers()

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from gpucloud.background import Background
 from gpucloud.cluster.directory import Transition, WorkerDirectory
 from gpucloud.queue.protocol import JobQueue, QueueError
 
@@ -21,19 +21,14 @@ class WorkerMonitor:
         self._queue = queue
         self._holder = holder
         self._every_s = every_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background("worker-monitor", self._run)
         self.leading = False
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="worker-monitor")
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.close()
 
     async def step(self) -> list[Transition]:
         """One round: take or keep the lease, and if held apply the health rule."""

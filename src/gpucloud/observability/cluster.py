@@ -8,12 +8,12 @@ from the workers table (`fleet`), the others clear theirs (see `metrics`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from gpucloud.background import Background
 from gpucloud.cluster.health import WorkerState
 from gpucloud.cluster.views import gpus_of
 from gpucloud.db import WorkerNode
@@ -38,19 +38,14 @@ class ClusterGauges:
         self._queue = queue
         self._holder = holder
         self._every_s = every_s
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background("cluster-gauges", self._run)
         self.leading = False
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="cluster-gauges")
+        self._loop.start()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.close()
 
     async def _run(self) -> None:
         while True:

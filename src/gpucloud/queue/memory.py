@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
+from gpucloud.background import Background
 from gpucloud.queue.protocol import (
     PRIORITIES_HIGH_FIRST,
     EventKind,
@@ -85,7 +86,7 @@ class MemoryJobQueue:
         self._cancel_watchers: set[asyncio.Queue[str]] = set()
         self._progress: dict[str, tuple[int, int]] = {}  # job_id → (completion, prompt) tokens sent
         self._dead: dict[str, JobMessage] = {}
-        self._reaper: asyncio.Task[None] | None = None
+        self._reaper = Background("memory-queue-reaper", self._reap_forever)
         self._workers: dict[str, tuple[WorkerInfo, float]] = {}  # worker_id → (info, expires_at)
         self._models_seen: dict[str, float] = {}
         self._epoch = uuid.uuid4().hex  # this process's queue: gone with it
@@ -94,15 +95,10 @@ class MemoryJobQueue:
     # lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        if self._reaper is None:
-            self._reaper = asyncio.create_task(self._reap_forever(), name="memory-queue-reaper")
+        self._reaper.start()
 
     async def close(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
-            self._reaper = None
+        await self._reaper.close()
 
     async def ping(self) -> None:
         return None

@@ -8,9 +8,9 @@ request, and it is what lets the gateway hold thousands of streams on a few conn
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
+from gpucloud.background import Background
 from gpucloud.queue.protocol import JobEvent, JobQueue, QueueError
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class ReplyRouter:
         self.reply_to = reply_to
         self._queue = queue
         self._watches: dict[str, JobWatch] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._loop = Background(f"reply-router-{reply_to}", self._run)
 
     def watch(self, job_id: str) -> JobWatch:
         """Register interest before submitting, so no event can be missed."""
@@ -67,16 +67,11 @@ class ReplyRouter:
         self._watches.pop(job_id, None)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"reply-router-{self.reply_to}")
-            await asyncio.sleep(0)  # let the reader subscribe before the first submit
+        self._loop.start()
+        await asyncio.sleep(0)  # let the reader subscribe before the first submit
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.close()
 
     async def _run(self) -> None:
         while True:
