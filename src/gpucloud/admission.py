@@ -116,6 +116,11 @@ class Ticket:
         return cls(**{k: v for k, v in data.items() if k != "decision"})
 
 
+def counts_tokens(principal: Principal) -> bool:
+    """Whether admission needs the request's prompt tokens (a token limit, quota or budget)."""
+    return any(v is not None for v in (principal.tpm_limit, principal.token_quota, principal.budget_micros))
+
+
 def principal_limits(principal: Principal) -> Limits:
     return Limits(rpm=principal.rpm_limit, tpm=principal.tpm_limit, max_concurrency=principal.max_concurrency)
 

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 
-from gpucloud.admission import Ticket, rate_headers
+from gpucloud.admission import Ticket, counts_tokens, rate_headers
 from gpucloud.db import Job, JobStatus
 from gpucloud.engines.protocol import GenerationRequest, RequestKind
 from gpucloud.engines.tokenizer import Tokenizer
@@ -200,13 +200,10 @@ class Inference:
             if existing is not None:
                 return self._repeat(existing, payload)
         job_id = new_job_id()
+        # Counting the prompt costs a tokenizer pass: only limits that reserve tokens need it.
+        prompt_tokens = self.prompt_tokens(generation) if counts_tokens(principal) else 0
         ticket = await self._rt.admission.admit(
-            principal,
-            generation.model,
-            job_id,
-            self.prompt_tokens(generation),
-            generation.max_tokens,
-            generation.n,
+            principal, generation.model, job_id, prompt_tokens, generation.max_tokens, generation.n
         )
         try:
             return await self._record_and_queue(

@@ -22,8 +22,6 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from gpucloud.limits.budget import DEFAULT_HOLD_TTL_S, Baseline, BaselineLoader, check_period, check_reserve
@@ -39,7 +37,7 @@ from gpucloud.limits.protocol import (
 )
 from gpucloud.limits.scripts import LimitScripts
 from gpucloud.limits.validation import check_amount, check_ids, check_tokens
-from gpucloud.redis_pools import FreshBlockingPool
+from gpucloud.redis_pools import redis_client
 
 CONNECT_TIMEOUT_S = 1.0
 SOCKET_TIMEOUT_S = 2.0
@@ -57,17 +55,14 @@ ScriptArg = str | int | float
 
 def connect(url: str) -> Redis:
     """A client for `url` with the timeouts and pool above; nothing connects before the first command."""
-    pool = FreshBlockingPool.from_url(
+    return redis_client(
         url,
+        connect_timeout_s=CONNECT_TIMEOUT_S,
+        socket_timeout_s=SOCKET_TIMEOUT_S,
+        health_check_interval_s=HEALTH_CHECK_INTERVAL_S,
         max_connections=POOL_SIZE,
-        timeout=POOL_WAIT_S,
-        decode_responses=True,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        socket_timeout=SOCKET_TIMEOUT_S,
-        health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        retry=Retry(NoBackoff(), 0),
+        pool_wait_s=POOL_WAIT_S,
     )
-    return Redis.from_pool(pool)
 
 
 @contextmanager

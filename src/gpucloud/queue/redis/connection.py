@@ -19,14 +19,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gpucloud.queue.protocol import QueueError, QueueUnavailable
-from gpucloud.redis_pools import FreshPool
+from gpucloud.redis_pools import redis_client
 
 CONNECT_TIMEOUT_S = 2.0
 SOCKET_TIMEOUT_S = 5.0
@@ -38,15 +36,12 @@ HEALTH_CHECK_INTERVAL_S = 10
 
 def connect(url: str) -> Redis:
     """A client for `url`; no connection is opened until the first command."""
-    pool = FreshPool.from_url(
+    return redis_client(
         url,
-        decode_responses=True,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        socket_timeout=SOCKET_TIMEOUT_S,
-        health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        retry=Retry(NoBackoff(), 0),
+        connect_timeout_s=CONNECT_TIMEOUT_S,
+        socket_timeout_s=SOCKET_TIMEOUT_S,
+        health_check_interval_s=HEALTH_CHECK_INTERVAL_S,
     )
-    return Redis.from_pool(pool)
 
 
 @contextmanager
