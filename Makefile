@@ -5,7 +5,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench clean services
+.PHONY: run test lint typecheck pytest bench clean services web web-test browser
+
+# The dashboard (web/): built into the package, where `gpucloud serve` finds it and hatch ships it.
+WEB_DIST := src/gpucloud/webapp/dist/index.html
+WEB_DEPS := web/node_modules/.package-lock.json
+WEB_SRC := $(shell find web/src web/scripts -type f ! -name '*.test.*' 2>/dev/null) \
+	web/index.html web/vite.config.ts web/tsconfig.json web/package.json
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +20,25 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	@$(MAKE) --no-print-directory web || echo "warning: the dashboard could not be built (Node.js 20 + npm needed); serving the API only"
 	$(VENV)/bin/gpucloud serve
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js 20 to build the dashboard"; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $(WEB_DEPS)
+
+$(WEB_DIST): $(WEB_DEPS) $(WEB_SRC)
+	cd web && npm run --silent build
+	touch $(WEB_DIST)
+
+web: $(WEB_DIST)
+
+web-test: $(WEB_DEPS) $(STAMP)
+	cd web && npm run --silent typecheck && npm test --silent
+
+browser:
+	@bash scripts/browser.sh
 
 services:
 	@bash scripts/services.sh
@@ -29,7 +53,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP) services
 	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck web-test web browser pytest
 
 bench: $(STAMP)
 	$(PY) bench/gateway_overhead.py

@@ -53,6 +53,10 @@ lifecycle_log = logging.getLogger("gpucloud.jobs.lifecycle")
 _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 # Times the finalizer applies a batch whose transaction failed before leaving it to redelivery.
 _APPLY_TRIES = 3
+# A stored result keeps embedding vectors (base64 float32) only up to this many characters, about
+# 750 KiB of floats: bigger ones are answered once, and the stored result keeps their usage only.
+_MAX_STORED_EMBEDDING_CHARS = 1 << 20
+EMBEDDINGS_OMITTED = "embeddings_omitted"  # the stored result's flag for vectors not kept
 
 # How each ending outcome leaves the job, and whether what it generated is billed.
 _ENDINGS: dict[OutcomeStatus, JobStatus] = {
@@ -537,11 +541,15 @@ def _result_of(outcome: Outcome) -> dict[str, Any] | None:
     """What is kept for `GET /v1/jobs/{id}` and idempotent repeats: the choices and the usage."""
     if not outcome.choices:
         return None
-    return {
+    result: dict[str, Any] = {
         "choices": outcome.choices,
         "prompt_tokens": outcome.prompt_tokens,
         "completion_tokens": outcome.completion_tokens,
     }
+    size = sum(len(c.get("embedding_base64") or "") for c in outcome.choices)
+    if size > _MAX_STORED_EMBEDDING_CHARS:
+        result["choices"], result[EMBEDDINGS_OMITTED] = [], True
+    return result
 
 
 def _started_at(outcome: Outcome) -> datetime:

@@ -4,6 +4,10 @@ The catalogue is what workers announce through the queue (`JobQueue.announce`): 
 live worker is served; a model a worker announced before (within `known_for_s`) but none serves
 now is *known* — requests get 503 with Retry-After, not 404 — and anything else is unknown (404).
 The registry keeps a copy refreshed every `refresh_s`, so a request costs no queue round trip.
+
+Deployments (`catalog`) are models too, listed whatever their state: one whose replicas are placed
+(scheduled, loading, ready, or on-demand standby) takes requests, which wait in the queue while
+it loads; one that is unschedulable or failed answers 503 with the reason.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from gpucloud.background import Background
 from gpucloud.errors import ModelNotFound, PermissionDenied, Unavailable
@@ -20,6 +27,8 @@ from gpucloud.queue.protocol import JobQueue, QueueError
 
 log = logging.getLogger(__name__)
 
+_RETIRED_FOR_S = 60.0
+
 
 @dataclass(frozen=True, slots=True)
 class ModelCard:
@@ -27,14 +36,39 @@ class ModelCard:
     created: int
     live: bool
     owned_by: str = "gpucloud"
+    reason: str | None = None  # why a deployment takes no requests now
 
     def to_openai(self) -> dict[str, object]:
         return {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """A deployment as the registry needs it."""
+
+    created: int
+    serving: bool  # replicas are placed: requests may queue
+    reason: str | None = None
+
+
+Catalog = Callable[[], Awaitable[Mapping[str, CatalogEntry]]]
+
+
 class ModelRegistry:
-    def __init__(self, queue: JobQueue, *, refresh_s: float = 1.0, known_for_s: float = 7 * 86400) -> None:
+    def __init__(
+        self,
+        queue: JobQueue,
+        *,
+        refresh_s: float = 1.0,
+        known_for_s: float = 7 * 86400,
+        catalog: Catalog | None = None,
+    ) -> None:
         self._queue = queue
+        self._catalog = catalog
+        # Deployments that left the catalogue, and until when their workers' announcements (which
+        # lag by a heartbeat or two) are ignored: a deleted model is 404 at once, not a queued wait.
+        self._retired: dict[str, float] = {}
+        self._deployed: set[str] = set()
         self._refresh_s = refresh_s
         self._known_for_s = known_for_s
         self._cards: dict[str, ModelCard] = {}
@@ -55,9 +89,26 @@ class ModelRegistry:
         for worker in workers:
             for model in worker.models:
                 live[model] = live.get(model, 0) + worker.slots
-        cutoff = time.time() - self._known_for_s
-        names = set(live) | {m for m, at in seen.items() if at >= cutoff}
-        self._cards = {m: ModelCard(m, int(seen.get(m, time.time())), m in live) for m in sorted(names)}
+        deployed = await self._catalog() if self._catalog is not None else {}
+        now = time.time()
+        for name in self._deployed - set(deployed):
+            self._retired[name] = now + _RETIRED_FOR_S
+        self._deployed = set(deployed)
+        for name, until in list(self._retired.items()):
+            if name in deployed:  # created again under the same name
+                del self._retired[name]
+            elif until <= now:  # its workers stopped announcing it long ago: forget it for good
+                await self._queue.forget_model(name)
+                del self._retired[name]
+        for name in self._retired:
+            live.pop(name, None)
+        cutoff = now - self._known_for_s
+        names = set(live) | {m for m, at in seen.items() if at >= cutoff and m not in self._retired}
+        cards = {m: ModelCard(m, int(seen.get(m, now)), m in live) for m in sorted(names)}
+        for name, entry in deployed.items():
+            serving = entry.serving or name in live
+            cards[name] = ModelCard(name, entry.created, serving, reason=None if serving else entry.reason)
+        self._cards = dict(sorted(cards.items()))
         self._slots = live
 
     async def _refresh_forever(self) -> None:
@@ -67,6 +118,8 @@ class ModelRegistry:
                 await self.refresh()
             except QueueError as exc:  # keep serving from the last good copy
                 log.warning("model registry: queue unavailable: %s", exc)
+            except SQLAlchemyError as exc:
+                log.warning("model registry: database unavailable: %s", type(exc).__name__)
 
     def slots(self, model: str) -> int:
         """Job slots of the live workers serving `model` (0 when none)."""
@@ -92,8 +145,9 @@ class ModelRegistry:
                 code="model_not_allowed",
             )
         if not card.live:
+            why = f" ({card.reason})" if card.reason else ""
             raise Unavailable(
-                f"No worker is serving the model '{model}' right now; retry later.",
+                f"No worker is serving the model '{model}' right now{why}; retry later.",
                 retry_after_s=10,
                 code="model_not_loaded",
             )

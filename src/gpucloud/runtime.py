@@ -7,6 +7,7 @@ worker with the simulated engine. The gateway's lifespan owns one; the CLI build
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -17,6 +18,8 @@ from gpucloud.admission import Admission, Pricing
 from gpucloud.cluster import HealthPolicy, WorkerDirectory, WorkerMonitor, WorkerTokenService
 from gpucloud.db import Database
 from gpucloud.db.migrate import upgrade_async
+from gpucloud.deployments import DeploymentController, DeploymentStore
+from gpucloud.deployments.views import catalog
 from gpucloud.engines.protocol import Engine
 from gpucloud.jobs import Finalizer, JobStore
 from gpucloud.keys import KeyService
@@ -40,6 +43,9 @@ from gpucloud.registry import ModelRegistry
 from gpucloud.settings import Settings
 from gpucloud.usage import UsageService
 from gpucloud.worker.agent import WorkerAgent
+from gpucloud.worker.inventory import GpuProbe, NvmlProbe, SimulatedProbe
+from gpucloud.worker.local import LocalControl
+from gpucloud.worker.main import build_replicas
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +99,13 @@ def local_engines(settings: Settings) -> dict[str, Engine]:
     }
 
 
+def local_probe(settings: Settings, seed: str) -> GpuProbe | None:
+    """The embedded worker's GPUs: simulated when asked for, else NVML where it is installed."""
+    if settings.local_worker.simulate_gpus:
+        return SimulatedProbe.parse(settings.local_worker.simulate_gpus, seed=seed)
+    return NvmlProbe.create()
+
+
 def health_policy(settings: Settings) -> HealthPolicy:
     c = settings.cluster
     return HealthPolicy(
@@ -128,7 +141,10 @@ class Runtime:
     worker_tokens: WorkerTokenService
     workers: WorkerDirectory
     monitor: WorkerMonitor
+    deployments: DeploymentStore
+    controller: DeploymentController
     worker: WorkerAgent | None = None
+    local_control: LocalControl | None = None
     generated_admin_key: str | None = field(default=None, repr=False)
 
     @classmethod
@@ -140,20 +156,29 @@ class Runtime:
         metrics = metrics if metrics is not None else Metrics()
         db = Database(settings.resolved_database_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         queue = build_queue(settings)
-        registry = ModelRegistry(queue)
+        deployments = DeploymentStore(db)
+        registry = ModelRegistry(queue, catalog=functools.partial(catalog, deployments))
         usage = UsageService(db)
         admission = build_admission(settings, usage)
         directory = WorkerDirectory(db, health_policy(settings))
-        worker = None
+        controller = DeploymentController(deployments, directory)
+        worker = local_control = None
         if settings.local_worker_enabled():
+            # Embedded mode has one process per database: a stable id keeps one row across restarts.
+            worker_id = (
+                f"local-{socket.gethostname()}" if settings.redis_url is None else f"local-{instance_id}"
+            )
+            probe = local_probe(settings, worker_id)
             worker = WorkerAgent(
                 queue,
                 local_engines(settings),
-                worker_id=f"local-{instance_id}",
+                worker_id=worker_id,
                 slots=settings.local_worker.slots,
                 lease_timeout_s=settings.queue.lease_timeout_s,
                 tracer=tracer,
+                replicas=build_replicas(settings.resolved_models_dir(), probe),
             )
+            local_control = LocalControl(worker, directory, deployments, probe=probe)
         return cls(
             settings=settings,
             db=db,
@@ -168,13 +193,20 @@ class Runtime:
                 db, queue, consumer=f"finalizer-{instance_id}", metrics=metrics, admission=admission
             ),
             metrics=metrics,
-            cluster_gauges=ClusterGauges(metrics, queue, instance_id, fleet=directory.list_workers),
+            cluster_gauges=ClusterGauges(
+                metrics, queue, instance_id, fleet=directory.list_workers, replicas=deployments.replica_counts
+            ),
             stats=LiveStats(db, queue, registry),
             reconciler=Reconciler(db, queue, result_ttl_s=settings.queue.result_ttl_s),
             instance_id=instance_id,
             worker_tokens=WorkerTokenService(db),
             workers=directory,
-            monitor=WorkerMonitor(directory, queue, instance_id, every_s=settings.cluster.monitor_every_s),
+            monitor=WorkerMonitor(
+                directory, queue, instance_id, every_s=settings.cluster.monitor_every_s, then=controller.step
+            ),
+            deployments=deployments,
+            controller=controller,
+            local_control=local_control,
             worker=worker,
         )
 
@@ -189,16 +221,27 @@ class Runtime:
         await self.finalizer.start()
         if self.worker is not None:
             await self.worker.start()
+        if self.local_control is not None:
+            await self.local_control.start()
         await self.registry.start()
         await self.reconciler.start()
         await self.cluster_gauges.start()
         await self.monitor.start()
+
+    async def kick_controller(self) -> None:
+        """Place a changed deployment now when this replica leads (else the leader's next round),
+        and refresh this replica's model list (the others refresh within `refresh_s`)."""
+        if self.monitor.leading:
+            await self.controller.step()
+        await self.registry.refresh()
 
     async def close(self) -> None:
         await self.monitor.close()
         await self.cluster_gauges.close()
         await self.reconciler.close()
         await self.registry.close()
+        if self.local_control is not None:
+            await self.local_control.close()
         if self.worker is not None:
             await self.worker.stop(grace_s=5.0)
         await self.finalizer.close()

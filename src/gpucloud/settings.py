@@ -35,6 +35,9 @@ class LocalWorkerSettings(BaseModel):
     ttft_ms: float = Field(0.0, ge=0)
     tokens_per_s: float = Field(0.0, ge=0, description="0: as fast as possible")
     natural_end: bool = Field(True, description="false: answers always run to max_tokens")
+    simulate_gpus: str | None = Field(
+        None, description="fake GPU inventory for demos, e.g. 'H100:80'; unset: NVML when present"
+    )
 
 
 class KeyDefaults(BaseModel):
@@ -62,6 +65,7 @@ class RequestLimits(BaseModel):
     max_stop: int = Field(4, ge=1)
     max_messages: int = Field(2048, ge=1)
     max_prompt_chars: int = Field(2_000_000, ge=1)
+    max_embedding_inputs: int = Field(2048, ge=1, description="texts in one /v1/embeddings request")
 
 
 class ClusterSettings(BaseModel):
@@ -101,6 +105,9 @@ class Settings(BaseSettings):
     instance_id: str | None = Field(None, description="this process's name in queues; default random")
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP endpoint for traces; unset: no tracing")
     sqlite_busy_timeout_ms: int = Field(30000, ge=0)
+    models_dir: Path | None = Field(
+        None, description="where deployment sources (local model directories) live; default data_dir/models"
+    )
 
     queue: QueueSettings = Field(default_factory=QueueSettings)
     local_worker: LocalWorkerSettings = Field(default_factory=LocalWorkerSettings)
@@ -124,6 +131,9 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'gpucloud.db').resolve()}"
+
+    def resolved_models_dir(self) -> Path:
+        return (self.models_dir or self.data_dir / "models").resolve()
 
     def redis_dsn(self) -> str | None:
         return self.redis_url.get_secret_value() if self.redis_url else None

@@ -356,7 +356,7 @@ async def test_from_options_markers_take_effect() -> None:
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"speed": "1"}, "unknown simulated engine option.*speed.*known options: ttft_ms"),
+        ({"speed": "1"}, "unknown simulated engine option.*speed.*known options: load_s, ttft_ms"),
         ({"ttft_ms": "fast"}, "ttft_ms='fast': expected a number"),
         ({"ttft_ms": "-1"}, "ttft_ms must be a finite number >= 0"),
         ({"tokens_per_s": "nan"}, "tokens_per_s must be a finite number >= 0"),

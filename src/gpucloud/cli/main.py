@@ -113,7 +113,10 @@ def serve(
 
 @app.command()
 def worker(
-    model: Annotated[list[str], typer.Option(help="A model to serve (repeatable).")],
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help="A model to serve (repeatable); with --server, deployments add more."),
+    ] = None,
     redis_url: Annotated[
         str | None, typer.Option(help="Redis queue URL (default GPUCLOUD_REDIS_URL).")
     ] = None,
@@ -136,6 +139,14 @@ def worker(
     simulate_gpus: Annotated[
         str | None, typer.Option(help="Simulated GPUs instead of NVML, e.g. 'H100:80,A10:24x2'.")
     ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(help="Weights of the --model engines: a path under the models dir or a hub id."),
+    ] = None,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where deployment sources live (default GPUCLOUD_MODELS_DIR or data_dir/models)."),
+    ] = None,
 ) -> None:
     """Run a worker: lease jobs for MODEL from the Redis queue and run them on an engine."""
     from gpucloud.observability.tracing import Tracer
@@ -149,9 +160,14 @@ def worker(
         typer.echo("error: a worker needs the Redis queue: --redis-url or GPUCLOUD_REDIS_URL", err=True)
         raise typer.Exit(2)
     configure_logging(settings.log_level, settings.log_format)
+    if not model and server is None:
+        typer.echo(
+            "error: give --model, or --server to serve the deployments a control plane assigns", err=True
+        )
+        raise typer.Exit(2)
     try:
         options = WorkerOptions(
-            models=model,
+            models=model or [],
             engine=engine,
             engine_options=parse_engine_options(engine_option or []),
             slots=slots,
@@ -159,6 +175,8 @@ def worker(
             burst=burst,
             grace_s=grace,
             lease_timeout_s=settings.queue.lease_timeout_s,
+            models_dir=(models_dir or settings.resolved_models_dir()).resolve(),
+            source=source,
         )
         worker_id = options.worker_id or default_worker_id()
         options = dataclasses.replace(options, worker_id=worker_id)

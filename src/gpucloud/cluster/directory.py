@@ -88,7 +88,7 @@ class WorkerDirectory:
         self._db = db
         self.policy = policy
 
-    async def register(self, reg: Registration, token_id: str) -> WorkerNode:
+    async def register(self, reg: Registration, token_id: str | None) -> WorkerNode:
         """Create or take up the worker's row. A returning worker keeps its state and drain flag:
         it must beat `recover_beats` times to be healthy again, and an operator's drain holds."""
         now = utcnow()

@@ -1,10 +1,13 @@
 """`WorkerMonitor`: notices silent workers. Every gateway runs one; only the holder of the
-`worker-monitor` lease on the queue acts, so state changes are written (and logged) once."""
+`worker-monitor` lease on the queue acts, so state changes are written (and logged) once. After
+the health rule the leader runs the deployment controller's step (`then`), so replicas move off
+a worker in the same round that finds it offline."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -16,8 +19,17 @@ log = logging.getLogger(__name__)
 
 
 class WorkerMonitor:
-    def __init__(self, directory: WorkerDirectory, queue: JobQueue, holder: str, *, every_s: float) -> None:
+    def __init__(
+        self,
+        directory: WorkerDirectory,
+        queue: JobQueue,
+        holder: str,
+        *,
+        every_s: float,
+        then: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._directory = directory
+        self._then = then  # run by the leader after the health rule (the deployment controller)
         self._queue = queue
         self._holder = holder
         self._every_s = every_s
@@ -36,7 +48,10 @@ class WorkerMonitor:
         self.leading = await self._queue.lead("worker-monitor", self._holder, max(self._every_s * 3, 1.0))
         if not self.leading:
             return []
-        return await self._directory.apply_health()
+        changes = await self._directory.apply_health()
+        if self._then is not None:
+            await self._then()
+        return changes
 
     async def _run(self) -> None:
         while True:

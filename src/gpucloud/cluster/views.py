@@ -44,7 +44,8 @@ def worker_view(row: WorkerNode, now: datetime | None = None) -> dict[str, Any]:
         "running": int(load.get("running", 0)),
         "queued": int(load.get("queued", 0)),
         "tokens_per_s": float(load.get("tokens_per_s", 0.0)),
-        "models": row.models,
+        "models": hosted_models(row),
+        "replicas": load.get("replicas", []),
         "cpu_count": inventory.get("cpu_count"),
         "memory_total_bytes": inventory.get("memory_total_bytes"),
         "memory_available_bytes": inventory.get("memory_available_bytes"),
@@ -57,8 +58,20 @@ def gpus_of(rows: Iterable[WorkerNode]) -> list[tuple[str, dict[str, Any]]]:
     return [(row.id, gpu_view(gpu)) for row in rows for gpu in (row.inventory or {}).get("gpus", [])]
 
 
-async def cluster_view(rows: Sequence[WorkerNode], queue: JobQueue) -> dict[str, Any]:
-    """Totals over the fleet, and queue depth per model from the queue."""
+def hosted_models(row: WorkerNode) -> list[str]:
+    """What a worker serves: its fixed models and the deployment replicas its last beat reported."""
+    replicas = (row.load or {}).get("replicas", [])
+    dynamic = {
+        str(r.get("model")) for r in replicas if r.get("model") and r.get("state") in ("ready", "standby")
+    }
+    return sorted(set(row.models) | dynamic)
+
+
+async def cluster_view(
+    rows: Sequence[WorkerNode], queue: JobQueue, deployments: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Totals over the fleet, queue depth per model from the queue, and (given the deployment
+    views) each deployment's replicas."""
     by_state = {state.value: 0 for state in WorkerState}
     for row in rows:
         by_state[row.state] = by_state.get(row.state, 0) + 1
@@ -66,9 +79,9 @@ async def cluster_view(rows: Sequence[WorkerNode], queue: JobQueue) -> dict[str,
     used = sum(int(gpu["memory_used_bytes"] or 0) for gpu in gpus)
     total = sum(int(gpu["memory_total_bytes"] or 0) for gpu in gpus)
     serving = [r for r in rows if r.state == WorkerState.HEALTHY.value and not r.draining]
-    served = sorted({model for row in serving for model in row.models})
+    served = sorted({model for row in serving for model in hosted_models(row)})
     depth: dict[str, int] = {}
-    for model in sorted(set(served) | set(await queue.known_models())):
+    for model in sorted(set(served) | set(await queue.known_models()) | set(deployments or {})):
         depth[model] = sum((await queue.depth(model)).values())
     return {
         "object": "cluster",
@@ -86,4 +99,13 @@ async def cluster_view(rows: Sequence[WorkerNode], queue: JobQueue) -> dict[str,
         ),
         "queue_depth": depth,
         "models": served,
+        "deployments": {
+            name: {
+                "state": view["state"],
+                "replicas": view["replicas"],
+                "ready_replicas": view["ready_replicas"],
+                "replica_states": {r["worker_id"]: r["state"] for r in view["replica_states"]},
+            }
+            for name, view in (deployments or {}).items()
+        },
     }

@@ -1,6 +1,27 @@
 """Tables, sessions and migrations; no business rules live here."""
 
 from gpucloud.db.database import Database
-from gpucloud.db.models import ApiKey, Base, Job, JobStatus, UsageRecord, WorkerNode, WorkerToken
+from gpucloud.db.models import (
+    ApiKey,
+    Base,
+    Deployment,
+    DeploymentReplica,
+    Job,
+    JobStatus,
+    UsageRecord,
+    WorkerNode,
+    WorkerToken,
+)
 
-__all__ = ["ApiKey", "Base", "Database", "Job", "JobStatus", "UsageRecord", "WorkerNode", "WorkerToken"]
+__all__ = [
+    "ApiKey",
+    "Base",
+    "Database",
+    "Deployment",
+    "DeploymentReplica",
+    "Job",
+    "JobStatus",
+    "UsageRecord",
+    "WorkerNode",
+    "WorkerToken",
+]

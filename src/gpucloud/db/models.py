@@ -198,3 +198,54 @@ class WorkerNode(Base):
     last_heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     consecutive_beats: Mapped[int] = mapped_column(Integer, default=0)
     token_id: Mapped[str | None] = mapped_column(ForeignKey("worker_tokens.id"), nullable=True)
+
+
+class Deployment(Base):
+    """A model deployment an operator asked for: what to run (`engine`, `source`, options), how many
+    replicas, how much GPU memory each needs and where it may go. `name` is the model id clients use.
+
+    `state`/`reason` are derived by the deployment controller from its replicas (see
+    `gpucloud.deployments.status`); the spec columns are written only through the API.
+    """
+
+    __tablename__ = "deployments"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # "dep_…"
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    engine: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    engine_options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    replicas: Mapped[int] = mapped_column(Integer)
+    gpu_memory_gb: Mapped[float] = mapped_column(Float)
+    gpu_memory_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    gpu_count: Mapped[int] = mapped_column(Integer, default=1)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    gpu_type: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    policy: Mapped[str] = mapped_column(String(16))
+    on_demand: Mapped[bool] = mapped_column(Boolean, default=False)
+    idle_unload_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DeploymentReplica(Base):
+    """One replica's place (written by the controller) and its state (reported by its worker).
+
+    A row exists while the scheduler places the replica; the worker named loads it and reports
+    `state` in its heartbeats. Rows of a deleted deployment go with it (ON DELETE CASCADE).
+    """
+
+    __tablename__ = "deployment_replicas"
+
+    deployment_id: Mapped[str] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    worker_id: Mapped[str] = mapped_column(String(128), index=True)
+    gpu_uuids: Mapped[list[str]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -3,15 +3,18 @@
 An engine turns a `GenerationRequest` into a stream of `Delta`s for one choice. The worker calls
 `generate` once per choice (`n` of them), so an engine never has to know about `n`. Token counts
 come from the engine's own tokenizer so that what is billed is what the model saw.
+
+Embedding models implement `EmbeddingEngine` as well (a request of kind "embedding" carries its
+texts in `input`); the worker runs such a job with one `embed` call instead of `generate`.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-RequestKind = Literal["chat", "completion"]
+RequestKind = Literal["chat", "completion", "embedding"]
 FinishReason = Literal["stop", "length"]
 
 
@@ -23,6 +26,7 @@ class GenerationRequest:
     model: str
     messages: list[dict[str, Any]] | None = None  # chat: [{"role": ..., "content": ...}]
     prompt: str | None = None  # completion
+    input: list[str] | None = None  # embedding: the texts; extra["dimensions"] may shorten vectors
     max_tokens: int | None = None  # None: until the engine's own limit
     stop: tuple[str, ...] = ()
     n: int = 1
@@ -38,6 +42,7 @@ class GenerationRequest:
             "model": self.model,
             "messages": self.messages,
             "prompt": self.prompt,
+            "input": self.input,
             "max_tokens": self.max_tokens,
             "stop": list(self.stop),
             "n": self.n,
@@ -55,6 +60,7 @@ class GenerationRequest:
             model=data["model"],
             messages=data.get("messages"),
             prompt=data.get("prompt"),
+            input=data.get("input"),
             max_tokens=data.get("max_tokens"),
             stop=tuple(data.get("stop") or ()),
             n=int(data.get("n") or 1),
@@ -78,14 +84,22 @@ class Delta:
     text: str
     tokens: int
     finish_reason: FinishReason | None = None
+    # The prompt as the model's own server counted it (an engine server's reported usage), when
+    # the engine learns it while generating; the worker bills it instead of `count_prompt_tokens`.
+    prompt_tokens: int | None = None
 
 
 class EngineError(Exception):
-    """An engine could not serve a request; `retryable` says whether another attempt may help."""
+    """An engine could not serve a request; `retryable` says whether another attempt may help.
 
-    def __init__(self, message: str, *, retryable: bool = False) -> None:
+    `code` names the kind of failure where the client should see it (e.g. "invalid_request": the
+    model refused the request itself, a client error); None is a plain engine failure.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False, code: str | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.code = code
 
 
 @runtime_checkable
@@ -115,4 +129,36 @@ class Engine(Protocol):
         Cancellation is by closing the iterator (`aclose`) or cancelling the task consuming it;
         an engine must stop its work promptly when that happens.
         """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    """What `EmbeddingEngine.embed` returns: one vector per text, and the tokens they cost.
+
+    `vectors` are little-endian float32 bytes (4 × dimension bytes each): the exact values the
+    model produced, compact on the queue and in the stored result, and what the OpenAI API's
+    `encoding_format="base64"` returns as is.
+    """
+
+    vectors: list[bytes]
+    prompt_tokens: int
+
+
+@runtime_checkable
+class EmbeddingEngine(Protocol):
+    """An engine that embeds texts (besides, or instead of, generating)."""
+
+    @property
+    def embedding_dimensions(self) -> int:
+        """The length of the vectors the model makes."""
+        ...
+
+    @property
+    def shortens_embeddings(self) -> bool:
+        """Whether `dimensions` may ask for shorter vectors (models trained for truncation)."""
+        ...
+
+    async def embed(self, texts: Sequence[str], dimensions: int | None) -> EmbeddingResult:
+        """Embed `texts` (normalised vectors); with `dimensions`, truncated and renormalised."""
         ...

@@ -12,6 +12,10 @@ characters. An answer ends by itself at the end of the first sentence after a ra
 length of 20–200 tokens (finish_reason "stop") unless `max_tokens` or the context ends it first
 ("length", after exactly that many tokens).
 
+Embeddings (`embed`) are deterministic unit vectors of `embedding_dim` (default 256) seeded by a
+hash of each text: the same text always gets the same vector and different texts nearly orthogonal
+ones, with no model at all; `dimensions` shortens them (truncated and renormalised).
+
 Fault injection for tests of the layers above: a prompt containing `crash_marker` makes the engine
 kill its whole process (exit code 86) when generation starts; one containing `fail_marker` makes it
 raise a non-retryable `EngineError`.
@@ -30,7 +34,8 @@ import random
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from typing import Any
 
-from gpucloud.engines.protocol import Delta, EngineError, FinishReason, GenerationRequest
+from gpucloud.engines import vectors
+from gpucloud.engines.protocol import Delta, EmbeddingResult, EngineError, FinishReason, GenerationRequest
 from gpucloud.engines.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -68,7 +73,16 @@ _NATURAL_LENGTH = (20, 200)
 _SENTENCE_WORDS = (4, 16)
 _YIELD_EVERY = 8  # with no pacing, let other tasks (and cancellation) in this often
 
-_OPTION_NAMES = ("ttft_ms", "tokens_per_s", "max_model_tokens", "crash_marker", "fail_marker", "natural_end")
+_OPTION_NAMES = (
+    "load_s",
+    "ttft_ms",
+    "tokens_per_s",
+    "max_model_tokens",
+    "crash_marker",
+    "fail_marker",
+    "natural_end",
+    "embedding_dim",
+)
 
 
 class SimulatedEngine:
@@ -85,7 +99,14 @@ class SimulatedEngine:
         crash_marker: str | None = None,
         fail_marker: str | None = None,
         natural_end: bool = True,
+        embedding_dim: int = 256,
+        load_s: float = 0.0,
     ) -> None:
+        if embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be at least 1, got {embedding_dim}")
+        self._embedding_dim = embedding_dim
+        _check_non_negative("load_s", load_s)
+        self._load_s = load_s  # how long `start` takes: stands for loading weights
         _check_non_negative("ttft_ms", ttft_ms)
         _check_non_negative("tokens_per_s", tokens_per_s)
         if max_model_tokens < 1:
@@ -115,11 +136,12 @@ class SimulatedEngine:
                 f"known options: {', '.join(_OPTION_NAMES)}"
             )
         kwargs: dict[str, Any] = {}
-        for key in ("ttft_ms", "tokens_per_s"):
+        for key in ("load_s", "ttft_ms", "tokens_per_s"):
             if key in options:
                 kwargs[key] = _parse_number(key, options[key])
-        if "max_model_tokens" in options:
-            kwargs["max_model_tokens"] = _parse_int("max_model_tokens", options["max_model_tokens"])
+        for key in ("max_model_tokens", "embedding_dim"):
+            if key in options:
+                kwargs[key] = _parse_int(key, options[key])
         for key in ("crash_marker", "fail_marker"):
             if key in options:
                 kwargs[key] = options[key]
@@ -138,7 +160,17 @@ class SimulatedEngine:
     def max_model_tokens(self) -> int:
         return self._max_model_tokens
 
+    @property
+    def embedding_dimensions(self) -> int:
+        return self._embedding_dim
+
+    @property
+    def shortens_embeddings(self) -> bool:
+        return True
+
     async def start(self) -> None:
+        if self._load_s:
+            await asyncio.sleep(self._load_s)
         self._tokenizer.load()
 
     async def stop(self) -> None:
@@ -147,7 +179,19 @@ class SimulatedEngine:
     def count_prompt_tokens(self, request: GenerationRequest) -> int:
         if request.kind == "chat":
             return self._tokenizer.count_chat(request.messages or [])
+        if request.kind == "embedding":
+            return sum(self._tokenizer.count(text) for text in request.input or ())
         return self._tokenizer.count(request.prompt or "")
+
+    async def embed(self, texts: Sequence[str], dimensions: int | None) -> EmbeddingResult:
+        """Hash-seeded unit vectors (see the module docstring); tokens as the tokenizer counts."""
+        packed = []
+        for text in texts:
+            rng = random.Random(hashlib.sha256(text.encode()).digest())
+            values = vectors.normalised([rng.gauss(0.0, 1.0) for _ in range(self._embedding_dim)])
+            packed.append(vectors.pack(vectors.shortened(values, dimensions)))
+        tokens = sum(self._tokenizer.count(text) for text in texts)
+        return EmbeddingResult(vectors=packed, prompt_tokens=tokens)
 
     async def generate(self, request: GenerationRequest, index: int) -> AsyncGenerator[Delta, None]:
         """Stream choice `index` of `request`.

@@ -14,10 +14,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gpucloud import __version__
-from gpucloud.gateway import errors
+from gpucloud.gateway import errors, webapp
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestContextMiddleware
-from gpucloud.gateway.routes import health, jobs, keys, observe, openai, usage, workers
+from gpucloud.gateway.routes import deployments, health, jobs, keys, observe, openai, usage, workers
 from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.tracing import Tracer
 from gpucloud.runtime import Runtime
@@ -51,8 +51,9 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
-    for module in (health, openai, jobs, keys, usage, observe, workers):
+    for module in (health, openai, jobs, keys, usage, observe, workers, deployments):
         app.include_router(module.router)
+    webapp.mount(app.router.routes)  # the dashboard at /, after (and never shadowing) every API route
     app.state.metrics = metrics
     app.add_middleware(
         RequestContextMiddleware,

@@ -202,8 +202,9 @@ class Inference:
         job_id = new_job_id()
         # Counting the prompt costs a tokenizer pass: only limits that reserve tokens need it.
         prompt_tokens = self.prompt_tokens(generation) if counts_tokens(principal) else 0
+        completions = 0 if generation.kind == "embedding" else generation.n  # embeddings generate none
         ticket = await self._rt.admission.admit(
-            principal, generation.model, job_id, prompt_tokens, generation.max_tokens, generation.n
+            principal, generation.model, job_id, prompt_tokens, generation.max_tokens, completions
         )
         try:
             return await self._record_and_queue(
@@ -225,6 +226,8 @@ class Inference:
         """The prompt as admission counts it (cl100k); the engine's own count is what is billed."""
         if generation.kind == "chat":
             return self._tokenizer.count_chat(generation.messages or [])
+        if generation.kind == "embedding":
+            return sum(self._tokenizer.count(text) for text in generation.input or ())
         return self._tokenizer.count(generation.prompt or "")
 
     async def _record_and_queue(
@@ -417,6 +420,14 @@ async def _disconnected(request: Request) -> None:
             return
 
 
+# Worker error codes that are the client's to fix (400): code → (param, code the client sees).
+_CLIENT_ERRORS: dict[str, tuple[str | None, str | None]] = {
+    "invalid_request": (None, None),  # an engine server answered 4xx to the request
+    "embeddings_unsupported": ("model", "model_not_supported"),
+    "invalid_dimensions": ("dimensions", "invalid_value"),
+}
+
+
 def error_of(event: JobEvent) -> Exception:
     """The domain error a client gets for an ERROR event."""
     data = event.data
@@ -434,6 +445,11 @@ def error_of(event: JobEvent) -> Exception:
         return EngineFailed("The worker serving the request was lost.", code="worker_lost")
     if status == OutcomeStatus.CANCELLED.value:
         return Unavailable("The request was cancelled.", retry_after_s=1, code="cancelled")
+    if code in _CLIENT_ERRORS:  # the model refused the request itself: the client's to fix
+        param, public_code = _CLIENT_ERRORS[code]
+        return InvalidRequest(
+            str(data.get("error") or "The model refused the request."), code=public_code, param=param
+        )
     if code == "context_length_exceeded":
         return InvalidRequest(
             str(data.get("error") or "The prompt is too long for this model."), code=code, param="messages"

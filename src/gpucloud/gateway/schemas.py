@@ -93,3 +93,15 @@ class CompletionRequest(_Sampling):
 
     def token_limit(self) -> int | None:
         return self.max_tokens
+
+
+class EmbeddingRequest(_Strict):
+    """`POST /v1/embeddings`. `input` is checked in `gateway.embeddings` (token arrays are refused
+    there with a message that says so, rather than by a union error naming pydantic's types)."""
+
+    model: str = Field(min_length=1, max_length=256)
+    input: Any  # a string or a list of strings (checked in gateway/embeddings.py)
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = Field(None, max_length=256)
+    priority: Literal["high", "normal", "low"] | None = None  # gpucloud: queue class

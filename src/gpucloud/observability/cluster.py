@@ -1,15 +1,16 @@
 """`ClusterGauges`: the cluster-wide gauges, refreshed by whichever gateway holds the lease.
 
 Every few seconds each gateway tries to take or keep the `metrics` lease on the queue; the holder
-fills queue depth and worker gauges from the queue, and worker states and per-GPU readings
-from the workers table (`fleet`), the others clear theirs (see `metrics`).
+fills queue depth and worker gauges from the queue, worker states and per-GPU readings from the
+workers table (`fleet`) and replica states from the deployments (`replicas`), the others clear
+theirs (see `metrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -32,9 +33,11 @@ class ClusterGauges:
         *,
         every_s: float = 5.0,
         fleet: Callable[[], Awaitable[Sequence[WorkerNode]]] | None = None,
+        replicas: Callable[[], Awaitable[Mapping[tuple[str, str], int]]] | None = None,
     ) -> None:
         self._metrics = metrics
         self._fleet = fleet
+        self._replicas = replicas  # (deployment, replica state) -> count
         self._queue = queue
         self._holder = holder
         self._every_s = every_s
@@ -86,10 +89,13 @@ class ClusterGauges:
             return
         try:
             rows = await self._fleet()
+            counts = await self._replicas() if self._replicas is not None else {}
         except SQLAlchemyError as exc:
             log.warning("cluster gauges: database unavailable: %s", type(exc).__name__)
             return
         m = self._metrics
+        for (deployment, state), count in counts.items():
+            m.deployment_replicas.labels(deployment=deployment, state=state).set(count)
         for state in WorkerState:
             m.workers.labels(state=state.value).set(sum(1 for r in rows if r.state == state.value))
         # An offline worker's last readings are stale: its GPUs leave the gauges.

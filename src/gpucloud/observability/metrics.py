@@ -138,6 +138,12 @@ class Metrics:
             ["model"],
             registry=r,
         )
+        self.deployment_replicas = Gauge(
+            "gpucloud_deployment_replicas",
+            "Replicas of each deployment by state (exported by the metrics leader).",
+            ["deployment", "state"],
+            registry=r,
+        )
         self._gpu_gauges()
 
     def _gpu_gauges(self) -> None:
@@ -160,6 +166,7 @@ class Metrics:
             self.worker_running,
             self.model_workers,
             self.replica_running,
+            self.deployment_replicas,
             self.gpu_memory_used,
             self.gpu_memory_total,
             self.gpu_utilization,

@@ -408,3 +408,6 @@ class MemoryJobQueue:
 
     async def known_models(self) -> dict[str, float]:
         return dict(self._models_seen)
+
+    async def forget_model(self, model: str) -> None:
+        self._models_seen.pop(model, None)

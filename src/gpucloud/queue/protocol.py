@@ -353,6 +353,10 @@ class JobQueue(Protocol):
         """Every model a worker ever announced, with when it was last announced."""
         ...
 
+    async def forget_model(self, model: str) -> None:
+        """Drop a model from `known_models` (a deleted deployment: unknown, not "not served now")."""
+        ...
+
     async def replay(self, job_id: str) -> bool:
         """Move a dead-lettered job back onto its queue with a fresh attempt count."""
         ...

@@ -14,16 +14,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from gpucloud.engines.protocol import Engine, EngineError, GenerationRequest
 from gpucloud.observability.context import bind_request
 from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.protocol import JobQueue, Lease, Outcome, OutcomeStatus, QueueError, WorkerInfo
+from gpucloud.worker.embedding import embed_choices
 from gpucloud.worker.events import EventBatcher
+from gpucloud.worker.replicas import Assignment, ReplicaSet
 
 log = logging.getLogger(__name__)
+
+# How long a job without a deadline waits for an on-demand replica to load.
+_LOAD_WAIT_S = 600.0
 
 
 @dataclass(slots=True)
@@ -36,6 +42,8 @@ class _Run:
     finish: dict[int, str | None] = field(default_factory=dict)
     tokens: int = 0
     first_token_at: float | None = None
+    reported_prompt_tokens: int | None = None  # the prompt as the engine's server counted it
+    engine_error: str | None = None  # the engine failed this attempt (counted by the breaker)
 
 
 class WorkerAgent:
@@ -50,11 +58,13 @@ class WorkerAgent:
         poll_s: float = 1.0,
         announce_every_s: float = 2.0,
         tracer: Tracer | None = None,
+        replicas: ReplicaSet | None = None,
     ) -> None:
         self._tracer = tracer if tracer is not None else Tracer(None, "gpucloud-worker")
         self.worker_id = worker_id
         self._queue = queue
-        self._engines = dict(engines)
+        self._engines = dict(engines)  # fixed at start (`--model`, the embedded local worker)
+        self._replicas = replicas  # deployment replicas, as the control plane assigns them
         self._slots = slots
         self._renew_every = max(0.05, lease_timeout_s / 3)
         self._poll_s = poll_s
@@ -69,7 +79,39 @@ class WorkerAgent:
 
     @property
     def models(self) -> list[str]:
-        return list(self._engines)
+        """The models whose jobs this agent leases now."""
+        if self._replicas is None:
+            return list(self._engines)
+        return sorted(set(self._engines) | set(self._replicas.models()))
+
+    @property
+    def replicas(self) -> ReplicaSet | None:
+        return self._replicas
+
+    def apply_assignments(self, assignments: Sequence[Mapping[str, Any]]) -> None:
+        """The replicas the control plane wants here (from a heartbeat's answer)."""
+        if self._replicas is not None:
+            self._replicas.apply([Assignment.from_dict(a) for a in assignments])
+
+    async def replica_reports(self) -> list[dict[str, Any]]:
+        """Each replica's state for the heartbeat, with its engine's load where it reports one."""
+        if self._replicas is None:
+            return []
+        reports = self._replicas.reports()
+        by_key = {(r["deployment_id"], r["index"]): r for r in reports}
+        for key, engine in self._replicas.engines():
+            read = getattr(engine, "load_metrics", None)
+            if read is None:
+                continue
+            try:
+                load = await read()
+            except Exception as exc:  # noqa: BLE001 - a reading is optional; the beat must go out
+                log.debug("engine load reading failed: %s", exc)
+                continue
+            report = by_key.get((key["deployment_id"], key["index"]))
+            if report is not None:
+                report["load"] = {str(k): float(v) for k, v in dict(load).items()}
+        return reports
 
     @property
     def running(self) -> int:
@@ -105,6 +147,14 @@ class WorkerAgent:
             asyncio.create_task(self._renew_forever(), name="worker-renew"),
             asyncio.create_task(self._watch_cancellations(), name="worker-cancellations"),
         ]
+        if self._replicas is not None:
+            self._tasks.append(asyncio.create_task(self._tend_replicas(), name="worker-replicas"))
+
+    async def _tend_replicas(self) -> None:
+        assert self._replicas is not None
+        while True:
+            await asyncio.sleep(1.0)
+            await self._replicas.tick()
 
     async def run(self, *, burst: bool = False) -> None:
         """Lease and run jobs until stopped; with `burst`, until the queue is empty, then return."""
@@ -117,8 +167,14 @@ class WorkerAgent:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            models = self.models
+            if not models:  # nothing hosted yet (replicas still loading): nothing to lease
+                await asyncio.sleep(self._poll_s)
+                if burst and not self._runs:
+                    return
+                continue
             try:
-                leases = await self._queue.lease(self.worker_id, self.models, free, self._poll_s)
+                leases = await self._queue.lease(self.worker_id, models, free, self._poll_s)
             except QueueError as exc:
                 log.warning("worker %s: queue unavailable: %s", self.worker_id, exc)
                 await asyncio.sleep(1.0)
@@ -182,6 +238,8 @@ class WorkerAgent:
             await self._queue.withdraw(self.worker_id)
         for engine in self._engines.values():
             await engine.stop()
+        if self._replicas is not None:
+            await self._replicas.close()
 
     # one job -------------------------------------------------------------------------------
 
@@ -224,14 +282,45 @@ class WorkerAgent:
         if await self._queue.is_cancelled(job.job_id):
             return self._outcome(run, OutcomeStatus.CANCELLED, 0)
         engine = self._engines.get(job.model)
-        if engine is None:
+        if engine is not None:
+            return await self._run_engine(run, engine)
+        if self._replicas is None or not self._replicas.hosts(job.model):
             return self._outcome(
                 run, OutcomeStatus.FAILED, 0, error="model not hosted", code="model_not_loaded"
             )
+        return await self._attempt_on_replica(run)
+
+    async def _attempt_on_replica(self, run: _Run) -> Outcome | None:
+        """Run the job on one of the model's replicas, loading an on-demand one first if need be."""
+        assert self._replicas is not None
+        job = run.lease.job
+        wait_s = job.deadline - time.time() if job.deadline else _LOAD_WAIT_S
+        try:
+            replica = await self._replicas.acquire(job.model, max(0.1, wait_s))
+        except EngineError as exc:
+            if not exc.retryable:
+                return self._outcome(run, OutcomeStatus.FAILED, 0, error=str(exc), code="model_load_failed")
+            if job.deadline and time.time() > job.deadline:
+                return self._outcome(run, OutcomeStatus.EXPIRED, 0, error=str(exc), code="queue_timeout")
+            # Not here any more (moved or unassigned meanwhile): another worker will take it.
+            run.lost = True
+            await self._queue.release(run.lease)
+            return None
+        assert replica.engine is not None
+        try:
+            return await self._run_engine(run, replica.engine)
+        finally:
+            self._replicas.release(replica, run.engine_error)
+
+    async def _run_engine(self, run: _Run, engine: Engine) -> Outcome | None:
+        job = run.lease.job
         request = GenerationRequest.from_dict(job.request)
         await self._queue.begin(run.lease)
         started = time.time()
         try:
+            if request.kind == "embedding":
+                choices, embedded = await embed_choices(engine, request)
+                return self._outcome(run, OutcomeStatus.COMPLETED, embedded, started, choices=choices)
             prompt_tokens = engine.count_prompt_tokens(request)
             await self._generate(run, engine, request, prompt_tokens)
         except asyncio.CancelledError:
@@ -240,9 +329,23 @@ class WorkerAgent:
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
-            return self._outcome(run, OutcomeStatus.CANCELLED, engine.count_prompt_tokens(request), started)
+            if run.reported_prompt_tokens is None:
+                run.reported_prompt_tokens = engine.count_prompt_tokens(request)
+            return self._outcome(run, OutcomeStatus.CANCELLED, run.reported_prompt_tokens, started)
         except EngineError as exc:
-            return self._outcome(run, OutcomeStatus.FAILED, 0, started, error=str(exc), code="engine_error")
+            if exc.code is None:  # the engine's fault, not the request's: the breaker counts it
+                run.engine_error = str(exc)
+            if exc.retryable and run.first_token_at is None and run.tokens == 0:
+                # Nothing reached the client (an engine server died, a model was unloaded): let the
+                # lease lapse so the job runs again as a new attempt, here or elsewhere; the
+                # attempt count bounds how often (then it is dead-lettered).
+                log.warning("job %s: %s; handing it back for another attempt", job.job_id, exc)
+                run.lost = True
+                return None
+            code = exc.code or "engine_error"
+            return self._outcome(run, OutcomeStatus.FAILED, 0, started, error=str(exc), code=code)
+        if run.reported_prompt_tokens is not None:
+            prompt_tokens = run.reported_prompt_tokens  # the model server's own count wins
         return self._outcome(run, OutcomeStatus.COMPLETED, prompt_tokens, started)
 
     async def _generate(
@@ -278,6 +381,8 @@ class WorkerAgent:
                 texts.append(delta.text)
                 if delta.finish_reason is not None:
                     run.finish[index] = delta.finish_reason
+                if delta.prompt_tokens is not None:
+                    run.reported_prompt_tokens = delta.prompt_tokens
                 if batcher is not None:
                     batcher.add(run.lease, index, delta, prompt_tokens)
         finally:
@@ -292,6 +397,7 @@ class WorkerAgent:
         *,
         error: str | None = None,
         code: str | None = None,
+        choices: list[dict[str, Any]] | None = None,
     ) -> Outcome:
         job = run.lease.job
         now = time.time()
@@ -307,7 +413,9 @@ class WorkerAgent:
             reply_to=job.reply_to,
             model=job.model,
             worker_id=self.worker_id,
-            choices=[
+            choices=choices
+            if choices is not None
+            else [
                 {"index": i, "text": "".join(run.texts[i]), "finish_reason": run.finish.get(i)}
                 for i in sorted(run.texts)
             ],
@@ -323,7 +431,7 @@ class WorkerAgent:
     # background ----------------------------------------------------------------------------
 
     async def announce(self) -> None:
-        by_model = {model: 0 for model in self._engines}
+        by_model = {model: 0 for model in self.models}
         for run in self._runs.values():
             by_model[run.lease.job.model] = by_model.get(run.lease.job.model, 0) + 1
         info = WorkerInfo(self.worker_id, self.models, self._slots, len(self._runs), time.time(), by_model)

@@ -2,8 +2,9 @@
 
 It registers the worker with its inventory (retrying with backoff until the control plane
 answers), then beats every `heartbeat_interval_s` with the agent's load and fresh GPU readings,
-and applies what each answer says: `draining` drains or resumes the agent, 404 (the control
-plane forgot the worker) registers again. A 401 — a bad or revoked worker token — is final:
+and applies what each answer says: `draining` drains or resumes the agent, `assignments` are the
+deployment replicas it is to hold (`worker.replicas`), 404 (the control plane forgot the worker)
+registers again. Each beat reports every replica's state. A 401 — a bad or revoked worker token — is final:
 `TokenRejected` ends the worker, which exits with status 2. The token is sent only in the
 Authorization header and never logged.
 """
@@ -56,6 +57,10 @@ class ControlPlane:
         self._last_tokens = 0
         self._last_at = time.monotonic()
 
+    @property
+    def probe(self) -> GpuProbe | None:
+        return self._probe
+
     async def close(self) -> None:
         await self._client.aclose()
         if self._probe is not None:
@@ -66,7 +71,7 @@ class ControlPlane:
         backoff = _BACKOFF_START_S
         while True:
             try:
-                reply = await self._post("/api/workers/register", self._registration(agent))
+                reply = await self._post("/api/workers/register", await self._registration(agent))
                 self.interval_s = float(reply.get("heartbeat_interval_s", self.interval_s))
                 log.info("worker %s registered (state %s)", agent.worker_id, reply.get("state"))
                 self._apply(agent, reply)
@@ -84,7 +89,7 @@ class ControlPlane:
     async def heartbeat(self, agent: WorkerAgent) -> None:
         """One beat; on 404 registers again. Transport errors propagate (the loop logs them)."""
         try:
-            reply = await self._post(f"/api/workers/{agent.worker_id}/heartbeat", self._beat(agent))
+            reply = await self._post(f"/api/workers/{agent.worker_id}/heartbeat", await self._beat(agent))
         except _NotRegistered:
             log.warning("worker %s: unknown to the control plane; registering again", agent.worker_id)
             await self.register(agent)
@@ -103,7 +108,7 @@ class ControlPlane:
     async def final_heartbeat(self, agent: WorkerAgent) -> None:
         """The last beat of a stopping worker, best effort: it is leaving anyway."""
         try:
-            await self._post(f"/api/workers/{agent.worker_id}/heartbeat", self._beat(agent))
+            await self._post(f"/api/workers/{agent.worker_id}/heartbeat", await self._beat(agent))
         except (httpx.HTTPError, _ServerError, _NotRegistered, Refused) as exc:
             log.warning("worker %s: final heartbeat failed: %s", agent.worker_id, _describe(exc))
 
@@ -112,6 +117,9 @@ class ControlPlane:
             agent.drain()
         else:
             agent.undrain()
+        assignments = reply.get("assignments")
+        if isinstance(assignments, list):
+            agent.apply_assignments(assignments)
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         response = await self._client.post(path, json=body)
@@ -138,7 +146,7 @@ class ControlPlane:
             log.warning("GPU inventory unavailable: %s", exc)
             return []
 
-    def _registration(self, agent: WorkerAgent) -> dict[str, Any]:
+    async def _registration(self, agent: WorkerAgent) -> dict[str, Any]:
         host = read_host(None)
         return {
             "worker_id": agent.worker_id,
@@ -152,7 +160,7 @@ class ControlPlane:
             "slots": agent.slots,
         }
 
-    def _beat(self, agent: WorkerAgent) -> dict[str, Any]:
+    async def _beat(self, agent: WorkerAgent) -> dict[str, Any]:
         now = time.monotonic()
         elapsed, self._last_at = now - self._last_at, now
         tokens, self._last_tokens = agent.tokens_total - self._last_tokens, agent.tokens_total
@@ -161,7 +169,7 @@ class ControlPlane:
             "queued": 0,  # the agent leases only what it can run at once: nothing waits on it
             "tokens_per_s": round(tokens / elapsed, 3) if elapsed > 0 else 0.0,
             "gpus": self._gpus(),
-            "replicas": [],
+            "replicas": await agent.replica_reports(),
         }
 
 

@@ -20,6 +20,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from gpucloud.engines import build_engine
 from gpucloud.engines.protocol import Engine
@@ -27,6 +28,8 @@ from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.protocol import JobQueue
 from gpucloud.worker.agent import WorkerAgent
 from gpucloud.worker.control import ControlPlane, Refused
+from gpucloud.worker.inventory import GpuProbe, InventoryError, SimulatedProbe
+from gpucloud.worker.replicas import Assignment, ReplicaSet
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,8 @@ class WorkerOptions:
     burst: bool = False
     grace_s: float = 10.0
     lease_timeout_s: float = 15.0
+    models_dir: Path | None = None  # where deployment sources live on this machine
+    source: str | None = None  # weights of the --model engines (path under models_dir or hub id)
 
 
 def default_worker_id() -> str:
@@ -59,7 +64,59 @@ def parse_engine_options(pairs: Sequence[str], flag: str = "--engine-option") ->
 
 
 def build_engines(options: WorkerOptions) -> dict[str, Engine]:
-    return {m: build_engine(options.engine, m, dict(options.engine_options or {})) for m in options.models}
+    return {
+        m: build_engine(
+            options.engine,
+            m,
+            dict(options.engine_options or {}),
+            source=options.source,
+            models_dir=options.models_dir,
+        )
+        for m in options.models
+    }
+
+
+def placed_options(a: Assignment, index_of: Mapping[str, int]) -> dict[str, str]:
+    """The engine options that pin a replica to the GPUs the scheduler gave it (unless the
+    deployment says otherwise): an in-process engine gets its device, an engine server child the
+    CUDA_VISIBLE_DEVICES of its GPUs."""
+    options = dict(a.engine_options)
+    indexes = [index_of[u] for u in a.gpu_uuids if u in index_of]
+    if not indexes:
+        return options
+    if a.engine in ("transformers", "sentence-transformers"):
+        options.setdefault("device", f"cuda:{indexes[0]}")
+    elif a.engine == "openai" and "url" not in options:
+        options.setdefault("cuda_visible_devices", ",".join(a.gpu_uuids))
+    return options
+
+
+def build_replicas(models_dir: Path | None, probe: GpuProbe | None) -> ReplicaSet:
+    """The deployment replicas of a worker that has a control plane: engines built from what the
+    control plane assigns, GPU memory accounted against the probe's totals."""
+    totals: dict[str, float] = {}
+    index_of: dict[str, int] = {}
+    if probe is not None:
+        try:
+            for gpu in probe.read():
+                totals[gpu.uuid] = gpu.memory_total_bytes / 1e9
+                index_of[gpu.uuid] = gpu.index
+        except InventoryError as exc:
+            log.warning("GPU inventory unavailable: %s; GPU memory is not accounted", exc)
+    real_gpus = probe is not None and not isinstance(probe, SimulatedProbe)
+
+    def build(a: Assignment) -> Engine:
+        options = placed_options(a, index_of) if real_gpus else dict(a.engine_options)
+        return build_engine(a.engine, a.name, options, source=a.source, models_dir=models_dir)
+
+    def on_memory(used_gb: Mapping[str, float]) -> None:
+        # Simulated GPUs show what the replicas hold; real GPUs report what NVML measures.
+        if isinstance(probe, SimulatedProbe):
+            for uuid, index in index_of.items():
+                total = int(totals[uuid] * 1e9)
+                probe.set_used(index, min(total, int(used_gb.get(uuid, 0.0) * 1e9)))
+
+    return ReplicaSet(build, gpu_total_gb=totals, on_memory=on_memory)
 
 
 async def run_worker(
@@ -76,6 +133,7 @@ async def run_worker(
         slots=options.slots,
         lease_timeout_s=options.lease_timeout_s,
         tracer=tracer,
+        replicas=build_replicas(options.models_dir, control.probe) if control is not None else None,
     )
     stop = _stop_on_signal()
     await queue.start()
@@ -87,7 +145,10 @@ async def run_worker(
             return 0
         await agent.start()
         log.info(
-            "worker %s serving %s with %d slots", agent.worker_id, ", ".join(agent.models), options.slots
+            "worker %s serving %s with %d slots",
+            agent.worker_id,
+            ", ".join(agent.models) or "deployments only",
+            options.slots,
         )
         status = 0 if control is None else await _beat_until(control, agent, stop)
         if control is None:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from gpucloud.db import Job, JobStatus
 from gpucloud.errors import Conflict, InvalidRequest, NotFound
 from gpucloud.gateway.deps import AdminDep, InferenceDep, PrincipalDep, RuntimeDep, get_principal
+from gpucloud.gateway.embeddings import embedding_body
 from gpucloud.gateway.formats import StoredJob, completion_body
 from gpucloud.gateway.inference import PRIORITY_HEADER, idempotency_key, stored_error
 from gpucloud.gateway.responses import json_response
@@ -31,6 +32,8 @@ _ENDPOINTS: dict[str, type[ChatCompletionRequest] | type[CompletionRequest]] = {
     "chat.completions": ChatCompletionRequest,
     "completions": CompletionRequest,
 }
+# The jobs table's `endpoint` (the request kind) → the API's name for it.
+_ENDPOINT_NAMES = {"chat": "chat.completions", "completion": "completions", "embedding": "embeddings"}
 StatusName = Literal["queued", "running", "completed", "failed", "cancelled", "dead"]
 
 
@@ -44,11 +47,20 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _result_body(job: Job, result: dict[str, Any]) -> dict[str, Any] | None:
+    if job.endpoint != "embedding":
+        return completion_body(_stored(job), result)
+    try:
+        return embedding_body(job.model, result, "base64")  # compact; the SDK decodes base64
+    except NotFound:
+        return None  # too large to have been kept (see jobs.py)
+
+
 async def job_view(runtime: Runtime, job: Job, *, detail: bool = True) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": job.id,
         "object": "job",
-        "endpoint": "chat.completions" if job.endpoint == "chat" else "completions",
+        "endpoint": _ENDPOINT_NAMES.get(job.endpoint, "completions"),
         "model": job.model,
         "status": job.status,
         "priority": job.priority,
@@ -77,7 +89,7 @@ async def job_view(runtime: Runtime, job: Job, *, detail: bool = True) -> dict[s
         view["queue_position"] = position
         view["estimated_wait_s"] = round((position + 1) * service_s / slots, 3)
     if job.status == JobStatus.COMPLETED.value and job.result is not None and detail:
-        view["result"] = completion_body(_stored(job), job.result)
+        view["result"] = _result_body(job, job.result)
     elif JobStatus(job.status).terminal and job.status != JobStatus.COMPLETED.value:
         err = stored_error(job)
         view["error"] = {"message": str(err), "code": getattr(err, "code", None)}

@@ -1,4 +1,4 @@
-"""`/v1`: the OpenAI-compatible endpoints (models, chat completions, completions)."""
+"""`/v1`: the OpenAI-compatible endpoints (models, chat completions, completions, embeddings)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
 from gpucloud.gateway.deps import InferenceDep, PrincipalDep, RuntimeDep, facts, get_principal
+from gpucloud.gateway.embeddings import embedding_body, embedding_request
 from gpucloud.gateway.formats import completion_body, replay_sse, sse
 from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, error_of, idempotency_key
 from gpucloud.gateway.responses import json_response
-from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
+from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from gpucloud.keys import Principal
 from gpucloud.queue.protocol import EventKind
 
@@ -39,6 +40,33 @@ async def completions(
     body: CompletionRequest, request: Request, principal: PrincipalDep, inference: InferenceDep
 ) -> Response:
     return await _complete(body, request, principal, inference)
+
+
+@router.post("/embeddings")
+async def embeddings(
+    body: EmbeddingRequest,
+    request: Request,
+    principal: PrincipalDep,
+    inference: InferenceDep,
+    runtime: RuntimeDep,
+) -> Response:
+    """Through the queue like any job (see `gateway.embeddings`); never streamed."""
+    seen = facts(request)
+    seen.model, seen.endpoint, seen.stream = body.model, "embeddings", False
+    generation = embedding_request(body, runtime.settings.limits)
+    priority = inference.priority(principal, body.priority, request.headers.get(PRIORITY_HEADER))
+    job = await inference.submit(
+        principal,
+        generation,
+        stream=False,
+        priority=priority,
+        request_id=request.state.request_id,
+        idempotency_key=idempotency_key(request),
+    )
+    seen.job_id = job.job_id
+    final = await (inference.stored_outcome(job) if job.repeat else inference.final(job, request))
+    seen.prompt_tokens, seen.completion_tokens = final.get("prompt_tokens"), 0
+    return json_response(embedding_body(job.model, final, body.encoding_format), headers=job.headers())
 
 
 async def _complete(

@@ -3,7 +3,7 @@ only), drain and the fleet views (admin keys only)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -12,6 +12,7 @@ from starlette.responses import Response
 from gpucloud.cluster import Beat, Registration
 from gpucloud.cluster.views import cluster_view, worker_view
 from gpucloud.db import WorkerNode, WorkerToken
+from gpucloud.deployments import ReplicaReport, ReplicaState, assignment_view, deployment_view
 from gpucloud.gateway.deps import AdminDep, RuntimeDep, WorkerDep
 from gpucloud.gateway.responses import json_response
 
@@ -61,6 +62,23 @@ class RegisterIn(BaseModel):
         return gpus
 
 
+class ReplicaIn(BaseModel):
+    """One replica the worker holds, as it reports it (`gpucloud.worker.replicas`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deployment_id: str = Field(min_length=1, max_length=40)
+    index: int = Field(ge=0, le=1000)
+    model: str = Field("", max_length=200)
+    state: Literal["loading", "ready", "standby", "failed", "unloading"]
+    reason: str | None = Field(None, max_length=2000)
+    last_used_at: float | None = Field(None, ge=0)
+    running: int = Field(0, ge=0, le=1_000_000)
+    load: dict[Annotated[str, StringConstraints(max_length=64)], float] = Field(
+        default_factory=dict, max_length=32
+    )
+
+
 class HeartbeatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,7 +86,7 @@ class HeartbeatIn(BaseModel):
     queued: int = Field(0, ge=0, le=1_000_000)
     tokens_per_s: float = Field(0.0, ge=0, le=1e9)
     gpus: list[GpuIn] = Field(default_factory=list, max_length=MAX_GPUS)
-    replicas: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
+    replicas: list[ReplicaIn] = Field(default_factory=list, max_length=1000)
 
 
 class TokenCreate(BaseModel):
@@ -89,13 +107,16 @@ def token_view(row: WorkerToken) -> dict[str, object]:
     }
 
 
-def _orders(row: WorkerNode, runtime: RuntimeDep) -> dict[str, object]:
-    """What a worker learns from each call: its state, whether to drain, how often to beat."""
+async def _orders(row: WorkerNode, runtime: RuntimeDep) -> dict[str, object]:
+    """What a worker learns from each call: its state, whether to drain, how often to beat, and
+    the replicas it is to hold (it loads what is new and unloads what is gone)."""
+    held = await runtime.deployments.replicas_of_worker(row.id)
     return {
         "worker_id": row.id,
         "state": row.state,
         "draining": row.draining,
         "heartbeat_interval_s": runtime.settings.cluster.heartbeat_interval_s,
+        "assignments": [assignment_view(replica, deployment) for replica, deployment in held],
     }
 
 
@@ -136,7 +157,7 @@ async def register(body: RegisterIn, caller: WorkerDep, runtime: RuntimeDep) -> 
         slots=body.slots,
     )
     row = await runtime.workers.register(registration, caller.token_id)
-    return json_response(_orders(row, runtime))
+    return json_response(await _orders(row, runtime))
 
 
 @router.post("/workers/{worker_id}/heartbeat")
@@ -146,10 +167,15 @@ async def heartbeat(worker_id: WorkerId, body: HeartbeatIn, _: WorkerDep, runtim
         queued=body.queued,
         tokens_per_s=body.tokens_per_s,
         gpus=[gpu.model_dump() for gpu in body.gpus],
-        replicas=body.replicas,
+        replicas=[r.model_dump() for r in body.replicas],
     )
     row = await runtime.workers.heartbeat(worker_id, beat)
-    return json_response(_orders(row, runtime))
+    reports = [
+        ReplicaReport(r.deployment_id, r.index, ReplicaState(r.state), r.reason, r.last_used_at)
+        for r in body.replicas
+    ]
+    await runtime.deployments.apply_reports(worker_id, reports)
+    return json_response(await _orders(row, runtime))
 
 
 # fleet (admin) --------------------------------------------------------------------------------
@@ -178,4 +204,7 @@ async def undrain(worker_id: WorkerId, _: AdminDep, runtime: RuntimeDep) -> Resp
 
 @router.get("/cluster")
 async def cluster(_: AdminDep, runtime: RuntimeDep) -> Response:
-    return json_response(await cluster_view(await runtime.workers.list_workers(), runtime.queue))
+    rows = await runtime.deployments.all()
+    replicas = await runtime.deployments.replicas()
+    views = {d.name: deployment_view(d, [r for r in replicas if r.deployment_id == d.id]) for d in rows}
+    return json_response(await cluster_view(await runtime.workers.list_workers(), runtime.queue, views))

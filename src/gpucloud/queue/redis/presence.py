@@ -56,6 +56,11 @@ async def known_models(redis: Redis, names: RedisNames) -> dict[str, float]:
     return {k: float(v) for k, v in raw.items()}
 
 
+async def forget_model(redis: Redis, names: RedisNames, model: str) -> None:
+    with guard("forget model"):
+        await redis.hdel(names.models_seen(), model)
+
+
 async def epoch(redis: Redis, names: RedisNames) -> str:
     with guard("epoch"):
         current = await redis.get(names.epoch())
@@ -99,6 +104,9 @@ class PresenceMixin:
 
     async def known_models(self) -> dict[str, float]:
         return await known_models(self._redis, self.names)
+
+    async def forget_model(self, model: str) -> None:
+        await forget_model(self._redis, self.names, model)
 
     async def epoch(self) -> str:
         return await epoch(self._redis, self.names)

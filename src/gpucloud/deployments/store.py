@@ -1,0 +1,228 @@
+"""`DeploymentStore`: the deployments and deployment_replicas tables.
+
+The API writes deployment specs; the controller writes replica places (`replace_placements`);
+workers write their replicas' states through their heartbeats (`apply_reports`), fenced by the
+worker id so that a report from a worker that no longer holds a replica changes nothing.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gpucloud.db import Database, Deployment, DeploymentReplica
+from gpucloud.db.models import utcnow
+from gpucloud.deployments.spec import Validated
+from gpucloud.deployments.states import REPORTABLE, DeploymentState, ReplicaState
+from gpucloud.errors import Conflict, NotFound
+
+# What PATCH may change. Changing what runs (engine options) reloads the replicas.
+PATCHABLE = (
+    "replicas",
+    "engine_options",
+    "gpu_memory_gb",
+    "labels",
+    "gpu_type",
+    "policy",
+    "on_demand",
+    "idle_unload_seconds",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaReport:
+    """One replica's state as its worker reports it in a heartbeat."""
+
+    deployment_id: str
+    index: int
+    state: ReplicaState
+    reason: str | None = None
+    last_used_at: float | None = None  # Unix seconds of the last job it ran
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedReplica:
+    deployment_id: str
+    index: int
+    worker_id: str
+    gpu_uuids: tuple[str, ...]
+
+
+def new_deployment_id() -> str:
+    return "dep_" + secrets.token_hex(8)
+
+
+class DeploymentStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, spec: Validated) -> Deployment:
+        request = spec.request
+        now = utcnow()
+        values: dict[str, Any] = {
+            "id": new_deployment_id(),
+            "name": request.name,
+            "engine": request.engine,
+            "source": request.source,
+            "engine_options": dict(request.engine_options),
+            "replicas": request.replicas,
+            "gpu_memory_gb": spec.gpu_memory_gb,
+            "gpu_memory_estimated": spec.estimated,
+            "gpu_count": spec.gpu_count,
+            "labels": dict(request.labels),
+            "gpu_type": request.gpu_type,
+            "policy": request.policy,
+            "on_demand": request.on_demand,
+            "idle_unload_seconds": request.idle_unload_seconds,
+            "state": DeploymentState.PENDING.value,
+            "reason": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            async with self._db.transaction() as connection:
+                await connection.execute(insert(Deployment).values(**values))
+        except IntegrityError:
+            raise Conflict(f"A deployment named {request.name!r} exists already.", param="name") from None
+        return await self.get(values["id"])
+
+    async def get(self, ref: str) -> Deployment:
+        """By id or by name (the model id)."""
+        async with self._db.session() as session:
+            row = await session.get(Deployment, ref)
+            if row is None:
+                row = (await session.execute(select(Deployment).where(Deployment.name == ref))).scalar()
+        if row is None:
+            raise NotFound(f"No deployment {ref!r}.", code="deployment_not_found")
+        return row
+
+    async def all(self) -> list[Deployment]:
+        async with self._db.session() as session:
+            return list((await session.execute(select(Deployment).order_by(Deployment.name))).scalars())
+
+    async def update(self, ref: str, changes: Mapping[str, Any]) -> Deployment:
+        row = await self.get(ref)
+        values = {k: v for k, v in changes.items() if k in PATCHABLE}
+        values["updated_at"] = utcnow()
+        async with self._db.transaction() as connection:
+            await connection.execute(update(Deployment).where(Deployment.id == row.id).values(**values))
+            if "engine_options" in changes:
+                # What runs changed: every replica reloads (the worker sees a new spec version).
+                await connection.execute(
+                    delete(DeploymentReplica).where(DeploymentReplica.deployment_id == row.id)
+                )
+        return await self.get(row.id)
+
+    async def delete(self, ref: str) -> Deployment:
+        row = await self.get(ref)
+        async with self._db.transaction() as connection:
+            # Explicit: SQLite enforces ON DELETE CASCADE only with a per-connection pragma.
+            await connection.execute(
+                delete(DeploymentReplica).where(DeploymentReplica.deployment_id == row.id)
+            )
+            await connection.execute(delete(Deployment).where(Deployment.id == row.id))
+        return row
+
+    async def replicas(self, deployment_id: str | None = None) -> list[DeploymentReplica]:
+        query = select(DeploymentReplica).order_by(DeploymentReplica.deployment_id, DeploymentReplica.index)
+        if deployment_id is not None:
+            query = query.where(DeploymentReplica.deployment_id == deployment_id)
+        async with self._db.session() as session:
+            return list((await session.execute(query)).scalars())
+
+    async def replica_counts(self) -> dict[tuple[str, str], int]:
+        """(deployment name, replica state) → replicas, for the gauges."""
+        query = (
+            select(Deployment.name, DeploymentReplica.state, func.count())
+            .join(Deployment, Deployment.id == DeploymentReplica.deployment_id)
+            .group_by(Deployment.name, DeploymentReplica.state)
+        )
+        async with self._db.read() as connection:
+            return {(name, state): int(n) for name, state, n in (await connection.execute(query)).all()}
+
+    async def replicas_of_worker(self, worker_id: str) -> list[tuple[DeploymentReplica, Deployment]]:
+        query = (
+            select(DeploymentReplica, Deployment)
+            .join(Deployment, Deployment.id == DeploymentReplica.deployment_id)
+            .where(DeploymentReplica.worker_id == worker_id)
+            .order_by(DeploymentReplica.deployment_id, DeploymentReplica.index)
+        )
+        async with self._db.session() as session:
+            return [(r, d) for r, d in (await session.execute(query)).tuples()]
+
+    async def apply_reports(self, worker_id: str, reports: Sequence[ReplicaReport]) -> None:
+        """Record what a worker says of its replicas; only rows placed on that worker change, and
+        only when something changed (SQLite has one writer at a time)."""
+        if not reports:
+            return
+        held = {(r.deployment_id, r.index): r for r, _ in await self.replicas_of_worker(worker_id)}
+        due = [rep for rep in reports if _changes(held.get((rep.deployment_id, rep.index)), rep)]
+        if not due:
+            return
+        now = utcnow()
+        async with self._db.transaction() as connection:
+            for rep in due:
+                values: dict[str, Any] = {"state": rep.state.value, "reason": rep.reason, "updated_at": now}
+                if rep.last_used_at is not None:
+                    values["last_used_at"] = datetime.fromtimestamp(rep.last_used_at, UTC)
+                await connection.execute(
+                    update(DeploymentReplica)
+                    .where(
+                        DeploymentReplica.deployment_id == rep.deployment_id,
+                        DeploymentReplica.index == rep.index,
+                        DeploymentReplica.worker_id == worker_id,
+                    )
+                    .values(**values)
+                )
+
+    async def replace_placements(
+        self,
+        add: Sequence[PlacedReplica],
+        remove: Sequence[tuple[str, int]],
+        verdicts: Mapping[str, tuple[str, str | None]],
+    ) -> None:
+        """The controller's step: move/insert/delete replica rows and record per-deployment verdicts
+        (state, unschedulable reason), in one transaction."""
+        now = utcnow()
+        async with self._db.transaction() as connection:
+            for deployment_id, index in remove:
+                await connection.execute(
+                    delete(DeploymentReplica).where(
+                        DeploymentReplica.deployment_id == deployment_id, DeploymentReplica.index == index
+                    )
+                )
+            for placed in add:
+                await connection.execute(
+                    insert(DeploymentReplica).values(
+                        deployment_id=placed.deployment_id,
+                        index=placed.index,
+                        worker_id=placed.worker_id,
+                        gpu_uuids=list(placed.gpu_uuids),
+                        state=ReplicaState.SCHEDULED.value,
+                        reason=None,
+                        updated_at=now,
+                    )
+                )
+            for deployment_id, (state, reason) in verdicts.items():
+                await connection.execute(
+                    update(Deployment)
+                    .where(Deployment.id == deployment_id)
+                    .values(state=state, reason=reason)
+                )
+
+
+def _changes(row: DeploymentReplica | None, report: ReplicaReport) -> bool:
+    if row is None or report.state not in REPORTABLE:
+        return False
+    if row.state != report.state.value or row.reason != report.reason:
+        return True
+    if report.last_used_at is None:
+        return False
+    last = row.last_used_at.timestamp() if row.last_used_at else 0.0
+    return report.last_used_at - last >= 1.0  # a busy replica need not rewrite its row every beat

@@ -1,0 +1,86 @@
+"""What the API shows of a deployment: its spec, its replicas, and the state derived from them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gpucloud.db import Deployment, DeploymentReplica
+from gpucloud.deployments.states import SERVING, DeploymentState, ReplicaState, ReplicaStatus, derive
+from gpucloud.deployments.store import DeploymentStore
+from gpucloud.registry import CatalogEntry
+
+
+def replica_view(row: DeploymentReplica) -> dict[str, Any]:
+    return {
+        "index": row.index,
+        "worker_id": row.worker_id,
+        "gpu_uuids": list(row.gpu_uuids),
+        "state": row.state,
+        "reason": row.reason,
+        "updated_at": row.updated_at.isoformat(),
+        "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
+    }
+
+
+def deployment_view(row: Deployment, replicas: Sequence[DeploymentReplica]) -> dict[str, Any]:
+    derived = derive(
+        [ReplicaStatus(r.index, ReplicaState(r.state), r.reason) for r in replicas],
+        wanted=row.replicas,
+        scheduled_once=row.state != DeploymentState.PENDING.value,
+        unschedulable=row.reason,
+    )
+    return {
+        "id": row.id,
+        "object": "deployment",
+        "name": row.name,
+        "engine": row.engine,
+        "source": row.source,
+        "engine_options": row.engine_options,
+        "replicas": row.replicas,
+        "gpu_memory_gb": row.gpu_memory_gb,
+        "gpu_memory_estimated": row.gpu_memory_estimated,
+        "gpu_count": row.gpu_count,
+        "labels": row.labels,
+        "gpu_type": row.gpu_type,
+        "policy": row.policy,
+        "on_demand": row.on_demand,
+        "idle_unload_seconds": row.idle_unload_seconds,
+        "state": derived.state.value,
+        "reason": derived.reason,
+        "ready_replicas": derived.ready_replicas,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+        "replica_states": [replica_view(r) for r in replicas],
+    }
+
+
+def assignment_view(replica: DeploymentReplica, deployment: Deployment) -> dict[str, Any]:
+    """What a worker is told to run for one replica (the heartbeat's answer)."""
+    return {
+        "deployment_id": deployment.id,
+        "name": deployment.name,
+        "index": replica.index,
+        "engine": deployment.engine,
+        "source": deployment.source,
+        "engine_options": deployment.engine_options,
+        "gpu_uuids": list(replica.gpu_uuids),
+        "gpu_memory_gb": deployment.gpu_memory_gb,
+        "on_demand": deployment.on_demand,
+        "idle_unload_seconds": deployment.idle_unload_seconds,
+    }
+
+
+async def catalog(store: DeploymentStore) -> dict[str, CatalogEntry]:
+    """Every deployment as the model registry lists it (`/v1/models`, request admission)."""
+    rows = await store.all()
+    replicas = await store.replicas()
+    out: dict[str, CatalogEntry] = {}
+    for row in rows:
+        mine = [r for r in replicas if r.deployment_id == row.id]
+        serving = any(ReplicaState(r.state) in SERVING for r in mine)
+        view = deployment_view(row, mine)
+        out[row.name] = CatalogEntry(
+            int(row.created_at.timestamp()), serving, view["reason"] or view["state"]
+        )
+    return out

@@ -1,0 +1,119 @@
+"""`/api/deployments`: create, list, show, scale/change and delete model deployments (admin keys).
+
+A change asks the deployment controller for a step at once when this replica leads; otherwise the
+leading replica's next round (every `cluster.monitor_every_s`) places it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.responses import Response
+
+from gpucloud.deployments import DeploymentRequest, deployment_view, validate
+from gpucloud.gateway.deps import AdminDep, RuntimeDep, get_admin
+from gpucloud.gateway.responses import json_response
+from gpucloud.runtime import Runtime
+
+router = APIRouter(prefix="/api", tags=["deployments"], dependencies=[Depends(get_admin)])
+
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9._/\-]+$")]
+LabelValue = Annotated[str, StringConstraints(max_length=255)]
+OptionKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+OptionValue = Annotated[str, StringConstraints(max_length=4096)]
+Ref = Annotated[str, Path(min_length=1, max_length=200)]
+EngineName = Literal["simulated", "transformers", "openai", "sentence-transformers"]
+
+
+class DeploymentPatch(BaseModel):
+    """What may change after creation; only the fields sent change. Changing `engine_options`
+    reloads every replica; a new size or constraint moves the replicas that no longer fit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    replicas: int | None = Field(None, ge=0, le=1000, description="copies to run")
+    engine_options: dict[OptionKey, OptionValue] | None = Field(None, max_length=64)
+    gpu_memory_gb: float | None = Field(
+        None, gt=0, le=100_000, description="per GPU of a replica; estimated from config.json when null"
+    )
+    labels: dict[LabelKey, LabelValue] | None = Field(None, max_length=64)
+    gpu_type: str | None = Field(None, min_length=1, max_length=200, description="substring of the GPU name")
+    policy: Literal["spread", "binpack"] | None = None
+    on_demand: bool | None = Field(None, description="load on the first request, unload when idle")
+    idle_unload_seconds: int | None = Field(None, ge=1, le=30 * 86400)
+
+
+class DeploymentCreate(DeploymentPatch):
+    name: str = Field(min_length=1, max_length=200, description="the model id clients use")
+    engine: EngineName
+    source: str | None = Field(
+        None, min_length=1, max_length=1024, description="path under models_dir or hub id"
+    )
+    gpu_count: int | None = Field(None, ge=0, le=64, description="GPUs per replica (default 1; 0: CPU)")
+
+    def request(self) -> DeploymentRequest:
+        fields = self.model_dump(exclude_none=True)
+        return DeploymentRequest(
+            **{k: v for k, v in fields.items() if k != "gpu_memory_gb"}, gpu_memory_gb=self.gpu_memory_gb
+        )
+
+
+async def _view(runtime: Runtime, ref: str) -> dict[str, Any]:
+    row = await runtime.deployments.get(ref)
+    return deployment_view(row, await runtime.deployments.replicas(row.id))
+
+
+@router.post("/deployments", status_code=201)
+async def create(body: DeploymentCreate, _: AdminDep, runtime: RuntimeDep) -> Response:
+    row = await runtime.deployments.create(validate(body.request(), runtime.settings.resolved_models_dir()))
+    await runtime.kick_controller()
+    return json_response(await _view(runtime, row.id), status_code=201)
+
+
+@router.get("/deployments")
+async def list_deployments(runtime: RuntimeDep) -> Response:
+    rows = await runtime.deployments.all()
+    replicas = await runtime.deployments.replicas()
+    data = [deployment_view(row, [r for r in replicas if r.deployment_id == row.id]) for row in rows]
+    return json_response({"object": "list", "data": data})
+
+
+@router.get("/deployments/{ref:path}")
+async def get_deployment(ref: Ref, runtime: RuntimeDep) -> Response:
+    return json_response(await _view(runtime, ref))
+
+
+@router.patch("/deployments/{ref:path}")
+async def patch_deployment(ref: Ref, body: DeploymentPatch, runtime: RuntimeDep) -> Response:
+    current = await runtime.deployments.get(ref)
+    changes = body.model_dump(exclude_unset=True)
+    merged = DeploymentRequest(
+        name=current.name,
+        engine=current.engine,
+        source=current.source,
+        engine_options=changes.get("engine_options", current.engine_options),
+        replicas=changes.get("replicas", current.replicas),
+        gpu_memory_gb=changes.get("gpu_memory_gb", current.gpu_memory_gb if current.gpu_count else None),
+        gpu_count=current.gpu_count,
+        labels=changes.get("labels", current.labels),
+        gpu_type=changes.get("gpu_type", current.gpu_type),
+        policy=changes.get("policy", current.policy),
+        on_demand=changes.get("on_demand", current.on_demand),
+        idle_unload_seconds=changes.get("idle_unload_seconds", current.idle_unload_seconds),
+    )
+    checked = validate(merged, runtime.settings.resolved_models_dir())
+    if "gpu_memory_gb" in changes:
+        changes["gpu_memory_gb"] = checked.gpu_memory_gb
+    row = await runtime.deployments.update(current.id, changes)
+    await runtime.kick_controller()
+    return json_response(await _view(runtime, row.id))
+
+
+@router.delete("/deployments/{ref:path}")
+async def delete_deployment(ref: Ref, runtime: RuntimeDep) -> Response:
+    row = await runtime.deployments.delete(ref)
+    await runtime.queue.forget_model(row.name)  # the registries retire it; this covers restarts
+    await runtime.kick_controller()
+    return json_response({"id": row.id, "object": "deployment", "name": row.name, "deleted": True})
