@@ -36,6 +36,7 @@ from typing import Any
 
 from gpucloud.engines import vectors
 from gpucloud.engines.protocol import Delta, EmbeddingResult, EngineError, FinishReason, GenerationRequest
+from gpucloud.engines.stops import StopScanner
 from gpucloud.engines.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,7 @@ class SimulatedEngine:
             natural_length = limit + 1
         words = _Vocabulary(request.temperature, request.top_p)
         decoder = self._tokenizer.incremental_decoder()
-        stops = _StopScanner(request.stop)
+        stops = StopScanner(request.stop)
         pacer = _Pacer(self._ttft_s, self._interval_s)
         unreported = 0
         for generated, (token, sentence_end) in enumerate(self._answer_tokens(rng, words), start=1):
@@ -332,45 +333,6 @@ def _prose(rng: random.Random, words: _Vocabulary) -> Iterator[tuple[str, bool]]
         yield rng.choices((".", "?", "!"), weights=(85, 8, 7))[0], True
         roll = rng.random()
         separator = "\n\n" if roll < 0.1 else "\n" if roll < 0.15 else " "
-
-
-class _StopScanner:
-    """Cuts output before the first stop sequence, holding back text that may begin one."""
-
-    def __init__(self, stops: Sequence[str]) -> None:
-        # An empty stop string would match before any output; like most servers, ignore it.
-        self._stops = tuple(stop for stop in stops if stop)
-        self._held = ""
-
-    def push(self, text: str) -> tuple[str, bool]:
-        """Text that is safe to emit now, and whether a stop sequence matched.
-
-        On a match the text is everything before the match and the scanner is done.
-        """
-        if not self._stops:
-            return text, False
-        buffer = self._held + text
-        found = [at for at in (buffer.find(stop) for stop in self._stops) if at >= 0]
-        if found:
-            self._held = ""
-            return buffer[: min(found)], True
-        keep = self._undecided_suffix(buffer)
-        self._held = buffer[len(buffer) - keep :]
-        return buffer[: len(buffer) - keep], False
-
-    def release(self) -> str:
-        """End of output: held text can no longer become a stop sequence."""
-        held, self._held = self._held, ""
-        return held
-
-    def _undecided_suffix(self, buffer: str) -> int:
-        """Length of the longest end of `buffer` that some stop sequence starts with."""
-        longest = max(len(stop) for stop in self._stops) - 1
-        for length in range(min(longest, len(buffer)), 0, -1):
-            tail = buffer[-length:]
-            if any(stop.startswith(tail) for stop in self._stops):
-                return length
-        return 0
 
 
 class _Pacer:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from gpucloud.worker.agent import WorkerAgent
-from gpucloud.worker.inventory import GpuProbe, InventoryError, read_host
+from gpucloud.worker.inventory import GpuProbe, read_gpus, read_host
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +138,7 @@ class ControlPlane:
         return data
 
     def _gpus(self) -> list[dict[str, Any]]:
-        if self._probe is None:
-            return []
-        try:
-            return [gpu.to_dict() for gpu in self._probe.read()]
-        except InventoryError as exc:
-            log.warning("GPU inventory unavailable: %s", exc)
-            return []
+        return read_gpus(self._probe)
 
     async def _registration(self, agent: WorkerAgent) -> dict[str, Any]:
         host = read_host(None)

@@ -360,6 +360,18 @@ def _parse_count(text: str, where: str) -> int:
 # --- host --------------------------------------------------------------------------------------
 
 
+def read_gpus(probe: GpuProbe | None) -> list[dict[str, Any]]:
+    """The probe's readings as heartbeat dicts; none (logged) when there is no probe or it fails:
+    a beat without GPU readings is better than no beat."""
+    if probe is None:
+        return []
+    try:
+        return [gpu.to_dict() for gpu in probe.read()]
+    except InventoryError as exc:
+        log.warning("GPU inventory unavailable: %s", exc)
+        return []
+
+
 def read_host(
     probe: GpuProbe | None, hostname: str | None = None, *, meminfo: Path = MEMINFO
 ) -> HostInventory:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -19,7 +20,7 @@ from gpucloud.background import Background
 from gpucloud.cluster.directory import Beat, Registration, WorkerDirectory
 from gpucloud.deployments import DeploymentStore, ReplicaReport, ReplicaState, assignment_view
 from gpucloud.worker.agent import WorkerAgent
-from gpucloud.worker.inventory import GpuProbe, InventoryError, read_host
+from gpucloud.worker.inventory import GpuProbe, read_gpus, read_host
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +108,5 @@ class LocalControl:
             except SQLAlchemyError as exc:
                 log.warning("local worker: heartbeat failed: %s", type(exc).__name__)
 
-    def _gpus(self) -> list[dict[str, object]]:
-        if self._probe is None:
-            return []
-        try:
-            return [gpu.to_dict() for gpu in self._probe.read()]
-        except InventoryError as exc:
-            log.warning("GPU inventory unavailable: %s", exc)
-            return []
+    def _gpus(self) -> list[dict[str, Any]]:
+        return read_gpus(self._probe)

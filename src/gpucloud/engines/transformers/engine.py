@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gpucloud.engines.protocol import Delta, EngineError, GenerationRequest
 from gpucloud.engines.sources import check_source, is_hub_id, resolve_source
+from gpucloud.engines.stops import StopScanner
 from gpucloud.engines.transformers.batcher import BatcherStats, ContinuousBatcher
 from gpucloud.engines.transformers.detokenizer import IncrementalDetokenizer
 from gpucloud.engines.transformers.loading import LoadedModel, load_model
@@ -27,7 +28,6 @@ from gpucloud.engines.transformers.options import TransformersOptions, parse_opt
 from gpucloud.engines.transformers.prompts import PromptEncoder
 from gpucloud.engines.transformers.sampling import SamplingParams
 from gpucloud.engines.transformers.sequence import Sequence
-from gpucloud.engines.transformers.stops import StopScanner
 
 
 class TransformersEngine:

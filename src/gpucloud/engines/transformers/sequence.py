@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import torch
 
 from gpucloud.engines.protocol import Delta, FinishReason
+from gpucloud.engines.stops import StopScanner
 from gpucloud.engines.transformers.detokenizer import IncrementalDetokenizer
 from gpucloud.engines.transformers.sampling import SamplingParams
-from gpucloud.engines.transformers.stops import StopScanner
 
 # What a consumer receives: deltas, then possibly an error that ends the stream.
 Item = Delta | BaseException

@@ -1,4 +1,5 @@
 """`StopScanner`: cuts output exactly before the first stop string, wherever tokens split it.
+Shared by every engine that generates text itself (simulated, transformers).
 
 Text that could still become the beginning of a stop string is held back until the next text
 decides it, so a stop string that spans several tokens (or several deltas) is never partly
