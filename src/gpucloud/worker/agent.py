@@ -75,6 +75,10 @@ class WorkerAgent:
         self._leasing = asyncio.Event()  # cleared while drained
         self._leasing.set()
         self._tasks: list[asyncio.Task[None]] = []
+        # One batcher per gateway channel, shared by the jobs streaming to it: while a publish is
+        # in flight, the deltas of every such job gather into the next one (one write per step
+        # of a batched engine instead of one per job).
+        self._batchers: dict[str, EventBatcher] = {}
         self.tokens_total = 0  # tokens generated since start, for the heartbeat's tokens/s
 
     @property
@@ -348,18 +352,24 @@ class WorkerAgent:
             prompt_tokens = run.reported_prompt_tokens  # the model server's own count wins
         return self._outcome(run, OutcomeStatus.COMPLETED, prompt_tokens, started)
 
+    def _batcher(self, reply_to: str) -> EventBatcher:
+        batcher = self._batchers.get(reply_to)
+        if batcher is None:
+            batcher = self._batchers[reply_to] = EventBatcher(self._queue, reply_to)
+        return batcher
+
     async def _generate(
         self, run: _Run, engine: Engine, request: GenerationRequest, prompt_tokens: int
     ) -> None:
         job = run.lease.job
-        batcher = EventBatcher(self._queue, job.reply_to) if job.stream else None
+        batcher = self._batcher(job.reply_to) if job.stream else None
         try:
             await asyncio.gather(
                 *(self._choice(run, engine, request, i, prompt_tokens, batcher) for i in range(request.n))
             )
         finally:
             if batcher is not None:
-                await batcher.flush()
+                await batcher.flush(job.job_id)
 
     async def _choice(
         self,

@@ -1,7 +1,10 @@
-"""`EventBatcher`: a streamed job's deltas on their way to the gateway.
+"""`EventBatcher`: streamed jobs' deltas on their way to one gateway's channel.
 
 While one publish is in flight, further deltas accumulate and go in the next publish, so a slow
 channel (or client) costs fewer, larger writes instead of one round trip per token (DESIGN.md §4).
+The worker keeps one per channel, shared by every job streaming to that gateway, so a batched
+engine's step of N tokens for N jobs is one write, not N. Order within a job is kept: one drain
+loop per channel publishes events in the order they were added.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from gpucloud.engines.protocol import Delta
-from gpucloud.queue.protocol import EventKind, JobEvent, JobQueue, Lease
+from gpucloud.queue.protocol import EventKind, JobEvent, JobQueue, Lease, QueueError
 
 
 class EventBatcher:
@@ -18,6 +21,7 @@ class EventBatcher:
         self._reply_to = reply_to
         self._pending: list[JobEvent] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._failed: dict[str, QueueError] = {}
 
     def add(self, lease: Lease, index: int, delta: Delta, prompt_tokens: int) -> None:
         data = {
@@ -28,17 +32,29 @@ class EventBatcher:
             "prompt_tokens": prompt_tokens,
         }
         self._pending.append(JobEvent(lease.job.job_id, EventKind.DELTA, lease.attempt, data))
-        if self._flushing is None or self._flushing.done():
+        self._start()
+
+    def _start(self) -> asyncio.Task[None] | None:
+        """The drain task (started when events wait and none runs): the only writer, so the
+        channel sees events in the order they were added."""
+        if self._pending and (self._flushing is None or self._flushing.done()):
             self._flushing = asyncio.create_task(self._drain())
+        return self._flushing
 
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            await self._queue.publish(self._reply_to, batch)
+            try:
+                await self._queue.publish(self._reply_to, batch)
+            except QueueError as exc:
+                for event in batch:  # each job whose deltas were lost learns it in its flush
+                    self._failed[event.job_id] = exc
 
-    async def flush(self) -> None:
-        """Wait until every added delta has been published."""
-        if self._flushing is not None:
-            await asyncio.shield(self._flushing)
-        if self._pending:
-            await self._drain()
+    async def flush(self, job_id: str) -> None:
+        """Wait until every delta added so far has been published; QueueError if some of this
+        job's were lost (its lease then lapses and the job runs again)."""
+        while (task := self._start()) is not None and not task.done():
+            await asyncio.shield(task)
+        failed = self._failed.pop(job_id, None)
+        if failed is not None:
+            raise failed
