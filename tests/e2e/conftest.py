@@ -67,7 +67,9 @@ def dashboard_server(built_app: Path, tmp_path_factory: pytest.TempPathFactory) 
         server.stop()
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API runs an event loop on this thread until it stops, so it must
+# stop when the last e2e test is done, before any asyncio test that runs after it in the session.
+@pytest.fixture(scope="package")
 def browser(chromium_path: Path) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 

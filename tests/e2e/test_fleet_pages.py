@@ -18,6 +18,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_dashboard import _context, _open, _shoot, _sign_in
 from tests.support import Server
 
@@ -103,7 +104,9 @@ def test_a_deployment_made_in_the_form_becomes_ready_on_the_local_worker(
     card = deployment_card(page, MODEL)
     expect(card).to_be_visible()
     expect(card).to_contain_text("8 GB per GPU × 1 GPU")
-    expect(card.locator("dt:text-is('Source') + dd")).to_have_text("—")  # nothing left from the cancelled form
+    expect(card.locator("dt:text-is('Source') + dd")).to_have_text(
+        "—"
+    )  # nothing left from the cancelled form
     expect(state_badge(card)).to_have_text("ready", timeout=SETTLE_MS)
     expect(card).to_contain_text("1 of 1")
     replicas = card.get_by_role("table", name="Replicas").locator("tbody tr")
@@ -112,7 +115,7 @@ def test_a_deployment_made_in_the_form_becomes_ready_on_the_local_worker(
     expect(replicas.first.locator("td").nth(2)).to_have_text(re.compile(r"^local-"))
     expect(replicas.first.locator("td").nth(3)).to_have_text("GPU 0 · H100")
     view = api(dashboard_server, "GET", f"/api/deployments/{MODEL}").json()
-    assert view["state"] == "ready" and view["gpu_count"] == 1 and view["gpu_memory_gb"] == 8
+    assert (view["state"], view["gpu_count"], view["gpu_memory_gb"]) == ("ready", 1, 8)
     assert view["engine_options"] == {"load_s": "1"}
 
 
@@ -180,6 +183,13 @@ def test_a_deployment_too_big_for_any_gpu_says_why(page: Page) -> None:
     expect(reason).to_contain_text("needs 1 GPU with 200.0 GB free")
     expect(reason).to_contain_text("the largest has 80.0 GB total")
     expect(reason).to_contain_text("H100")
+    _shoot(page, "deployments-unschedulable")
+
+
+def test_the_new_screenshots_were_saved() -> None:
+    for name in ("deployments-ready", "deployments-unschedulable", "workers-gpu"):
+        for width in ("laptop", "phone"):
+            assert (ARTIFACTS / f"{name}-{width}.png").stat().st_size > 0
 
 
 def test_deleting_in_the_page_asks_first(page: Page, dashboard_server: Server) -> None:

@@ -85,9 +85,9 @@ describe("Deployments page", () => {
 describe("settling", () => {
   it("is true while replicas are placed or loading, false once ready or unschedulable", () => {
     expect(settling(deployment({ state: "loading" }))).toBe(true);
-    expect(settling(deployment())).toBe(true); // one replica is failed: 1 of 2 ready
-    const ready = deployment({ ready_replicas: 2, replica_states: [] });
-    expect(settling(ready)).toBe(false);
+    expect(settling(deployment({ replicas: 3 }))).toBe(true); // a third replica not placed yet
+    expect(settling(deployment())).toBe(false); // a failed replica is retried with backoff: no hurry
+    expect(settling(deployment({ ready_replicas: 2 }))).toBe(false);
     expect(settling(deployment({ state: "unschedulable", ready_replicas: 0, replica_states: [] }))).toBe(false);
   });
 });

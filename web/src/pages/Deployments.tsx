@@ -16,7 +16,7 @@ const MOVING = new Set(["pending", "scheduled", "loading", "unloading"]);
 /** Whether a deployment is on its way somewhere: the page then refreshes every second, not every 5 s. */
 export function settling(d: Deployment): boolean {
   if (MOVING.has(d.state) || d.replica_states.some((r) => MOVING.has(r.state))) return true;
-  return d.state !== "unschedulable" && !d.on_demand && d.ready_replicas !== d.replicas;
+  return d.state !== "unschedulable" && !d.on_demand && d.replica_states.length !== d.replicas; // not yet placed
 }
 
 export function Deployments() {
