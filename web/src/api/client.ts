@@ -79,8 +79,11 @@ export function makeClient(getKey: () => string | null, onUnauthorized?: () => v
   return client;
 }
 
-/** The data of a call, or throws its `ApiError`: `unwrap<T>(await client.GET(...))`. */
-export function unwrap<T>(result: { data?: unknown; error?: unknown; response: Response }): T {
+/**
+ * The data of a call, or throws its `ApiError`: `unwrap(await client.GET(...))`. The data's type is
+ * the route's documented response (schema.d.ts); a type argument, where given, must match it.
+ */
+export function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
   if (!result.response.ok) throw toApiError(result.response.status, result.error);
   return result.data as T;
 }

@@ -494,6 +494,267 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * ApiKeyCreated
+         * @description The create call's answer: the only one that carries the secret.
+         */
+        ApiKeyCreated: {
+            /** Allowed Models */
+            allowed_models: string[] | null;
+            /** Budget Period */
+            budget_period: ("daily" | "monthly") | null;
+            /** Budget Usd */
+            budget_usd: number | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Default Priority
+             * @enum {string}
+             */
+            default_priority: "high" | "normal" | "low";
+            /** Expires At */
+            expires_at: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Key
+             * @description the secret, shown this once
+             */
+            key: string;
+            /** Max Concurrency */
+            max_concurrency: number | null;
+            /**
+             * Max Priority
+             * @enum {string}
+             */
+            max_priority: "high" | "normal" | "low";
+            /** Name */
+            name: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "api_key";
+            /** Prefix */
+            prefix: string;
+            /** Revoked At */
+            revoked_at: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "admin" | "user";
+            /** Rpm Limit */
+            rpm_limit: number | null;
+            /** Token Quota */
+            token_quota: number | null;
+            /** Tpm Limit */
+            tpm_limit: number | null;
+        };
+        /** ApiKeyDetail */
+        ApiKeyDetail: {
+            /** Allowed Models */
+            allowed_models: string[] | null;
+            /** Budget Period */
+            budget_period: ("daily" | "monthly") | null;
+            /** Budget Usd */
+            budget_usd: number | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Default Priority
+             * @enum {string}
+             */
+            default_priority: "high" | "normal" | "low";
+            /** Expires At */
+            expires_at: string | null;
+            /** Id */
+            id: string;
+            /** Max Concurrency */
+            max_concurrency: number | null;
+            /**
+             * Max Priority
+             * @enum {string}
+             */
+            max_priority: "high" | "normal" | "low";
+            /** Name */
+            name: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "api_key";
+            /** Prefix */
+            prefix: string;
+            /** Revoked At */
+            revoked_at: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "admin" | "user";
+            /** Rpm Limit */
+            rpm_limit: number | null;
+            status: components["schemas"]["KeyStatus"];
+            /** Token Quota */
+            token_quota: number | null;
+            /** Tpm Limit */
+            tpm_limit: number | null;
+        };
+        /** ApiKeyList */
+        ApiKeyList: {
+            /** Data */
+            data: components["schemas"]["ApiKeyView"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /**
+         * ApiKeyView
+         * @description An API key as the API shows it: never the secret, never the digest (`routes.keys.key_view`).
+         */
+        ApiKeyView: {
+            /** Allowed Models */
+            allowed_models: string[] | null;
+            /** Budget Period */
+            budget_period: ("daily" | "monthly") | null;
+            /** Budget Usd */
+            budget_usd: number | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Default Priority
+             * @enum {string}
+             */
+            default_priority: "high" | "normal" | "low";
+            /** Expires At */
+            expires_at: string | null;
+            /** Id */
+            id: string;
+            /** Max Concurrency */
+            max_concurrency: number | null;
+            /**
+             * Max Priority
+             * @enum {string}
+             */
+            max_priority: "high" | "normal" | "low";
+            /** Name */
+            name: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "api_key";
+            /** Prefix */
+            prefix: string;
+            /** Revoked At */
+            revoked_at: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "admin" | "user";
+            /** Rpm Limit */
+            rpm_limit: number | null;
+            /** Token Quota */
+            token_quota: number | null;
+            /** Tpm Limit */
+            tpm_limit: number | null;
+        };
+        /**
+         * Assignment
+         * @description A replica a worker is to hold (`deployments.views.assignment_view`).
+         */
+        Assignment: {
+            /** Deployment Id */
+            deployment_id: string;
+            /** Engine */
+            engine: string;
+            /** Engine Options */
+            engine_options: {
+                [key: string]: string;
+            };
+            /** Gpu Memory Gb */
+            gpu_memory_gb: number;
+            /** Gpu Uuids */
+            gpu_uuids: string[];
+            /** Idle Unload Seconds */
+            idle_unload_seconds: number | null;
+            /** Index */
+            index: number;
+            /** Name */
+            name: string;
+            /** On Demand */
+            on_demand: boolean;
+            /** Source */
+            source: string | null;
+        };
+        /** AssistantMessage */
+        AssistantMessage: {
+            /** Content */
+            content: string;
+            /**
+             * Refusal
+             * @description always null here
+             */
+            refusal: string | null;
+            /**
+             * Role
+             * @constant
+             */
+            role: "assistant";
+        };
+        /** ChatChoice */
+        ChatChoice: {
+            /** Finish Reason */
+            finish_reason: string;
+            /** Index */
+            index: number;
+            /**
+             * Logprobs
+             * @description always null here (not supported)
+             */
+            logprobs: {
+                [key: string]: unknown;
+            } | null;
+            message: components["schemas"]["AssistantMessage"];
+        };
+        /**
+         * ChatCompletion
+         * @description A non-streamed chat completion (`stream: true` answers `text/event-stream` chunks instead).
+         */
+        ChatCompletion: {
+            /** Choices */
+            choices: components["schemas"]["ChatChoice"][];
+            /** Created */
+            created: number;
+            /** Id */
+            id: string;
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "chat.completion";
+            /**
+             * System Fingerprint
+             * @description always null here
+             */
+            system_fingerprint: string | null;
+            usage: components["schemas"]["CompletionUsage"];
+        };
         /** ChatCompletionRequest */
         ChatCompletionRequest: {
             /** Frequency Penalty */
@@ -560,6 +821,76 @@ export interface components {
             /** Tool Call Id */
             tool_call_id?: string | null;
         };
+        /** ClusterDeployment */
+        ClusterDeployment: {
+            /** Ready Replicas */
+            ready_replicas: number;
+            /**
+             * Replica States
+             * @description worker id → replica state
+             */
+            replica_states: {
+                [key: string]: "scheduled" | "loading" | "ready" | "standby" | "failed" | "unloading";
+            };
+            /** Replicas */
+            replicas: number;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "pending" | "scheduled" | "loading" | "ready" | "failed" | "unschedulable";
+        };
+        /** ClusterGpus */
+        ClusterGpus: {
+            /** Count */
+            count: number;
+            /** Memory Free Bytes */
+            memory_free_bytes: number;
+            /** Memory Total Bytes */
+            memory_total_bytes: number;
+            /** Memory Used Bytes */
+            memory_used_bytes: number;
+        };
+        /**
+         * ClusterView
+         * @description `/api/cluster` (`cluster.views.cluster_view`): totals over the fleet.
+         */
+        ClusterView: {
+            /** Deployments */
+            deployments: {
+                [key: string]: components["schemas"]["ClusterDeployment"];
+            };
+            gpus: components["schemas"]["ClusterGpus"];
+            /** Models */
+            models: string[];
+            /**
+             * Object
+             * @constant
+             */
+            object: "cluster";
+            /** Queue Depth */
+            queue_depth: {
+                [key: string]: number;
+            };
+            /** Running */
+            running: number;
+            /** Slots */
+            slots: number;
+            workers: components["schemas"]["ClusterWorkers"];
+        };
+        /** ClusterWorkers */
+        ClusterWorkers: {
+            /** Draining */
+            draining: number;
+            /** Healthy */
+            healthy: number;
+            /** Offline */
+            offline: number;
+            /** Total */
+            total: number;
+            /** Unhealthy */
+            unhealthy: number;
+        };
         /** CompletionRequest */
         CompletionRequest: {
             /** Best Of */
@@ -610,6 +941,15 @@ export interface components {
             top_p?: number | null;
             /** User */
             user?: string | null;
+        };
+        /** CompletionUsage */
+        CompletionUsage: {
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
         };
         /** DeploymentCreate */
         DeploymentCreate: {
@@ -666,6 +1006,33 @@ export interface components {
              */
             source?: string | null;
         };
+        /** DeploymentDeleted */
+        DeploymentDeleted: {
+            /**
+             * Deleted
+             * @constant
+             */
+            deleted: true;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "deployment";
+        };
+        /** DeploymentList */
+        DeploymentList: {
+            /** Data */
+            data: components["schemas"]["DeploymentView"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
         /**
          * DeploymentPatch
          * @description What may change after creation; only the fields sent change. Changing `engine_options`
@@ -706,6 +1073,101 @@ export interface components {
             replicas?: number | null;
         };
         /**
+         * DeploymentView
+         * @description A deployment (`deployments.views.deployment_view`).
+         */
+        DeploymentView: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Engine */
+            engine: string;
+            /** Engine Options */
+            engine_options: {
+                [key: string]: string;
+            };
+            /** Gpu Count */
+            gpu_count: number;
+            /** Gpu Memory Estimated */
+            gpu_memory_estimated: boolean;
+            /** Gpu Memory Gb */
+            gpu_memory_gb: number;
+            /** Gpu Type */
+            gpu_type: string | null;
+            /** Id */
+            id: string;
+            /** Idle Unload Seconds */
+            idle_unload_seconds: number | null;
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            /** Name */
+            name: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "deployment";
+            /** On Demand */
+            on_demand: boolean;
+            /**
+             * Policy
+             * @enum {string}
+             */
+            policy: "spread" | "binpack";
+            /** Ready Replicas */
+            ready_replicas: number;
+            /** Reason */
+            reason: string | null;
+            /** Replica States */
+            replica_states: components["schemas"]["ReplicaView"][];
+            /** Replicas */
+            replicas: number;
+            /** Source */
+            source: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "pending" | "scheduled" | "loading" | "ready" | "failed" | "unschedulable";
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** Embedding */
+        Embedding: {
+            /**
+             * Embedding
+             * @description floats, or base64 little-endian float32
+             */
+            embedding: number[] | string;
+            /** Index */
+            index: number;
+            /**
+             * Object
+             * @constant
+             */
+            object: "embedding";
+        };
+        /** EmbeddingList */
+        EmbeddingList: {
+            /** Data */
+            data: components["schemas"]["Embedding"][];
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+            usage: components["schemas"]["EmbeddingUsage"];
+        };
+        /**
          * EmbeddingRequest
          * @description `POST /v1/embeddings`. `input` is checked in `gateway.embeddings` (token arrays are refused
          *     there with a message that says so, rather than by a union error naming pydantic's types).
@@ -728,6 +1190,13 @@ export interface components {
             /** User */
             user?: string | null;
         };
+        /** EmbeddingUsage */
+        EmbeddingUsage: {
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
+        };
         /**
          * GpuIn
          * @description One GPU reading (`gpucloud.worker.inventory.GpuReading.to_dict`).
@@ -749,6 +1218,33 @@ export interface components {
             utilization?: number | null;
             /** Uuid */
             uuid: string;
+        };
+        /** GpuView */
+        GpuView: {
+            /** Index */
+            index: number;
+            /** Memory Total Bytes */
+            memory_total_bytes: number;
+            /** Memory Used Bytes */
+            memory_used_bytes: number;
+            /** Name */
+            name: string;
+            /** Power W */
+            power_w: number | null;
+            /** Temperature C */
+            temperature_c: number | null;
+            /** Utilization */
+            utilization: number | null;
+            /** Uuid */
+            uuid: string;
+        };
+        /** Health */
+        Health: {
+            /**
+             * Status
+             * @constant
+             */
+            status: "ok";
         };
         /** HeartbeatIn */
         HeartbeatIn: {
@@ -776,6 +1272,77 @@ export interface components {
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /** JobError */
+        JobError: {
+            /** Code */
+            code: string | null;
+            /** Message */
+            message: string;
+        };
+        /** JobList */
+        JobList: {
+            /** Data */
+            data: components["schemas"]["JobView"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /**
+         * JobView
+         * @description A job (`routes.jobs.job_view`); `queue_position`/`estimated_wait_s` while queued and `result`
+         *     once completed are filled on single-job answers only.
+         */
+        JobView: {
+            /** Attempts */
+            attempts: number;
+            /** Created At */
+            created_at: string | null;
+            /**
+             * Endpoint
+             * @enum {string}
+             */
+            endpoint: "chat.completions" | "completions" | "embeddings";
+            error: components["schemas"]["JobError"] | null;
+            /** Estimated Wait S */
+            estimated_wait_s: number | null;
+            /** Finished At */
+            finished_at: string | null;
+            /** Id */
+            id: string;
+            /** Key Id */
+            key_id: string;
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "job";
+            /**
+             * Priority
+             * @enum {string}
+             */
+            priority: "high" | "normal" | "low";
+            /** Queue Position */
+            queue_position: number | null;
+            /** Request Id */
+            request_id: string | null;
+            /** Result */
+            result: components["schemas"]["ChatCompletion"] | components["schemas"]["TextCompletion"] | components["schemas"]["EmbeddingList"] | null;
+            /** Started At */
+            started_at: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "running" | "completed" | "failed" | "cancelled" | "dead";
+            /** Stream */
+            stream: boolean;
+            /** Worker Id */
+            worker_id: string | null;
         };
         /** KeyCreate */
         KeyCreate: {
@@ -876,6 +1443,77 @@ export interface components {
              */
             tpm_limit?: number | null;
         };
+        /**
+         * KeyStatus
+         * @description Limits in use and what is left of the budgets (`Admission.status`).
+         */
+        KeyStatus: {
+            /** Budget Usd Remaining */
+            budget_usd_remaining: number | null;
+            /** Period */
+            period: string;
+            /** Token Quota Remaining */
+            token_quota_remaining: number | null;
+            /**
+             * Unavailable
+             * @description present (true) when the limit store is down
+             */
+            unavailable?: boolean | null;
+            window: components["schemas"]["KeyWindow"] | null;
+        };
+        /**
+         * KeyWindow
+         * @description Use of the rolling one-minute window (None where that limit is not set).
+         */
+        KeyWindow: {
+            /** Remaining Requests */
+            remaining_requests: number | null;
+            /** Remaining Tokens */
+            remaining_tokens: number | null;
+            /** Reset Requests S */
+            reset_requests_s: number | null;
+            /** Reset Tokens S */
+            reset_tokens_s: number | null;
+        };
+        /** ModelCard */
+        ModelCard: {
+            /** Created */
+            created: number;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "model";
+            /** Owned By */
+            owned_by: string;
+        };
+        /** ModelList */
+        ModelList: {
+            /** Data */
+            data: components["schemas"]["ModelCard"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** Readiness */
+        Readiness: {
+            /**
+             * Checks
+             * @description database and queue
+             */
+            checks: {
+                [key: string]: "ok" | "unavailable";
+            };
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ok" | "unavailable";
+        };
         /** RegisterIn */
         RegisterIn: {
             /** Cpu Count */
@@ -932,6 +1570,29 @@ export interface components {
              */
             state: "loading" | "ready" | "standby" | "failed" | "unloading";
         };
+        /** ReplicaView */
+        ReplicaView: {
+            /** Gpu Uuids */
+            gpu_uuids: string[];
+            /** Index */
+            index: number;
+            /** Last Used At */
+            last_used_at: string | null;
+            /** Reason */
+            reason: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "scheduled" | "loading" | "ready" | "standby" | "failed" | "unloading";
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Worker Id */
+            worker_id: string;
+        };
         /** ResponseFormat */
         ResponseFormat: {
             /**
@@ -940,10 +1601,112 @@ export interface components {
              */
             type: "text";
         };
+        /**
+         * Stats
+         * @description `/api/stats` (`observability.stats.LiveStats.snapshot`): the last minute and the last hour.
+         */
+        Stats: {
+            current: components["schemas"]["StatsCurrent"];
+            /**
+             * Generated At
+             * Format: date-time
+             */
+            generated_at: string;
+            /** Series */
+            series: components["schemas"]["StatsMinute"][];
+        };
+        /** StatsCurrent */
+        StatsCurrent: {
+            /** Completion Tokens Per S */
+            completion_tokens_per_s: number;
+            /** Error Rate */
+            error_rate: number;
+            /** P50 Latency Ms */
+            p50_latency_ms: number | null;
+            /** P95 Latency Ms */
+            p95_latency_ms: number | null;
+            /** Queue Depth */
+            queue_depth: number;
+            /** Queue Depth By Model */
+            queue_depth_by_model: {
+                [key: string]: number;
+            };
+            /** Requests Per S */
+            requests_per_s: number;
+            /** Running */
+            running: number;
+            /** Slots */
+            slots: number;
+            /** Tokens Per S */
+            tokens_per_s: number;
+            /** Workers */
+            workers: number;
+        };
+        /** StatsMinute */
+        StatsMinute: {
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Errors */
+            errors: number;
+            /**
+             * Minute
+             * Format: date-time
+             */
+            minute: string;
+            /** P50 Latency Ms */
+            p50_latency_ms: number | null;
+            /** P95 Latency Ms */
+            p95_latency_ms: number | null;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Requests */
+            requests: number;
+        };
         /** StreamOptions */
         StreamOptions: {
             /** Include Usage */
             include_usage?: boolean | null;
+        };
+        /** TextChoice */
+        TextChoice: {
+            /** Finish Reason */
+            finish_reason: string;
+            /** Index */
+            index: number;
+            /**
+             * Logprobs
+             * @description always null here (not supported)
+             */
+            logprobs: {
+                [key: string]: unknown;
+            } | null;
+            /** Text */
+            text: string;
+        };
+        /**
+         * TextCompletion
+         * @description A non-streamed text completion (`stream: true` answers `text/event-stream` chunks instead).
+         */
+        TextCompletion: {
+            /** Choices */
+            choices: components["schemas"]["TextChoice"][];
+            /** Created */
+            created: number;
+            /** Id */
+            id: string;
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "text_completion";
+            /**
+             * System Fingerprint
+             * @description always null here
+             */
+            system_fingerprint: string | null;
+            usage: components["schemas"]["CompletionUsage"];
         };
         /** TextPart */
         TextPart: {
@@ -960,6 +1723,65 @@ export interface components {
             /** Name */
             name: string;
         };
+        /** UsageReport */
+        UsageReport: {
+            /** Data */
+            data: components["schemas"]["UsageRow"][];
+            /**
+             * Granularity
+             * @enum {string}
+             */
+            granularity: "day" | "hour";
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+            totals: components["schemas"]["UsageTotals"];
+        };
+        /**
+         * UsageRow
+         * @description One period of one key and model (null where `group_by` leaves that out). The period is
+         *     repeated under the granularity's name (`day` or `hour`).
+         */
+        UsageRow: {
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Cost Usd */
+            cost_usd: number;
+            /** Day */
+            day?: string | null;
+            /** Hour */
+            hour?: string | null;
+            /** Key Id */
+            key_id: string | null;
+            /** Model */
+            model: string | null;
+            /**
+             * Period
+             * @description YYYY-MM-DD or YYYY-MM-DDTHH, UTC
+             */
+            period: string;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Requests */
+            requests: number;
+            /** Total Tokens */
+            total_tokens: number;
+        };
+        /** UsageTotals */
+        UsageTotals: {
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Cost Usd */
+            cost_usd: number;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Requests */
+            requests: number;
+            /** Total Tokens */
+            total_tokens: number;
+        };
         /** ValidationError */
         ValidationError: {
             /** Context */
@@ -972,6 +1794,179 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /** WorkerList */
+        WorkerList: {
+            /** Data */
+            data: components["schemas"]["WorkerView"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /**
+         * WorkerOrders
+         * @description The answer to a worker's registration or heartbeat.
+         */
+        WorkerOrders: {
+            /** Assignments */
+            assignments: components["schemas"]["Assignment"][];
+            /** Draining */
+            draining: boolean;
+            /** Heartbeat Interval S */
+            heartbeat_interval_s: number;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "healthy" | "unhealthy" | "offline";
+            /** Worker Id */
+            worker_id: string;
+        };
+        /**
+         * WorkerReplica
+         * @description A replica as the worker last reported it.
+         */
+        WorkerReplica: {
+            /** Deployment Id */
+            deployment_id: string;
+            /** Index */
+            index: number;
+            /** Last Used At */
+            last_used_at: number | null;
+            /** Load */
+            load?: {
+                [key: string]: number;
+            } | null;
+            /** Model */
+            model: string;
+            /** Reason */
+            reason: string | null;
+            /** Running */
+            running: number;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "loading" | "ready" | "standby" | "failed" | "unloading";
+        };
+        /** WorkerTokenCreated */
+        WorkerTokenCreated: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "worker_token";
+            /** Prefix */
+            prefix: string;
+            /** Revoked At */
+            revoked_at: string | null;
+            /**
+             * Token
+             * @description the secret, shown this once
+             */
+            token: string;
+        };
+        /** WorkerTokenList */
+        WorkerTokenList: {
+            /** Data */
+            data: components["schemas"]["WorkerTokenView"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** WorkerTokenView */
+        WorkerTokenView: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "worker_token";
+            /** Prefix */
+            prefix: string;
+            /** Revoked At */
+            revoked_at: string | null;
+        };
+        /**
+         * WorkerView
+         * @description A worker (`cluster.views.worker_view`).
+         */
+        WorkerView: {
+            /** Consecutive Beats */
+            consecutive_beats: number;
+            /** Cpu Count */
+            cpu_count: number | null;
+            /** Draining */
+            draining: boolean;
+            /** Gpus */
+            gpus: components["schemas"]["GpuView"][];
+            /** Hostname */
+            hostname: string;
+            /** Id */
+            id: string;
+            /** Labels */
+            labels: {
+                [key: string]: string;
+            };
+            /** Last Heartbeat Age S */
+            last_heartbeat_age_s: number;
+            /**
+             * Last Heartbeat At
+             * Format: date-time
+             */
+            last_heartbeat_at: string;
+            /** Memory Available Bytes */
+            memory_available_bytes: number | null;
+            /** Memory Total Bytes */
+            memory_total_bytes: number | null;
+            /** Models */
+            models: string[];
+            /**
+             * Object
+             * @constant
+             */
+            object: "worker";
+            /** Queued */
+            queued: number;
+            /**
+             * Registered At
+             * Format: date-time
+             */
+            registered_at: string;
+            /** Replicas */
+            replicas: components["schemas"]["WorkerReplica"][];
+            /** Running */
+            running: number;
+            /** Slots */
+            slots: number;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "healthy" | "unhealthy" | "offline";
+            /** Tokens Per S */
+            tokens_per_s: number;
         };
     };
     responses: never;
@@ -997,7 +1992,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ClusterView"];
                 };
             };
         };
@@ -1017,7 +2012,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["DeploymentList"];
                 };
             };
         };
@@ -1041,7 +2036,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["DeploymentView"];
                 };
             };
             /** @description Validation Error */
@@ -1072,7 +2067,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["DeploymentView"];
                 };
             };
             /** @description Validation Error */
@@ -1103,7 +2098,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["DeploymentDeleted"];
                 };
             };
             /** @description Validation Error */
@@ -1138,7 +2133,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["DeploymentView"];
                 };
             };
             /** @description Validation Error */
@@ -1172,7 +2167,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["JobList"];
                 };
             };
             /** @description Validation Error */
@@ -1203,7 +2198,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["JobView"];
                 };
             };
             /** @description Validation Error */
@@ -1232,7 +2227,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ApiKeyList"];
                 };
             };
         };
@@ -1256,7 +2251,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ApiKeyCreated"];
                 };
             };
             /** @description Validation Error */
@@ -1287,7 +2282,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ApiKeyDetail"];
                 };
             };
             /** @description Validation Error */
@@ -1318,7 +2313,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ApiKeyView"];
                 };
             };
             /** @description Validation Error */
@@ -1353,7 +2348,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ApiKeyView"];
                 };
             };
             /** @description Validation Error */
@@ -1382,7 +2377,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ApiKeyView"];
                 };
             };
         };
@@ -1402,7 +2397,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Stats"];
                 };
             };
         };
@@ -1424,13 +2419,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description JSON, or CSV with `format=csv` */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["UsageReport"];
                 };
             };
             /** @description Validation Error */
@@ -1459,7 +2454,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["WorkerList"];
                 };
             };
         };
@@ -1481,7 +2476,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["WorkerView"];
                 };
             };
             /** @description Validation Error */
@@ -1512,7 +2507,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["WorkerView"];
                 };
             };
             /** @description Validation Error */
@@ -1547,7 +2542,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["WorkerOrders"];
                 };
             };
             /** @description Validation Error */
@@ -1578,7 +2573,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["WorkerView"];
                 };
             };
             /** @description Validation Error */
@@ -1611,7 +2606,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["WorkerOrders"];
                 };
             };
             /** @description Validation Error */
@@ -1640,7 +2635,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["WorkerTokenList"];
                 };
             };
         };
@@ -1664,7 +2659,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["WorkerTokenCreated"];
                 };
             };
             /** @description Validation Error */
@@ -1695,7 +2690,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["WorkerTokenView"];
                 };
             };
             /** @description Validation Error */
@@ -1724,7 +2719,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Health"];
                 };
             };
         };
@@ -1764,7 +2759,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
                 };
             };
         };
@@ -1782,13 +2786,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description JSON; with `stream: true`, `text/event-stream` chunks ending with `data: [DONE]` */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ChatCompletion"];
                 };
             };
             /** @description Validation Error */
@@ -1815,13 +2819,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description JSON; with `stream: true`, `text/event-stream` chunks ending with `data: [DONE]` */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["TextCompletion"];
                 };
             };
             /** @description Validation Error */
@@ -1854,7 +2858,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["EmbeddingList"];
                 };
             };
             /** @description Validation Error */
@@ -1886,7 +2890,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["JobList"];
                 };
             };
             /** @description Validation Error */
@@ -1921,7 +2925,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["JobView"];
                 };
             };
             /** @description Validation Error */
@@ -1952,7 +2956,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["JobView"];
                 };
             };
             /** @description Validation Error */
@@ -1983,7 +2987,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["JobView"];
                 };
             };
             /** @description Validation Error */
@@ -2012,7 +3016,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ModelList"];
                 };
             };
         };
@@ -2034,7 +3038,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ModelCard"];
                 };
             };
             /** @description Validation Error */

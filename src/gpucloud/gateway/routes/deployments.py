@@ -15,6 +15,7 @@ from starlette.responses import Response
 from gpucloud.deployments import DeploymentRequest, deployment_view, validate
 from gpucloud.gateway.deps import AdminDep, RuntimeDep, get_admin
 from gpucloud.gateway.responses import json_response
+from gpucloud.gateway.views import DeploymentDeleted, DeploymentList, DeploymentView, documented
 from gpucloud.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["deployments"], dependencies=[Depends(get_admin)])
@@ -65,14 +66,14 @@ async def _view(runtime: Runtime, ref: str) -> dict[str, Any]:
     return deployment_view(row, await runtime.deployments.replicas(row.id))
 
 
-@router.post("/deployments", status_code=201)
+@router.post("/deployments", status_code=201, responses=documented(DeploymentView, 201))
 async def create(body: DeploymentCreate, _: AdminDep, runtime: RuntimeDep) -> Response:
     row = await runtime.deployments.create(validate(body.request(), runtime.settings.resolved_models_dir()))
     await runtime.kick_controller()
     return json_response(await _view(runtime, row.id), status_code=201)
 
 
-@router.get("/deployments")
+@router.get("/deployments", responses=documented(DeploymentList))
 async def list_deployments(runtime: RuntimeDep) -> Response:
     rows = await runtime.deployments.all()
     replicas = await runtime.deployments.replicas()
@@ -80,12 +81,12 @@ async def list_deployments(runtime: RuntimeDep) -> Response:
     return json_response({"object": "list", "data": data})
 
 
-@router.get("/deployments/{ref:path}")
+@router.get("/deployments/{ref:path}", responses=documented(DeploymentView))
 async def get_deployment(ref: Ref, runtime: RuntimeDep) -> Response:
     return json_response(await _view(runtime, ref))
 
 
-@router.patch("/deployments/{ref:path}")
+@router.patch("/deployments/{ref:path}", responses=documented(DeploymentView))
 async def patch_deployment(ref: Ref, body: DeploymentPatch, runtime: RuntimeDep) -> Response:
     current = await runtime.deployments.get(ref)
     changes = body.model_dump(exclude_unset=True)
@@ -111,7 +112,7 @@ async def patch_deployment(ref: Ref, body: DeploymentPatch, runtime: RuntimeDep)
     return json_response(await _view(runtime, row.id))
 
 
-@router.delete("/deployments/{ref:path}")
+@router.delete("/deployments/{ref:path}", responses=documented(DeploymentDeleted))
 async def delete_deployment(ref: Ref, runtime: RuntimeDep) -> Response:
     row = await runtime.deployments.delete(ref)
     await runtime.queue.forget_model(row.name)  # the registries retire it; this covers restarts

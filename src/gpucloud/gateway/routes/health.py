@@ -12,18 +12,19 @@ from starlette.responses import Response
 
 from gpucloud.gateway.deps import RuntimeDep
 from gpucloud.gateway.responses import json_response
+from gpucloud.gateway.views import Health, Readiness, documented
 from gpucloud.queue.protocol import QueueError
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger(__name__)
 
 
-@router.get("/health")
+@router.get("/health", responses=documented(Health))
 async def health() -> Response:
     return json_response({"status": "ok"})
 
 
-@router.get("/ready")
+@router.get("/ready", responses={**documented(Readiness), **documented(Readiness, 503)})
 async def ready(runtime: RuntimeDep) -> Response:
     checks = {"database": "ok", "queue": "ok"}
     try:

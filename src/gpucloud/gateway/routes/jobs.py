@@ -22,6 +22,7 @@ from gpucloud.gateway.formats import StoredJob, completion_body
 from gpucloud.gateway.inference import PRIORITY_HEADER, idempotency_key, stored_error
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
+from gpucloud.gateway.views import JobList, JobView, documented
 from gpucloud.jobs import JobFilter
 from gpucloud.queue.protocol import JobMessage, Outcome, OutcomeStatus, Priority, QueueUnavailable
 from gpucloud.runtime import Runtime
@@ -96,7 +97,7 @@ async def job_view(runtime: Runtime, job: Job, *, detail: bool = True) -> dict[s
     return view
 
 
-@router.post("/v1/jobs", status_code=202)
+@router.post("/v1/jobs", status_code=202, responses=documented(JobView, 202))
 async def submit_job(
     request: Request,
     principal: PrincipalDep,
@@ -133,7 +134,7 @@ async def submit_job(
     return json_response(await job_view(runtime, row), status_code=202, headers=job.headers())
 
 
-@router.get("/v1/jobs")
+@router.get("/v1/jobs", responses=documented(JobList))
 async def list_own_jobs(
     principal: PrincipalDep,
     runtime: RuntimeDep,
@@ -144,12 +145,12 @@ async def list_own_jobs(
     return json_response({"object": "list", "data": [await job_view(runtime, r, detail=False) for r in rows]})
 
 
-@router.get("/v1/jobs/{job_id}")
+@router.get("/v1/jobs/{job_id}", responses=documented(JobView))
 async def get_job(job_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
     return json_response(await job_view(runtime, await runtime.jobs.get(job_id, principal)))
 
 
-@router.delete("/v1/jobs/{job_id}")
+@router.delete("/v1/jobs/{job_id}", responses=documented(JobView))
 async def cancel_job(job_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
     job = await runtime.jobs.get(job_id, principal)
     if JobStatus(job.status).terminal:
@@ -174,7 +175,7 @@ async def cancel_job(job_id: str, principal: PrincipalDep, runtime: RuntimeDep) 
     return json_response(await job_view(runtime, job, detail=False))
 
 
-@router.get("/api/jobs")
+@router.get("/api/jobs", responses=documented(JobList))
 async def list_jobs(
     _: AdminDep,
     runtime: RuntimeDep,
@@ -187,7 +188,7 @@ async def list_jobs(
     return json_response({"object": "list", "data": [await job_view(runtime, r, detail=False) for r in rows]})
 
 
-@router.post("/api/jobs/{job_id}/retry", status_code=202)
+@router.post("/api/jobs/{job_id}/retry", status_code=202, responses=documented(JobView, 202))
 async def retry_job(job_id: str, admin: AdminDep, runtime: RuntimeDep) -> Response:
     job = await runtime.jobs.get(job_id, admin)
     if job.status != JobStatus.DEAD.value:

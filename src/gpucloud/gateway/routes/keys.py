@@ -13,6 +13,7 @@ from gpucloud.db import ApiKey
 from gpucloud.errors import InvalidRequest
 from gpucloud.gateway.deps import AdminDep, PrincipalDep, RuntimeDep, get_principal
 from gpucloud.gateway.responses import json_response
+from gpucloud.gateway.views import ApiKeyCreated, ApiKeyDetail, ApiKeyList, ApiKeyView, documented
 from gpucloud.keys import NewKey, Principal
 from gpucloud.queue.protocol import Priority
 from gpucloud.settings import KeyDefaults
@@ -107,7 +108,7 @@ def key_view(row: ApiKey) -> dict[str, object]:
     }
 
 
-@router.post("/keys", status_code=201)
+@router.post("/keys", status_code=201, responses=documented(ApiKeyCreated, 201))
 async def create_key(body: KeyCreate, _: AdminDep, runtime: RuntimeDep) -> Response:
     default = Priority(body.default_priority)
     ceiling = Priority(body.max_priority) if body.max_priority else default
@@ -128,19 +129,19 @@ async def create_key(body: KeyCreate, _: AdminDep, runtime: RuntimeDep) -> Respo
     return json_response({**key_view(row), "key": secret}, status_code=201)
 
 
-@router.get("/keys")
+@router.get("/keys", responses=documented(ApiKeyList))
 async def list_keys(_: AdminDep, runtime: RuntimeDep) -> Response:
     return json_response({"object": "list", "data": [key_view(k) for k in await runtime.keys.list()]})
 
 
-@router.get("/keys/{key_id}")
+@router.get("/keys/{key_id}", responses=documented(ApiKeyDetail))
 async def get_key(key_id: str, _: AdminDep, runtime: RuntimeDep) -> Response:
     row = await runtime.keys.get(key_id)
     status = await runtime.admission.status(Principal.of(row))
     return json_response({**key_view(row), "status": status})
 
 
-@router.patch("/keys/{key_id}")
+@router.patch("/keys/{key_id}", responses=documented(ApiKeyView))
 async def update_key(key_id: str, body: KeyPatch, _: AdminDep, runtime: RuntimeDep) -> Response:
     changes: dict[str, object] = body.model_dump(exclude_unset=True)
     if "budget_usd" in changes:
@@ -154,11 +155,11 @@ async def update_key(key_id: str, body: KeyPatch, _: AdminDep, runtime: RuntimeD
     return json_response(key_view(await runtime.keys.update(key_id, changes)))
 
 
-@router.delete("/keys/{key_id}")
+@router.delete("/keys/{key_id}", responses=documented(ApiKeyView))
 async def revoke_key(key_id: str, _: AdminDep, runtime: RuntimeDep) -> Response:
     return json_response(key_view(await runtime.keys.revoke(key_id)))
 
 
-@router.get("/me")
+@router.get("/me", responses=documented(ApiKeyView))
 async def me(principal: PrincipalDep, runtime: RuntimeDep) -> Response:
     return json_response(key_view(await runtime.keys.get(principal.key_id)))

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from gpucloud.gateway.deps import AdminDep, RuntimeDep, get_admin
 from gpucloud.gateway.responses import json_response
+from gpucloud.gateway.views import Stats, documented
 
 router = APIRouter(tags=["observability"], dependencies=[Depends(get_admin)])
 
@@ -17,6 +18,6 @@ async def metrics(_: AdminDep, runtime: RuntimeDep) -> Response:
     return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-@router.get("/api/stats")
+@router.get("/api/stats", responses=documented(Stats))
 async def stats(_: AdminDep, runtime: RuntimeDep) -> Response:
     return json_response(await runtime.stats.snapshot())

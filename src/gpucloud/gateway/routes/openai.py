@@ -11,38 +11,47 @@ from gpucloud.gateway.formats import completion_body, replay_sse, sse
 from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, error_of, idempotency_key
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from gpucloud.gateway.views import (
+    ChatCompletion,
+    EmbeddingList,
+    ModelCard,
+    ModelList,
+    TextCompletion,
+    documented,
+)
 from gpucloud.keys import Principal
 from gpucloud.queue.protocol import EventKind
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(get_principal)])
+_STREAMED = "JSON; with `stream: true`, `text/event-stream` chunks ending with `data: [DONE]`"
 
 
-@router.get("/models")
+@router.get("/models", responses=documented(ModelList))
 async def list_models(principal: PrincipalDep, runtime: RuntimeDep) -> Response:
     cards = runtime.registry.visible_to(principal)
     return json_response({"object": "list", "data": [c.to_openai() for c in cards]})
 
 
-@router.get("/models/{model:path}")
+@router.get("/models/{model:path}", responses=documented(ModelCard))
 async def get_model(model: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
     return json_response(runtime.registry.resolve(principal, model).to_openai())
 
 
-@router.post("/chat/completions")
+@router.post("/chat/completions", responses=documented(ChatCompletion, description=_STREAMED))
 async def chat_completions(
     body: ChatCompletionRequest, request: Request, principal: PrincipalDep, inference: InferenceDep
 ) -> Response:
     return await _complete(body, request, principal, inference)
 
 
-@router.post("/completions")
+@router.post("/completions", responses=documented(TextCompletion, description=_STREAMED))
 async def completions(
     body: CompletionRequest, request: Request, principal: PrincipalDep, inference: InferenceDep
 ) -> Response:
     return await _complete(body, request, principal, inference)
 
 
-@router.post("/embeddings")
+@router.post("/embeddings", responses=documented(EmbeddingList))
 async def embeddings(
     body: EmbeddingRequest,
     request: Request,

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from gpucloud.errors import PermissionDenied
 from gpucloud.gateway.deps import PrincipalDep, RuntimeDep, get_principal
 from gpucloud.gateway.responses import json_response
+from gpucloud.gateway.views import UsageReport, documented
 from gpucloud.usage import UsageFilter, UsageTotal
 
 router = APIRouter(prefix="/api", tags=["usage"], dependencies=[Depends(get_principal)])
@@ -33,7 +34,7 @@ _COLUMNS = (
 )
 
 
-@router.get("/usage")
+@router.get("/usage", responses=documented(UsageReport, description="JSON, or CSV with `format=csv`"))
 async def usage(
     principal: PrincipalDep,
     runtime: RuntimeDep,

@@ -15,6 +15,16 @@ from gpucloud.db import WorkerNode, WorkerToken
 from gpucloud.deployments import ReplicaReport, ReplicaState, assignment_view, deployment_view
 from gpucloud.gateway.deps import AdminDep, RuntimeDep, WorkerDep
 from gpucloud.gateway.responses import json_response
+from gpucloud.gateway.views import (
+    ClusterView,
+    WorkerList,
+    WorkerOrders,
+    WorkerTokenCreated,
+    WorkerTokenList,
+    WorkerTokenView,
+    WorkerView,
+    documented,
+)
 
 router = APIRouter(prefix="/api", tags=["workers"])
 
@@ -123,19 +133,19 @@ async def _orders(row: WorkerNode, runtime: RuntimeDep) -> dict[str, object]:
 # worker tokens (admin) ------------------------------------------------------------------------
 
 
-@router.post("/workers/tokens", status_code=201)
+@router.post("/workers/tokens", status_code=201, responses=documented(WorkerTokenCreated, 201))
 async def create_token(body: TokenCreate, _: AdminDep, runtime: RuntimeDep) -> Response:
     row, secret = await runtime.worker_tokens.create(body.name)
     return json_response({**token_view(row), "token": secret}, status_code=201)  # the only time
 
 
-@router.get("/workers/tokens")
+@router.get("/workers/tokens", responses=documented(WorkerTokenList))
 async def list_tokens(_: AdminDep, runtime: RuntimeDep) -> Response:
     rows = await runtime.worker_tokens.list()
     return json_response({"object": "list", "data": [token_view(r) for r in rows]})
 
 
-@router.delete("/workers/tokens/{token_id}")
+@router.delete("/workers/tokens/{token_id}", responses=documented(WorkerTokenView))
 async def revoke_token(token_id: str, _: AdminDep, runtime: RuntimeDep) -> Response:
     return json_response(token_view(await runtime.worker_tokens.revoke(token_id)))
 
@@ -143,7 +153,7 @@ async def revoke_token(token_id: str, _: AdminDep, runtime: RuntimeDep) -> Respo
 # worker agents (worker tokens) ----------------------------------------------------------------
 
 
-@router.post("/workers/register")
+@router.post("/workers/register", responses=documented(WorkerOrders))
 async def register(body: RegisterIn, caller: WorkerDep, runtime: RuntimeDep) -> Response:
     registration = Registration(
         worker_id=body.worker_id,
@@ -160,7 +170,7 @@ async def register(body: RegisterIn, caller: WorkerDep, runtime: RuntimeDep) -> 
     return json_response(await _orders(row, runtime))
 
 
-@router.post("/workers/{worker_id}/heartbeat")
+@router.post("/workers/{worker_id}/heartbeat", responses=documented(WorkerOrders))
 async def heartbeat(worker_id: WorkerId, body: HeartbeatIn, _: WorkerDep, runtime: RuntimeDep) -> Response:
     beat = Beat(
         running=body.running,
@@ -181,28 +191,28 @@ async def heartbeat(worker_id: WorkerId, body: HeartbeatIn, _: WorkerDep, runtim
 # fleet (admin) --------------------------------------------------------------------------------
 
 
-@router.get("/workers")
+@router.get("/workers", responses=documented(WorkerList))
 async def list_workers(_: AdminDep, runtime: RuntimeDep) -> Response:
     rows = await runtime.workers.list_workers()
     return json_response({"object": "list", "data": [worker_view(r) for r in rows]})
 
 
-@router.get("/workers/{worker_id}")
+@router.get("/workers/{worker_id}", responses=documented(WorkerView))
 async def get_worker(worker_id: WorkerId, _: AdminDep, runtime: RuntimeDep) -> Response:
     return json_response(worker_view(await runtime.workers.get(worker_id)))
 
 
-@router.post("/workers/{worker_id}/drain")
+@router.post("/workers/{worker_id}/drain", responses=documented(WorkerView))
 async def drain(worker_id: WorkerId, _: AdminDep, runtime: RuntimeDep) -> Response:
     return json_response(worker_view(await runtime.workers.set_draining(worker_id, True)))
 
 
-@router.post("/workers/{worker_id}/undrain")
+@router.post("/workers/{worker_id}/undrain", responses=documented(WorkerView))
 async def undrain(worker_id: WorkerId, _: AdminDep, runtime: RuntimeDep) -> Response:
     return json_response(worker_view(await runtime.workers.set_draining(worker_id, False)))
 
 
-@router.get("/cluster")
+@router.get("/cluster", responses=documented(ClusterView))
 async def cluster(_: AdminDep, runtime: RuntimeDep) -> Response:
     rows = await runtime.deployments.all()
     replicas = await runtime.deployments.replicas()

@@ -1,0 +1,66 @@
+"""API keys and `/api/me` (`routes.keys`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field
+
+from gpucloud.gateway.views.base import BudgetPeriod, Priority, Role, View
+
+
+class ApiKeyView(View):
+    """An API key as the API shows it: never the secret, never the digest (`routes.keys.key_view`)."""
+
+    id: str
+    object: Literal["api_key"]
+    name: str
+    prefix: str
+    role: Role
+    allowed_models: list[str] | None
+    default_priority: Priority
+    max_priority: Priority
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    rpm_limit: int | None
+    tpm_limit: int | None
+    max_concurrency: int | None
+    token_quota: int | None
+    budget_usd: float | None
+    budget_period: BudgetPeriod | None
+
+
+class ApiKeyCreated(ApiKeyView):
+    """The create call's answer: the only one that carries the secret."""
+
+    key: str = Field(description="the secret, shown this once")
+
+
+class KeyWindow(View):
+    """Use of the rolling one-minute window (None where that limit is not set)."""
+
+    remaining_requests: int | None
+    remaining_tokens: int | None
+    reset_requests_s: float | None
+    reset_tokens_s: float | None
+
+
+class KeyStatus(View):
+    """Limits in use and what is left of the budgets (`Admission.status`)."""
+
+    window: KeyWindow | None
+    token_quota_remaining: int | None
+    budget_usd_remaining: float | None
+    period: str
+    unavailable: bool | None = Field(None, description="present (true) when the limit store is down")
+
+
+class ApiKeyDetail(ApiKeyView):
+    status: KeyStatus
+
+
+class ApiKeyList(View):
+    object: Literal["list"]
+    data: list[ApiKeyView]
