@@ -402,3 +402,41 @@ async def test_redis_outage_gives_503_then_recovers_by_itself(
         f"restore; the job running at the cut was answered {answered:.2f}s after restore "
         f"(attempt {job['attempts']})"
     )
+
+
+# Transient engine failures ---------------------------------------------------------------------
+
+FLAKY = "sim-flaky"
+
+
+async def test_a_transient_engine_failure_before_any_token_runs_the_job_again(
+    cluster_factory: ClusterFactory,
+) -> None:
+    """An engine error marked retryable (an engine server that died) before the first token: the
+    worker hands the job back, it runs again as attempt 2, and the client never sees the failure,
+    streamed or not; one usage row each."""
+    cluster = await cluster_factory()
+    cluster.worker(FLAKY, "flaky_marker=FLAKY", worker_id="flaky-1", slots=2)
+    cluster.server.wait_for_model(FLAKY)
+    async with _client(cluster) as client:
+        plain = await client.chat.completions.create(model=FLAKY, messages=_chat("FLAKY plain"), max_tokens=5)
+        stream = await client.chat.completions.create(
+            model=FLAKY,
+            messages=_chat("FLAKY streamed"),
+            max_tokens=5,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+    assert plain.usage is not None
+    assert plain.usage.completion_tokens == 5
+    streamed_usage = chunks[-1].usage
+    assert streamed_usage is not None
+    assert streamed_usage.completion_tokens == 5
+    for response_id in (plain.id, chunks[0].id):
+        job = await cluster.job(job_id_of(response_id))
+        assert job is not None
+        assert job["status"] == "completed", dict(job)
+        assert job["attempts"] == 2, dict(job)
+        (usage,) = await cluster.usage(job["id"])
+        assert usage["completion_tokens"] == 5

@@ -18,7 +18,8 @@ ones, with no model at all; `dimensions` shortens them (truncated and renormalis
 
 Fault injection for tests of the layers above: a prompt containing `crash_marker` makes the engine
 kill its whole process (exit code 86) when generation starts; one containing `fail_marker` makes it
-raise a non-retryable `EngineError`.
+raise a non-retryable `EngineError`; one containing `flaky_marker` raises a retryable one the first
+time this engine sees that prompt (as an engine server that died would), and succeeds after.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ _OPTION_NAMES = (
     "max_model_tokens",
     "crash_marker",
     "fail_marker",
+    "flaky_marker",
     "natural_end",
     "embedding_dim",
 )
@@ -99,6 +101,7 @@ class SimulatedEngine:
         tokenizer: Tokenizer | None = None,
         crash_marker: str | None = None,
         fail_marker: str | None = None,
+        flaky_marker: str | None = None,
         natural_end: bool = True,
         embedding_dim: int = 256,
         load_s: float = 0.0,
@@ -112,7 +115,12 @@ class SimulatedEngine:
         _check_non_negative("tokens_per_s", tokens_per_s)
         if max_model_tokens < 1:
             raise ValueError(f"max_model_tokens must be at least 1, got {max_model_tokens}")
-        for name, marker in (("crash_marker", crash_marker), ("fail_marker", fail_marker)):
+        markers = (
+            ("crash_marker", crash_marker),
+            ("fail_marker", fail_marker),
+            ("flaky_marker", flaky_marker),
+        )
+        for name, marker in markers:
             if marker is not None and not marker:
                 raise ValueError(f"{name} must not be empty (it would match every prompt)")
         self._model = model
@@ -122,6 +130,8 @@ class SimulatedEngine:
         self._tokenizer = tokenizer if tokenizer is not None else Tokenizer()
         self._crash_marker = crash_marker
         self._fail_marker = fail_marker
+        self._flaky_marker = flaky_marker
+        self._flaked: set[str] = set()  # prompts that already failed once (flaky_marker)
         # False: every answer runs to its token limit (load tests, cancellation tests).
         self._natural_end = natural_end
         # The vocabulary is small and fixed, so this cache of piece -> token ids stays small.
@@ -143,7 +153,7 @@ class SimulatedEngine:
         for key in ("max_model_tokens", "embedding_dim"):
             if key in options:
                 kwargs[key] = _parse_int(key, options[key])
-        for key in ("crash_marker", "fail_marker"):
+        for key in ("crash_marker", "fail_marker", "flaky_marker"):
             if key in options:
                 kwargs[key] = options[key]
         if "natural_end" in options:
@@ -230,9 +240,12 @@ class SimulatedEngine:
                 return
 
     def _inject_faults(self, request: GenerationRequest) -> None:
-        if self._crash_marker is None and self._fail_marker is None:
+        if self._crash_marker is None and self._fail_marker is None and self._flaky_marker is None:
             return
         text = "\n".join(itertools.chain(_strings(request.prompt), _strings(request.messages)))
+        if self._flaky_marker is not None and self._flaky_marker in text and text not in self._flaked:
+            self._flaked.add(text)
+            raise EngineError("simulated transient failure", retryable=True)
         if self._crash_marker is not None and self._crash_marker in text:
             log.critical("simulated crash: the prompt holds the crash marker; exit %d", CRASH_EXIT_CODE)
             os._exit(CRASH_EXIT_CODE)
