@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -116,6 +117,36 @@ def test_workers_register_with_their_gpus(fleet: tuple[Server, str]) -> None:
     assert cluster["slots"] == 12
     assert cluster["models"] == [MODEL]
     assert cluster["queue_depth"][MODEL] == 0
+
+
+def test_heartbeats_carry_the_engines_own_load(fleet: tuple[Server, str]) -> None:
+    """A fixed engine's `load_metrics` (an engine server's running/waiting requests; the simulated
+    engine's running requests) reaches the control plane with every beat."""
+    server, _ = fleet
+    idle = wait_until(lambda: workers(server)["w0"]["engine_load"].get(MODEL))
+    assert set(idle) == {"running_requests"}
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 400}
+    stop = threading.Event()
+
+    def keep_busy() -> None:  # requests back to back, so some are always running
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                r = client.post(f"{server.v1}/chat/completions", json=body, headers=admin(server))
+                assert r.status_code == 200, r.text
+
+    def running() -> float:
+        return sum(
+            w["engine_load"].get(MODEL, {}).get("running_requests", 0) for w in workers(server).values()
+        )
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        busy = [pool.submit(keep_busy) for _ in range(4)]
+        try:
+            assert wait_until(lambda: running() > 0, timeout_s=15)
+        finally:
+            stop.set()
+        for future in busy:
+            future.result()
 
 
 def test_gpu_gauges_are_exported_by_the_metrics_leader(fleet: tuple[Server, str]) -> None:

@@ -54,6 +54,7 @@ class Beat:
     tokens_per_s: float
     gpus: Sequence[Mapping[str, Any]] = ()
     replicas: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
+    engines: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # fixed engines' load
 
     def load(self) -> dict[str, Any]:
         return {
@@ -61,6 +62,7 @@ class Beat:
             "queued": self.queued,
             "tokens_per_s": self.tokens_per_s,
             "replicas": [dict(r) for r in self.replicas],
+            "engines": {model: dict(load) for model, load in self.engines.items()},
         }
 
 

@@ -46,6 +46,7 @@ def worker_view(row: WorkerNode, now: datetime | None = None) -> dict[str, Any]:
         "tokens_per_s": float(load.get("tokens_per_s", 0.0)),
         "models": hosted_models(row),
         "replicas": load.get("replicas", []),
+        "engine_load": load.get("engines", {}),
         "cpu_count": inventory.get("cpu_count"),
         "memory_total_bytes": inventory.get("memory_total_bytes"),
         "memory_available_bytes": inventory.get("memory_available_bytes"),

@@ -132,6 +132,7 @@ class SimulatedEngine:
         self._fail_marker = fail_marker
         self._flaky_marker = flaky_marker
         self._flaked: set[str] = set()  # prompts that already failed once (flaky_marker)
+        self._running = 0  # choices being generated now
         # False: every answer runs to its token limit (load tests, cancellation tests).
         self._natural_end = natural_end
         # The vocabulary is small and fixed, so this cache of piece -> token ids stays small.
@@ -204,7 +205,22 @@ class SimulatedEngine:
         tokens = sum(self._tokenizer.count(text) for text in texts)
         return EmbeddingResult(vectors=packed, prompt_tokens=tokens)
 
+    async def load_metrics(self) -> dict[str, float]:
+        """What the worker puts in its heartbeats, like an engine server's reading."""
+        return {"running_requests": float(self._running)}
+
     async def generate(self, request: GenerationRequest, index: int) -> AsyncGenerator[Delta, None]:
+        """Stream choice `index` of `request` (see `_stream`), counted in `load_metrics`."""
+        self._running += 1
+        stream = self._stream(request, index)
+        try:
+            async for delta in stream:
+                yield delta
+        finally:
+            self._running -= 1
+            await stream.aclose()
+
+    async def _stream(self, request: GenerationRequest, index: int) -> AsyncGenerator[Delta, None]:
         """Stream choice `index` of `request`.
 
         Token accounting: every delta's `tokens` is the number of tokens generated since the

@@ -46,6 +46,20 @@ class _Run:
     engine_error: str | None = None  # the engine failed this attempt (counted by the breaker)
 
 
+async def read_load(engine: Engine) -> dict[str, float] | None:
+    """An engine's own load reading (`load_metrics`, e.g. an engine server's running and waiting
+    requests), or None when it has none or the reading failed: a beat must go out regardless."""
+    read = getattr(engine, "load_metrics", None)
+    if read is None:
+        return None
+    try:
+        load = await read()
+    except Exception as exc:  # noqa: BLE001 - optional reading; the beat must go out
+        log.debug("engine load reading failed: %s", exc)
+        return None
+    return {str(k): float(v) for k, v in dict(load).items()}
+
+
 class WorkerAgent:
     def __init__(
         self,
@@ -104,18 +118,16 @@ class WorkerAgent:
         reports = self._replicas.reports()
         by_key = {(r["deployment_id"], r["index"]): r for r in reports}
         for key, engine in self._replicas.engines():
-            read = getattr(engine, "load_metrics", None)
-            if read is None:
-                continue
-            try:
-                load = await read()
-            except Exception as exc:  # noqa: BLE001 - a reading is optional; the beat must go out
-                log.debug("engine load reading failed: %s", exc)
-                continue
+            load = await read_load(engine)
             report = by_key.get((key["deployment_id"], key["index"]))
-            if report is not None:
-                report["load"] = {str(k): float(v) for k, v in dict(load).items()}
+            if load is not None and report is not None:
+                report["load"] = load
         return reports
+
+    async def engine_loads(self) -> dict[str, dict[str, float]]:
+        """The load each fixed (`--model`) engine reports, by model, for the heartbeat."""
+        loads = {model: await read_load(engine) for model, engine in self._engines.items()}
+        return {model: load for model, load in loads.items() if load is not None}
 
     @property
     def running(self) -> int:

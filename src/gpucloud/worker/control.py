@@ -164,6 +164,7 @@ class ControlPlane:
             "tokens_per_s": round(tokens / elapsed, 3) if elapsed > 0 else 0.0,
             "gpus": self._gpus(),
             "replicas": await agent.replica_reports(),
+            "engines": await agent.engine_loads(),
         }
 
 

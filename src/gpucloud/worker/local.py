@@ -79,6 +79,7 @@ class LocalControl:
             tokens_per_s=round(tokens / elapsed, 3) if elapsed > 0 else 0.0,
             gpus=self._gpus(),
             replicas=reports,
+            engines=await self._agent.engine_loads(),
         )
         row = await self._directory.heartbeat(self._agent.worker_id, beat)
         await self._deployments.apply_reports(

@@ -1248,6 +1248,15 @@ export interface components {
         };
         /** HeartbeatIn */
         HeartbeatIn: {
+            /**
+             * Engines
+             * @description load readings of the fixed engines, by model
+             */
+            engines?: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
             /** Gpus */
             gpus?: components["schemas"]["GpuIn"][];
             /**
@@ -1919,6 +1928,12 @@ export interface components {
             cpu_count: number | null;
             /** Draining */
             draining: boolean;
+            /** Engine Load */
+            engine_load: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
             /** Gpus */
             gpus: components["schemas"]["GpuView"][];
             /** Hostname */

@@ -97,6 +97,9 @@ class HeartbeatIn(BaseModel):
     tokens_per_s: float = Field(0.0, ge=0, le=1e9)
     gpus: list[GpuIn] = Field(default_factory=list, max_length=MAX_GPUS)
     replicas: list[ReplicaIn] = Field(default_factory=list, max_length=1000)
+    engines: dict[ModelName, dict[Annotated[str, StringConstraints(max_length=64)], float]] = Field(
+        default_factory=dict, max_length=1000, description="load readings of the fixed engines, by model"
+    )
 
 
 class TokenCreate(BaseModel):
@@ -178,6 +181,7 @@ async def heartbeat(worker_id: WorkerId, body: HeartbeatIn, _: WorkerDep, runtim
         tokens_per_s=body.tokens_per_s,
         gpus=[gpu.model_dump() for gpu in body.gpus],
         replicas=[r.model_dump() for r in body.replicas],
+        engines=body.engines,
     )
     row = await runtime.workers.heartbeat(worker_id, beat)
     reports = [

@@ -53,6 +53,7 @@ class WorkerView(View):
     tokens_per_s: float
     models: list[str]
     replicas: list[WorkerReplica]
+    engine_load: dict[str, dict[str, float]]  # the fixed (--model) engines' own load readings
     cpu_count: int | None
     memory_total_bytes: int | None
     memory_available_bytes: int | None
