@@ -123,6 +123,7 @@ def test_heartbeats_carry_the_engines_own_load(fleet: tuple[Server, str]) -> Non
     """A fixed engine's `load_metrics` (an engine server's running/waiting requests; the simulated
     engine's running requests) reaches the control plane with every beat."""
     server, _ = fleet
+    server.wait_for_model(MODEL)
     idle = wait_until(lambda: workers(server)["w0"]["engine_load"].get(MODEL))
     assert set(idle) == {"running_requests"}
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 400}

@@ -14,6 +14,7 @@ agent asks `acquire(model)` for a replica to run a job on, and `release`s it aft
 * **Breaker.** A replica whose jobs fail `threshold` times within `window_s` is taken out of
   rotation (`failed`, with the reason, for `cooldown_s`), then tried again.
 * **Failed loads** are retried with exponential backoff (2 s doubling to 60 s).
+* **One load at a time** per worker (see `_load`); requests for ready replicas are not held up.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ class ReplicaSet:
         self._replicas: dict[tuple[str, int], Replica] = {}
         self._unloading: set[Replica] = set()  # their memory is held until the engine stops
         self._leaving: set[asyncio.Task[None]] = set()
+        self._loading = asyncio.Lock()
 
     # what the agent asks ---------------------------------------------------------------------
 
@@ -301,10 +303,14 @@ class ReplicaSet:
         engine: Engine | None = None
         try:
             await self._make_room(replica)
-            # In a thread: the first engine of a kind imports its libraries (torch takes seconds),
-            # which must not stall the event loop that serves requests and heartbeats.
-            engine = await asyncio.to_thread(self._build, a)
-            await engine.start()
+            # One load at a time per worker: two engines importing transformers in two threads at
+            # once can see its lazily initialised module half-built ("cannot import name ..."),
+            # and loads share the host's memory and disk anyway.
+            async with self._loading:
+                # In a thread: the first engine of a kind imports its libraries (torch takes
+                # seconds), which must not stall the event loop that serves requests and beats.
+                engine = await asyncio.to_thread(self._build, a)
+                await engine.start()
         except asyncio.CancelledError:
             if engine is not None:
                 await engine.stop()
