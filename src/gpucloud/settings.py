@@ -7,6 +7,8 @@ through its constructor.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -84,11 +86,14 @@ class ClusterSettings(BaseModel):
         return self.unhealthy_after_s if self.unhealthy_after_s is not None else 3 * self.heartbeat_interval_s
 
 
+_PREFIX = "GPUCLOUD_"
+
+
 class Settings(BaseSettings):
     """The whole configuration. See the README's configuration table."""
 
     model_config = SettingsConfigDict(
-        env_prefix="GPUCLOUD_", env_nested_delimiter="__", extra="ignore", validate_default=True
+        env_prefix=_PREFIX, env_nested_delimiter="__", extra="ignore", validate_default=True
     )
 
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".gpucloud")
@@ -142,3 +147,12 @@ class Settings(BaseSettings):
         if self.local_worker.enabled is not None:
             return self.local_worker.enabled
         return self.redis_url is None
+
+
+def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a third-party child process (an engine server): this process's, without
+    the `GPUCLOUD_*` variables (they hold the worker's token and the Redis and database URLs),
+    plus `extra`. Here because this is the only module that reads the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIX)}
+    env.update(extra or {})
+    return env

@@ -45,6 +45,17 @@ class ReplicaReport:
     reason: str | None = None
     last_used_at: float | None = None  # Unix seconds of the last job it ran
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReplicaReport:
+        """From a heartbeat's replica entry (`worker.replicas.ReplicaSet.reports`)."""
+        return cls(
+            str(data["deployment_id"]),
+            int(data["index"]),
+            ReplicaState(data["state"]),
+            data.get("reason"),
+            data.get("last_used_at"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class PlacedReplica:
@@ -156,15 +167,17 @@ class DeploymentStore:
         async with self._db.session() as session:
             return [(r, d) for r, d in (await session.execute(query)).tuples()]
 
-    async def apply_reports(self, worker_id: str, reports: Sequence[ReplicaReport]) -> None:
+    async def apply_reports(
+        self, worker_id: str, reports: Sequence[ReplicaReport]
+    ) -> list[tuple[DeploymentReplica, Deployment]]:
         """Record what a worker says of its replicas; only rows placed on that worker change, and
-        only when something changed (SQLite has one writer at a time)."""
-        if not reports:
-            return
-        held = {(r.deployment_id, r.index): r for r, _ in await self.replicas_of_worker(worker_id)}
+        only when something changed (SQLite has one writer at a time). Returns the replicas placed
+        on the worker (read once per beat; what the beat's answer assigns)."""
+        placed = await self.replicas_of_worker(worker_id)
+        held = {(r.deployment_id, r.index): r for r, _ in placed}
         due = [rep for rep in reports if _changes(held.get((rep.deployment_id, rep.index)), rep)]
         if not due:
-            return
+            return placed
         now = utcnow()
         async with self._db.transaction() as connection:
             for rep in due:
@@ -180,6 +193,7 @@ class DeploymentStore:
                     )
                     .values(**values)
                 )
+        return placed
 
     async def replace_placements(
         self,

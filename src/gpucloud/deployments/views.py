@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gpucloud.db import Deployment, DeploymentReplica
-from gpucloud.deployments.states import SERVING, DeploymentState, ReplicaState, ReplicaStatus, derive
+from gpucloud.deployments.states import (
+    SERVING,
+    DeploymentState,
+    Derived,
+    ReplicaState,
+    ReplicaStatus,
+    derive,
+)
 from gpucloud.deployments.store import DeploymentStore
 from gpucloud.registry import CatalogEntry
 
@@ -23,13 +30,25 @@ def replica_view(row: DeploymentReplica) -> dict[str, Any]:
     }
 
 
-def deployment_view(row: Deployment, replicas: Sequence[DeploymentReplica]) -> dict[str, Any]:
-    derived = derive(
+def by_deployment(replicas: Iterable[DeploymentReplica]) -> dict[str, list[DeploymentReplica]]:
+    """Replica rows grouped by deployment id (rows come sorted by deployment, index)."""
+    grouped: dict[str, list[DeploymentReplica]] = {}
+    for replica in replicas:
+        grouped.setdefault(replica.deployment_id, []).append(replica)
+    return grouped
+
+
+def derived(row: Deployment, replicas: Sequence[DeploymentReplica]) -> Derived:
+    return derive(
         [ReplicaStatus(r.index, ReplicaState(r.state), r.reason) for r in replicas],
         wanted=row.replicas,
         scheduled_once=row.state != DeploymentState.PENDING.value,
         unschedulable=row.reason,
     )
+
+
+def deployment_view(row: Deployment, replicas: Sequence[DeploymentReplica]) -> dict[str, Any]:
+    state = derived(row, replicas)
     return {
         "id": row.id,
         "object": "deployment",
@@ -46,9 +65,9 @@ def deployment_view(row: Deployment, replicas: Sequence[DeploymentReplica]) -> d
         "policy": row.policy,
         "on_demand": row.on_demand,
         "idle_unload_seconds": row.idle_unload_seconds,
-        "state": derived.state.value,
-        "reason": derived.reason,
-        "ready_replicas": derived.ready_replicas,
+        "state": state.state.value,
+        "reason": state.reason,
+        "ready_replicas": state.ready_replicas,
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
         "replica_states": [replica_view(r) for r in replicas],
@@ -73,14 +92,13 @@ def assignment_view(replica: DeploymentReplica, deployment: Deployment) -> dict[
 
 async def catalog(store: DeploymentStore) -> dict[str, CatalogEntry]:
     """Every deployment as the model registry lists it (`/v1/models`, request admission)."""
-    rows = await store.all()
-    replicas = await store.replicas()
+    replicas = by_deployment(await store.replicas())
     out: dict[str, CatalogEntry] = {}
-    for row in rows:
-        mine = [r for r in replicas if r.deployment_id == row.id]
+    for row in await store.all():
+        mine = replicas.get(row.id, [])
         serving = any(ReplicaState(r.state) in SERVING for r in mine)
-        view = deployment_view(row, mine)
+        state = derived(row, mine)
         out[row.name] = CatalogEntry(
-            int(row.created_at.timestamp()), serving, view["reason"] or view["state"]
+            int(row.created_at.timestamp()), serving, state.reason or state.state.value
         )
     return out

@@ -102,10 +102,6 @@ class WorkerAgent:
             return list(self._engines)
         return sorted(set(self._engines) | set(self._replicas.models()))
 
-    @property
-    def replicas(self) -> ReplicaSet | None:
-        return self._replicas
-
     def apply_assignments(self, assignments: Sequence[Mapping[str, Any]]) -> None:
         """The replicas the control plane wants here (from a heartbeat's answer)."""
         if self._replicas is not None:
@@ -119,7 +115,7 @@ class WorkerAgent:
         by_key = {(r["deployment_id"], r["index"]): r for r in reports}
         for key, engine in self._replicas.engines():
             load = await read_load(engine)
-            report = by_key.get((key["deployment_id"], key["index"]))
+            report = by_key.get(key)
             if load is not None and report is not None:
                 report["load"] = load
         return reports

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from gpucloud.background import Background
 from gpucloud.cluster.directory import Beat, Registration, WorkerDirectory
-from gpucloud.deployments import DeploymentStore, ReplicaReport, ReplicaState, assignment_view
+from gpucloud.db import Deployment, DeploymentReplica
+from gpucloud.deployments import DeploymentStore, ReplicaReport, assignment_view
 from gpucloud.worker.agent import WorkerAgent
 from gpucloud.worker.inventory import GpuProbe, read_gpus, read_host
 
@@ -60,7 +62,7 @@ class LocalControl:
             slots=self._agent.slots,
         )
         await self._directory.register(registration, token_id=None)
-        await self._assign()
+        self._assign(await self._deployments.replicas_of_worker(self._agent.worker_id))
         self._loop.start()
 
     async def close(self) -> None:
@@ -82,23 +84,16 @@ class LocalControl:
             engines=await self._agent.engine_loads(),
         )
         row = await self._directory.heartbeat(self._agent.worker_id, beat)
-        await self._deployments.apply_reports(
-            self._agent.worker_id,
-            [
-                ReplicaReport(
-                    r["deployment_id"], r["index"], ReplicaState(r["state"]), r["reason"], r["last_used_at"]
-                )
-                for r in reports
-            ],
+        held = await self._deployments.apply_reports(
+            self._agent.worker_id, [ReplicaReport.from_dict(r) for r in reports]
         )
         if row.draining:
             self._agent.drain()
         else:
             self._agent.undrain()
-        await self._assign()
+        self._assign(held)
 
-    async def _assign(self) -> None:
-        held = await self._deployments.replicas_of_worker(self._agent.worker_id)
+    def _assign(self, held: Sequence[tuple[DeploymentReplica, Deployment]]) -> None:
         self._agent.apply_assignments([assignment_view(replica, deployment) for replica, deployment in held])
 
     async def _run(self) -> None:

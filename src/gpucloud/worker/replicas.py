@@ -141,9 +141,6 @@ class ReplicaSet:
     def hosts(self, model: str) -> bool:
         return any(r.assignment.name == model for r in self._replicas.values())
 
-    def running(self, model: str) -> int:
-        return sum(r.active for r in self._replicas.values() if r.assignment.name == model)
-
     def _leasable(self, replica: Replica, now: float) -> bool:
         if replica.broken_until > now:
             return False
@@ -273,13 +270,9 @@ class ReplicaSet:
             )
         return out
 
-    def engines(self) -> list[tuple[dict[str, Any], Engine]]:
-        """(report, engine) of each loaded replica, for per-engine load readings."""
-        return [
-            ({"deployment_id": r.assignment.deployment_id, "index": r.assignment.index}, r.engine)
-            for r in self._replicas.values()
-            if r.engine is not None
-        ]
+    def engines(self) -> list[tuple[tuple[str, int], Engine]]:
+        """((deployment id, index), engine) of each loaded replica, for per-engine load readings."""
+        return [(key, r.engine) for key, r in self._replicas.items() if r.engine is not None]
 
     async def close(self) -> None:
         for replica in list(self._replicas.values()):

@@ -32,6 +32,7 @@ import httpx
 
 from gpucloud.engines.protocol import EngineError
 from gpucloud.engines.server.presets import HOST
+from gpucloud.settings import child_environment
 
 log = logging.getLogger(__name__)
 child_log = logging.getLogger("gpucloud.engines.server.child")
@@ -124,8 +125,7 @@ class ServerProcess:
         argv = self._argv_for(self._port)
         self._tail.clear()
         log.info("starting engine server on %s: %s", self.base_url, argv[0])
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")}
-        env.update(self._extra_env)
+        env = child_environment(self._extra_env)
         self._process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,

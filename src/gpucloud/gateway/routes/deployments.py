@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.responses import Response
 
 from gpucloud.deployments import DeploymentRequest, deployment_view, validate
+from gpucloud.deployments.views import by_deployment
 from gpucloud.gateway.deps import AdminDep, RuntimeDep, get_admin
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views import DeploymentDeleted, DeploymentList, DeploymentView, documented
@@ -77,7 +78,8 @@ async def create(body: DeploymentCreate, _: AdminDep, runtime: RuntimeDep) -> Re
 async def list_deployments(runtime: RuntimeDep) -> Response:
     rows = await runtime.deployments.all()
     replicas = await runtime.deployments.replicas()
-    data = [deployment_view(row, [r for r in replicas if r.deployment_id == row.id]) for row in rows]
+    grouped = by_deployment(replicas)
+    data = [deployment_view(row, grouped.get(row.id, [])) for row in rows]
     return json_response({"object": "list", "data": data})
 
 

@@ -3,6 +3,7 @@ only), drain and the fleet views (admin keys only)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
@@ -11,8 +12,9 @@ from starlette.responses import Response
 
 from gpucloud.cluster import Beat, Registration
 from gpucloud.cluster.views import cluster_view, worker_view
-from gpucloud.db import WorkerNode, WorkerToken
-from gpucloud.deployments import ReplicaReport, ReplicaState, assignment_view, deployment_view
+from gpucloud.db import Deployment, DeploymentReplica, WorkerNode, WorkerToken
+from gpucloud.deployments import ReplicaReport, assignment_view, deployment_view
+from gpucloud.deployments.views import by_deployment
 from gpucloud.gateway.deps import AdminDep, RuntimeDep, WorkerDep
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views import (
@@ -120,10 +122,11 @@ def token_view(row: WorkerToken) -> dict[str, object]:
     }
 
 
-async def _orders(row: WorkerNode, runtime: RuntimeDep) -> dict[str, object]:
+def _orders(
+    row: WorkerNode, runtime: RuntimeDep, held: Sequence[tuple[DeploymentReplica, Deployment]]
+) -> dict[str, object]:
     """What a worker learns from each call: its state, whether to drain, how often to beat, and
-    the replicas it is to hold (it loads what is new and unloads what is gone)."""
-    held = await runtime.deployments.replicas_of_worker(row.id)
+    the replicas it is to hold (`held`: it loads what is new and unloads what is gone)."""
     return {
         "worker_id": row.id,
         "state": row.state,
@@ -170,7 +173,7 @@ async def register(body: RegisterIn, caller: WorkerDep, runtime: RuntimeDep) -> 
         slots=body.slots,
     )
     row = await runtime.workers.register(registration, caller.token_id)
-    return json_response(await _orders(row, runtime))
+    return json_response(_orders(row, runtime, await runtime.deployments.replicas_of_worker(row.id)))
 
 
 @router.post("/workers/{worker_id}/heartbeat", responses=documented(WorkerOrders))
@@ -184,12 +187,9 @@ async def heartbeat(worker_id: WorkerId, body: HeartbeatIn, _: WorkerDep, runtim
         engines=body.engines,
     )
     row = await runtime.workers.heartbeat(worker_id, beat)
-    reports = [
-        ReplicaReport(r.deployment_id, r.index, ReplicaState(r.state), r.reason, r.last_used_at)
-        for r in body.replicas
-    ]
-    await runtime.deployments.apply_reports(worker_id, reports)
-    return json_response(await _orders(row, runtime))
+    reports = [ReplicaReport.from_dict(replica) for replica in beat.replicas]
+    held = await runtime.deployments.apply_reports(worker_id, reports)
+    return json_response(_orders(row, runtime, held))
 
 
 # fleet (admin) --------------------------------------------------------------------------------
@@ -220,5 +220,6 @@ async def undrain(worker_id: WorkerId, _: AdminDep, runtime: RuntimeDep) -> Resp
 async def cluster(_: AdminDep, runtime: RuntimeDep) -> Response:
     rows = await runtime.deployments.all()
     replicas = await runtime.deployments.replicas()
-    views = {d.name: deployment_view(d, [r for r in replicas if r.deployment_id == d.id]) for d in rows}
+    grouped = by_deployment(replicas)
+    views = {d.name: deployment_view(d, grouped.get(d.id, [])) for d in rows}
     return json_response(await cluster_view(await runtime.workers.list_workers(), runtime.queue, views))
