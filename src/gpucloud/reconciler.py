@@ -6,6 +6,13 @@
   running are enqueued again (attempts keep counting up, so a late result of an old attempt stays
   fenced), or ended as expired if their deadline passed. A conditional UPDATE claims each job, so
   of several gateways exactly one re-enqueues it.
+* **Orphaned synchronous jobs.** A synchronous job has a row only once it started (its client
+  waits on a gateway; see `queue.protocol.Unrecorded`), and is never re-enqueued: after a crash its
+  client is gone, and running it again would bill an answer nobody receives. A row of such a job
+  left active is ended as `interrupted` (billed nothing: what reached the client before the crash
+  was never reported) once the gateway holding its client is known to be gone — at once in
+  embedded mode, where this process is the only gateway, or after `orphan_after_s` (the longest a
+  request may run) in cluster mode, where a live worker would have ended it by then.
 * **Old results.** Results kept for `GET /v1/jobs/{id}` are dropped after `result_ttl_s`.
 """
 
@@ -38,9 +45,21 @@ _ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 class Reconciler:
     def __init__(
-        self, db: Database, queue: JobQueue, *, result_ttl_s: float, every_s: float = 5.0, batch: int = 500
+        self,
+        db: Database,
+        queue: JobQueue,
+        *,
+        result_ttl_s: float,
+        every_s: float = 5.0,
+        batch: int = 500,
+        reply_to: str = "",
+        lone_gateway: bool = False,
+        orphan_after_s: float = 3600.0,
     ) -> None:
         self._db = db
+        self._reply_to = reply_to
+        self._lone_gateway = lone_gateway
+        self._orphan_after_s = orphan_after_s
         self._queue = queue
         self._result_ttl_s = result_ttl_s
         self._every_s = every_s
@@ -94,7 +113,35 @@ class Reconciler:
                 handled += await self._requeue(job, current)
         if handled:
             log.warning("reconciler: re-enqueued or expired %d job(s) from a lost queue state", handled)
-        return handled
+        return handled + await self.end_orphans()
+
+    async def end_orphans(self) -> int:
+        """End the active rows of synchronous jobs whose client is gone (see module docstring)."""
+        query = select(Job.id, Job.attempts, Job.model, Job.reply_to).where(
+            Job.status.in_(_ACTIVE), Job.queue_epoch.is_(None)
+        )
+        if self._lone_gateway:
+            query = query.where(Job.reply_to != self._reply_to)
+        else:
+            query = query.where(Job.started_at < utcnow() - timedelta(seconds=self._orphan_after_s))
+        async with self._db.read() as connection:
+            rows = (await connection.execute(query.limit(self._batch))).all()
+        for row in rows:
+            await self._queue.report(
+                Outcome(
+                    job_id=row.id,
+                    attempt=row.attempts,
+                    status=OutcomeStatus.INTERRUPTED,
+                    reply_to=row.reply_to or "",
+                    model=row.model,
+                    error="the gateway holding the client was lost",
+                    error_code="interrupted",
+                    at=time.time(),
+                )
+            )
+        if rows:
+            log.warning("reconciler: ended %d synchronous job(s) whose client was lost", len(rows))
+        return len(rows)
 
     async def _claim(self, job: Job, current: str) -> bool:
         async with self._db.transaction() as session:

@@ -162,6 +162,7 @@ class Runtime:
         admission = build_admission(settings, usage)
         directory = WorkerDirectory(db, health_policy(settings))
         controller = DeploymentController(deployments, directory)
+        router = ReplyRouter(queue, f"gw-{instance_id}")
         worker = local_control = None
         if settings.local_worker_enabled():
             # Embedded mode has one process per database: a stable id keeps one row across restarts.
@@ -188,7 +189,7 @@ class Runtime:
             usage=usage,
             admission=admission,
             registry=registry,
-            router=ReplyRouter(queue, f"gw-{instance_id}"),
+            router=router,
             finalizer=Finalizer(
                 db, queue, consumer=f"finalizer-{instance_id}", metrics=metrics, admission=admission
             ),
@@ -197,7 +198,14 @@ class Runtime:
                 metrics, queue, instance_id, fleet=directory.list_workers, replicas=deployments.replica_counts
             ),
             stats=LiveStats(db, queue, registry),
-            reconciler=Reconciler(db, queue, result_ttl_s=settings.queue.result_ttl_s),
+            reconciler=Reconciler(
+                db,
+                queue,
+                result_ttl_s=settings.queue.result_ttl_s,
+                reply_to=router.reply_to,
+                lone_gateway=settings.redis_url is None,
+                orphan_after_s=settings.queue.max_wait_s + settings.queue.request_timeout_s + 60,
+            ),
             instance_id=instance_id,
             worker_tokens=WorkerTokenService(db),
             workers=directory,

@@ -1,5 +1,6 @@
-"""`Database`: the async engine and the two ways to use it — `session()` (ORM) to read,
-`transaction()` (a Core connection inside a transaction) to write.
+"""`Database`: the async engine and the ways to use it — `session()` (ORM) and `read()` (Core) to
+read, `transaction()` (a Core connection inside a transaction) to write, and `writer` (group commit,
+see `db.writer`) for the writes on the request path.
 
 On SQLite, writes are serialised in-process and begin with `BEGIN IMMEDIATE`: a deferred
 transaction that reads and then writes can fail with "database is locked" without waiting for the
@@ -8,16 +9,23 @@ autocommit mode (each statement its own snapshot), which WAL lets run beside the
 explicit BEGIN/ROLLBACK around each read cost 0.8 ms here. Writes use Core statements on a
 connection: the ORM unit of work costs about 0.9 ms more per transaction, on the hot path of every
 request. On PostgreSQL both paths are plain pooled transactions.
+
+The group-commit writer's transactions run, on SQLite, in one dedicated thread on a plain `sqlite3`
+connection (one thread hop per batch of statements), under the same in-process write lock as
+`transaction()`, so the two never wait on SQLite's busy handler; on PostgreSQL, through
+`AsyncConnection.run_sync` on the loop. Every engine hides statement parameters from its error
+messages, so a failed statement never carries a prompt or a digest into a log line.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -25,7 +33,11 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from gpucloud.db.writer import GroupWriter
+
+T = TypeVar("T")
 
 
 class Database:
@@ -39,16 +51,40 @@ class Database:
             # and a pool that fits the concurrency avoids opening a connection (and its thread) per read.
             self._engine = self._sqlite_engine(url, "BEGIN IMMEDIATE", pool_size=2, overflow=2)
             self._read_engine = self._sqlite_engine(url, None, pool_size=24, overflow=8)
+            self._sync_writer: Engine | None = self._sqlite_sync_writer(url)
+            self._writer_thread: ThreadPoolExecutor | None = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="sqlite-writer"
+            )
         else:
-            self._engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size * 2)
+            self._engine = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size * 2, hide_parameters=True
+            )
             self._read_engine = self._engine
+            self._sync_writer, self._writer_thread = None, None
         self._reads = async_sessionmaker(self._read_engine, expire_on_commit=False)
+        self.writer = GroupWriter(self.run_sync_write)
 
     def _sqlite_engine(self, url: str, begin: str | None, *, pool_size: int, overflow: int) -> AsyncEngine:
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=overflow)
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=overflow, hide_parameters=True)
+        self._configure_sqlite(engine.sync_engine, begin)
+        return engine
+
+    def _sqlite_sync_writer(self, url: str) -> Engine:
+        """The writer thread's engine: one plain sqlite3 connection, used by that thread only."""
+        sync_url = url.replace("sqlite+aiosqlite:", "sqlite:", 1)
+        engine = create_engine(
+            sync_url,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+            hide_parameters=True,
+        )
+        self._configure_sqlite(engine, "BEGIN IMMEDIATE")
+        return engine
+
+    def _configure_sqlite(self, engine: Engine, begin: str | None) -> None:
         busy = self._busy_timeout_ms
 
-        @event.listens_for(engine.sync_engine, "connect")
+        @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
             # Take transaction control from the driver so that `begin` below decides how to begin.
             dbapi_connection.isolation_level = None
@@ -61,11 +97,9 @@ class Database:
 
         if begin is not None:
 
-            @event.listens_for(engine.sync_engine, "begin")
+            @event.listens_for(engine, "begin")
             def _on_begin(connection: Any) -> None:
                 connection.exec_driver_sql(begin)
-
-        return engine
 
     @property
     def engine(self) -> AsyncEngine:
@@ -93,11 +127,31 @@ class Database:
             async with self._engine.begin() as connection:
                 yield connection
 
+    async def run_sync_write(self, operation: Callable[[Connection], T]) -> T:
+        """Run `operation` (synchronous Core statements) in one transaction and commit it."""
+        if self._sync_writer is None or self._writer_thread is None:
+            async with self._engine.begin() as connection:
+                return await connection.run_sync(operation)
+        writer = self._sync_writer
+        async with self._write_lock:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._writer_thread, _in_transaction, writer, operation
+            )
+
     async def ping(self) -> None:
         async with self._read_engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
+        await self.writer.close()
+        if self._sync_writer is not None and self._writer_thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._writer_thread, self._sync_writer.dispose)
+            self._writer_thread.shutdown(wait=True)
         await self._engine.dispose()
         if self._read_engine is not self._engine:
             await self._read_engine.dispose()
+
+
+def _in_transaction(engine: Engine, operation: Callable[[Connection], T]) -> T:
+    with engine.begin() as connection:
+        return operation(connection)

@@ -43,6 +43,8 @@ from gpucloud.queue.protocol import (
     Priority,
     QueueFull,
     QueueUnavailable,
+    Unrecorded,
+    carried,
 )
 from gpucloud.queue.router import JobWatch
 from gpucloud.reconciler import deadline_at
@@ -78,6 +80,7 @@ class Submitted:
     started_at: float | None = None
     repeat: bool = False  # an idempotent repeat: the job exists already, there is nothing to watch
     ticket: Ticket | None = None  # what admission reserved (its decision makes the rate-limit headers)
+    message: JobMessage | None = None  # what was queued (an expiry of an unrecorded job carries it)
 
     def headers(self) -> dict[str, str]:
         return rate_headers(self.ticket.decision if self.ticket is not None else None)
@@ -191,8 +194,15 @@ class Inference:
         request_id: str,
         idempotency_key: str | None = None,
         max_wait_s: float | None = None,
+        asynchronous: bool = False,
     ) -> Submitted:
-        """Record and queue a job; with an idempotency key already used, return that job instead."""
+        """Queue a job; with an idempotency key already used, return that job instead.
+
+        A synchronous job is queued without a database row (`queue.protocol.Unrecorded`): its
+        client waits here, so nothing needs the row before the finalizer writes it with the job's
+        start or ending. An asynchronous job (polled later) or an idempotent one (found by repeats)
+        is recorded first.
+        """
         self._rt.registry.resolve(principal, generation.model)
         payload = generation.to_dict()
         if idempotency_key is not None:
@@ -206,18 +216,23 @@ class Inference:
         ticket = await self._rt.admission.admit(
             principal, generation.model, job_id, prompt_tokens, generation.max_tokens, completions
         )
+        now = time.time()
+        message = JobMessage(
+            job_id=job_id,
+            model=generation.model,
+            priority=priority,
+            request=payload,
+            reply_to=self._rt.router.reply_to,
+            stream=stream,
+            enqueued_at=now,
+            deadline=now + (max_wait_s or self._queue_settings.max_wait_s),
+            request_id=request_id,
+        )
         try:
-            return await self._record_and_queue(
-                principal,
-                generation,
-                job_id,
-                ticket,
-                stream=stream,
-                priority=priority,
-                request_id=request_id,
-                idempotency_key=idempotency_key,
-                max_wait_s=max_wait_s,
-            )
+            if asynchronous or idempotency_key is not None:
+                return await self._record_and_queue(principal, message, ticket, idempotency_key)
+            message.unrecorded = Unrecorded(principal.key_id, generation.kind, ticket.to_dict())
+            return await self._queue(message, ticket, generation.n)
         except BaseException:
             await self._rt.admission.abandon(ticket)  # it never reached the queue: nothing was used
             raise
@@ -230,71 +245,59 @@ class Inference:
             return sum(self._tokenizer.count(text) for text in generation.input or ())
         return self._tokenizer.count(generation.prompt or "")
 
-    async def _record_and_queue(
-        self,
-        principal: Principal,
-        generation: GenerationRequest,
-        job_id: str,
-        ticket: Ticket,
-        *,
-        stream: bool,
-        priority: Priority,
-        request_id: str,
-        idempotency_key: str | None,
-        max_wait_s: float | None,
-    ) -> Submitted:
-        payload = generation.to_dict()
-        now = time.time()
-        deadline = now + (max_wait_s or self._queue_settings.max_wait_s)
-        epoch = await self._rt.reconciler.current_epoch()
-        watch = self._rt.router.watch(job_id)
-        try:
-            await self._rt.jobs.create(
-                NewJob(
-                    admission=ticket.to_dict(),
-                    queue_epoch=epoch,
-                    reply_to=self._rt.router.reply_to,
-                    deadline_at=deadline_at(deadline),
-                    id=job_id,
-                    key_id=principal.key_id,
-                    model=generation.model,
-                    endpoint=generation.kind,
-                    priority=priority.value,
-                    stream=stream,
-                    request=payload,
-                    request_id=request_id,
-                    idempotency_key=idempotency_key,
-                )
-            )
-        except IntegrityError:  # the same idempotency key, concurrently: follow the winner
-            watch.close()
-            existing = await self._rt.jobs.find_idempotent(principal.key_id, idempotency_key or "")
-            if existing is None:
-                raise
-            await self._rt.admission.abandon(ticket)
-            return self._repeat(existing, payload)
-        except BaseException:
-            watch.close()
-            raise
-        message = JobMessage(
-            job_id=job_id,
-            model=generation.model,
-            priority=priority,
-            request=payload,
-            reply_to=self._rt.router.reply_to,
-            stream=stream,
-            enqueued_at=now,
-            deadline=deadline,
-            request_id=request_id,
-        )
+    async def _queue(self, message: JobMessage, ticket: Ticket, n: int) -> Submitted:
+        """Watch the job's events (before it can produce any), then put it on the queue."""
+        watch = self._rt.router.watch(message.job_id)
         try:
             await self._enqueue(message)
         except BaseException:
             watch.close()
             raise
+        kind: RequestKind = message.request.get("kind", "chat")
         return Submitted(
-            job_id, generation.kind, generation.model, int(now), generation.n, watch, ticket=ticket
+            message.job_id,
+            kind,
+            message.model,
+            int(message.enqueued_at),
+            n,
+            watch,
+            ticket=ticket,
+            message=message,
         )
+
+    async def _record_and_queue(
+        self, principal: Principal, message: JobMessage, ticket: Ticket, idempotency_key: str | None
+    ) -> Submitted:
+        epoch = await self._rt.reconciler.current_epoch()
+        try:
+            await self._rt.jobs.create(
+                NewJob(
+                    admission=ticket.to_dict(),
+                    queue_epoch=epoch,
+                    reply_to=message.reply_to,
+                    deadline_at=deadline_at(message.deadline),
+                    id=message.job_id,
+                    key_id=principal.key_id,
+                    model=message.model,
+                    endpoint=str(message.request.get("kind", "chat")),
+                    priority=message.priority.value,
+                    stream=message.stream,
+                    request=message.request,
+                    request_id=message.request_id,
+                    idempotency_key=idempotency_key,
+                )
+            )
+        except IntegrityError:  # the same idempotency key, concurrently: follow the winner
+            existing = await self._rt.jobs.find_idempotent(principal.key_id, idempotency_key or "")
+            if existing is None:
+                raise
+            await self._rt.admission.abandon(ticket)
+            return self._repeat(existing, message.request)
+        try:
+            return await self._queue(message, ticket, int(message.request.get("n") or 1))
+        except BaseException:
+            await self._rt.jobs.discard(message.job_id)
+            raise
 
     def _repeat(self, existing: Job, payload: dict[str, Any]) -> Submitted:
         if existing.request != payload:
@@ -334,13 +337,11 @@ class Inference:
         try:
             await self._rt.queue.submit(message)
         except QueueFull as exc:
-            await self._rt.jobs.discard(message.job_id)
             raise Overloaded(
                 f"The queue for model '{message.model}' is full; retry later.",
                 retry_after_s=self._retry_after(message.model, exc.depth),
             ) from None
         except QueueUnavailable:
-            await self._rt.jobs.discard(message.job_id)
             raise Unavailable("The job queue is unavailable; retry later.", retry_after_s=5) from None
 
     def _retry_after(self, model: str, depth: int) -> float:
@@ -382,6 +383,7 @@ class Inference:
                     error="no worker started the job in time",
                     error_code="queue_timeout",
                     at=time.time(),
+                    job=carried(job.message) if job.message is not None else None,
                 )
             )
 

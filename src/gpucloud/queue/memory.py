@@ -29,6 +29,7 @@ from gpucloud.queue.protocol import (
     Priority,
     QueueFull,
     WorkerInfo,
+    carried,
 )
 
 # Outcomes read but not acknowledged this long are handed out again (a finalizer that failed).
@@ -222,6 +223,7 @@ class MemoryJobQueue:
                 error="the worker was lost after the stream had started",
                 error_code="worker_lost",
                 at=time.time(),
+                job=carried(lease.job),
             )
         )
 
@@ -239,6 +241,7 @@ class MemoryJobQueue:
                 error=f"delivered {entry.deliveries - 1} times without finishing",
                 error_code="dead_lettered",
                 at=time.time(),
+                job=carried(job),
             )
         )
 
@@ -265,6 +268,7 @@ class MemoryJobQueue:
                 model=lease.job.model,
                 worker_id=lease.worker_id,
                 at=time.time(),
+                job=carried(lease.job),
             )
         )
         event = JobEvent(lease.job.job_id, EventKind.STARTED, lease.attempt, {"worker_id": lease.worker_id})
@@ -275,6 +279,7 @@ class MemoryJobQueue:
         if held is not None and held.lease.worker_id == lease.worker_id:
             del self._held[lease.token]
         self._progress.pop(lease.job.job_id, None)
+        outcome.job = carried(lease.job)
         self._add_outcome(outcome)
 
     async def report(self, outcome: Outcome) -> None:

@@ -63,6 +63,31 @@ class OutcomeStatus(enum.StrEnum):
     INTERRUPTED = "interrupted"  # a streamed attempt died after its first token: billed, not retried
 
 
+@dataclass(frozen=True, slots=True)
+class Unrecorded:
+    """What the control plane needs to write the row of a job that the gateway queued without one.
+
+    A synchronous request has no row until it starts or ends: its client waits on the gateway, and
+    nothing else needs the row before then, so the gateway spends no database write before
+    queueing. The finalizer writes the row, with the job's STARTED or with its ending, from the
+    job message the outcome carries (`Outcome.job`). Asynchronous and idempotent jobs are recorded
+    before they are queued (clients poll them; repeats find them), and carry no `Unrecorded`.
+    """
+
+    key_id: str
+    endpoint: str  # the request kind: "chat", "completion", "embedding"
+    admission: dict[str, Any] | None  # admission's ticket, settled when the job ends
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key_id": self.key_id, "endpoint": self.endpoint, "admission": self.admission}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Unrecorded | None:
+        if not data:
+            return None
+        return cls(str(data["key_id"]), str(data["endpoint"]), data.get("admission"))
+
+
 @dataclass(slots=True)
 class JobMessage:
     """A job as the queue carries it. `request` is `GenerationRequest.to_dict()`."""
@@ -79,9 +104,11 @@ class JobMessage:
     # Attempts already spent before this delivery cycle (a replayed dead letter keeps counting up,
     # so the database's attempt fence still rejects results of the old attempts).
     attempt_base: int = 0
+    unrecorded: Unrecorded | None = None  # set when no database row exists yet (see Unrecorded)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "unrecorded": self.unrecorded.to_dict() if self.unrecorded is not None else None,
             "job_id": self.job_id,
             "model": self.model,
             "priority": self.priority.value,
@@ -107,6 +134,7 @@ class JobMessage:
             deadline=float(data.get("deadline", 0.0)),
             request_id=str(data.get("request_id", "")),
             attempt_base=int(data.get("attempt_base", 0)),
+            unrecorded=Unrecorded.from_dict(data.get("unrecorded")),
         )
 
 
@@ -159,9 +187,13 @@ class Outcome:
     error_code: str | None = None
     at: float = 0.0
     outcome_id: str = ""
+    # The job itself, only when it has no database row yet (`JobMessage.unrecorded`): the finalizer
+    # writes the row from it. Set by the queue from the lease, never by the worker.
+    job: JobMessage | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "job": self.job.to_dict() if self.job is not None else None,
             "job_id": self.job_id,
             "attempt": self.attempt,
             "status": self.status.value,
@@ -196,7 +228,13 @@ class Outcome:
             error_code=data.get("error_code"),
             at=float(data.get("at") or 0.0),
             outcome_id=outcome_id,
+            job=JobMessage.from_dict(data["job"]) if data.get("job") else None,
         )
+
+
+def carried(job: JobMessage) -> JobMessage | None:
+    """What an outcome of `job` carries back: the job when it has no row yet (`Outcome.job`)."""
+    return job if job.unrecorded is not None else None
 
 
 @dataclass(slots=True)

@@ -127,6 +127,7 @@ async def submit_job(
         request_id=request.state.request_id,
         idempotency_key=idempotency_key(request),
         max_wait_s=runtime.settings.queue.async_max_wait_s,
+        asynchronous=True,
     )
     if not job.repeat:
         job.watch.close()  # nobody waits on this connection: the result is fetched later

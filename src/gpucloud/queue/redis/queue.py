@@ -39,6 +39,7 @@ from gpucloud.queue.protocol import (
     Priority,
     QueueFull,
     QueueUnavailable,
+    carried,
 )
 from gpucloud.queue.redis import codec, presence
 from gpucloud.queue.redis.connection import MAX_BLOCK_S, block_ms, connect, guard
@@ -244,6 +245,7 @@ class RedisJobQueue(presence.PresenceMixin):
             model=job.model,
             worker_id=lease.worker_id,
             at=time.time(),
+            job=carried(job),
         )
         event = JobEvent(job.job_id, EventKind.STARTED, lease.attempt, {"worker_id": lease.worker_id})
         pipe = self._redis.pipeline(transaction=True)
@@ -268,7 +270,7 @@ class RedisJobQueue(presence.PresenceMixin):
             lease.worker_id,
             lease.token,
             codec.deliveries(lease),
-            codec.dumps(outcome.to_dict()),
+            codec.dumps({**outcome.to_dict(), "job": job.to_dict() if job.unrecorded else None}),
         ]
         with guard("complete"):
             await self._scripts.complete(keys=keys, args=args)

@@ -86,11 +86,17 @@ for i = 4, #KEYS do streams[#streams + 1] = KEYS[i] end
 local n_classes = #streams / n_models
 local out = {}
 
-local function add_outcome(job, attempt, status, extra)
+local function add_outcome(job, job_json, attempt, status, extra)
   local o = {job_id = job.job_id, attempt = attempt, status = status, reply_to = job.reply_to,
              model = job.model, worker_id = '', prompt_tokens = 0, completion_tokens = 0, at = now_s()}
   for k, v in pairs(extra) do o[k] = v end
-  redis.call('XADD', KEYS[1], '*', 'o', cjson.encode(o))
+  local encoded = cjson.encode(o)
+  -- A job without a database row yet carries itself, for the finalizer to write the row from;
+  -- spliced in as stored (cjson would turn its empty lists into objects).
+  if job.unrecorded ~= nil and job.unrecorded ~= cjson.null then
+    encoded = string.sub(encoded, 1, -2) .. ',"job":' .. job_json .. '}'
+  end
+  redis.call('XADD', KEYS[1], '*', 'o', encoded)
 end
 
 local function finish(key, id)
@@ -98,9 +104,9 @@ local function finish(key, id)
   redis.call('XDEL', key, id)
 end
 
-local function interrupt(key, id, job, attempt, progress_key)
+local function interrupt(key, id, job_json, job, attempt, progress_key)
   local p = redis.call('HMGET', progress_key, 'completion', 'prompt', 'worker')
-  add_outcome(job, attempt, 'interrupted', {
+  add_outcome(job, job_json, attempt, 'interrupted', {
     completion_tokens = tonumber(p[1]) or 0, prompt_tokens = tonumber(p[2]) or 0,
     worker_id = p[3] or '', error = 'the worker was lost after the stream had started',
     error_code = 'worker_lost'})
@@ -113,7 +119,7 @@ local function dead_letter(key, id, job_json, job, deliveries)
   redis.call('HSET', KEYS[2], job.job_id, '{"attempts":' .. attempts .. ',"at":' ..
              string.format('%.6f', at) .. ',"job":' .. job_json .. '}')
   redis.call('ZADD', KEYS[3], at, job.job_id)
-  add_outcome(job, attempts, 'dead', {
+  add_outcome(job, job_json, attempts, 'dead', {
     error = 'delivered ' .. (deliveries - 1) .. ' times without finishing', error_code = 'dead_lettered'})
   finish(key, id)
 end
@@ -130,7 +136,7 @@ local function reclaim_entry(key, id, job_json)
   local job = cjson.decode(job_json)
   local progress_key = progress_prefix .. job.job_id
   if job.stream and (tonumber(redis.call('HGET', progress_key, 'completion')) or 0) > 0 then
-    interrupt(key, id, job, job.attempt_base + deliveries - 1, progress_key)
+    interrupt(key, id, job_json, job, job.attempt_base + deliveries - 1, progress_key)
   elseif deliveries > max_attempts then
     dead_letter(key, id, job_json, job, deliveries)
   else
