@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import hmac
 import secrets
+import time
 import uuid
 import zlib
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from gpucloud.db import ApiKey, Database
 from gpucloud.db.models import utcnow
 from gpucloud.errors import AuthenticationFailed, InvalidRequest, NotFound
+from gpucloud.keycache import CachedKey, KeyCache, KeyChanges, LocalKeyChanges
 from gpucloud.queue.protocol import Priority
 
 KEY_PREFIX = "gc_"
@@ -154,11 +156,31 @@ BUDGET_PERIODS = ("daily", "monthly")
 
 
 class KeyService:
-    def __init__(self, db: Database) -> None:
+    """Keys in the database. Authentication goes through a `KeyCache`; every change is announced
+    through `KeyChanges` after its commit, so every gateway drops the key from its cache."""
+
+    def __init__(
+        self, db: Database, cache: KeyCache | None = None, changes: KeyChanges | None = None
+    ) -> None:
         self._db = db
+        self._cache = cache if cache is not None else KeyCache(ttl_s=0.0)
+        self._changes = changes if changes is not None else LocalKeyChanges()
         # Built once: constructing a statement costs more than running it (SQLAlchemy's Python).
         table = ApiKey.__table__
         self._by_digest = select(table).where(table.c.digest == bindparam("digest"))
+
+    async def start(self) -> None:
+        """Follow other processes' key changes (cluster mode: Redis pub/sub)."""
+        await self._changes.start(self._forget)
+
+    async def close(self) -> None:
+        await self._changes.close()
+
+    def _forget(self, key_id: str | None) -> None:
+        if key_id is None:
+            self._cache.clear()
+        else:
+            self._cache.drop(key_id)
 
     async def create(self, new: NewKey, *, secret: str | None = None) -> tuple[ApiKey, str]:
         """Store a key; returns the row and the secret, which is never retrievable again."""
@@ -197,13 +219,33 @@ class KeyService:
             or (secret.startswith(KEY_PREFIX) and not well_formed(secret))
         ):
             raise AuthenticationFailed("Incorrect API key provided.")
-        async with self._db.read() as connection:
-            row = (await connection.execute(self._by_digest, {"digest": digest(secret)})).first()
-        if row is None or row.revoked_at is not None:
+        key_digest = digest(secret)
+        entry = self._cache.get(key_digest)
+        if entry is None:
+            entry = await self._load(key_digest)
+            if entry is None:
+                raise AuthenticationFailed("Incorrect API key provided.")
+        if entry.revoked:
             raise AuthenticationFailed("Incorrect API key provided.")
-        if row.expires_at is not None and row.expires_at <= utcnow():
+        if entry.expires_at is not None and entry.expires_at <= utcnow():
             raise AuthenticationFailed("The API key has expired.")
-        return Principal.of(row)  # type: ignore[arg-type]  # a Core row has the same attributes
+        principal: Principal = entry.principal  # type: ignore[assignment]  # KeyCache keeps Principals
+        return principal
+
+    async def _load(self, key_digest: str) -> CachedKey | None:
+        async with self._db.read() as connection:
+            row = (await connection.execute(self._by_digest, {"digest": key_digest})).first()
+        if row is None:
+            return None
+        entry = CachedKey(
+            key_id=row.id,
+            principal=Principal.of(row),  # type: ignore[arg-type]  # a Core row has the same attributes
+            expires_at=row.expires_at,
+            revoked=row.revoked_at is not None,
+            loaded_at=time.monotonic(),
+        )
+        self._cache.put(key_digest, entry)
+        return entry
 
     async def list(self) -> list[ApiKey]:
         async with self._db.session() as session:
@@ -230,6 +272,7 @@ class KeyService:
         if changes:
             async with self._db.transaction() as connection:
                 await connection.execute(update(ApiKey).where(ApiKey.id == key_id).values(**changes))
+            await self._changes.announce(key_id)
         return await self.get(key_id)
 
     async def revoke(self, key_id: str) -> ApiKey:
@@ -241,6 +284,7 @@ class KeyService:
             )
         if result.rowcount == 0:
             await self.get(key_id)  # raises NotFound for an unknown id; revoking twice is a no-op
+        await self._changes.announce(key_id)
         return await self.get(key_id)
 
     async def bootstrap_admin(self, operator_key: str | None) -> str | None:

@@ -22,6 +22,7 @@ from gpucloud.deployments import DeploymentController, DeploymentStore
 from gpucloud.deployments.views import catalog
 from gpucloud.engines.protocol import Engine
 from gpucloud.jobs import Finalizer, JobStore
+from gpucloud.keycache import KeyCache, KeyChanges, LocalKeyChanges, RedisKeyChanges
 from gpucloud.keys import KeyService
 from gpucloud.limits import (
     BudgetStore,
@@ -36,9 +37,11 @@ from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.stats import LiveStats
 from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.memory import MemoryJobQueue
+from gpucloud.queue.names import RedisNames
 from gpucloud.queue.protocol import JobQueue
 from gpucloud.queue.router import ReplyRouter
 from gpucloud.reconciler import Reconciler
+from gpucloud.redis_pools import redis_client
 from gpucloud.registry import ModelRegistry
 from gpucloud.settings import Settings
 from gpucloud.usage import UsageService
@@ -70,6 +73,15 @@ def build_queue(settings: Settings) -> JobQueue:
         max_attempts=q.max_attempts,
         fair_every=q.fair_every,
     )
+
+
+def key_changes(settings: Settings) -> KeyChanges:
+    """How key changes reach every gateway: Redis pub/sub in cluster mode, a call in embedded mode."""
+    url = settings.redis_dsn()
+    if url is None:
+        return LocalKeyChanges()
+    client = redis_client(url, connect_timeout_s=2.0, socket_timeout_s=60.0)
+    return RedisKeyChanges(client, RedisNames(settings.redis_prefix).keys_changed())
 
 
 def build_admission(settings: Settings, usage: UsageService) -> Admission:
@@ -184,7 +196,7 @@ class Runtime:
             settings=settings,
             db=db,
             queue=queue,
-            keys=KeyService(db),
+            keys=KeyService(db, KeyCache(settings.key_cache_ttl_s), key_changes(settings)),
             jobs=JobStore(db),
             usage=usage,
             admission=admission,
@@ -224,6 +236,7 @@ class Runtime:
         await upgrade_async(self.db.url)
         admin = self.settings.admin_key.get_secret_value() if self.settings.admin_key else None
         self.generated_admin_key = await self.keys.bootstrap_admin(admin)
+        await self.keys.start()
         await self.queue.start()
         await self.router.start()
         await self.finalizer.start()
@@ -256,4 +269,5 @@ class Runtime:
         await self.router.close()
         await self.queue.close()
         await self.admission.close()
+        await self.keys.close()
         await self.db.close()

@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     default_price: ModelPrice = Field(default_factory=ModelPrice)
     # Tokens reserved for the completion when a request sets no max_tokens.
     default_reserve_tokens: int = Field(1024, ge=1)
+    # How long a gateway trusts a cached API key without reading its row again. Changes are
+    # announced at once (gpucloud.keycache); this bounds one whose announcement was lost.
+    key_cache_ttl_s: float = Field(5.0, ge=0.0, le=60.0)
 
     @field_validator("log_level")
     @classmethod
@@ -156,3 +159,13 @@ def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_PREFIX)}
     env.update(extra or {})
     return env
+
+
+def export_overrides(overrides: Mapping[str, object]) -> None:
+    """Put command-line overrides into this process's environment (as `GPUCLOUD_*` variables), so
+    that child processes that build their own `Settings` (`serve --workers N`) see the same ones."""
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"{_PREFIX}{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
+            )

@@ -20,7 +20,7 @@ from gpucloud.errors import GpucloudError
 from gpucloud.keys import KeyService, NewKey
 from gpucloud.logs import configure_logging
 from gpucloud.queue.protocol import Priority
-from gpucloud.settings import Settings
+from gpucloud.settings import Settings, export_overrides
 
 if TYPE_CHECKING:
     from gpucloud.worker.control import ControlPlane
@@ -48,7 +48,16 @@ def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
 
 
 def _with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
-    return _with_db(settings, lambda db: action(KeyService(db)))
+    from gpucloud.runtime import key_changes
+
+    async def with_service(db: Database) -> T:
+        service = KeyService(db, changes=key_changes(settings))  # a revoke reaches every gateway
+        try:
+            return await action(service)
+        finally:
+            await service.close()
+
+    return _with_db(settings, with_service)
 
 
 def _with_worker_tokens(settings: Settings, action: Callable[[WorkerTokenService], Awaitable[T]]) -> T:
@@ -84,31 +93,53 @@ def serve(
             "--local-worker/--no-local-worker", help="Run a worker in this process (default: without Redis)."
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(min=1, max=64, help="Gateway processes sharing the port (cluster mode only)."),
+    ] = 1,
 ) -> None:
     """Run the gateway (and, in embedded mode, a local worker with the simulated engine)."""
     import uvicorn
 
     from gpucloud.gateway.app import create_app
 
+    overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
     settings = load_settings(data_dir, host=host, port=port)
     if local_worker is not None:
         settings = settings.model_copy(
             update={"local_worker": settings.local_worker.model_copy(update={"enabled": local_worker})}
         )
+        overrides["local_worker__enabled"] = local_worker
+    if workers > 1 and settings.redis_url is None:
+        typer.echo(
+            "error: --workers needs cluster mode (GPUCLOUD_REDIS_URL): embedded mode's in-process "
+            "queue lives in one process.",
+            err=True,
+        )
+        raise typer.Exit(2)
     configure_logging(settings.log_level, settings.log_format)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        log_level=settings.log_level.lower(),
-        access_log=False,  # the gateway writes its own line per request (gpucloud.access)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,  # the gateway writes its own line per request (gpucloud.access)
         # Longer than clients' and load balancers' idle timeouts (5 s for httpx, 60 s for most
         # balancers): the side that closes an idle connection first must be the client, or a
         # request sent just as the server closes it fails.
-        timeout_keep_alive=75,
-        timeout_graceful_shutdown=10,
-    )
+        "timeout_keep_alive": 75,
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Each process builds its own app (its own runtime, reply channel and finalizer consumer) from
+    # the same settings; leader-only duties are leases in Redis, so they stay single across them.
+    export_overrides(overrides)
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url())  # once, before the processes race to do it
+    uvicorn.run("gpucloud.gateway.app:app_from_environment", factory=True, workers=workers, **options)
 
 
 @app.command()

@@ -64,6 +64,15 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one process of `gpucloud serve --workers N`: settings read in that process."""
+    from gpucloud.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
 def _announce_admin_key(secret: str) -> None:
     # Printed once to the operator's terminal, never logged: log lines travel to other systems.
     print(

@@ -110,3 +110,8 @@ class RedisNames:
         """Who holds `role` (e.g. exporting cluster-wide metrics), with an expiry: one holder among
         all gateways, taken over by another when the holder stops renewing."""
         return f"{self.prefix}:lease:{role}"
+
+    def keys_changed(self) -> str:
+        """Pub/sub channel of API key ids changed (revoked, limits edited): every gateway drops
+        that key from its authentication cache (`gpucloud.keycache`)."""
+        return f"{self.prefix}:keys:changed"

@@ -1,0 +1,167 @@
+"""`KeyCache`: authenticated API keys kept in each gateway process, with instant revocation.
+
+Every inference request authenticates its key; reading the key's row each time was one database
+read per request. The cache keeps, per key digest, what authentication needs (the principal with
+its limits, the expiry, whether it is revoked), so a known key costs no I/O at all.
+
+Keeping it exact — a revoke, an expiry, a PATCH of limits or a role change reaches every gateway
+within a second:
+
+* **Changes are announced** (`KeyChanges`): whoever changes a key publishes its id after the
+  commit; every gateway drops that key from its cache on receipt, so its next request reads the
+  row again. In embedded mode the announcement is a call in the same process; in cluster mode it
+  is Redis pub/sub (`{prefix}:keys:changed`), which every gateway subscribes to.
+* **A short TTL is the safety net** (`ttl_s`, 5 s by default): an entry older than that is read
+  again, so a change whose announcement was lost (a subscriber that was reconnecting, a CLI without
+  Redis) is seen within the TTL. When the subscription drops and comes back, the whole cache is
+  cleared, since announcements may have been missed meanwhile.
+* **Expiry is checked on every hit** against the cached `expires_at`, so an expiry needs no
+  announcement at all.
+
+Unknown digests are not cached (a key created a moment ago works at once); failed attempts are
+throttled elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gpucloud.background import Background
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CachedKey:
+    """What authentication needs of a key row. `principal` is a `keys.Principal`."""
+
+    key_id: str
+    principal: object
+    expires_at: datetime | None
+    revoked: bool
+    loaded_at: float  # time.monotonic() when it was read from the database
+
+
+class KeyCache:
+    """Digest → `CachedKey`, with a TTL and drops by key id (see module docstring)."""
+
+    def __init__(self, ttl_s: float = 5.0, max_entries: int = 100_000) -> None:
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._by_digest: dict[str, CachedKey] = {}
+        self._digests: dict[str, set[str]] = {}  # key id → its cached digests (one, in practice)
+
+    def get(self, digest: str) -> CachedKey | None:
+        entry = self._by_digest.get(digest)
+        if entry is None:
+            return None
+        if time.monotonic() - entry.loaded_at > self._ttl_s:
+            self._drop_digest(digest)
+            return None
+        return entry
+
+    def put(self, digest: str, entry: CachedKey) -> None:
+        if len(self._by_digest) >= self._max_entries:
+            self.clear()  # a flood of distinct valid keys: start over rather than grow without bound
+        self._by_digest[digest] = entry
+        self._digests.setdefault(entry.key_id, set()).add(digest)
+
+    def drop(self, key_id: str) -> None:
+        for digest in self._digests.pop(key_id, set()):
+            self._by_digest.pop(digest, None)
+
+    def clear(self) -> None:
+        self._by_digest.clear()
+        self._digests.clear()
+
+    def _drop_digest(self, digest: str) -> None:
+        entry = self._by_digest.pop(digest, None)
+        if entry is not None:
+            self._digests.get(entry.key_id, set()).discard(digest)
+
+
+class KeyChanges(Protocol):
+    """Announces changed keys to every gateway process, and delivers announcements to this one."""
+
+    async def start(self, on_change: Callable[[str | None], None]) -> None:
+        """Call `on_change(key_id)` for every announcement, `on_change(None)` when some may have
+        been missed (drop everything)."""
+        ...
+
+    async def announce(self, key_id: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class LocalKeyChanges:
+    """Embedded mode: one gateway process, so an announcement is a direct call."""
+
+    def __init__(self) -> None:
+        self._on_change: Callable[[str | None], None] | None = None
+
+    async def start(self, on_change: Callable[[str | None], None]) -> None:
+        self._on_change = on_change
+
+    async def announce(self, key_id: str) -> None:
+        if self._on_change is not None:
+            self._on_change(key_id)
+
+    async def close(self) -> None:
+        self._on_change = None
+
+
+class RedisKeyChanges:
+    """Cluster mode: Redis pub/sub on one channel that every gateway subscribes to."""
+
+    def __init__(self, client: Redis, channel: str) -> None:
+        self._client = client
+        self._channel = channel
+        self._on_change: Callable[[str | None], None] = lambda _key_id: None
+        self._loop = Background("key-changes", self._listen)
+        self._subscribed = asyncio.Event()
+
+    async def start(self, on_change: Callable[[str | None], None]) -> None:
+        self._on_change = on_change
+        self._loop.start()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), 5.0)
+
+    async def announce(self, key_id: str) -> None:
+        try:
+            await self._client.publish(self._channel, key_id)
+        except RedisError as exc:  # the TTL still bounds how long other gateways trust the old row
+            log.warning("could not announce a change of key %s: %s", key_id, exc)
+        self._on_change(key_id)  # this process at once, whatever Redis did
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                await self._follow()
+            except (RedisError, OSError) as exc:
+                log.warning("key change subscription lost, resubscribing: %s", exc)
+            self._on_change(None)  # announcements may have been missed meanwhile
+            await asyncio.sleep(0.5)
+
+    async def _follow(self) -> None:
+        async with self._client.pubsub(ignore_subscribe_messages=True) as pubsub:
+            await pubsub.subscribe(self._channel)
+            self._on_change(None)  # changes before this subscription were not heard
+            self._subscribed.set()
+            while True:
+                message = await pubsub.get_message(timeout=30.0)
+                if message is not None and message.get("type") == "message":
+                    self._on_change(str(message["data"]))
+
+    async def close(self) -> None:
+        await self._loop.close()
+        await self._client.aclose()
