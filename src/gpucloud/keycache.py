@@ -9,8 +9,12 @@ within a second:
 
 * **Changes are announced** (`KeyChanges`): whoever changes a key publishes its id after the
   commit; every gateway drops that key from its cache on receipt, so its next request reads the
-  row again. In embedded mode the announcement is a call in the same process; in cluster mode it
-  is Redis pub/sub (`{prefix}:keys:changed`), which every gateway subscribes to.
+  row again. In cluster mode that is Redis pub/sub (`{prefix}:keys:changed`), which every gateway
+  subscribes to (the CLI publishes there too when it has the Redis URL). In embedded mode the
+  gateway is one process, so its own changes are a call; the CLI may still change keys in the same
+  SQLite file from another process, so the gateway also asks SQLite every 250 ms whether another
+  connection changed the file (`PRAGMA data_version`, answered from memory) and then drops the
+  whole cache: at most four re-reads of each active key per second under load, none when idle.
 * **A short TTL is the safety net** (`ttl_s`, 5 s by default): an entry older than that is read
   again, so a change whose announcement was lost (a subscriber that was reconnecting, a CLI without
   Redis) is seen within the TTL. When the subscription drops and comes back, the whole cache is
@@ -27,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,20 +109,48 @@ class KeyChanges(Protocol):
 
 
 class LocalKeyChanges:
-    """Embedded mode: one gateway process, so an announcement is a direct call."""
+    """Embedded mode: one gateway process, so an announcement is a direct call; with `sqlite_path`
+    it also drops the cache when another process changed the database file (module docstring)."""
 
-    def __init__(self) -> None:
-        self._on_change: Callable[[str | None], None] | None = None
+    def __init__(self, sqlite_path: str | None = None, every_s: float = 0.25) -> None:
+        self._on_change: Callable[[str | None], None] = lambda _key_id: None
+        self._path = sqlite_path
+        self._every_s = every_s
+        self._connection: sqlite3.Connection | None = None
+        self._loop = Background("key-changes", self._watch)
 
     async def start(self, on_change: Callable[[str | None], None]) -> None:
         self._on_change = on_change
+        if self._path is not None:
+            self._loop.start()
 
     async def announce(self, key_id: str) -> None:
-        if self._on_change is not None:
-            self._on_change(key_id)
+        self._on_change(key_id)
+
+    async def _watch(self) -> None:
+        seen: int | None = None
+        while True:
+            try:
+                version = await asyncio.to_thread(self._data_version)
+            except sqlite3.Error as exc:
+                log.warning("could not read the database's change counter: %s", exc)
+                version = None
+            if version is not None and seen is not None and version != seen:
+                self._on_change(None)
+            seen = version
+            await asyncio.sleep(self._every_s)
+
+    def _data_version(self) -> int:
+        # One connection for the process's life: the counter is per connection.
+        if self._connection is None:
+            self._connection = sqlite3.connect(self._path or "", check_same_thread=False)
+        return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
 
     async def close(self) -> None:
-        self._on_change = None
+        await self._loop.close()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 class RedisKeyChanges:

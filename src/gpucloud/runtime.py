@@ -79,7 +79,9 @@ def key_changes(settings: Settings) -> KeyChanges:
     """How key changes reach every gateway: Redis pub/sub in cluster mode, a call in embedded mode."""
     url = settings.redis_dsn()
     if url is None:
-        return LocalKeyChanges()
+        database = settings.resolved_database_url()
+        sqlite_file = database.split(":///", 1)[1] if database.startswith("sqlite") else None
+        return LocalKeyChanges(sqlite_file)
     client = redis_client(url, connect_timeout_s=2.0, socket_timeout_s=60.0)
     return RedisKeyChanges(client, RedisNames(settings.redis_prefix).keys_changed())
 
