@@ -169,6 +169,7 @@ class Runtime:
         instance_id = instance_name(settings)
         metrics = metrics if metrics is not None else Metrics()
         db = Database(settings.resolved_database_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        db.writer.observe = metrics.write_batch.observe
         queue = build_queue(settings)
         deployments = DeploymentStore(db)
         registry = ModelRegistry(queue, catalog=functools.partial(catalog, deployments))

@@ -49,6 +49,7 @@ class GroupWriter:
     def __init__(self, run: TransactionRunner, *, max_batch: int = 512) -> None:
         self._run = run
         self._max_batch = max_batch
+        self.observe: Callable[[int], None] = lambda _size: None  # operations per committed batch
         self._pending: list[_Pending[Any]] = []
         self._flushing: asyncio.Task[None] | None = None
         self.commits = 0  # transactions committed (a benchmark reads operations per commit)
@@ -86,6 +87,7 @@ class GroupWriter:
             return
         self.commits += 1
         self.operations += len(batch)
+        self.observe(len(batch))
         for pending, result in zip(batch, results, strict=True):
             if not pending.done.done():
                 pending.done.set_result(result)

@@ -95,6 +95,12 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        self.write_batch = Histogram(
+            "gpucloud_db_write_batch_operations",
+            "Operations committed together by the group-commit writer, per transaction",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+            registry=r,
+        )
         self.rejections = Counter(
             "gpucloud_rejections",
             "Requests refused before they reached a worker, by reason.",
