@@ -126,7 +126,7 @@ class Finalizer:
         return starts + batch
 
     async def apply(self, outcomes: Sequence[Outcome]) -> None:
-        """Apply and commit (one group-commit operation), settle, acknowledge, then notify."""
+        """Apply and commit (one group-commit operation), settle, then acknowledge and notify."""
         told, seen = await self._db.writer.write(functools.partial(self._apply, list(outcomes)))
         for observation in seen:
             observation.log()
@@ -139,13 +139,11 @@ class Finalizer:
                     await self._admission.settle(
                         observation.ticket, o.prompt_tokens, o.completion_tokens, observation.cost_micros
                     )
-        await self._queue.ack_outcomes(outcomes)
         by_channel: dict[str, list[JobEvent]] = {}
         for reply_to, event in told:
-            by_channel.setdefault(reply_to, []).append(event)
-        for reply_to, batch in by_channel.items():
             if reply_to:
-                await self._queue.publish(reply_to, batch)
+                by_channel.setdefault(reply_to, []).append(event)
+        await self._queue.ack_outcomes(outcomes, by_channel)  # one step: acknowledged, then told
 
     def _apply(self, outcomes: list[Outcome], connection: Connection) -> tuple[list[Told], list[Seen]]:
         """The transaction's body (synchronous Core statements). It returns what to do after the

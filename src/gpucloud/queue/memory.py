@@ -14,7 +14,7 @@ import contextlib
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gpucloud.background import Background
@@ -258,7 +258,7 @@ class MemoryJobQueue:
 
     # outcomes ------------------------------------------------------------------------------
 
-    async def begin(self, lease: Lease) -> None:
+    async def begin(self, lease: Lease) -> bool:
         self._add_outcome(
             Outcome(
                 job_id=lease.job.job_id,
@@ -273,6 +273,7 @@ class MemoryJobQueue:
         )
         event = JobEvent(lease.job.job_id, EventKind.STARTED, lease.attempt, {"worker_id": lease.worker_id})
         await self.publish(lease.job.reply_to, [event])
+        return not await self.is_cancelled(lease.job.job_id)
 
     async def complete(self, lease: Lease, outcome: Outcome) -> None:
         held = self._held.get(lease.token)
@@ -307,9 +308,13 @@ class MemoryJobQueue:
         cutoff = time.monotonic() - _OUTCOME_REDELIVERY_S
         return [o for o, at in self._pending_outcomes.values() if at < cutoff]
 
-    async def ack_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+    async def ack_outcomes(
+        self, outcomes: Sequence[Outcome], replies: Mapping[str, Sequence[JobEvent]] | None = None
+    ) -> None:
         for outcome in outcomes:
             self._pending_outcomes.pop(outcome.outcome_id, None)
+        for reply_to, events in (replies or {}).items():
+            await self.publish(reply_to, events)
 
     # events --------------------------------------------------------------------------------
 

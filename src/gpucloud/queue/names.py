@@ -74,7 +74,7 @@ class RedisNames:
     def cancelled(self, job_id: str) -> str:
         """Marker that a job was cancelled, with a TTL.
 
-        A worker about to start a job checks it (`is_cancelled`): a pub/sub message sent while
+        A worker about to start a job checks it (`begin`): a pub/sub message sent while
         that worker was not subscribed, or before it leased the job, would otherwise be missed.
         """
         return f"{self.prefix}:cancelled:{job_id}"

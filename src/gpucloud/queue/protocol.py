@@ -15,13 +15,13 @@ Three flows cross a queue (DESIGN.md §1, §4):
   per process, see `router.ReplyRouter`).
 
 `cancel` marks a job cancelled; workers learn of it through `watch_cancellations` (running jobs)
-and `is_cancelled` (jobs about to start). All times are Unix seconds (floats).
+and `begin`'s answer (jobs about to start). All times are Unix seconds (floats).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -322,8 +322,10 @@ class JobQueue(Protocol):
         """Give a job back undone (worker draining); it is delivered again without delay."""
         ...
 
-    async def begin(self, lease: Lease) -> None:
-        """Report that `lease`'s attempt started (outcome STARTED, event STARTED)."""
+    async def begin(self, lease: Lease) -> bool:
+        """Report that `lease`'s attempt started (outcome STARTED, event STARTED), and in the same
+        step ask whether the job was cancelled meanwhile: False means do not run it (report it
+        CANCELLED). One round trip where it was two."""
         ...
 
     async def complete(self, lease: Lease, outcome: Outcome) -> None:
@@ -338,7 +340,12 @@ class JobQueue(Protocol):
         """Outcomes not yet acknowledged, for the control plane's finalizer."""
         ...
 
-    async def ack_outcomes(self, outcomes: Sequence[Outcome]) -> None: ...
+    async def ack_outcomes(
+        self, outcomes: Sequence[Outcome], replies: Mapping[str, Sequence[JobEvent]] | None = None
+    ) -> None:
+        """Acknowledge applied outcomes and, in the same step, publish `replies` (channel → events:
+        what the finalizer tells the gateways holding the clients)."""
+        ...
 
     async def publish(self, reply_to: str, events: Sequence[JobEvent]) -> None:
         """Send events to the gateway process reading channel `reply_to`."""

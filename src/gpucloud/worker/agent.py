@@ -291,8 +291,6 @@ class WorkerAgent:
             return self._outcome(
                 run, OutcomeStatus.EXPIRED, 0, error="waited in the queue too long", code="queue_timeout"
             )
-        if await self._queue.is_cancelled(job.job_id):
-            return self._outcome(run, OutcomeStatus.CANCELLED, 0)
         engine = self._engines.get(job.model)
         if engine is not None:
             return await self._run_engine(run, engine)
@@ -327,7 +325,8 @@ class WorkerAgent:
     async def _run_engine(self, run: _Run, engine: Engine) -> Outcome | None:
         job = run.lease.job
         request = GenerationRequest.from_dict(job.request)
-        await self._queue.begin(run.lease)
+        if not await self._queue.begin(run.lease):  # cancelled while it waited: nothing to run
+            return self._outcome(run, OutcomeStatus.CANCELLED, 0)
         started = time.time()
         try:
             if request.kind == "embedding":

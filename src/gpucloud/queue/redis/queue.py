@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from redis.asyncio.client import Pipeline
@@ -235,7 +235,7 @@ class RedisJobQueue(presence.PresenceMixin):
 
     # outcomes ------------------------------------------------------------------------------
 
-    async def begin(self, lease: Lease) -> None:
+    async def begin(self, lease: Lease) -> bool:
         job = lease.job
         started = Outcome(
             job_id=job.job_id,
@@ -249,6 +249,7 @@ class RedisJobQueue(presence.PresenceMixin):
         )
         event = JobEvent(job.job_id, EventKind.STARTED, lease.attempt, {"worker_id": lease.worker_id})
         pipe = self._redis.pipeline(transaction=True)
+        pipe.exists(self.names.cancelled(job.job_id))  # the cancel check rides along: one round trip
         pipe.xadd(self.names.outcomes(), {codec.OUTCOME_FIELD: codec.dumps(started.to_dict())})
         if job.stream:
             # Who runs it, for the INTERRUPTED outcome should this worker be lost mid-stream.
@@ -256,7 +257,8 @@ class RedisJobQueue(presence.PresenceMixin):
             pipe.pexpire(self.names.progress(job.job_id), self._event_ttl_ms)
         self._add_events(pipe, job.reply_to, [event])
         with guard("begin"):
-            await pipe.execute()
+            replies = await pipe.execute()
+        return not int(replies[0])
 
     async def complete(self, lease: Lease, outcome: Outcome) -> None:
         job = lease.job
@@ -348,13 +350,19 @@ class RedisJobQueue(presence.PresenceMixin):
                 raise
         self._outcome_group_ready = True
 
-    async def ack_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+    async def ack_outcomes(
+        self, outcomes: Sequence[Outcome], replies: Mapping[str, Sequence[JobEvent]] | None = None
+    ) -> None:
         ids = [outcome.outcome_id for outcome in outcomes if outcome.outcome_id]
-        if not ids:
+        channels = {reply_to: events for reply_to, events in (replies or {}).items() if events}
+        if not ids and not channels:
             return
         pipe = self._redis.pipeline(transaction=True)
-        pipe.xack(self.names.outcomes(), self.names.FINALIZERS_GROUP, *ids)
-        pipe.xdel(self.names.outcomes(), *ids)
+        if ids:
+            pipe.xack(self.names.outcomes(), self.names.FINALIZERS_GROUP, *ids)
+            pipe.xdel(self.names.outcomes(), *ids)
+        for reply_to, events in channels.items():
+            self._add_events(pipe, reply_to, events)  # FINAL/ERROR events: no progress to count
         with guard("ack outcomes"):
             await pipe.execute()
 
@@ -423,7 +431,7 @@ class RedisJobQueue(presence.PresenceMixin):
         """Cancelled job ids from the pub/sub channel; resubscribes (with backoff) when it drops.
 
         Pub/sub keeps no history: a cancel sent while disconnected is missed here, which is why a
-        worker also checks `is_cancelled` before it starts a job.
+        worker also checks the marker when it begins a job (`begin`).
         """
         backoff_s = 0.1
         while True:
