@@ -1,5 +1,5 @@
 """Admission: a key's rate limits, token quota and money budget, checked and consumed before its
-job is queued, and settled to what the job really used when it ends (DESIGN.md §6).
+job is queued, and settled to what the job really used when it ends (docs/architecture.md §6).
 
 * Rate limits (`LimitStore`): requests and tokens per rolling minute and concurrent requests, one
   atomic step for all three. Tokens reserved = prompt tokens (counted with the gateway's

@@ -1,4 +1,4 @@
-"""API keys: their format, storage and authentication (DESIGN.md §6).
+"""API keys: their format, storage and authentication (docs/architecture.md §6).
 
 A key is `gc_` + 43 base62 characters (256 random bits) + a 6-character base62 CRC32 checksum of
 the random part. The checksum lets the gateway refuse mistyped or made-up keys without touching
@@ -9,6 +9,7 @@ stored; the secret exists in a response exactly once, when the key is created.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -165,6 +166,7 @@ class KeyService:
         self._db = db
         self._cache = cache if cache is not None else KeyCache(ttl_s=0.0)
         self._changes = changes if changes is not None else LocalKeyChanges()
+        self._loading: dict[str, asyncio.Future[CachedKey | None]] = {}  # digest → its read in flight
         # Built once: constructing a statement costs more than running it (SQLAlchemy's Python).
         table = ApiKey.__table__
         self._by_digest = select(table).where(table.c.digest == bindparam("digest"))
@@ -233,6 +235,17 @@ class KeyService:
         return principal
 
     async def _load(self, key_digest: str) -> CachedKey | None:
+        """Read the key's row once for all the requests that missed the cache together (after a
+        change dropped it, every in-flight request of that key misses at the same moment). The read
+        is a task of its own, so a requester that goes away does not cancel it for the others."""
+        loading = self._loading.get(key_digest)
+        if loading is None:
+            loading = asyncio.ensure_future(self._read(key_digest))
+            self._loading[key_digest] = loading
+            loading.add_done_callback(lambda _done: self._loading.pop(key_digest, None))
+        return await asyncio.shield(loading)
+
+    async def _read(self, key_digest: str) -> CachedKey | None:
         async with self._db.read() as connection:
             row = (await connection.execute(self._by_digest, {"digest": key_digest})).first()
         if row is None:

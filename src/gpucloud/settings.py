@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class QueueSettings(BaseModel):
-    """Delivery and backpressure (DESIGN.md §4)."""
+    """Delivery and backpressure (docs/architecture.md §4)."""
 
     max_depth: int = Field(1000, ge=1, description="jobs waiting per model before 429")
     max_wait_s: float = Field(60.0, gt=0, description="longest a job may wait to start before 503")
@@ -59,7 +59,7 @@ class ModelPrice(BaseModel):
 
 
 class RequestLimits(BaseModel):
-    """Bounds on a single request (DESIGN.md §6); beyond them 400 or 413, fast."""
+    """Bounds on a single request (docs/architecture.md §6); beyond them 400 or 413, fast."""
 
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     max_n: int = Field(16, ge=1)

@@ -1,4 +1,4 @@
-"""Cluster mode's promises to clients (DESIGN.md §4): cancellation, priority, backpressure, outages.
+"""Cluster mode's promises to clients (architecture §4): cancellation, priority, backpressure, outages.
 
 Real `gpucloud serve` and `gpucloud worker` processes on Redis and PostgreSQL, driven with the
 official `openai` SDK; the database shows what happened to each job and what was billed.

@@ -1,4 +1,4 @@
-"""Cluster mode under worker failures (DESIGN.md §4): no job lost, none billed twice.
+"""Cluster mode under worker failures (docs/architecture.md §4): no job lost, none billed twice.
 
 Real `gpucloud serve` gateways and `gpucloud worker` processes on Redis and PostgreSQL; workers
 are SIGKILLed, SIGSTOPped and crash on purpose, and the database is checked afterwards: every job

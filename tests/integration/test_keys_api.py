@@ -1,4 +1,4 @@
-"""API key management over HTTP and the CLI (DESIGN.md §6): the secret is shown once, only admins
+"""API key management over HTTP and the CLI (docs/architecture.md §6): the secret is shown once, only admins
 manage keys, revocation and expiry, allowed models, usage isolation between keys, and keys made by
 `gpucloud keys` working against a server on the same data directory."""
 

@@ -1,5 +1,5 @@
 """The usage ledger equals what the responses reported, token for token, and SQLite copes with
-200 concurrent requests (DESIGN.md §4, issue: foundation)."""
+200 concurrent requests (docs/architecture.md §4, issue: foundation)."""
 
 from __future__ import annotations
 

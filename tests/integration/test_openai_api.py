@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API through the official `openai` SDK, on every backend (DESIGN.md §5, §6).
+"""The OpenAI-compatible API through the official `openai` SDK, on every backend (architecture §5, §6).
 
 Models, chat and text completions, streaming (with and without usage), `n`, `stop`, token limits,
 seeds, request ids; every error as the SDK's matching exception carrying the OpenAI envelope with the

@@ -3,7 +3,7 @@
 A token is `gcw_` + 43 base62 characters + a 6-character checksum (the API key format of
 `gpucloud.keys` with its own prefix). Like keys, only the SHA-256 digest and a display prefix
 are stored, and the secret is shown once. A worker token authenticates only the worker
-endpoints, and those endpoints accept nothing else (DESIGN.md §6).
+endpoints, and those endpoints accept nothing else (docs/architecture.md §6).
 """
 
 from __future__ import annotations

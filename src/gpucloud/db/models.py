@@ -139,7 +139,7 @@ class Job(Base):
 
 
 class UsageRecord(Base):
-    """One row per finished job, written once: `job_id` is unique (DESIGN.md §4)."""
+    """One row per finished job, written once: `job_id` is unique (docs/architecture.md §4)."""
 
     __tablename__ = "usage_records"
     __table_args__ = (

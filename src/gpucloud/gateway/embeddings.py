@@ -1,6 +1,6 @@
 """`/v1/embeddings`: the request's checks and the OpenAI response body.
 
-An embedding request is a job like any other (DESIGN.md §1): the gateway checks it here, submits
+An embedding request is a job like any other (docs/architecture.md §1): the gateway checks it here, submits
 a `GenerationRequest` of kind "embedding" (texts in `input`, `dimensions` in `extra`), a worker
 runs it (`worker/embedding.py`), and the finalizer bills its prompt tokens (completion tokens 0)
 in one usage row before the answer goes out.

@@ -1,6 +1,6 @@
 """The one place where errors become HTTP: status, OpenAI envelope, `Retry-After`.
 
-Every non-2xx body is `{"error": {"message", "type", "param", "code"}}` (DESIGN.md §5). Validation
+Every non-2xx body is `{"error": {"message", "type", "param", "code"}}` (docs/architecture.md §5). Validation
 errors are 400 with `param` naming the field; anything unexpected is a 500 whose body says only
 that it happened and which request id to quote — never a trace or a path.
 """

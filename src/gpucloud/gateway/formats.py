@@ -1,7 +1,7 @@
 """OpenAI response bodies and SSE chunks for chat and text completions.
 
 Bytes are produced with orjson; a chunk is `data: <json>\n\n`, the stream ends with
-`data: [DONE]\n\n`, and an error after the stream began is `data: {"error": …}\n\n` (DESIGN.md §5).
+`data: [DONE]\n\n`, and an error after the stream began is `data: {"error": …}\n\n` (docs/architecture.md §5).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The inference path of the gateway: validate → record the job → queue it → answer.
 
-Every request goes through the queue (DESIGN.md §1). A non-streamed request waits for the FINAL
+Every request goes through the queue (docs/architecture.md §1). A non-streamed request waits for the FINAL
 event (sent by the finalizer after the ledger write); a streamed one waits for the first event
 before it commits to a 200, so that errors before the first token keep their HTTP status, then
 relays deltas as SSE. A client that goes away cancels its job.

@@ -1,5 +1,5 @@
 """Per-key limits (requests and tokens per rolling minute, concurrency) and per-period budgets,
-enforced exactly across gateway replicas (DESIGN.md §6).
+enforced exactly across gateway replicas (docs/architecture.md §6).
 
 This package is the storage and mechanism layer: a `LimitStore` admits, settles and releases
 requests, a `BudgetStore` reserves and settles amounts against a cap. Each has an in-process

@@ -1,4 +1,4 @@
-"""Every Redis key the limit and budget stores use (DESIGN.md §4: names live in one module).
+"""Every Redis key the limit and budget stores use (docs/architecture.md §4: names live in one module).
 
 All keys sit under `<prefix>:limits:`, next to the queue's keys under the same prefix, so an
 operator can find, size or delete what the limiters own with one `SCAN MATCH <prefix>:limits:*`.

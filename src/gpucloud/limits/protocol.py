@@ -3,7 +3,7 @@
 The gateway asks a `LimitStore` to admit each request before it is queued, and settles it when the
 request ends. Two implementations keep the same rules: `MemoryLimitStore` (embedded mode, one
 process) and `RedisLimitStore` (cluster mode: any number of gateway replicas enforce one limit,
-because each decision is one server-side step on the Redis clock; DESIGN.md §6).
+because each decision is one server-side step on the Redis clock; docs/architecture.md §6).
 
 What counts, and when (the rules both stores follow):
 

@@ -1,4 +1,4 @@
-"""Every Redis key, stream, channel and consumer group name the Redis queue uses (DESIGN.md §4).
+"""Every Redis key, stream, channel and consumer group name the Redis queue uses (docs/architecture.md §4).
 
 All names start with one configurable prefix, so several deployments (or test runs) can share a
 Redis server and an operator can find, size or delete everything the queue owns with one
@@ -54,7 +54,7 @@ class RedisNames:
         """Reply stream of one gateway process's channel (events for the clients it holds).
 
         One per channel rather than one per job: a single reader per process carried 3.1× the
-        jobs/s (DESIGN.md §4). Capped with MAXLEN ~ and an EXPIRE, because the reader of a gateway
+        jobs/s (docs/architecture.md §4). Capped with MAXLEN ~ and an EXPIRE, because the reader of a gateway
         that died never comes back to consume it.
         """
         return f"{self.prefix}:events:{reply_to}"

@@ -1,6 +1,6 @@
 """The `JobQueue` protocol and the messages that cross it.
 
-Three flows cross a queue (DESIGN.md §1, §4):
+Three flows cross a queue (docs/architecture.md §1, §4):
 
 * **jobs**, gateway → worker: `submit` puts a `JobMessage` on the model's queue in its priority
   class; a worker `lease`s jobs for the models it hosts and holds each `Lease` by `renew`ing it. A

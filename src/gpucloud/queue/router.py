@@ -1,6 +1,6 @@
 """`ReplyRouter`: the one reader of a gateway process's reply channel.
 
-DESIGN.md §4: a single task reads the process's channel and hands each event to the request
+docs/architecture.md §4: a single task reads the process's channel and hands each event to the request
 waiting for that job. That costs one blocking read per process instead of one per in-flight
 request, and it is what lets the gateway hold thousands of streams on a few connections.
 """

@@ -5,7 +5,7 @@ jobs at once, renews their leases while they run, stops a job within moments of 
 and on `stop()` drains: it stops leasing, lets running jobs finish within a grace period and gives
 the rest back to the queue. `drain()` stops leasing without stopping (an operator's drain, told
 by the control plane): running jobs finish and the agent keeps renewing; `undrain()` resumes.
-It never touches the database (DESIGN.md §2): it speaks to the queue.
+It never touches the database (docs/architecture.md §2): it speaks to the queue.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`EventBatcher`: streamed jobs' deltas on their way to one gateway's channel.
 
 While one publish is in flight, further deltas accumulate and go in the next publish, so a slow
-channel (or client) costs fewer, larger writes instead of one round trip per token (DESIGN.md §4).
+channel (or client) costs fewer, larger writes instead of one round trip per token (docs/architecture.md §4).
 The worker keeps one per channel, shared by every job streaming to that gateway, so a batched
 engine's step of N tokens for N jobs is one write, not N. Order within a job is kept: one drain
 loop per channel publishes events in the order they were added.

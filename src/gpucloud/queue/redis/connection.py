@@ -1,6 +1,6 @@
 """The Redis client of the queue, and the one place where Redis errors become queue errors.
 
-Failure rules (DESIGN.md §4: an outage is a 503 with Retry-After, never a hang or a 500):
+Failure rules (docs/architecture.md §4: an outage is a 503 with Retry-After, never a hang or a 500):
 
 * every connect and every read has a timeout; blocking reads (`BLOCK`) are issued in slices of at
   most `MAX_BLOCK_S`, well under the socket timeout, so a blocking read never trips it;

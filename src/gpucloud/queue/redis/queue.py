@@ -1,4 +1,4 @@
-"""`RedisJobQueue`: the JobQueue protocol on Redis Streams, for cluster mode (DESIGN.md §1, §4).
+"""`RedisJobQueue`: the JobQueue protocol on Redis Streams, for cluster mode (docs/architecture.md §1, §4).
 
 Layout (names in `gpucloud.queue.names`): one stream per (model, priority class) read by the
 consumer group "workers" with the worker id as consumer; one outcomes stream read by the group
