@@ -16,7 +16,7 @@ from gpucloud.db.migrate import upgrade_async
 from gpucloud.jobs import Finalizer, JobStore, NewJob, new_job_id
 from gpucloud.keys import KeyService, NewKey
 from gpucloud.queue.memory import MemoryJobQueue
-from gpucloud.queue.protocol import EventKind, Outcome, OutcomeStatus
+from gpucloud.queue.protocol import EventKind, JobMessage, Outcome, OutcomeStatus, Priority, Unrecorded
 from tests.support import create_pg_database_async, drop_pg_database_async
 
 
@@ -141,3 +141,71 @@ async def test_dead_letter_and_interrupted_endings(db: Database) -> None:
     )
     assert await _state(db, dead) == ("dead", 3, 1, 0)
     assert await _state(db, cut) == ("failed", 1, 1, 6)  # the tokens the client received are billed
+
+
+# Synchronous jobs are queued without a row: the finalizer writes it from the job the outcome carries.
+
+
+async def _unrecorded(db: Database) -> JobMessage:
+    row, _ = await KeyService(db).create(NewKey(name="k"))
+    return JobMessage(
+        job_id=new_job_id(),
+        model="m",
+        priority=Priority.NORMAL,
+        request={"kind": "chat", "messages": [{"role": "user", "content": "hi"}], "n": 1},
+        reply_to="gw",
+        enqueued_at=time.time(),
+        deadline=time.time() + 60,
+        request_id="req-1",
+        unrecorded=Unrecorded(key_id=row.id, endpoint="chat", admission=None),
+    )
+
+
+def _carrying(job: JobMessage, attempt: int, status: OutcomeStatus, tokens: int = 5) -> Outcome:
+    outcome = _outcome(job.job_id, attempt, status, tokens)
+    outcome.job = job
+    return outcome
+
+
+async def test_an_unrecorded_job_gets_its_row_and_one_usage_row_with_its_ending(db: Database) -> None:
+    fin = Finalizer(db, MemoryJobQueue(), "f")
+    jobs = [await _unrecorded(db) for _ in range(20)]
+    done = [_carrying(job, 1, OutcomeStatus.COMPLETED, tokens=i + 1) for i, job in enumerate(jobs)]
+    await fin.apply(done)  # one batch: the rows are inserted together
+    await fin.apply(done[:5])  # re-delivered after a finalizer crash: re-told, never re-billed
+    for i, job in enumerate(jobs):
+        assert await _state(db, job.job_id) == ("completed", 1, 1, i + 1)
+    async with db.session() as s:
+        row = await s.get(Job, jobs[0].job_id)
+    assert row is not None
+    assert (row.key_id, row.request_id, row.endpoint, row.request["kind"]) == (
+        jobs[0].unrecorded.key_id if jobs[0].unrecorded else "",
+        "req-1",
+        "chat",
+        "chat",
+    )
+    assert row.queue_epoch is None  # never re-enqueued by the reconciler
+
+
+async def test_an_unrecorded_job_started_in_one_batch_ends_behind_the_fence_in_another(db: Database) -> None:
+    fin = Finalizer(db, MemoryJobQueue(), "f")
+    job = await _unrecorded(db)
+    await fin.apply([_carrying(job, 1, OutcomeStatus.STARTED), _carrying(job, 2, OutcomeStatus.STARTED)])
+    assert await _state(db, job.job_id) == ("running", 2, 0, 0)
+    await fin.apply([_carrying(job, 1, OutcomeStatus.COMPLETED, tokens=9)])  # the stale attempt
+    assert await _state(db, job.job_id) == ("running", 2, 0, 0)
+    await fin.apply([_carrying(job, 2, OutcomeStatus.COMPLETED, tokens=4)])
+    assert await _state(db, job.job_id) == ("completed", 2, 1, 4)
+
+
+async def test_first_ending_of_an_unrecorded_job_wins_within_a_batch(db: Database) -> None:
+    fin = Finalizer(db, MemoryJobQueue(), "f")
+    job = await _unrecorded(db)
+    await fin.apply(
+        [
+            _carrying(job, 1, OutcomeStatus.CANCELLED, tokens=2),
+            _carrying(job, 1, OutcomeStatus.COMPLETED, tokens=7),
+            _carrying(job, 2, OutcomeStatus.COMPLETED, tokens=7),
+        ]
+    )
+    assert await _state(db, job.job_id) == ("cancelled", 1, 1, 2)

@@ -54,6 +54,22 @@ class Fence:
         self._start = _start_update()
         self._end_upsert = _end_upsert(dialect)
         self._start_upsert = _start_upsert(dialect)
+        t = Job.__table__.c
+        self._insert_ended = (
+            _insert(dialect)
+            .on_conflict_do_nothing(index_elements=[t.id])
+            .returning(t.id, t.key_id, t.created_at, t.admission)
+        )
+
+    def insert_endings(self, connection: Connection, outcomes: list[Outcome]) -> dict[str, Ended]:
+        """The rows of unrecorded jobs that end without a recorded start, inserted ended, in one
+        statement (SQLAlchemy sends the rows as multi-row VALUES). A job whose row exists already
+        (its start was recorded) is not in the answer: the caller ends it through `end`."""
+        rows = [{**new_row(o.job), **_end_values(o)} for o in outcomes if o.job is not None]
+        if not rows:
+            return {}
+        result = connection.execute(self._insert_ended, rows)
+        return {row[0]: Ended(row[1], row[2], row[3]) for row in result}
 
     def record_start(self, connection: Connection, outcome: Outcome) -> bool:
         """Record that `outcome.attempt` started; False when the fence refuses it."""

@@ -14,6 +14,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ from gpucloud.admission import Admission, Pricing, Ticket
 from gpucloud.background import Background
 from gpucloud.db import Database, Job, UsageRecord
 from gpucloud.db.models import utcnow
-from gpucloud.jobs.fence import ENDINGS, Fence
+from gpucloud.jobs.fence import ENDINGS, Ended, Fence
 from gpucloud.jobs.seen import Seen
 from gpucloud.observability.metrics import Metrics
 from gpucloud.queue.protocol import EventKind, JobEvent, JobQueue, Outcome, OutcomeStatus, QueueError
@@ -150,18 +151,31 @@ class Finalizer:
         commit instead of recording it, so a batch that runs again records nothing twice."""
         told: list[Told] = []
         seen: list[Seen] = []
+        usage: list[dict[str, Any]] = []
         ending = _endings_by_job(outcomes)
         # In job id order (stable: a job's own outcomes keep theirs), so that finalizers of several
         # gateways lock job rows in one order and cannot deadlock each other.
-        for outcome in sorted(outcomes, key=lambda o: o.job_id):
-            if outcome.status is OutcomeStatus.STARTED and ending.get(outcome.job_id, -1) >= outcome.attempt:
-                continue  # the same batch ends this attempt: one statement does both (see fence)
-            event = self._apply_one(connection, outcome, seen)
+        effective = [
+            o  # a STARTED that the same batch's ending of the same attempt records too is skipped
+            for o in sorted(outcomes, key=lambda o: o.job_id)
+            if not (o.status is OutcomeStatus.STARTED and ending.get(o.job_id, -1) >= o.attempt)
+        ]
+        inserted = self._fence.insert_endings(connection, _lone_new_endings(effective))
+        for outcome in effective:
+            ended = inserted.get(outcome.job_id)
+            if ended is not None:
+                event: JobEvent | None = self._accept(outcome, ended, seen, usage)
+            else:
+                event = self._apply_one(connection, outcome, seen, usage)
             if event is not None:
                 told.append((outcome.reply_to, event))
+        if usage:
+            connection.execute(self._insert_usage, usage)  # the batch's ledger rows, one statement
         return told, seen
 
-    def _apply_one(self, connection: Connection, outcome: Outcome, seen: list[Seen]) -> JobEvent | None:
+    def _apply_one(
+        self, connection: Connection, outcome: Outcome, seen: list[Seen], usage: list[dict[str, Any]]
+    ) -> JobEvent | None:
         if outcome.status is OutcomeStatus.STARTED:
             if self._fence.record_start(connection, outcome) and outcome.attempt > 1:
                 seen.append(Seen(outcome, retry=True))
@@ -169,6 +183,12 @@ class Finalizer:
         job = self._fence.end(connection, outcome)
         if job is None:
             return self._reject(connection, outcome, seen)
+        return self._accept(outcome, job, seen, usage)
+
+    def _accept(
+        self, outcome: Outcome, job: Ended, seen: list[Seen], usage: list[dict[str, Any]]
+    ) -> JobEvent:
+        """An accepted ending: its ledger row (written with the batch), what to log, settle, tell."""
         latency_ms = (utcnow() - job.created_at).total_seconds() * 1000.0
         cost = self._pricing.cost_micros(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
         seen.append(
@@ -180,9 +200,7 @@ class Finalizer:
                 cost_micros=cost,
             )
         )
-        connection.execute(
-            self._insert_usage, usage_row(outcome, key_id=job.key_id, latency_ms=latency_ms, cost=cost)
-        )
+        usage.append(usage_row(outcome, key_id=job.key_id, latency_ms=latency_ms, cost=cost))
         return _event(outcome, latency_ms)
 
     def _reject(self, connection: Connection, outcome: Outcome, seen: list[Seen]) -> JobEvent | None:
@@ -216,6 +234,18 @@ def _event(outcome: Outcome, latency_ms: float) -> JobEvent:
         return JobEvent(outcome.job_id, EventKind.FINAL, outcome.attempt, data)
     data.setdefault("code", outcome.error_code)
     return JobEvent(outcome.job_id, EventKind.ERROR, outcome.attempt, data)
+
+
+def _lone_new_endings(outcomes: list[Outcome]) -> list[Outcome]:
+    """Endings of unrecorded jobs that are their job's only outcome in the batch: the common case
+    of a short synchronous job, whose row can be inserted ended with the others in one statement
+    (with any other outcome of the same job in the batch, the order between them matters)."""
+    count = Counter(o.job_id for o in outcomes)
+    return [
+        o
+        for o in outcomes
+        if o.job is not None and o.status is not OutcomeStatus.STARTED and count[o.job_id] == 1
+    ]
 
 
 def _endings_by_job(outcomes: Sequence[Outcome]) -> dict[str, int]:
