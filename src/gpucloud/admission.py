@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -107,9 +107,19 @@ class Ticket:
     decision: Decision | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("decision")
-        return data
+        # By hand: dataclasses.asdict deep-copies, and this runs for every request.
+        return {
+            "key_id": self.key_id,
+            "job_id": self.job_id,
+            "model": self.model,
+            "tokens": self.tokens,
+            "cost_micros": self.cost_micros,
+            "period": self.period,
+            "budget_period": self.budget_period,
+            "limited": self.limited,
+            "quota": self.quota,
+            "budget": self.budget,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Ticket:

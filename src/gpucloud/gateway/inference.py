@@ -46,7 +46,7 @@ from gpucloud.queue.protocol import (
     Unrecorded,
     carried,
 )
-from gpucloud.queue.router import JobWatch
+from gpucloud.queue.router import ClientGone, JobWatch
 from gpucloud.reconciler import deadline_at
 from gpucloud.runtime import Runtime
 
@@ -393,32 +393,31 @@ class Inference:
 
     async def final(self, job: Submitted, request: Request) -> dict[str, Any]:
         """Wait for the accepted outcome, cancelling the job if the client disconnects first."""
-        disconnect = asyncio.ensure_future(_disconnected(request))
+        watcher = asyncio.ensure_future(_tell_when_gone(request, job.watch))
         try:
             while True:
-                step = asyncio.ensure_future(self.next_event(job))
-                await asyncio.wait({step, disconnect}, return_when=asyncio.FIRST_COMPLETED)
-                if not step.done():
-                    step.cancel()
+                try:
+                    event = await self.next_event(job)
+                except ClientGone:
                     await self.cancel(job)
                     # Nobody is left to read this answer; it only ends the handler.
                     raise Unavailable(
                         "The client closed the connection.", retry_after_s=1, code="client_closed"
-                    )
-                event = step.result()
+                    ) from None
                 if event.kind is EventKind.FINAL:
                     return event.data
                 if event.kind is EventKind.ERROR:
                     raise error_of(event)
         finally:
-            disconnect.cancel()
+            watcher.cancel()
             job.watch.close()
 
 
-async def _disconnected(request: Request) -> None:
+async def _tell_when_gone(request: Request, watch: JobWatch) -> None:
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
+            watch.client_gone()
             return
 
 

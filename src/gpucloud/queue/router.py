@@ -16,26 +16,42 @@ from gpucloud.queue.protocol import JobEvent, JobQueue, QueueError
 log = logging.getLogger(__name__)
 
 
+class ClientGone(Exception):
+    """The client waiting on a watch went away (see `JobWatch.client_gone`)."""
+
+
 class JobWatch:
     """Events of one job, in arrival order, for the request that waits on it."""
 
     def __init__(self, router: ReplyRouter, job_id: str) -> None:
         self.job_id = job_id
         self._router = router
-        self._events: asyncio.Queue[JobEvent] = asyncio.Queue()
+        # None is put by `client_gone`: one queue to wait on, so waiting costs no task per event.
+        self._events: asyncio.Queue[JobEvent | None] = asyncio.Queue()
 
     def put(self, event: JobEvent) -> None:
         self._events.put_nowait(event)
 
+    def client_gone(self) -> None:
+        """Wake the waiter with `ClientGone` (its client disconnected)."""
+        self._events.put_nowait(None)
+
     async def next(self, timeout_s: float | None = None) -> JobEvent:
-        """The next event; `TimeoutError` when none came within `timeout_s`."""
-        return await asyncio.wait_for(self._events.get(), timeout_s)
+        """The next event; `TimeoutError` when none came within `timeout_s`, `ClientGone` when the
+        client went away first."""
+        async with asyncio.timeout(timeout_s):
+            event = await self._events.get()
+        if event is None:
+            raise ClientGone
+        return event
 
     def drain(self) -> list[JobEvent]:
         """Events already here, without waiting (lets a slow client take deltas in one write)."""
         events: list[JobEvent] = []
         while not self._events.empty():
-            events.append(self._events.get_nowait())
+            event = self._events.get_nowait()
+            if event is not None:
+                events.append(event)
         return events
 
     def close(self) -> None:
