@@ -10,6 +10,7 @@ from gpucloud.gateway.embeddings import embedding_body, embedding_request
 from gpucloud.gateway.formats import completion_body, replay_sse, sse
 from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, error_of, idempotency_key
 from gpucloud.gateway.responses import json_response
+from gpucloud.gateway.routing import FastRoute
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from gpucloud.gateway.views import (
     ChatCompletion,
@@ -22,7 +23,9 @@ from gpucloud.gateway.views import (
 from gpucloud.keys import Principal
 from gpucloud.queue.protocol import EventKind
 
-router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(get_principal)])
+router = APIRouter(
+    prefix="/v1", tags=["openai"], dependencies=[Depends(get_principal)], route_class=FastRoute
+)
 _STREAMED = "JSON; with `stream: true`, `text/event-stream` chunks ending with `data: [DONE]`"
 
 
