@@ -36,7 +36,7 @@ from gpucloud.observability.cluster import ClusterGauges
 from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.stats import LiveStats
 from gpucloud.observability.tracing import Tracer
-from gpucloud.queue.memory import MemoryJobQueue
+from gpucloud.queue.factory import build_queue
 from gpucloud.queue.names import RedisNames
 from gpucloud.queue.protocol import JobQueue
 from gpucloud.queue.router import ReplyRouter
@@ -51,28 +51,6 @@ from gpucloud.worker.local import LocalControl
 from gpucloud.worker.main import build_replicas
 
 log = logging.getLogger(__name__)
-
-
-def build_queue(settings: Settings) -> JobQueue:
-    q = settings.queue
-    url = settings.redis_dsn()
-    if url is None:
-        return MemoryJobQueue(
-            max_depth=q.max_depth,
-            lease_timeout_s=q.lease_timeout_s,
-            max_attempts=q.max_attempts,
-            fair_every=q.fair_every,
-        )
-    from gpucloud.queue.redis import RedisJobQueue  # only cluster mode needs the Redis client
-
-    return RedisJobQueue(
-        url,
-        prefix=settings.redis_prefix,
-        max_depth=q.max_depth,
-        lease_timeout_s=q.lease_timeout_s,
-        max_attempts=q.max_attempts,
-        fair_every=q.fair_every,
-    )
 
 
 def key_changes(settings: Settings) -> KeyChanges:

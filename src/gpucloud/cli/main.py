@@ -13,16 +13,17 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from pydantic import SecretStr
 
-from gpucloud.cluster.tokens import WorkerTokenService
-from gpucloud.db import Database
-from gpucloud.db.migrate import upgrade
 from gpucloud.errors import GpucloudError
-from gpucloud.keys import KeyService, NewKey
 from gpucloud.logs import configure_logging
 from gpucloud.queue.protocol import Priority
 from gpucloud.settings import Settings, export_overrides
 
 if TYPE_CHECKING:
+    # The control plane's modules (database, keys) are imported by the commands that use them: a
+    # `gpucloud worker` on a GPU machine never loads SQLAlchemy, Alembic or the gateway.
+    from gpucloud.cluster.tokens import WorkerTokenService
+    from gpucloud.db import Database
+    from gpucloud.keys import KeyService
     from gpucloud.worker.control import ControlPlane
 
 app = typer.Typer(help="gpucloud: a self-hosted GPU inference cloud.", no_args_is_help=True)
@@ -48,6 +49,7 @@ def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
 
 
 def _with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
+    from gpucloud.keys import KeyService
     from gpucloud.runtime import key_changes
 
     async def with_service(db: Database) -> T:
@@ -61,10 +63,15 @@ def _with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]])
 
 
 def _with_worker_tokens(settings: Settings, action: Callable[[WorkerTokenService], Awaitable[T]]) -> T:
+    from gpucloud.cluster.tokens import WorkerTokenService
+
     return _with_db(settings, lambda db: action(WorkerTokenService(db)))
 
 
 def _with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
+    from gpucloud.db import Database
+    from gpucloud.db.migrate import upgrade
+
     async def run() -> T:
         db = Database(settings.resolved_database_url(), busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         try:
@@ -135,6 +142,8 @@ def serve(
         return
     # Each process builds its own app (its own runtime, reply channel and finalizer consumer) from
     # the same settings; leader-only duties are leases in Redis, so they stay single across them.
+    from gpucloud.db.migrate import upgrade
+
     export_overrides(overrides)
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +190,7 @@ def worker(
 ) -> None:
     """Run a worker: lease jobs for MODEL from the Redis queue and run them on an engine."""
     from gpucloud.observability.tracing import Tracer
-    from gpucloud.runtime import build_queue
+    from gpucloud.queue.factory import build_queue
     from gpucloud.worker.main import WorkerOptions, default_worker_id, parse_engine_options, run_worker
 
     settings = load_settings()
@@ -259,6 +268,8 @@ def openapi() -> None:
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None) -> None:
     """Apply database migrations up to the newest."""
+    from gpucloud.db.migrate import upgrade
+
     settings = load_settings(data_dir)
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -280,6 +291,8 @@ def keys_create(
 ) -> None:
     """Create an API key and print its secret (shown only this once)."""
     from datetime import UTC
+
+    from gpucloud.keys import NewKey
 
     try:
         default, ceiling = Priority(priority), Priority(max_priority or priority)
