@@ -40,6 +40,9 @@ class LocalWorkerSettings(BaseModel):
     simulate_gpus: str | None = Field(
         None, description="fake GPU inventory for demos, e.g. 'H100:80'; unset: NVML when present"
     )
+    # What deployments may run here besides presets (gpucloud.worker.consent): shell patterns.
+    allow_commands: list[str] = Field(default_factory=list, description="custom engine commands allowed")
+    allow_urls: list[str] = Field(default_factory=list, description="engine server URLs it may attach to")
 
 
 class KeyDefaults(BaseModel):

@@ -147,10 +147,19 @@ def worker(
         Path | None,
         typer.Option(help="Where deployment sources live (default GPUCLOUD_MODELS_DIR or data_dir/models)."),
     ] = None,
+    allow_command: Annotated[
+        list[str] | None,
+        typer.Option(help="Let deployments run this engine program or preset (shell pattern; repeatable)."),
+    ] = None,
+    allow_url: Annotated[
+        list[str] | None,
+        typer.Option(help="Let deployments attach to engine server URLs matching this (repeatable)."),
+    ] = None,
 ) -> None:
     """Run a worker: lease jobs for MODEL from the Redis queue and run them on an engine."""
     from gpucloud.observability.tracing import Tracer
     from gpucloud.runtime import build_queue
+    from gpucloud.worker.consent import EnginePolicy
     from gpucloud.worker.main import WorkerOptions, default_worker_id, parse_engine_options, run_worker
 
     settings = load_settings()
@@ -177,6 +186,7 @@ def worker(
             lease_timeout_s=settings.queue.lease_timeout_s,
             models_dir=(models_dir or settings.resolved_models_dir()).resolve(),
             source=source,
+            policy=EnginePolicy.of(allow_command or [], allow_url or []),
         )
         worker_id = options.worker_id or default_worker_id()
         options = dataclasses.replace(options, worker_id=worker_id)
