@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Header, Path
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from starlette.responses import Response
 
 from gpucloud.cluster import Beat, Registration
+from gpucloud.cluster.sessions import SESSION_HEADER, WorkerCredential, new_session
 from gpucloud.cluster.views import cluster_view, worker_view
 from gpucloud.db import Deployment, DeploymentReplica, WorkerNode, WorkerToken
 from gpucloud.deployments import ReplicaReport, assignment_view, deployment_view
@@ -172,12 +173,26 @@ async def register(body: RegisterIn, caller: WorkerDep, runtime: RuntimeDep) -> 
         models=body.models,
         slots=body.slots,
     )
-    row = await runtime.workers.register(registration, caller.token_id)
-    return json_response(_orders(row, runtime, await runtime.deployments.replicas_of_worker(row.id)))
+    session, session_digest = new_session()
+    row = await runtime.workers.register(registration, caller.token_id, session_digest)
+    orders = _orders(row, runtime, await runtime.deployments.replicas_of_worker(row.id))
+    return json_response({**orders, "session": session})  # the only time it is shown
+
+
+SessionHeader = Annotated[
+    str | None,
+    Header(alias=SESSION_HEADER, max_length=100, description="the session secret registration returned"),
+]
 
 
 @router.post("/workers/{worker_id}/heartbeat", responses=documented(WorkerOrders))
-async def heartbeat(worker_id: WorkerId, body: HeartbeatIn, _: WorkerDep, runtime: RuntimeDep) -> Response:
+async def heartbeat(
+    worker_id: WorkerId,
+    body: HeartbeatIn,
+    caller: WorkerDep,
+    runtime: RuntimeDep,
+    session: SessionHeader = None,
+) -> Response:
     beat = Beat(
         running=body.running,
         queued=body.queued,
@@ -186,7 +201,7 @@ async def heartbeat(worker_id: WorkerId, body: HeartbeatIn, _: WorkerDep, runtim
         replicas=[r.model_dump() for r in body.replicas],
         engines=body.engines,
     )
-    row = await runtime.workers.heartbeat(worker_id, beat)
+    row = await runtime.workers.heartbeat(worker_id, beat, WorkerCredential(caller.token_id, session))
     reports = [ReplicaReport.from_dict(replica) for replica in beat.replicas]
     held = await runtime.deployments.apply_reports(worker_id, reports)
     return json_response(_orders(row, runtime, held))
