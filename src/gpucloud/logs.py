@@ -17,7 +17,14 @@ import orjson
 
 from gpucloud.observability.context import ContextFilter
 
-_KEY_SHAPE = re.compile(r"(gcw?_)[0-9A-Za-z]{20,}")
+_KEY_SHAPE = re.compile(r"(gc[ws]?_)[0-9A-Za-z]{20,}")  # keys, worker tokens, worker sessions
+
+
+def looks_like_secret(text: str) -> bool:
+    """Whether `text` holds something shaped like one of our secrets (a key, token or session)."""
+    return _KEY_SHAPE.search(text) is not None
+
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 

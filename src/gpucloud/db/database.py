@@ -40,12 +40,14 @@ class Database:
             self._engine = self._sqlite_engine(url, "BEGIN IMMEDIATE", pool_size=2, overflow=2)
             self._read_engine = self._sqlite_engine(url, None, pool_size=24, overflow=8)
         else:
-            self._engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size * 2)
+            self._engine = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size * 2, hide_parameters=True
+            )
             self._read_engine = self._engine
         self._reads = async_sessionmaker(self._read_engine, expire_on_commit=False)
 
     def _sqlite_engine(self, url: str, begin: str | None, *, pool_size: int, overflow: int) -> AsyncEngine:
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=overflow)
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=overflow, hide_parameters=True)
         busy = self._busy_timeout_ms
 
         @event.listens_for(engine.sync_engine, "connect")

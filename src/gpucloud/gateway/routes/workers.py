@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
 from starlette.responses import Response
 
 from gpucloud.cluster import Beat, Registration
@@ -17,6 +17,7 @@ from gpucloud.db import Deployment, DeploymentReplica, WorkerNode, WorkerToken
 from gpucloud.deployments import ReplicaReport, assignment_view, deployment_view
 from gpucloud.deployments.views import by_deployment
 from gpucloud.gateway.deps import AdminDep, RuntimeDep, WorkerDep
+from gpucloud.gateway.inputs import CleanInput
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views import (
     ClusterView,
@@ -39,7 +40,7 @@ ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 MAX_GPUS = 64
 
 
-class GpuIn(BaseModel):
+class GpuIn(CleanInput):
     """One GPU reading (`gpucloud.worker.inventory.GpuReading.to_dict`)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -54,7 +55,7 @@ class GpuIn(BaseModel):
     power_w: float | None = Field(None, ge=0, le=100_000)
 
 
-class RegisterIn(BaseModel):
+class RegisterIn(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     worker_id: str = Field(pattern=WORKER_ID)
@@ -75,7 +76,7 @@ class RegisterIn(BaseModel):
         return gpus
 
 
-class ReplicaIn(BaseModel):
+class ReplicaIn(CleanInput):
     """One replica the worker holds, as it reports it (`gpucloud.worker.replicas`)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -92,7 +93,7 @@ class ReplicaIn(BaseModel):
     )
 
 
-class HeartbeatIn(BaseModel):
+class HeartbeatIn(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     running: int = Field(0, ge=0, le=1_000_000)
@@ -105,7 +106,7 @@ class HeartbeatIn(BaseModel):
     )
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
