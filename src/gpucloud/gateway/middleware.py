@@ -12,6 +12,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import orjson
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gpucloud.gateway.inputs import edge_problem
 from gpucloud.logs import looks_like_secret
 from gpucloud.observability.context import bind_request
-from gpucloud.observability.metrics import Metrics
+from gpucloud.observability.metrics import Metrics, model_label
 from gpucloud.observability.tracing import Tracer
 
 # A caller's own request id is kept when it is short and plain (it is logged, and stored with the
@@ -100,7 +101,7 @@ class RequestContextMiddleware:
         self.metrics.http_seconds.labels(route=route).observe(seconds)
         if facts.model is not None:
             self.metrics.inference_requests.labels(
-                model=facts.model,
+                model=model_label(facts.model, _serves(scope)),
                 endpoint=facts.endpoint or "",
                 stream=str(bool(facts.stream)).lower(),
                 status=str(status),
@@ -141,6 +142,13 @@ class RequestContextMiddleware:
             return message
 
         return receive_bounded
+
+
+def _serves(scope: Scope) -> Callable[[str], bool] | None:
+    """The model registry's `serves`, once the app's runtime is up (None before)."""
+    runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+    registry = getattr(runtime, "registry", None)
+    return None if registry is None else registry.serves  # type: ignore[no-any-return]
 
 
 def _request_id(scope: Scope) -> str:
