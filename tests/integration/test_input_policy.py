@@ -7,6 +7,7 @@ generated id), and no request ends in a 500 or leaves its content in the log.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,8 @@ import httpx
 import openai
 import pytest
 
-from tests.support import Server, create_pg_database, drop_pg_database, make_server
+from gpucloud.keys import generate_secret
+from tests.support import SECRETS, Server, create_pg_database, drop_pg_database, make_server
 
 PROMPT_MARK = "prompt-content-a91c"
 
@@ -109,3 +111,36 @@ def test_nothing_above_failed_with_a_500_or_logged_request_content(server: Serve
     assert " 500 " not in logs
     assert PROMPT_MARK not in logs
     assert "[parameters:" not in logs
+
+
+@pytest.fixture(scope="module")
+def json_logging(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = make_server(tmp_path_factory.mktemp("json-logs"), env={"GPUCLOUD_LOG_FORMAT": "json"})
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_key_shaped_request_ids_and_model_names_never_reach_the_log(json_logging: Server) -> None:
+    """Finding 8: a client's request id that looks like a key is replaced; a model name that does
+    is masked in the access log's structured fields."""
+    server = json_logging
+
+    fake = generate_secret("gc_")
+    SECRETS.add(fake)  # the session's final scan of every log checks it too
+    client = openai.OpenAI(base_url=server.v1, api_key=server.admin_key, max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(
+        model="gpucloud-sim-1",
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=2,
+        extra_headers={"x-request-id": fake},
+    )
+    assert raw.headers["x-request-id"] != fake
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model=fake, messages=[{"role": "user", "content": "x"}])
+    time.sleep(0.3)  # the access line is written when the response ends
+    logs = server.logs()
+    assert fake not in logs
+    assert '"model":"gc_[redacted]"' in logs
