@@ -130,6 +130,16 @@ class Settings(BaseSettings):
     # Tokens reserved for the completion when a request sets no max_tokens.
     default_reserve_tokens: int = Field(1024, ge=1)
 
+    @field_validator("admin_key")
+    @classmethod
+    def _usable_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # A mistake here used to start a server that answered 401 to everything: refuse it at once.
+        if value is not None:
+            from gpucloud.keys import check_operator_key  # the key format lives with the keys
+
+            check_operator_key(value.get_secret_value())
+        return value
+
     @field_validator("log_level")
     @classmethod
     def _upper(cls, value: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from gpucloud.cluster.tokens import WorkerTokenService
 from gpucloud.db import Database
@@ -321,4 +321,11 @@ def worker_token_revoke(token_id: str, data_dir: DataDir = None) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:  # bad settings: one line per mistake, exit 2, no traceback
+        for error in exc.errors(include_input=False, include_url=False):
+            where = "__".join(str(part) for part in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            typer.echo(f"error: GPUCLOUD_{where}: {message}", err=True)
+        raise SystemExit(2) from None
