@@ -89,6 +89,13 @@ class ClusterSettings(BaseModel):
         return self.unhealthy_after_s if self.unhealthy_after_s is not None else 3 * self.heartbeat_interval_s
 
 
+class AuthThrottleSettings(BaseModel):
+    """Failed authentication per client address (gpucloud.limits.auth_throttle)."""
+
+    max_failures: int = Field(20, ge=1, description="wrong credentials per window before 429")
+    window_s: float = Field(60.0, gt=0, description="the window, in seconds")
+
+
 _PREFIX = "GPUCLOUD_"
 
 
@@ -122,6 +129,7 @@ class Settings(BaseSettings):
     limits: RequestLimits = Field(default_factory=RequestLimits)
     key_defaults: KeyDefaults = Field(default_factory=KeyDefaults)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    auth_throttle: AuthThrottleSettings = Field(default_factory=AuthThrottleSettings)
     worker_token: SecretStr | None = Field(None, description="`gpucloud worker --server`'s token")
     # Price table: model → price; `default_price` for models not listed. JSON in the environment:
     # GPUCLOUD_PRICES='{"llama-3-8b": {"input_per_million": 0.2, "output_per_million": 0.6}}'
