@@ -148,7 +148,7 @@ def _serves(scope: Scope) -> Callable[[str], bool] | None:
     """The model registry's `serves`, once the app's runtime is up (None before)."""
     runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
     registry = getattr(runtime, "registry", None)
-    return None if registry is None else registry.serves  # type: ignore[no-any-return]
+    return None if registry is None else registry.serves
 
 
 def _request_id(scope: Scope) -> str:
