@@ -30,5 +30,7 @@ def test_patterns_match_the_program_as_written_or_resolved_and_preset_names() ->
             policy.check("openai", {"command": command})
     with pytest.raises(NotAllowed):
         policy.check("openai", {"preset": "sglang", "args": "--x"})
-    with pytest.raises(NotAllowed):
-        policy.check("openai", {"url": "http://10.0.0.1:9000"})
+    for url in ("http://10.0.0.1:9000", "http://127.0.0.1:9000@evil.example/", "file:///etc/passwd", "x"):
+        with pytest.raises(NotAllowed):
+            policy.check("openai", {"url": url})
+    policy.check("openai", {"url": "http://127.0.0.1:9001/v1"})  # the origin matches 9*

@@ -10,7 +10,8 @@ them, and presets (vLLM, SGLang, llama.cpp, transformers serve) are the only def
   matched against a command's program, as written and as resolved to a path, and against
   preset names. A preset with extra `args` also needs its name (or program) allowed, since
   arguments can change what a server loads and runs.
-- `--allow-url PATTERN` (repeatable): a pattern the whole attach URL must match.
+- `--allow-url PATTERN` (repeatable): a pattern the attach URL's origin, `scheme://host:port`,
+  must match (`http://127.0.0.1:9000`, `http://10.0.0.*:8000`); a URL with userinfo is refused.
 
 The embedded worker reads the same lists from `GPUCLOUD_LOCAL_WORKER__ALLOW_COMMANDS` and
 `__ALLOW_URLS`. The worker's own `--engine-option`s are its owner's choice and are not checked.
@@ -26,6 +27,7 @@ import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from gpucloud.engines.protocol import EngineError
 from gpucloud.engines.server.presets import PRESETS, resolve_program
@@ -57,7 +59,8 @@ class EnginePolicy:
             self._check_preset_args(options.get("preset", ""))
 
     def _check_url(self, url: str) -> None:
-        if not any(fnmatch.fnmatchcase(url, p) for p in self.allow_urls):
+        origin = _origin(url)
+        if origin is None or not any(fnmatch.fnmatchcase(origin, p) for p in self.allow_urls):
             raise NotAllowed(
                 "this worker does not allow attaching to engine server URLs chosen by the control plane "
                 "(its owner can allow some with `gpucloud worker --allow-url PATTERN`)"
@@ -92,6 +95,19 @@ class EnginePolicy:
         with contextlib.suppress(ValueError):  # not installed: a pattern may name it as written
             names.add(resolve_program([program])[0])
         return any(fnmatch.fnmatchcase(n, p) for n in names for p in self.allow_commands)
+
+
+def _origin(url: str) -> str | None:
+    """`scheme://host:port` of an http(s) URL, or None for anything else. Patterns match this, not
+    the raw text, so that `*` cannot reach into userinfo (`http://127.0.0.1:9000@elsewhere/`)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+        return None
+    return f"{parts.scheme}://{parts.hostname}:{port}"
 
 
 def local_policy(settings: Settings) -> EnginePolicy:
