@@ -4,7 +4,9 @@ A key is `gc_` + 43 base62 characters (256 random bits) + a 6-character base62 C
 the random part. The checksum lets the gateway refuse mistyped or made-up keys without touching
 the database, and lets secret scanners recognise ours. Only the SHA-256 digest (keys carry 256 bits
 of entropy, so a plain digest cannot be brute-forced) and an 11-character display prefix are
-stored; the secret exists in a response exactly once, when the key is created.
+stored; the secret exists in a response exactly once, when the key is created. The operator's own
+key (GPUCLOUD_ADMIN_KEY, chosen by a person) stores no characters at all: it shows a fixed label,
+and must be at least 32 characters (`check_operator_key`).
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ _BODY_LEN = 43  # ceil(256 / log2(62))
 _CHECK_LEN = 6
 _DISPLAY_LEN = 11
 DISPLAY_LEN = _DISPLAY_LEN
-_MIN_OPERATOR_KEY_LEN = 20
+_MIN_OPERATOR_KEY_LEN = 32
+# What an operator-chosen key shows instead of its first characters: none of it is stored.
+OPERATOR_LABEL = "(operator key)"
+_OPERATOR_NAME = "admin (GPUCLOUD_ADMIN_KEY)"
+_OTHER_SECRET_PREFIXES = ("gcw_", "gcs_")  # worker tokens and worker sessions are never API keys
 
 
 def _base62(number: int, width: int) -> str:
@@ -73,6 +79,22 @@ def well_formed(key: str, prefix: str = KEY_PREFIX) -> bool:
     if any(c not in _ALPHABET for c in body):
         return False
     return hmac.compare_digest(_checksum(body), check)
+
+
+def check_operator_key(secret: str) -> None:
+    """ValueError (a one-line message that never quotes the key) unless `secret` is usable as
+    GPUCLOUD_ADMIN_KEY: printable ASCII with no whitespace (a trailing newline from a file is the
+    usual mistake), at least 32 characters, not a worker token, and a valid key if it is `gc_`."""
+    if any(c.isspace() for c in secret):
+        raise ValueError("contains whitespace (a trailing newline?); remove it")
+    if not secret.isascii() or not secret.isprintable():
+        raise ValueError("must be printable ASCII characters")
+    if secret.startswith(_OTHER_SECRET_PREFIXES):
+        raise ValueError("is a worker token (gcw_) or session (gcs_), not an API key")
+    if secret.startswith(KEY_PREFIX) and not well_formed(secret):
+        raise ValueError("starts with gc_ but is not a valid gpucloud key (bad checksum)")
+    if len(secret) < _MIN_OPERATOR_KEY_LEN:
+        raise ValueError(f"must be at least {_MIN_OPERATOR_KEY_LEN} characters")
 
 
 def digest(key: str) -> str:
@@ -184,8 +206,11 @@ class KeyService:
         else:
             self._cache.drop(key_id)
 
-    async def create(self, new: NewKey, *, secret: str | None = None) -> tuple[ApiKey, str]:
-        """Store a key; returns the row and the secret, which is never retrievable again."""
+    async def create(
+        self, new: NewKey, *, secret: str | None = None, label: str | None = None
+    ) -> tuple[ApiKey, str]:
+        """Store a key; returns the row and the secret, which is never retrievable again. `label`
+        replaces the display prefix (an operator-chosen secret shows none of its characters)."""
         if new.role not in ROLES:
             raise InvalidRequest(f"role must be one of {', '.join(ROLES)}", param="role")
         if new.default_priority.rank < new.max_priority.rank:
@@ -194,7 +219,7 @@ class KeyService:
         row = ApiKey(
             id=f"key_{uuid.uuid4().hex[:24]}",
             name=new.name,
-            prefix=secret[:_DISPLAY_LEN],
+            prefix=label or secret[:_DISPLAY_LEN],
             digest=digest(secret),
             role=new.role,
             allowed_models=list(new.allowed_models) if new.allowed_models is not None else None,
@@ -303,21 +328,23 @@ class KeyService:
     async def bootstrap_admin(self, operator_key: str | None) -> str | None:
         """Make sure an admin can log in; returns a newly generated secret to print once, or None.
 
-        With `operator_key` (GPUCLOUD_ADMIN_KEY) that key is registered as an admin if it is not
-        yet. Without it, a key is generated only when no usable admin key exists.
+        With `operator_key` (GPUCLOUD_ADMIN_KEY, checked by `check_operator_key`) that key is
+        registered as an admin if it is not yet, and every other operator key is revoked: changing
+        the variable rotates the key. Without it, a key is generated only when no usable admin
+        key exists.
         """
         if operator_key is not None:
-            if len(operator_key) < _MIN_OPERATOR_KEY_LEN:
-                raise InvalidRequest(
-                    f"GPUCLOUD_ADMIN_KEY must be at least {_MIN_OPERATOR_KEY_LEN} characters"
-                )
-            if await self._find(digest(operator_key)) is None:
+            check_operator_key(operator_key)
+            key_digest = digest(operator_key)
+            if await self._find(key_digest) is None:
                 # Replicas starting together may all try: the unique digest lets one win.
                 with contextlib.suppress(IntegrityError):
                     await self.create(
-                        NewKey(name="admin (GPUCLOUD_ADMIN_KEY)", role="admin", max_priority=Priority.HIGH),
+                        NewKey(name=_OPERATOR_NAME, role="admin", max_priority=Priority.HIGH),
                         secret=operator_key,
+                        label=OPERATOR_LABEL,
                     )
+            await self._retire_other_operator_keys(key_digest)
             return None
         if await self._has_usable_admin():
             return None
@@ -325,6 +352,24 @@ class KeyService:
             NewKey(name="admin (generated)", role="admin", max_priority=Priority.HIGH)
         )
         return secret
+
+    async def _retire_other_operator_keys(self, current: str) -> None:
+        """Revoke the operator keys of earlier GPUCLOUD_ADMIN_KEY values, and show none of any
+        operator key's characters (rows from before labels stored the first 11)."""
+        operator = ApiKey.name == _OPERATOR_NAME
+        async with self._db.transaction() as connection:
+            retired = await connection.execute(
+                update(ApiKey)
+                .where(operator, ApiKey.digest != current, ApiKey.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+                .returning(ApiKey.id)
+            )
+            retired_ids = list(retired.scalars())
+            await connection.execute(
+                update(ApiKey).where(operator, ApiKey.prefix != OPERATOR_LABEL).values(prefix=OPERATOR_LABEL)
+            )
+        for key_id in retired_ids:  # gateways still running with the old variable drop it too
+            await self._changes.announce(key_id)
 
     async def _find(self, key_digest: str) -> ApiKey | None:
         async with self._db.session() as session:

@@ -2,7 +2,8 @@
 
 Secrets never reach a log line by construction — keys are logged by id, URLs with credentials are
 never formatted — and `Redactor` is a last line of defence that masks anything shaped like an
-API key or worker token (`gc_…`, `gcw_…`) in a message before it is written.
+API key, worker token or worker session (`gc_…`, `gcw_…`, `gcs_…`) in a message, in every
+structured field of the record and in its exception text before it is written.
 """
 
 from __future__ import annotations
@@ -17,16 +18,46 @@ import orjson
 
 from gpucloud.observability.context import ContextFilter
 
-_KEY_SHAPE = re.compile(r"(gcw?_)[0-9A-Za-z]{20,}")
+_KEY_SHAPE = re.compile(r"(gc[ws]?_)[0-9A-Za-z]{20,}")  # keys, worker tokens, worker sessions
+
+
+def looks_like_secret(text: str) -> bool:
+    """Whether `text` holds something shaped like one of our secrets (a key, token or session)."""
+    return _KEY_SHAPE.search(text) is not None
+
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
+def mask(text: str) -> str:
+    """`text` with everything shaped like one of our secrets masked (its prefix kept)."""
+    return _KEY_SHAPE.sub(r"\1[redacted]", text) if "gc" in text else text
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return value
+
+
 class Redactor(logging.Filter):
+    """Masks secret-shaped text in the message, in every structured field (the request id, the
+    model, anything a client chose) and in the exception's text, before any formatter sees it."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "gc_" in message or "gcw_" in message:
-            record.msg = _KEY_SHAPE.sub(r"\1[redacted]", message)
+        if "gc" in message:
+            record.msg = mask(message)
             record.args = None
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD and value is not None:
+                record.__dict__[key] = _masked(value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask(logging.Formatter().formatException(record.exc_info))
         return True
 
 
@@ -43,7 +74,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_") and value is not None:
                 entry[key] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = record.exc_text or self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
 
 

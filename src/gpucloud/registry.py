@@ -125,6 +125,11 @@ class ModelRegistry:
         """Job slots of the live workers serving `model` (0 when none)."""
         return self._slots.get(model, 0)
 
+    def serves(self, model: str) -> bool:
+        """Whether `model` is in the catalogue (served, deployed or recently announced): a cheap
+        lookup, for bounding metric labels."""
+        return model in self._cards
+
     def all(self) -> list[ModelCard]:
         return list(self._cards.values())
 

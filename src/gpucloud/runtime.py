@@ -46,6 +46,7 @@ from gpucloud.registry import ModelRegistry
 from gpucloud.settings import Settings
 from gpucloud.usage import UsageService
 from gpucloud.worker.agent import WorkerAgent
+from gpucloud.worker.consent import local_policy
 from gpucloud.worker.inventory import GpuProbe, NvmlProbe, SimulatedProbe
 from gpucloud.worker.local import LocalControl
 from gpucloud.worker.main import build_replicas
@@ -170,7 +171,7 @@ class Runtime:
                 slots=settings.local_worker.slots,
                 lease_timeout_s=settings.queue.lease_timeout_s,
                 tracer=tracer,
-                replicas=build_replicas(settings.resolved_models_dir(), probe),
+                replicas=build_replicas(settings.resolved_models_dir(), probe, local_policy(settings)),
             )
             local_control = LocalControl(worker, directory, deployments, probe=probe)
         return cls(

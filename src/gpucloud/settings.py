@@ -40,6 +40,9 @@ class LocalWorkerSettings(BaseModel):
     simulate_gpus: str | None = Field(
         None, description="fake GPU inventory for demos, e.g. 'H100:80'; unset: NVML when present"
     )
+    # What deployments may run here besides presets (gpucloud.worker.consent): shell patterns.
+    allow_commands: list[str] = Field(default_factory=list, description="custom engine commands allowed")
+    allow_urls: list[str] = Field(default_factory=list, description="engine server URLs it may attach to")
 
 
 class KeyDefaults(BaseModel):
@@ -86,6 +89,13 @@ class ClusterSettings(BaseModel):
         return self.unhealthy_after_s if self.unhealthy_after_s is not None else 3 * self.heartbeat_interval_s
 
 
+class AuthThrottleSettings(BaseModel):
+    """Failed authentication per client address (gpucloud.limits.auth_throttle)."""
+
+    max_failures: int = Field(20, ge=1, description="wrong credentials per window before 429")
+    window_s: float = Field(60.0, gt=0, description="the window, in seconds")
+
+
 _PREFIX = "GPUCLOUD_"
 
 
@@ -119,6 +129,7 @@ class Settings(BaseSettings):
     limits: RequestLimits = Field(default_factory=RequestLimits)
     key_defaults: KeyDefaults = Field(default_factory=KeyDefaults)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    auth_throttle: AuthThrottleSettings = Field(default_factory=AuthThrottleSettings)
     worker_token: SecretStr | None = Field(None, description="`gpucloud worker --server`'s token")
     # Price table: model → price; `default_price` for models not listed. JSON in the environment:
     # GPUCLOUD_PRICES='{"llama-3-8b": {"input_per_million": 0.2, "output_per_million": 0.6}}'
@@ -129,6 +140,16 @@ class Settings(BaseSettings):
     # How long a gateway trusts a cached API key without reading its row again. Changes are
     # announced at once (gpucloud.keycache); this bounds one whose announcement was lost.
     key_cache_ttl_s: float = Field(5.0, ge=0.0, le=60.0)
+
+    @field_validator("admin_key")
+    @classmethod
+    def _usable_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # A mistake here used to start a server that answered 401 to everything: refuse it at once.
+        if value is not None:
+            from gpucloud.keys import check_operator_key  # the key format lives with the keys
+
+            check_operator_key(value.get_secret_value())
+        return value
 
     @field_validator("log_level")
     @classmethod

@@ -129,3 +129,21 @@ def test_stats_agree_with_the_ledger(fresh: Server) -> None:
     assert stats["current"]["workers"] == 1
     assert stats["current"]["queue_depth"] == 0
     assert stats["series"][-1]["p50_latency_ms"] is not None
+
+
+def test_model_labels_are_bounded_to_models_the_platform_serves(fresh: Server) -> None:
+    """Finding 6 of the security review: unknown model names share one label, `other`."""
+    client = openai.OpenAI(base_url=fresh.v1, api_key=fresh.admin_key, max_retries=0)
+    secret_like = "gc_" + "S" * 49
+    names = [f"made-up-{i}" for i in range(30)] + [secret_like]
+    for name in names:
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(model=name, messages=[{"role": "user", "content": "x"}])
+    text = httpx.get(f"{fresh.base_url}/metrics", headers={"Authorization": f"Bearer {fresh.admin_key}"}).text
+    assert "made-up-" not in text
+    assert secret_like not in text
+    s = scrape(fresh)
+    other = {"model": "other", "endpoint": "chat.completions", "stream": "false", "status": "404"}
+    assert value(s, "gpucloud_inference_requests_total", **other) >= len(names)
+    models = {dict(labels).get("model") for name, labels in s if name == "gpucloud_inference_requests_total"}
+    assert models <= {MODEL, "other"}, models

@@ -229,10 +229,11 @@ def test_worker_tokens_registration_and_drain(api: httpx.Client) -> None:
         "labels": {"pool": "none"},
     }
     # Drained before it beats, so the controller places nothing on it.
-    check(api.post("/api/workers/register", json=registration, headers=agent), views.WorkerOrders)
+    orders = check(api.post("/api/workers/register", json=registration, headers=agent), views.WorkerOrders)
     check(api.post("/api/workers/schemas-1/drain"), views.WorkerView)
     beat = {"running": 0, "gpus": [gpu], "replicas": []}
-    check(api.post("/api/workers/schemas-1/heartbeat", json=beat, headers=agent), views.WorkerOrders)
+    session = {**agent, "x-gpucloud-worker-session": orders["session"]}
+    check(api.post("/api/workers/schemas-1/heartbeat", json=beat, headers=session), views.WorkerOrders)
     check(api.get("/api/workers/schemas-1"), views.WorkerView)
     check(api.post("/api/workers/schemas-1/undrain"), views.WorkerView)
     check(api.get("/api/cluster"), views.ClusterView)

@@ -597,7 +597,7 @@ def test_k8s_manifests_are_complete() -> None:
         assert (K8S / resource).is_file(), resource
     assert "secret.example.yaml" not in kustomization["resources"], "never apply the placeholders"
     secret = k8s_kind("Secret", "gpucloud-secrets")
-    assert len(secret["stringData"]["admin-key"]) < 20, "a placeholder admin key must be refused"
+    assert len(secret["stringData"]["admin-key"]) < 32, "a placeholder admin key must be refused"
 
 
 def test_k8s_gateway_and_worker() -> None:

@@ -132,10 +132,11 @@ async def test_the_breaker_opens_after_repeated_failures_and_closes_after_the_co
     rs.apply([assignment("m", 10)])
     await settle(rs)
     for _ in range(3):
-        rs.release(await rs.acquire("m", timeout_s=1), error="engine exploded")
+        rs.release(await rs.acquire("m", timeout_s=1), error="engine exploded on 'my secret prompt'")
     report = rs.reports()[0]
     assert report["state"] == "failed"
     assert "taken out of rotation" in report["reason"]
+    assert "secret prompt" not in report["reason"]  # the reason reaches other clients' 503s
     assert rs.models() == []
     with pytest.raises(EngineError):
         await rs.acquire("m", timeout_s=0.1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import bpe_openai
@@ -80,6 +81,12 @@ def test_long_text_is_counted_in_pieces(tokenizer: Tokenizer, reference: Any) ->
 def test_text_longer_than_backend_limit_is_counted(tokenizer: Tokenizer) -> None:
     text = "word" + " word" * 249_999  # 1,249,999 characters: bpe_openai alone refuses this
     assert tokenizer.count(text) == 250_000
+
+
+def test_a_long_run_of_cjk_text_stays_under_the_backends_token_limit(tokenizer: Tokenizer) -> None:
+    rng = random.Random(4)
+    text = "".join(chr(rng.randint(0x4E00, 0x9FFF)) for _ in range(93_000))  # no whitespace to cut at
+    assert tokenizer.count(text) > 200_000  # more tokens than bpe_openai takes in one input
 
 
 def test_count_chat_matches_openai_cookbook(tokenizer: Tokenizer) -> None:

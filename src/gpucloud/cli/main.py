@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from gpucloud.errors import GpucloudError
 from gpucloud.logs import configure_logging
@@ -187,10 +187,19 @@ def worker(
         Path | None,
         typer.Option(help="Where deployment sources live (default GPUCLOUD_MODELS_DIR or data_dir/models)."),
     ] = None,
+    allow_command: Annotated[
+        list[str] | None,
+        typer.Option(help="Let deployments run this engine program or preset (shell pattern; repeatable)."),
+    ] = None,
+    allow_url: Annotated[
+        list[str] | None,
+        typer.Option(help="Let deployments attach to engine server URLs matching this (repeatable)."),
+    ] = None,
 ) -> None:
     """Run a worker: lease jobs for MODEL from the Redis queue and run them on an engine."""
     from gpucloud.observability.tracing import Tracer
     from gpucloud.queue.factory import build_queue
+    from gpucloud.worker.consent import EnginePolicy
     from gpucloud.worker.main import WorkerOptions, default_worker_id, parse_engine_options, run_worker
 
     settings = load_settings()
@@ -217,6 +226,7 @@ def worker(
             lease_timeout_s=settings.queue.lease_timeout_s,
             models_dir=(models_dir or settings.resolved_models_dir()).resolve(),
             source=source,
+            policy=EnginePolicy.of(allow_command or [], allow_url or []),
         )
         worker_id = options.worker_id or default_worker_id()
         options = dataclasses.replace(options, worker_id=worker_id)
@@ -355,4 +365,11 @@ def worker_token_revoke(token_id: str, data_dir: DataDir = None) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as exc:  # bad settings: one line per mistake, exit 2, no traceback
+        for error in exc.errors(include_input=False, include_url=False):
+            where = "__".join(str(part) for part in error["loc"]).upper()
+            message = str(error["msg"]).removeprefix("Value error, ")
+            typer.echo(f"error: GPUCLOUD_{where}: {message}", err=True)
+        raise SystemExit(2) from None

@@ -1,9 +1,10 @@
 """`WorkerDirectory`: the workers table — registration, heartbeats, drain, health, the views.
 
 Registration upserts a worker by the id it chose (`--worker-id`), so a restarted worker takes up
-its row again. Heartbeats refresh its load and GPU readings and count the run of consecutive
-beats; the heartbeat applies the health rule at once, so recovery does not wait for the monitor,
-while silence is noticed by the `WorkerMonitor`. All times are the control plane's clock.
+its row again; the id stays bound to the token that registered it (`cluster.sessions`).
+Heartbeats refresh its load and GPU readings and count the run of consecutive beats; the
+heartbeat applies the health rule at once, so recovery does not wait for the monitor, while
+silence is noticed by the `WorkerMonitor`. All times are the control plane's clock.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gpucloud.cluster.health import HealthPolicy, WorkerState, beats_after, next_state, transition_reason
-from gpucloud.db import Database, WorkerNode
+from gpucloud.cluster.sessions import WorkerCredential, check_heartbeat, check_registration
+from gpucloud.db import Database, WorkerNode, WorkerToken
 from gpucloud.db.models import utcnow
 from gpucloud.errors import NotFound
 
@@ -90,9 +92,13 @@ class WorkerDirectory:
         self._db = db
         self.policy = policy
 
-    async def register(self, reg: Registration, token_id: str | None) -> WorkerNode:
+    async def register(
+        self, reg: Registration, token_id: str | None, session_digest: str | None = None
+    ) -> WorkerNode:
         """Create or take up the worker's row. A returning worker keeps its state and drain flag:
-        it must beat `recover_beats` times to be healthy again, and an operator's drain holds."""
+        it must beat `recover_beats` times to be healthy again, and an operator's drain holds.
+        `token_id` None is the embedded worker (in-process); otherwise the id must be free or
+        this token's (409 `worker_id_taken`), and `session_digest` becomes its only session."""
         now = utcnow()
         values: dict[str, Any] = {
             "hostname": reg.hostname,
@@ -103,6 +109,7 @@ class WorkerDirectory:
             "last_heartbeat_at": now,
             "consecutive_beats": 1,
             "token_id": token_id,
+            "session_digest": session_digest,
         }
         try:
             await self._upsert(reg.worker_id, values, now)
@@ -112,7 +119,16 @@ class WorkerDirectory:
         return await self.get(reg.worker_id)
 
     async def _upsert(self, worker_id: str, values: dict[str, Any], now: datetime) -> None:
+        owners = (
+            select(WorkerNode.token_id, WorkerToken.revoked_at)
+            .select_from(WorkerNode)
+            .outerjoin(WorkerToken, WorkerToken.id == WorkerNode.token_id)
+            .where(WorkerNode.id == worker_id)
+        )
         async with self._db.transaction() as connection:
+            held = (await connection.execute(owners)).first()
+            if held is not None:
+                check_registration(worker_id, held.token_id, held.revoked_at is None, values["token_id"])
             found = await connection.execute(
                 update(WorkerNode).where(WorkerNode.id == worker_id).values(**values)
             )
@@ -127,8 +143,12 @@ class WorkerDirectory:
                     )
                 )
 
-    async def heartbeat(self, worker_id: str, beat: Beat) -> WorkerNode:
-        """Record a beat; NotFound for a worker that never registered (it registers again)."""
+    async def heartbeat(
+        self, worker_id: str, beat: Beat, credential: WorkerCredential | None = None
+    ) -> WorkerNode:
+        """Record a beat; NotFound for a worker that never registered (it registers again).
+        Over HTTP `credential` must own the worker's current session (`cluster.sessions`); the
+        embedded worker beats in-process without one."""
         now = utcnow()
         async with self._db.transaction() as connection:
             row = (
@@ -136,6 +156,8 @@ class WorkerDirectory:
             ).first()
             if row is None:
                 raise NotFound(f"No worker with id {worker_id!r}; register first.", code="worker_not_found")
+            if credential is not None:
+                check_heartbeat(worker_id, row.token_id, row.session_digest, credential)
             gap = (now - row.last_heartbeat_at).total_seconds()
             beats = beats_after(row.consecutive_beats, gap, self.policy)
             old = WorkerState(row.state)

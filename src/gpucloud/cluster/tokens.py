@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, insert, select, update
 
-from gpucloud.db import Database, WorkerToken
+from gpucloud.db import Database, WorkerNode, WorkerToken
 from gpucloud.db.models import utcnow
 from gpucloud.errors import AuthenticationFailed, NotFound
 from gpucloud.keys import DISPLAY_LEN, WORKER_TOKEN_PREFIX, digest, generate_secret, well_formed
@@ -72,11 +72,16 @@ class WorkerTokenService:
         return row
 
     async def revoke(self, token_id: str) -> WorkerToken:
-        """Revoke a token: the next request with it gets 401. Revoking twice is a no-op."""
+        """Revoke a token: the next request with it gets 401, its workers' sessions end, and the
+        worker ids it held are free to be registered by another token. Revoking twice is a no-op."""
         async with self._db.transaction() as connection:
             await connection.execute(
                 update(WorkerToken)
                 .where(WorkerToken.id == token_id, WorkerToken.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
+            )
+            # Its workers' sessions end with it (`cluster.sessions`): no beat is accepted for them.
+            await connection.execute(
+                update(WorkerNode).where(WorkerNode.token_id == token_id).values(session_digest=None)
             )
         return await self.get(token_id)

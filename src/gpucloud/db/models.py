@@ -198,6 +198,8 @@ class WorkerNode(Base):
     last_heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
     consecutive_beats: Mapped[int] = mapped_column(Integer, default=0)
     token_id: Mapped[str | None] = mapped_column(ForeignKey("worker_tokens.id"), nullable=True)
+    # SHA-256 of the session secret its registration returned; every heartbeat must present it.
+    session_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Deployment(Base):

@@ -278,15 +278,17 @@ class SimulatedEngine:
             if prompt >= self._max_model_tokens:
                 raise EngineError(
                     f"{context} However, your {where} resulted in {prompt} tokens, which leaves no "
-                    f"room for the completion. Please reduce the length of the {where}."
+                    f"room for the completion. Please reduce the length of the {where}.",
+                    code="context_length_exceeded",
                 )
             return self._max_model_tokens - prompt
         if wanted < 1:
-            raise EngineError(f"max_tokens must be at least 1, got {wanted}.")
+            raise EngineError(f"max_tokens must be at least 1, got {wanted}.", code="invalid_request")
         if prompt + wanted > self._max_model_tokens:
             raise EngineError(
                 f"{context} However, you requested {prompt + wanted} tokens ({prompt} in the {where}, "
-                f"{wanted} in the completion). Please reduce the length of the {where} or completion."
+                f"{wanted} in the completion). Please reduce the length of the {where} or completion.",
+                code="context_length_exceeded",
             )
         return wanted
 

@@ -32,8 +32,11 @@ TOKENS_REPLY_PRIMING = 3
 
 # bpe_openai refuses single inputs of 1,000,000 characters or 200,000 tokens. Longer text is
 # encoded in pieces cut at whitespace, which the BPE pre-tokenizer splits at anyway, so counts
-# stay exact except, rarely, at a cut inside a run of whitespace.
-_PIECE_CHARS = 100_000
+# stay exact except, rarely, at a cut inside a run of whitespace (or inside a run of CJK text,
+# which has none). A character is at most 4 UTF-8 bytes and a token at least one byte, so a
+# piece of 40,000 characters is at most 160,000 tokens whatever the script (CJK text is about
+# two tokens a character: 100,000 characters of it overflowed the limit).
+_PIECE_CHARS = 40_000
 
 
 class _Encoding(Protocol):

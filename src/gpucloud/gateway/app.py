@@ -18,6 +18,7 @@ from gpucloud.gateway import errors, webapp
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestContextMiddleware
 from gpucloud.gateway.routes import deployments, health, jobs, keys, observe, openai, usage, workers
+from gpucloud.limits.auth_throttle import build_auth_throttle
 from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.tracing import Tracer
 from gpucloud.runtime import Runtime
@@ -31,6 +32,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.build(settings, metrics, tracer)
+        app.state.auth_throttle = build_auth_throttle(settings)
         await runtime.start()
         if runtime.generated_admin_key:
             _announce_admin_key(runtime.generated_admin_key)
@@ -40,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             await runtime.close()
+            await app.state.auth_throttle.close()
             tracer.shutdown()
 
     app = FastAPI(
@@ -49,6 +52,9 @@ def create_app(settings: Settings) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        # Starlette's slash redirect builds an absolute URL from the Host header: an attacker's
+        # host in an unauthenticated 307. A path with a stray slash is a plain 404 instead.
+        redirect_slashes=False,
     )
     errors.install(app)
     for module in (health, openai, jobs, keys, usage, observe, workers, deployments):

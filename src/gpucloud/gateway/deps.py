@@ -41,9 +41,16 @@ def bearer_token(request: Request) -> str:
 
 async def get_principal(request: Request) -> Principal:
     runtime: Runtime = request.app.state.runtime
-    principal: Principal = await runtime.keys.authenticate(bearer_token(request))
+    throttle = request.app.state.auth_throttle  # failed-auth throttling (limits.auth_throttle)
+    principal: Principal = await throttle.guard(
+        _address(request), runtime.keys.authenticate, bearer_token(request)
+    )
     facts(request).key_id = principal.key_id  # for logs: the key id, never the key
     return principal
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
 
 
 async def get_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
@@ -56,7 +63,10 @@ async def get_worker(request: Request) -> WorkerCaller:
     """A worker agent, authenticated by its worker token. API keys (even admin ones) are refused:
     worker endpoints take worker tokens only, and worker tokens are good for nothing else."""
     runtime: Runtime = request.app.state.runtime
-    caller = await runtime.worker_tokens.authenticate(bearer_token(request))
+    throttle = request.app.state.auth_throttle
+    caller: WorkerCaller = await throttle.guard(
+        _address(request), runtime.worker_tokens.authenticate, bearer_token(request)
+    )
     facts(request).key_id = caller.token_id  # for logs: the token id, never the token
     return caller
 

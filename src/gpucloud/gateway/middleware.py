@@ -1,5 +1,6 @@
-"""Pure-ASGI middleware: a request id on every request and response, the body-size bound, and one
-log line plus metrics per request once its response body has ended.
+"""Pure-ASGI middleware: a request id on every request and response, the edge's input policy
+(`gateway.inputs`), the body-size bound, and one log line plus metrics per request once its
+response body has ended.
 
 Pure ASGI (not `BaseHTTPMiddleware`) so that streamed responses pass through untouched and the
 per-request cost stays a few attribute writes.
@@ -11,16 +12,21 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gpucloud.gateway.inputs import edge_problem
+from gpucloud.logs import looks_like_secret
 from gpucloud.observability.context import bind_request
-from gpucloud.observability.metrics import Metrics
+from gpucloud.observability.metrics import Metrics, model_label
 from gpucloud.observability.tracing import Tracer
 
-# A caller's own request id is kept when it is short and plain, so it can be logged safely.
-_CALLER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# A caller's own request id is kept when it is short and plain (it is logged, and stored with the
+# job in a 100-character column) and does not look like a secret; otherwise one is generated.
+_CALLER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
 access_log = logging.getLogger("gpucloud.access")
 
 
@@ -75,7 +81,11 @@ class RequestContextMiddleware:
             f"{scope.get('method', '')} {scope.get('path', '')}", request_id=request_id
         ) as span:
             try:
-                await self.app(scope, self._bounded(scope, receive), send_with_id)
+                problem = edge_problem(scope)
+                if problem is None:
+                    await self.app(scope, self._bounded(scope, receive), send_with_id)
+                else:
+                    await _refuse(send_with_id, *problem)
             finally:
                 self._finish(scope, status, time.perf_counter() - started, facts)
                 if span is not None:
@@ -91,7 +101,7 @@ class RequestContextMiddleware:
         self.metrics.http_seconds.labels(route=route).observe(seconds)
         if facts.model is not None:
             self.metrics.inference_requests.labels(
-                model=facts.model,
+                model=model_label(facts.model, _serves(scope)),
                 endpoint=facts.endpoint or "",
                 stream=str(bool(facts.stream)).lower(),
                 status=str(status),
@@ -134,11 +144,27 @@ class RequestContextMiddleware:
         return receive_bounded
 
 
+def _serves(scope: Scope) -> Callable[[str], bool] | None:
+    """The model registry's `serves`, once the app's runtime is up (None before)."""
+    runtime = getattr(getattr(scope.get("app"), "state", None), "runtime", None)
+    registry = getattr(runtime, "registry", None)
+    return None if registry is None else registry.serves
+
+
 def _request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
             candidate: str = value.decode("latin-1")
-            if _CALLER_ID.match(candidate):
+            if _CALLER_ID.match(candidate) and not looks_like_secret(candidate):
                 return candidate
             break
     return f"req_{uuid.uuid4().hex}"
+
+
+async def _refuse(send: Send, message: str, param: str) -> None:
+    """A 400 for a request the edge's input policy refuses (`gateway.inputs`), before any route."""
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": "invalid_value"}
+    body = orjson.dumps({"error": error})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

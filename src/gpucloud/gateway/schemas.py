@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gpucloud.gateway.inputs import refuse_control
 
 
 class _Strict(BaseModel):
@@ -60,6 +62,9 @@ class _Sampling(_Strict):
     logit_bias: dict[str, float] | None = None
     priority: Literal["high", "normal", "low"] | None = None  # gpucloud: queue class
 
+    # Stored as columns (PostgreSQL refuses NUL in text): no control characters (gateway.inputs).
+    _clean_ids = field_validator("model", "user")(refuse_control)
+
     def stop_list(self) -> list[str]:
         if self.stop is None:
             return []
@@ -105,3 +110,5 @@ class EmbeddingRequest(_Strict):
     dimensions: int | None = Field(None, ge=1)
     user: str | None = Field(None, max_length=256)
     priority: Literal["high", "normal", "low"] | None = None  # gpucloud: queue class
+
+    _clean_ids = field_validator("model", "user")(refuse_control)

@@ -10,11 +10,25 @@ Who exports what, so that several gateway processes never export conflicting cop
   from the workers' heartbeats): only the process that
   holds the `metrics` leader lease (`JobQueue.lead`) exports them; the others export none of those
   series. Dashboards therefore use `max` or plain selectors on them, never `sum`.
+
+Labels are bounded: a `model` label names a model the platform serves (`model_label`); any other
+name a client sends shares the one label `other`, so no client can grow `/metrics` without bound
+or put a secret into it by sending it as a model name.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+OTHER_MODEL = "other"
+
+
+def model_label(model: str, serves: Callable[[str], bool] | None) -> str:
+    """The `model` label for a name a client sent: itself when the platform serves it, else `other`."""
+    return model if serves is not None and serves(model) else OTHER_MODEL
+
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)

@@ -355,6 +355,10 @@ class WorkerAgent:
                 return None
             code = exc.code or "engine_error"
             return self._outcome(run, OutcomeStatus.FAILED, 0, started, error=str(exc), code=code)
+        except Exception:  # a poison input fails its job once; it never crashes the task on every attempt
+            log.exception("job %s: the engine raised an unexpected error", job.job_id)
+            error = "The engine failed on this request (the worker's log has the details)."
+            return self._outcome(run, OutcomeStatus.FAILED, 0, started, error=error, code="engine_error")
         if run.reported_prompt_tokens is not None:
             prompt_tokens = run.reported_prompt_tokens  # the model server's own count wins
         return self._outcome(run, OutcomeStatus.COMPLETED, prompt_tokens, started)

@@ -4,9 +4,11 @@ It registers the worker with its inventory (retrying with backoff until the cont
 answers), then beats every `heartbeat_interval_s` with the agent's load and fresh GPU readings,
 and applies what each answer says: `draining` drains or resumes the agent, `assignments` are the
 deployment replicas it is to hold (`worker.replicas`), 404 (the control plane forgot the worker)
-registers again. Each beat reports every replica's state. A 401 — a bad or revoked worker token — is final:
-`TokenRejected` ends the worker, which exits with status 2. The token is sent only in the
-Authorization header and never logged.
+registers again. Each beat reports every replica's state and presents the session secret the
+registration returned (`cluster.sessions`). A 401 — a bad or revoked worker token — is final:
+`TokenRejected` ends the worker, which exits with status 2, and so is a 403 or 409 (the id
+belongs to another token, or this session was replaced). The token is sent only in the
+Authorization header, the session only in its header, and neither is logged.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from gpucloud.cluster.sessions import SESSION_HEADER
 from gpucloud.worker.agent import WorkerAgent
 from gpucloud.worker.inventory import GpuProbe, read_gpus, read_host
 
@@ -56,6 +59,7 @@ class ControlPlane:
         self.interval_s = 5.0
         self._last_tokens = 0
         self._last_at = time.monotonic()
+        self._session = ""  # from the registration's answer
 
     @property
     def probe(self) -> GpuProbe | None:
@@ -72,6 +76,7 @@ class ControlPlane:
         while True:
             try:
                 reply = await self._post("/api/workers/register", await self._registration(agent))
+                self._session = str(reply.get("session") or "")
                 self.interval_s = float(reply.get("heartbeat_interval_s", self.interval_s))
                 log.info("worker %s registered (state %s)", agent.worker_id, reply.get("state"))
                 self._apply(agent, reply)
@@ -122,7 +127,8 @@ class ControlPlane:
             agent.apply_assignments(assignments)
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self._client.post(path, json=body)
+        headers = {SESSION_HEADER: self._session} if self._session else None
+        response = await self._client.post(path, json=body, headers=headers)
         if response.status_code == 401:
             raise TokenRejected("the control plane rejected the worker token (401)")
         if response.status_code == 404 and path.endswith("/heartbeat"):

@@ -19,7 +19,7 @@ import signal
 import socket
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpucloud.engines import build_engine
@@ -27,6 +27,7 @@ from gpucloud.engines.protocol import Engine
 from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.protocol import JobQueue
 from gpucloud.worker.agent import WorkerAgent
+from gpucloud.worker.consent import EnginePolicy
 from gpucloud.worker.control import ControlPlane, Refused
 from gpucloud.worker.inventory import GpuProbe, InventoryError, SimulatedProbe
 from gpucloud.worker.replicas import Assignment, ReplicaSet
@@ -46,6 +47,7 @@ class WorkerOptions:
     lease_timeout_s: float = 15.0
     models_dir: Path | None = None  # where deployment sources live on this machine
     source: str | None = None  # weights of the --model engines (path under models_dir or hub id)
+    policy: EnginePolicy = field(default_factory=EnginePolicy)  # what deployments may run here
 
 
 def default_worker_id() -> str:
@@ -91,9 +93,13 @@ def placed_options(a: Assignment, index_of: Mapping[str, int]) -> dict[str, str]
     return options
 
 
-def build_replicas(models_dir: Path | None, probe: GpuProbe | None) -> ReplicaSet:
+def build_replicas(
+    models_dir: Path | None, probe: GpuProbe | None, policy: EnginePolicy | None = None
+) -> ReplicaSet:
     """The deployment replicas of a worker that has a control plane: engines built from what the
-    control plane assigns, GPU memory accounted against the probe's totals."""
+    control plane assigns and `policy` allows (default: presets only), GPU memory accounted
+    against the probe's totals."""
+    allowed = policy or EnginePolicy()
     totals: dict[str, float] = {}
     index_of: dict[str, int] = {}
     if probe is not None:
@@ -106,6 +112,7 @@ def build_replicas(models_dir: Path | None, probe: GpuProbe | None) -> ReplicaSe
     real_gpus = probe is not None and not isinstance(probe, SimulatedProbe)
 
     def build(a: Assignment) -> Engine:
+        allowed.check(a.engine, a.engine_options)
         options = placed_options(a, index_of) if real_gpus else dict(a.engine_options)
         return build_engine(a.engine, a.name, options, source=a.source, models_dir=models_dir)
 
@@ -133,7 +140,9 @@ async def run_worker(
         slots=options.slots,
         lease_timeout_s=options.lease_timeout_s,
         tracer=tracer,
-        replicas=build_replicas(options.models_dir, control.probe) if control is not None else None,
+        replicas=(
+            build_replicas(options.models_dir, control.probe, options.policy) if control is not None else None
+        ),
     )
     stop = _stop_on_signal()
     await queue.start()

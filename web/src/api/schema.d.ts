@@ -1826,6 +1826,11 @@ export interface components {
             /** Heartbeat Interval S */
             heartbeat_interval_s: number;
             /**
+             * Session
+             * @description registration only: the secret each heartbeat sends in x-gpucloud-worker-session
+             */
+            session?: string | null;
+            /**
              * State
              * @enum {string}
              */
@@ -2539,7 +2544,10 @@ export interface operations {
     heartbeat_api_workers__worker_id__heartbeat_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the session secret registration returned */
+                "x-gpucloud-worker-session"?: string | null;
+            };
             path: {
                 worker_id: string;
             };

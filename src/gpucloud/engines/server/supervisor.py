@@ -1,8 +1,9 @@
 """`ServerProcess`: one engine server as a child process of the worker, kept alive.
 
 `start` launches the command on a free 127.0.0.1 port and waits until the server's health path
-answers 200 (or raises `EngineError` with the tail of the child's output when it exits or the
-startup timeout passes). Then a watcher restarts the child whenever it dies, after a backoff that
+answers 200 (or raises `EngineError` when it exits or the startup timeout passes; the tail of the
+child's output is logged on the worker, never put in the error, which becomes an API-visible
+replica reason). Then a watcher restarts the child whenever it dies, after a backoff that
 doubles from `backoff_s` up to `max_backoff_s` (and starts again from `backoff_s` once a child
 has stayed up `stable_s`), each time on a fresh free port: the old one may still be held.
 `stop` ends the child's whole process group (servers such as vLLM run worker processes of their
@@ -151,19 +152,20 @@ class ServerProcess:
             while True:
                 if process.returncode is not None:
                     await asyncio.sleep(0.2)  # let the reader collect its last words
-                    raise EngineError(
-                        f"the engine server exited with status {process.returncode} while starting; "
-                        f"its last output:\n{self.tail()}"
-                    )
+                    raise self._startup_error(f"exited with status {process.returncode} while starting")
                 if time.monotonic() > deadline:
-                    raise EngineError(
-                        f"the engine server was not ready within {self._startup_timeout_s:.0f}s; "
-                        f"its last output:\n{self.tail()}"
-                    )
+                    raise self._startup_error(f"was not ready within {self._startup_timeout_s:.0f}s")
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get(url)).status_code == 200:
                         return
                 await asyncio.sleep(_POLL_S)
+
+    def _startup_error(self, what: str) -> EngineError:
+        """The error for a failed start. The child's output goes to this worker's log only: it is
+        whatever the program printed (a custom command's could be anything, `id` included), and the
+        error travels to the control plane as the replica's reason, which an API key can read."""
+        log.warning("the engine server %s; its last output:\n%s", what, self.tail())
+        return EngineError(f"the engine server {what} (its output is in the worker's log)")
 
     async def _read_output(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdout is not None

@@ -140,7 +140,10 @@ class TransformersEngine:
             # An empty completion prompt: start from BOS when the model has one, as generate() does.
             bos = loaded.tokenizer.bos_token_id
             if bos is None:
-                raise EngineError("the prompt is empty and this model has no beginning-of-sequence token")
+                raise EngineError(
+                    "the prompt is empty and this model has no beginning-of-sequence token",
+                    code="invalid_request",
+                )
             ids = [int(bos)]
         return ids
 
@@ -154,14 +157,16 @@ class TransformersEngine:
             if prompt >= context:
                 raise EngineError(
                     f"{intro} However, your {where} resulted in {prompt} tokens, which leaves no room "
-                    f"for the completion. Please reduce the length of the {where}."
+                    f"for the completion. Please reduce the length of the {where}.",
+                    code="context_length_exceeded",
                 )
             return context - prompt
         if wanted < 1:
-            raise EngineError(f"max_tokens must be at least 1, got {wanted}.")
+            raise EngineError(f"max_tokens must be at least 1, got {wanted}.", code="invalid_request")
         if prompt + wanted > context:
             raise EngineError(
                 f"{intro} However, you requested {prompt + wanted} tokens ({prompt} in the {where}, "
-                f"{wanted} in the completion). Please reduce the length of the {where} or completion."
+                f"{wanted} in the completion). Please reduce the length of the {where} or completion.",
+                code="context_length_exceeded",
             )
         return wanted

@@ -59,7 +59,9 @@ class PromptEncoder:
                 [dict(message) for message in messages], tokenize=False, add_generation_prompt=True
             )
         except Exception as exc:  # templates are user Jinja: any error is the request's
-            raise EngineError(f"the model's chat template rejected these messages: {exc}") from exc
+            raise EngineError(
+                f"the model's chat template rejected these messages: {exc}", code="invalid_request"
+            ) from exc
         if not isinstance(text, str):
             raise EngineError("the model's chat template did not render to text")
         return text

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 from starlette.responses import Response
 
 from gpucloud.deployments import DeploymentRequest, deployment_view, validate
 from gpucloud.deployments.views import by_deployment
 from gpucloud.gateway.deps import AdminDep, RuntimeDep, get_admin
+from gpucloud.gateway.inputs import CleanInput
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views import DeploymentDeleted, DeploymentList, DeploymentView, documented
 from gpucloud.runtime import Runtime
@@ -29,7 +30,7 @@ Ref = Annotated[str, Path(min_length=1, max_length=200)]
 EngineName = Literal["simulated", "transformers", "openai", "sentence-transformers"]
 
 
-class DeploymentPatch(BaseModel):
+class DeploymentPatch(CleanInput):
     """What may change after creation; only the fields sent change. Changing `engine_options`
     reloads every replica; a new size or constraint moves the replicas that no longer fit."""
 

@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from starlette.responses import Response
 
 from gpucloud.db import ApiKey
 from gpucloud.errors import InvalidRequest
 from gpucloud.gateway.deps import AdminDep, PrincipalDep, RuntimeDep, get_principal
+from gpucloud.gateway.inputs import CleanInput
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views import ApiKeyCreated, ApiKeyDetail, ApiKeyList, ApiKeyView, documented
 from gpucloud.keys import NewKey, Principal
@@ -24,7 +25,7 @@ PriorityName = Literal["high", "normal", "low"]
 BudgetPeriod = Literal["daily", "monthly"]
 
 
-class _KeyLimits(BaseModel):
+class _KeyLimits(CleanInput):
     """Limits of a key; None (or absent) means unlimited."""
 
     model_config = ConfigDict(extra="forbid")

@@ -6,16 +6,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from fastapi import APIRouter, Header, Path
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
 from starlette.responses import Response
 
 from gpucloud.cluster import Beat, Registration
+from gpucloud.cluster.sessions import SESSION_HEADER, WorkerCredential, new_session
 from gpucloud.cluster.views import cluster_view, worker_view
 from gpucloud.db import Deployment, DeploymentReplica, WorkerNode, WorkerToken
 from gpucloud.deployments import ReplicaReport, assignment_view, deployment_view
 from gpucloud.deployments.views import by_deployment
 from gpucloud.gateway.deps import AdminDep, RuntimeDep, WorkerDep
+from gpucloud.gateway.inputs import CleanInput
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views import (
     ClusterView,
@@ -38,7 +40,7 @@ ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 MAX_GPUS = 64
 
 
-class GpuIn(BaseModel):
+class GpuIn(CleanInput):
     """One GPU reading (`gpucloud.worker.inventory.GpuReading.to_dict`)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -53,7 +55,7 @@ class GpuIn(BaseModel):
     power_w: float | None = Field(None, ge=0, le=100_000)
 
 
-class RegisterIn(BaseModel):
+class RegisterIn(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     worker_id: str = Field(pattern=WORKER_ID)
@@ -74,7 +76,7 @@ class RegisterIn(BaseModel):
         return gpus
 
 
-class ReplicaIn(BaseModel):
+class ReplicaIn(CleanInput):
     """One replica the worker holds, as it reports it (`gpucloud.worker.replicas`)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -91,7 +93,7 @@ class ReplicaIn(BaseModel):
     )
 
 
-class HeartbeatIn(BaseModel):
+class HeartbeatIn(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     running: int = Field(0, ge=0, le=1_000_000)
@@ -104,7 +106,7 @@ class HeartbeatIn(BaseModel):
     )
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(CleanInput):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
@@ -172,12 +174,26 @@ async def register(body: RegisterIn, caller: WorkerDep, runtime: RuntimeDep) -> 
         models=body.models,
         slots=body.slots,
     )
-    row = await runtime.workers.register(registration, caller.token_id)
-    return json_response(_orders(row, runtime, await runtime.deployments.replicas_of_worker(row.id)))
+    session, session_digest = new_session()
+    row = await runtime.workers.register(registration, caller.token_id, session_digest)
+    orders = _orders(row, runtime, await runtime.deployments.replicas_of_worker(row.id))
+    return json_response({**orders, "session": session})  # the only time it is shown
+
+
+SessionHeader = Annotated[
+    str | None,
+    Header(alias=SESSION_HEADER, max_length=100, description="the session secret registration returned"),
+]
 
 
 @router.post("/workers/{worker_id}/heartbeat", responses=documented(WorkerOrders))
-async def heartbeat(worker_id: WorkerId, body: HeartbeatIn, _: WorkerDep, runtime: RuntimeDep) -> Response:
+async def heartbeat(
+    worker_id: WorkerId,
+    body: HeartbeatIn,
+    caller: WorkerDep,
+    runtime: RuntimeDep,
+    session: SessionHeader = None,
+) -> Response:
     beat = Beat(
         running=body.running,
         queued=body.queued,
@@ -186,7 +202,7 @@ async def heartbeat(worker_id: WorkerId, body: HeartbeatIn, _: WorkerDep, runtim
         replicas=[r.model_dump() for r in body.replicas],
         engines=body.engines,
     )
-    row = await runtime.workers.heartbeat(worker_id, beat)
+    row = await runtime.workers.heartbeat(worker_id, beat, WorkerCredential(caller.token_id, session))
     reports = [ReplicaReport.from_dict(replica) for replica in beat.replicas]
     held = await runtime.deployments.apply_reports(worker_id, reports)
     return json_response(_orders(row, runtime, held))

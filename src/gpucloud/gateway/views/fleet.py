@@ -141,6 +141,10 @@ class WorkerOrders(View):
     draining: bool
     heartbeat_interval_s: float
     assignments: list[Assignment]
+    session: str | None = Field(
+        None,
+        description="registration only: the secret each heartbeat sends in x-gpucloud-worker-session",
+    )
 
 
 class ReplicaView(View):
