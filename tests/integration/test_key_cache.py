@@ -110,14 +110,10 @@ def test_serve_with_two_processes_serves_and_shares_revocations(tmp_path: Path) 
         r = httpx.delete(f"{server.base_url}/api/keys/{key_id}", headers=_auth(server.admin_key))
         assert r.status_code == 200
 
-        def all_refused() -> bool:
-            for _ in range(10):
-                with httpx.Client() as client:
-                    if _chat(server, key, client).status_code != 401:
-                        return False
-            return True
-
-        assert _until(all_refused, 1.0) < 1.0
+        time.sleep(1.0)  # a second after the revoke, no process may still accept the key
+        for _ in range(20):
+            with httpx.Client() as client:
+                assert _chat(server, key, client).status_code == 401
     finally:
         server.stop()
         drop_pg_database(database_url)
