@@ -97,15 +97,18 @@ class RequestContextMiddleware:
     def _finish(self, scope: Scope, status: int, seconds: float, facts: RequestFacts) -> None:
         route = getattr(scope.get("route"), "path", None) or "unmatched"
         method = str(scope.get("method", ""))
-        self.metrics.http_requests.labels(route=route, method=method, status=str(status)).inc()
-        self.metrics.http_seconds.labels(route=route).observe(seconds)
+        self.metrics.series(self.metrics.http_requests, route, method, str(status)).inc()
+        self.metrics.series(self.metrics.http_seconds, route).observe(seconds)
         if facts.model is not None:
-            self.metrics.inference_requests.labels(
-                model=model_label(facts.model, _serves(scope)),
-                endpoint=facts.endpoint or "",
-                stream=str(bool(facts.stream)).lower(),
-                status=str(status),
+            self.metrics.series(
+                self.metrics.inference_requests,
+                model_label(facts.model, _serves(scope)),
+                facts.endpoint or "",
+                str(bool(facts.stream)).lower(),
+                str(status),
             ).inc()
+        if not access_log.isEnabledFor(logging.INFO):
+            return  # the line's fields cost more than the check
         extra = {k: v for k, v in asdict(facts).items() if v is not None}
         access_log.info(
             "%s %s %d %.1fms",

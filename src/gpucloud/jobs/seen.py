@@ -61,22 +61,22 @@ class Seen:
         if self.repeat:
             return
         if self.retry:
-            m.job_retries.labels(model=o.model).inc()
+            m.series(m.job_retries, o.model).inc()
             return
         if self.rejected:
-            m.outcomes_rejected.labels(status=o.status.value).inc()
+            m.series(m.outcomes_rejected, o.status.value).inc()
             return
-        m.job_outcomes.labels(model=o.model, status=o.status.value).inc()
-        m.job_seconds.labels(model=o.model, status=o.status.value).observe(self.latency_ms / 1000.0)
-        m.tokens.labels(model=o.model, kind="prompt").inc(o.prompt_tokens)
-        m.tokens.labels(model=o.model, kind="completion").inc(o.completion_tokens)
+        m.series(m.job_outcomes, o.model, o.status.value).inc()
+        m.series(m.job_seconds, o.model, o.status.value).observe(self.latency_ms / 1000.0)
+        m.series(m.tokens, o.model, "prompt").inc(o.prompt_tokens)
+        m.series(m.tokens, o.model, "completion").inc(o.completion_tokens)
         if o.duration_ms is None:
             return  # it never ran (expired, dead, cancelled while queued)
         started = (o.at or time.time()) - o.duration_ms / 1000.0
         wait = max(0.0, started - self.created_at)
-        m.queue_wait.labels(model=o.model).observe(wait)
+        m.series(m.queue_wait, o.model).observe(wait)
         if o.ttft_ms is not None and o.completion_tokens > 0:
-            m.ttft.labels(model=o.model).observe(o.ttft_ms / 1000.0)
+            m.series(m.ttft, o.model).observe(o.ttft_ms / 1000.0)
             generating = o.duration_ms / 1000.0 - max(0.0, o.ttft_ms / 1000.0 - wait)
             if o.completion_tokens > 1:
-                m.itl.labels(model=o.model).observe(max(0.0, generating) / (o.completion_tokens - 1))
+                m.series(m.itl, o.model).observe(max(0.0, generating) / (o.completion_tokens - 1))

@@ -19,6 +19,7 @@ or put a secret into it by sending it as a model name.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -38,6 +39,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self._series: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.http_requests = Counter(
             "gpucloud_http_requests",
             "HTTP requests by route template, method and status.",
@@ -165,6 +167,16 @@ class Metrics:
             registry=r,
         )
         self._gpu_gauges()
+
+    def series(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, remembered: prometheus-client validates and takes a lock on
+        every `labels` call, and the request path makes several per request. Label values are
+        bounded (routes, statuses, served models), so this cache is too."""
+        key = (id(metric), labels)
+        child = self._series.get(key)
+        if child is None:
+            child = self._series[key] = metric.labels(*labels)
+        return child
 
     def _gpu_gauges(self) -> None:
         def gpu_gauge(name: str, text: str) -> Gauge:
