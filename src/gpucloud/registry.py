@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gpucloud.background import Background
 from gpucloud.errors import ModelNotFound, PermissionDenied, Unavailable
 from gpucloud.keys import Principal
-from gpucloud.queue.protocol import JobQueue, QueueError
+from gpucloud.queue.protocol import Presence, QueueError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ Catalog = Callable[[], Awaitable[Mapping[str, CatalogEntry]]]
 class ModelRegistry:
     def __init__(
         self,
-        queue: JobQueue,
+        queue: Presence,
         *,
         refresh_s: float = 1.0,
         known_for_s: float = 7 * 86400,

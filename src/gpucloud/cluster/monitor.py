@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gpucloud.background import Background
 from gpucloud.cluster.directory import Transition, WorkerDirectory
-from gpucloud.queue.protocol import JobQueue, QueueError
+from gpucloud.queue.protocol import Leadership, QueueError
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class WorkerMonitor:
     def __init__(
         self,
         directory: WorkerDirectory,
-        queue: JobQueue,
+        queue: Leadership,
         holder: str,
         *,
         every_s: float,

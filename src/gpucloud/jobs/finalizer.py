@@ -27,7 +27,7 @@ from gpucloud.db.models import utcnow
 from gpucloud.jobs.fence import ENDINGS, Ended, Fence
 from gpucloud.jobs.seen import Seen
 from gpucloud.observability.metrics import Metrics
-from gpucloud.queue.protocol import EventKind, JobEvent, JobQueue, Outcome, OutcomeStatus, QueueError
+from gpucloud.queue.protocol import EventKind, JobEvent, Outcome, Outcomes, OutcomeStatus, QueueError
 from gpucloud.settings import ModelPrice
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class Finalizer:
     def __init__(
         self,
         db: Database,
-        queue: JobQueue,
+        queue: Outcomes,
         consumer: str,
         *,
         batch: int = 256,

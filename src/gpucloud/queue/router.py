@@ -11,7 +11,7 @@ import asyncio
 import logging
 
 from gpucloud.background import Background
-from gpucloud.queue.protocol import JobEvent, JobQueue, QueueError
+from gpucloud.queue.protocol import Events, JobEvent, QueueError
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class JobWatch:
 class ReplyRouter:
     """Reads `reply_to` on `queue` and dispatches events to `JobWatch`es by job id."""
 
-    def __init__(self, queue: JobQueue, reply_to: str) -> None:
+    def __init__(self, queue: Events, reply_to: str) -> None:
         self.reply_to = reply_to
         self._queue = queue
         self._watches: dict[str, JobWatch] = {}

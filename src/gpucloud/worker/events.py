@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 
 from gpucloud.engines.protocol import Delta
-from gpucloud.queue.protocol import EventKind, JobEvent, JobQueue, Lease, QueueError
+from gpucloud.queue.protocol import EventKind, Events, JobEvent, Lease, QueueError
 
 
 class EventBatcher:
-    def __init__(self, queue: JobQueue, reply_to: str) -> None:
+    def __init__(self, queue: Events, reply_to: str) -> None:
         self._queue = queue
         self._reply_to = reply_to
         self._pending: list[JobEvent] = []
