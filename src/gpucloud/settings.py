@@ -56,6 +56,7 @@ class KeyDefaults(BaseModel):
 class ModelPrice(BaseModel):
     input_per_million: float = Field(0.0, ge=0, description="USD per million prompt tokens")
     output_per_million: float = Field(0.0, ge=0, description="USD per million completion tokens")
+    batch_factor: float = Field(0.5, ge=0, description="price multiplier for Batch API requests")
 
 
 class RequestLimits(BaseModel):
@@ -84,6 +85,44 @@ class ClusterSettings(BaseModel):
 
     def unhealthy_after(self) -> float:
         return self.unhealthy_after_s if self.unhealthy_after_s is not None else 3 * self.heartbeat_interval_s
+
+
+class StorageSettings(BaseModel):
+    """Object storage (gpucloud.storage): unset `url` keeps objects under data_dir/objects."""
+
+    url: str | None = Field(None, description="s3://bucket/prefix, or file:///path; unset: data_dir")
+    endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO); unset: AWS")
+    region: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    part_size_bytes: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024, description="multipart part size")
+
+
+class FilesSettings(BaseModel):
+    """The Files API (`/v1/files`)."""
+
+    max_bytes: int = Field(200 * 1024 * 1024, ge=1, description="largest file one upload may hold")
+    max_batch_lines: int = Field(50_000, ge=1, description="most requests in one batch input file")
+
+
+class BatchSettings(BaseModel):
+    """The Batch API (`/v1/batches`) and its feeder."""
+
+    in_flight: int = Field(64, ge=1, description="a batch's lines on the queue at once")
+    every_s: float = Field(1.0, gt=0, description="how often the feeder tops batches up")
+    window_s: float = Field(
+        86400.0, gt=0, description="what completion_window '24h' lasts (tests shorten it)"
+    )
+
+
+class WebhookSettings(BaseModel):
+    """Outbound webhooks (`/api/webhooks`)."""
+
+    allow_private: bool = Field(False, description="true: loopback/private targets allowed (SSRF guard off)")
+    max_attempts: int = Field(20, ge=1, description="tries before a delivery is given up (about a day)")
+    backoff_s: float = Field(5.0, gt=0, description="first retry delay; doubles each try, capped at 2 h")
+    timeout_s: float = Field(10.0, gt=0)
+    every_s: float = Field(1.0, gt=0, description="how often the sender looks for due deliveries")
 
 
 _PREFIX = "GPUCLOUD_"
@@ -119,6 +158,10 @@ class Settings(BaseSettings):
     limits: RequestLimits = Field(default_factory=RequestLimits)
     key_defaults: KeyDefaults = Field(default_factory=KeyDefaults)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
+    batches: BatchSettings = Field(default_factory=BatchSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     worker_token: SecretStr | None = Field(None, description="`gpucloud worker --server`'s token")
     # Price table: model → price; `default_price` for models not listed. JSON in the environment:
     # GPUCLOUD_PRICES='{"llama-3-8b": {"input_per_million": 0.2, "output_per_million": 0.6}}'
