@@ -338,7 +338,9 @@ class Finalizer:
         if job is None:
             return await self._reject(session, outcome, seen)
         latency_ms = (utcnow() - job.created_at).total_seconds() * 1000.0
-        cost = self._pricing.cost_micros(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
+        cost = self._pricing.cost_micros(
+            outcome.model, outcome.prompt_tokens, outcome.completion_tokens, _is_batch(job.idempotency_key)
+        )
         ticket = Ticket.from_dict(job.admission) if job.admission else None
         seen.append(
             _Seen(
@@ -362,7 +364,9 @@ class Finalizer:
         t = Job.__table__.c
         row = (
             await session.execute(
-                select(t.status, t.attempts, t.created_at, t.admission).where(t.id == outcome.job_id)
+                select(t.status, t.attempts, t.created_at, t.admission, t.idempotency_key).where(
+                    t.id == outcome.job_id
+                )
             )
         ).first()
         if row is None or row.status != _ENDINGS[outcome.status].value or row.attempts != outcome.attempt:
@@ -373,7 +377,9 @@ class Finalizer:
             )
             return None
         ticket = Ticket.from_dict(row.admission) if row.admission else None
-        cost = self._pricing.cost_micros(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
+        cost = self._pricing.cost_micros(
+            outcome.model, outcome.prompt_tokens, outcome.completion_tokens, _is_batch(row.idempotency_key)
+        )
         seen.append(_Seen(outcome, repeat=True, ticket=ticket, cost_micros=cost))
         return _event(outcome, (utcnow() - row.created_at).total_seconds() * 1000.0)
 
@@ -408,7 +414,7 @@ class Finalizer:
             },
         )
         row = result.first()
-        return _Ended(row[0], row[1], row[2]) if row is not None else None
+        return _Ended(row[0], row[1], row[2], row[3]) if row is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +424,12 @@ class _Ended:
     key_id: str
     created_at: datetime
     admission: dict[str, Any] | None
+    idempotency_key: str | None  # "batch:…" marks a Batch API request (its own price)
+
+
+def _is_batch(idempotency_key: str | None) -> bool:
+    # Clients cannot send this prefix (gateway.inference.idempotency_key refuses it).
+    return idempotency_key is not None and idempotency_key.startswith("batch:")
 
 
 @dataclass(slots=True)
@@ -514,7 +526,7 @@ def _end_statement() -> Update:
             error_code=bindparam("b_error_code"),
             result=bindparam("b_result", type_=JSON()),
         )
-        .returning(t.key_id, t.created_at, t.admission)
+        .returning(t.key_id, t.created_at, t.admission, t.idempotency_key)
     )
 
 

@@ -21,7 +21,7 @@ from gpucloud.settings import Settings
 from tests.support import Server, make_server
 
 # Routes whose answer is not one JSON body: streams, CSV, Prometheus text.
-UNTYPED = {("GET", "/metrics")}
+UNTYPED = {("GET", "/metrics"), ("GET", "/v1/files/{file_id}/content")}
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ from gpucloud.observability.tracing import Tracer
 # A caller's own request id is kept when it is short and plain, so it can be logged safely.
 _CALLER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 access_log = logging.getLogger("gpucloud.access")
+UPLOAD_PATHS = frozenset({"/v1/files"})
 
 
 class BodyTooLarge(Exception):
@@ -44,9 +45,19 @@ class RequestFacts:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics, tracer: Tracer) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        metrics: Metrics,
+        tracer: Tracer,
+        max_upload_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # File uploads (POST /v1/files) carry whole files: their own, larger bound.
+        self.max_upload_bytes = max_upload_bytes or max_body_bytes
         self.metrics = metrics
         self.tracer = tracer
 
@@ -113,7 +124,7 @@ class RequestContextMiddleware:
         )
 
     def _bounded(self, scope: Scope, receive: Receive) -> Receive:
-        limit = self.max_body_bytes
+        limit = self.max_upload_bytes if scope.get("path") in UPLOAD_PATHS else self.max_body_bytes
         declared_too_large = any(
             name == b"content-length" and value.isdigit() and int(value) > limit
             for name, value in scope.get("headers", [])
