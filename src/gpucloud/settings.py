@@ -7,6 +7,7 @@ through its constructor.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -119,10 +120,23 @@ class WebhookSettings(BaseModel):
     """Outbound webhooks (`/api/webhooks`)."""
 
     allow_private: bool = Field(False, description="true: loopback/private targets allowed (SSRF guard off)")
+    allow_networks: list[str] = Field(
+        default_factory=list, description="CIDRs allowed although not public, e.g. an internal receiver's"
+    )
     max_attempts: int = Field(20, ge=1, description="tries before a delivery is given up (about a day)")
     backoff_s: float = Field(5.0, gt=0, description="first retry delay; doubles each try, capped at 2 h")
     timeout_s: float = Field(10.0, gt=0)
     every_s: float = Field(1.0, gt=0, description="how often the sender looks for due deliveries")
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # a ValueError names the bad one at startup
+        return value
+
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(cidr, strict=False) for cidr in self.allow_networks]
 
 
 _PREFIX = "GPUCLOUD_"

@@ -28,6 +28,7 @@ from gpucloud.gateway.routes import (
     observe,
     openai,
     usage,
+    webhooks,
     workers,
 )
 from gpucloud.observability.metrics import Metrics
@@ -69,7 +70,19 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
-    for module in (health, openai, jobs, keys, usage, observe, workers, deployments, files, batches):
+    for module in (
+        health,
+        openai,
+        jobs,
+        keys,
+        usage,
+        observe,
+        workers,
+        deployments,
+        files,
+        batches,
+        webhooks,
+    ):
         app.include_router(module.router)
     webapp.mount(app.router.routes)  # the dashboard at /, after (and never shadowing) every API route
     app.state.metrics = metrics

@@ -14,6 +14,7 @@ from gpucloud.files import FileService
 from gpucloud.gateway.inference import Inference
 from gpucloud.runtime import Runtime
 from gpucloud.storage import ObjectStore, build_store
+from gpucloud.webhooks import WebhookSender, WebhookStore
 
 
 @dataclass
@@ -22,6 +23,8 @@ class Offline:
     files: FileService
     batches: BatchStore
     feeder: BatchFeeder
+    webhooks: WebhookStore
+    sender: WebhookSender
 
     @classmethod
     def build(cls, runtime: Runtime, inference: Inference) -> Offline:
@@ -40,12 +43,15 @@ class Offline:
             settings=settings.batches,
             holder=runtime.instance_id,
         )
-        return cls(store=store, files=files, batches=batches, feeder=feeder)
+        sender = WebhookSender(runtime.db, runtime.queue, runtime.instance_id, settings.webhooks)
+        return cls(store, files, batches, feeder, WebhookStore(runtime.db), sender)
 
     async def start(self) -> None:
         await self.feeder.start()
+        await self.sender.start()
 
     async def close(self) -> None:
+        await self.sender.close()
         await self.feeder.close()
         await self.store.close()
 
