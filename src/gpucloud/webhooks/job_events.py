@@ -4,8 +4,9 @@ The finalizer's transaction that ends a job is the request path's hottest write,
 alone: instead the webhook sender reads ended jobs from the jobs table (committed state, the same
 guarantee an outbox row gives) past a cursor, for subscribed keys only, and records one outbox event
 per job with an id derived from the job's (`evt_<job hex>`), so reading a job twice — after a
-restart, or by a new leader, which starts `LOOKBACK` back — records it once. Batch lines are
-announced by their batch's event instead.
+restart, or by a new leader, which starts `LOOKBACK` back — records it once. The event's time is
+the job's end, so an endpoint made later is not told of it. Batch lines are announced by their
+batch's event instead.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class JobEvents:
                             "key_id": job.key_id,
                             "type": event_type,
                             "data": data,
-                            "created_at": utcnow(),
+                            "created_at": job.finished_at,  # an endpoint made later is not told of it
                         }
                     )
             if rows:

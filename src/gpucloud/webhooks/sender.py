@@ -93,7 +93,7 @@ class WebhookSender:
         async with self._db.transaction() as connection:
             events = (
                 await connection.execute(
-                    select(OutboxEvent.id, OutboxEvent.key_id, OutboxEvent.type)
+                    select(OutboxEvent.id, OutboxEvent.key_id, OutboxEvent.type, OutboxEvent.created_at)
                     .where(OutboxEvent.dispatched_at.is_(None))
                     .order_by(OutboxEvent.created_at)
                     .limit(_BATCH)
@@ -103,7 +103,12 @@ class WebhookSender:
                 return
             endpoints = (
                 await connection.execute(
-                    select(WebhookEndpoint.id, WebhookEndpoint.key_id, WebhookEndpoint.events).where(
+                    select(
+                        WebhookEndpoint.id,
+                        WebhookEndpoint.key_id,
+                        WebhookEndpoint.events,
+                        WebhookEndpoint.created_at,
+                    ).where(
                         WebhookEndpoint.key_id.in_({e.key_id for e in events}),
                         WebhookEndpoint.disabled_at.is_(None),
                     )
@@ -122,7 +127,10 @@ class WebhookSender:
                 }
                 for event in events
                 for endpoint in endpoints
-                if endpoint.key_id == event.key_id and event.type in endpoint.events
+                # An endpoint gets the events of its key and type that happened after it was made.
+                if endpoint.key_id == event.key_id
+                and event.type in endpoint.events
+                and endpoint.created_at <= event.created_at
             ]
             if rows:
                 await connection.execute(insert(WebhookDelivery), rows)
