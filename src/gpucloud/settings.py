@@ -110,6 +110,12 @@ class BatchSettings(BaseModel):
     """The Batch API (`/v1/batches`) and its feeder."""
 
     in_flight: int = Field(64, ge=1, description="a batch's lines on the queue at once")
+    max_share: float = Field(
+        0.75,
+        gt=0,
+        le=1,
+        description="share of a model's worker slots batches may fill (the rest: interactive)",
+    )
     every_s: float = Field(1.0, gt=0, description="how often the feeder tops batches up")
     window_s: float = Field(
         86400.0, gt=0, description="what completion_window '24h' lasts (tests shorten it)"

@@ -3,10 +3,11 @@ the `batch-feeder` lease acts, so each line is submitted by one process at a tim
 
 One round, per batch: validate a new batch's input file and record its lines; read the answers of
 lines whose jobs ended (from the job rows); top the batch up to `batches.in_flight` lines on the
-queue; when the window has passed or the batch is cancelled, answer the lines not yet queued and
-cancel those on the queue; when no line is left, write the output and error files and end the batch
-(its outbox event in the same transaction). Rounds follow each other at once while they make
-progress, else every `batches.every_s`.
+queue, and to no more than its part of `batches.max_share` of the model's worker slots (see
+`_room`); when the window has passed or the batch is cancelled, answer the lines not yet queued
+and cancel those on the queue; when no line is left, write the output and error files and end the
+batch (its outbox event in the same transaction). Rounds follow each other at once while they
+make progress, else every `batches.every_s`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gpucloud.background import Background
 from gpucloud.batches.results import collect, file_lines
 from gpucloud.batches.states import CANCELLED_CODE, EXPIRED_CODE, BatchStatus, LineState, final_status
-from gpucloud.batches.store import BatchStore, Counts
+from gpucloud.batches.store import BatchStore, Counts, LineResult
 from gpucloud.batches.submit import Later, Queued, submit_line
 from gpucloud.db import Database
 from gpucloud.db.models import Batch, utcnow
@@ -51,10 +53,13 @@ class BatchFeeder:
         limits: RequestLimits,
         settings: BatchSettings,
         holder: str,
+        slots: Callable[[str], int],
     ) -> None:
         self._db, self._store, self._files = db, store, files
         self._inference, self._queue, self._keys = inference, queue, keys
         self._limits, self._settings, self._holder = limits, settings, holder
+        self._slots = slots  # a model's worker slots now (the registry's view)
+        self._running = 1  # batches in progress in this round: they share the batch slots
         self._cancelled: set[str] = set()  # jobs this process already asked to stop
         self._loop = Background("batch-feeder", self._run)
         self.leading = False
@@ -84,7 +89,9 @@ class BatchFeeder:
         if not self.leading:
             return False
         busy = False
-        for batch in await self._store.active():
+        active = await self._store.active()
+        self._running = max(1, sum(b.status == BatchStatus.IN_PROGRESS.value for b in active))
+        for batch in active:
             busy = await self.advance(batch) or busy
         return busy
 
@@ -95,17 +102,15 @@ class BatchFeeder:
             return True
         ended = _ended(batch, status)
         answers = await collect(self._db, batch.id, ended)
-        for line, result in answers:
-            await self._store.answer(batch.id, line, result)
+        await self._store.record(batch.id, [], answers)
         busy = bool(answers)
         if ended is not None:
             await self._store.end_pending(batch.id, ended)
             await self._cancel_in_flight(batch)
         elif status is BatchStatus.IN_PROGRESS:
             busy = await self._top_up(batch) or busy
-        counts = (await self._store.counts([batch.id]))[batch.id]
-        if counts.unfinished == 0:
-            await self._finish(batch, status, counts)
+        if not await self._store.unfinished(batch.id):
+            await self._finish(batch, status, (await self._store.counts([batch.id]))[batch.id])
             busy = True
         return busy
 
@@ -128,8 +133,11 @@ class BatchFeeder:
         )
 
     async def _top_up(self, batch: Batch) -> bool:
-        room = self._settings.in_flight - await self._store.in_flight(batch.id)
-        pending = await self._store.lines(batch.id, LineState.PENDING, room) if room > 0 else []
+        pending = await self._store.lines(batch.id, LineState.PENDING, self._settings.in_flight)
+        if not pending:
+            return False
+        room = self._room(str(pending[0].request.get("model", ""))) - await self._store.in_flight(batch.id)
+        pending = pending[: max(0, room)]
         if not pending:
             return False
         principal = await self._principal(batch.key_id)
@@ -137,17 +145,29 @@ class BatchFeeder:
             error = {"code": "invalid_api_key", "message": "The batch's API key was revoked or has expired."}
             await self._store.end_pending(batch.id, error)
             return True
-        for line in pending:
-            try:
+        queued: list[tuple[int, str]] = []
+        answers: list[tuple[int, LineResult]] = []
+        try:
+            for line in pending:
                 outcome = await submit_line(self._inference, self._limits, batch, line, principal)
-            except Later as exc:
-                log.debug("batch feeder: %s waits: %s", batch.id, exc)
-                break
-            if isinstance(outcome, Queued):
-                await self._store.submitted(batch.id, line.line, outcome.job_id)
-            else:
-                await self._store.answer(batch.id, line.line, outcome)
+                if isinstance(outcome, Queued):
+                    queued.append((line.line, outcome.job_id))
+                else:
+                    answers.append((line.line, outcome))
+        except Later as exc:
+            log.debug("batch feeder: %s waits: %s", batch.id, exc)
+        finally:
+            # Recorded together after the round; a crash before this leaves the lines pending, and
+            # submitting them again finds their jobs by idempotency key.
+            await self._store.record(batch.id, queued, answers)
         return True
+
+    def _room(self, model: str) -> int:
+        """Lines one batch may have on the queue: `in_flight`, and no more than its part of
+        `max_share` of the model's slots, so that interactive requests find a free slot instead
+        of waiting behind a batch (at least one line each, so a batch always moves)."""
+        share = int(self._settings.max_share * self._slots(model) / self._running)
+        return max(1, min(self._settings.in_flight, share))
 
     async def _principal(self, key_id: str) -> Principal | None:
         try:

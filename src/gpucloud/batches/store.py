@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import JSON, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gpucloud import outbox
@@ -212,20 +212,52 @@ class BatchStore:
         async with self._db.read() as connection:
             return int((await connection.execute(query)).scalar_one())
 
-    async def submitted(self, batch_id: str, line: int, job_id: str) -> None:
-        await self._set(batch_id, [line], LineState.PENDING, state=LineState.SUBMITTED.value, job_id=job_id)
-
-    async def answer(self, batch_id: str, line: int, result: LineResult) -> None:
-        """Fix a line's answer (once: a line already done keeps the first)."""
-        await self._set(
-            batch_id,
-            [line],
-            None,
-            state=LineState.DONE.value,
-            status_code=result.status_code,
-            body=result.body,
-            error=result.error,
+    async def unfinished(self, batch_id: str) -> bool:
+        """Whether any line is still pending or on the queue (an indexed EXISTS, cheap per round)."""
+        query = select(
+            exists().where(BatchLine.batch_id == batch_id, BatchLine.state != LineState.DONE.value)
         )
+        async with self._db.read() as connection:
+            return bool((await connection.execute(query)).scalar())
+
+    async def record(
+        self, batch_id: str, queued: Sequence[tuple[int, str]], answers: Sequence[tuple[int, LineResult]]
+    ) -> None:
+        """In one transaction: lines now on the queue (line, job id), and lines answered (each
+        answered once: a line already done keeps its first answer)."""
+        if not queued and not answers:
+            return
+        t = BatchLine.__table__.c
+        where = (t.batch_id == bindparam("b_batch"), t.line == bindparam("b_line"))
+        async with self._db.transaction() as connection:
+            if queued:
+                await connection.execute(
+                    update(BatchLine)
+                    .where(*where, t.state == LineState.PENDING.value)
+                    .values(state=LineState.SUBMITTED.value, job_id=bindparam("b_job")),
+                    [{"b_batch": batch_id, "b_line": line, "b_job": job} for line, job in queued],
+                )
+            if answers:
+                await connection.execute(
+                    update(BatchLine)
+                    .where(*where, t.state != LineState.DONE.value)
+                    .values(
+                        state=LineState.DONE.value,
+                        status_code=bindparam("b_status"),
+                        body=bindparam("b_body", type_=JSON()),
+                        error=bindparam("b_error", type_=JSON()),
+                    ),
+                    [
+                        {
+                            "b_batch": batch_id,
+                            "b_line": line,
+                            "b_status": r.status_code,
+                            "b_body": r.body,
+                            "b_error": r.error,
+                        }
+                        for line, r in answers
+                    ],
+                )
 
     async def end_pending(self, batch_id: str, error: dict[str, Any]) -> None:
         """Answer every line not yet queued with `error` (the batch expired or was cancelled)."""
@@ -235,14 +267,6 @@ class BatchStore:
                 .where(BatchLine.batch_id == batch_id, BatchLine.state == LineState.PENDING.value)
                 .values(state=LineState.DONE.value, error=error)
             )
-
-    async def _set(self, batch_id: str, lines: list[int], source: LineState | None, **values: Any) -> None:
-        where = [BatchLine.batch_id == batch_id, BatchLine.line.in_(lines)]
-        where.append(
-            BatchLine.state == source.value if source is not None else BatchLine.state != LineState.DONE.value
-        )
-        async with self._db.transaction() as connection:
-            await connection.execute(update(BatchLine).where(*where).values(**values))
 
 
 def unix(value: datetime | None) -> int | None:

@@ -42,6 +42,7 @@ class Offline:
             limits=settings.limits,
             settings=settings.batches,
             holder=runtime.instance_id,
+            slots=runtime.registry.slots,
         )
         sender = WebhookSender(runtime.db, runtime.queue, runtime.instance_id, settings.webhooks)
         return cls(store, files, batches, feeder, WebhookStore(runtime.db), sender)
