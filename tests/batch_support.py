@@ -37,17 +37,22 @@ class BatchInput:
         return {str(line["custom_id"]) for line in self.lines}
 
 
-def mixed_input(count: int, *, invalid_every: int = 0, max_tokens: int = 8) -> BatchInput:
+FAIL_MARKER = "engine-please-fail"  # the simulated engine's fail_marker in the cluster tests
+
+
+def mixed_input(count: int, *, invalid_every: int = 0, max_tokens: int = 8, failing: int = 0) -> BatchInput:
     """`count` lines alternating chat and embeddings; every `invalid_every`-th one invalid in a way
-    only the model or the endpoint's own checks can tell (the upload accepts it)."""
+    only the model or the endpoint's own checks can tell (the upload accepts it); the first
+    `failing` chat lines carry FAIL_MARKER (the engine refuses them while running them)."""
     lines, invalid = [], set()
     for i in range(count):
         custom_id = f"req-{i:05d}"
         bad = bool(invalid_every) and i % invalid_every == invalid_every - 1
+        marker = f" {FAIL_MARKER}" if i % 2 == 0 and i < 2 * failing and not bad else ""
         if i % 2 == 0:
             body: dict[str, Any] = {
                 "model": MODEL,
-                "messages": [{"role": "user", "content": f"line {i}"}],
+                "messages": [{"role": "user", "content": f"line {i}{marker}"}],
                 "max_tokens": max_tokens if not bad else 10**9,
             }
             url = "/v1/chat/completions"
@@ -55,7 +60,7 @@ def mixed_input(count: int, *, invalid_every: int = 0, max_tokens: int = 8) -> B
             body = {"model": MODEL if not bad else "no-such-model", "input": [f"text {i}", "more"]}
             url = "/v1/embeddings"
         lines.append({"custom_id": custom_id, "method": "POST", "url": url, "body": body})
-        if bad:
+        if bad or marker:
             invalid.add(custom_id)
     return BatchInput(lines, invalid)
 
