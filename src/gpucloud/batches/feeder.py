@@ -27,7 +27,7 @@ from gpucloud.batches.states import CANCELLED_CODE, EXPIRED_CODE, BatchStatus, L
 from gpucloud.batches.store import BatchStore, Counts, LineResult
 from gpucloud.batches.submit import Later, Queued, submit_line
 from gpucloud.db import Database
-from gpucloud.db.models import Batch, utcnow
+from gpucloud.db.models import Batch, BatchLine, utcnow
 from gpucloud.errors import GpucloudError
 from gpucloud.files import FileService, NewFile
 from gpucloud.gateway.inference import Inference
@@ -145,22 +145,28 @@ class BatchFeeder:
             error = {"code": "invalid_api_key", "message": "The batch's API key was revoked or has expired."}
             await self._store.end_pending(batch.id, error)
             return True
-        queued: list[tuple[int, str]] = []
-        answers: list[tuple[int, LineResult]] = []
-        try:
-            for line in pending:
-                outcome = await submit_line(self._inference, self._limits, batch, line, principal)
-                if isinstance(outcome, Queued):
-                    queued.append((line.line, outcome.job_id))
-                else:
-                    answers.append((line.line, outcome))
-        except Later as exc:
-            log.debug("batch feeder: %s waits: %s", batch.id, exc)
-        finally:
-            # Recorded together after the round; a crash before this leaves the lines pending, and
-            # submitting them again finds their jobs by idempotency key.
-            await self._store.record(batch.id, queued, answers)
+        # Submitted together (each waits on the database and the queue, not on the CPU), recorded
+        # together after; a crash before the record leaves the lines pending, and submitting them
+        # again finds their jobs by idempotency key.
+        outcomes = await asyncio.gather(*(self._submit(batch, line, principal) for line in pending))
+        queued = [
+            (line.line, o.job_id) for line, o in zip(pending, outcomes, strict=True) if isinstance(o, Queued)
+        ]
+        answers = [
+            (line.line, o) for line, o in zip(pending, outcomes, strict=True) if isinstance(o, LineResult)
+        ]
+        await self._store.record(batch.id, queued, answers)
         return True
+
+    async def _submit(
+        self, batch: Batch, line: BatchLine, principal: Principal
+    ) -> Queued | LineResult | None:
+        """The line's job or answer; None when it must wait for another round (queue full, limits)."""
+        try:
+            return await submit_line(self._inference, self._limits, batch, line, principal)
+        except Later as exc:
+            log.debug("batch feeder: %s line %d waits: %s", batch.id, line.line, exc)
+            return None
 
     def _room(self, model: str) -> int:
         """Lines one batch may have on the queue: `in_flight`, and no more than its part of
