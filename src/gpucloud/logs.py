@@ -2,7 +2,8 @@
 
 Secrets never reach a log line by construction — keys are logged by id, URLs with credentials are
 never formatted — and `Redactor` is a last line of defence that masks anything shaped like an
-API key or worker token (`gc_…`, `gcw_…`) in a message before it is written.
+API key, worker token or webhook signing secret (`gc_…`, `gcw_…`, `whsec_…`: the database
+driver logs statement parameters at DEBUG) in a message before it is written.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ import orjson
 
 from gpucloud.observability.context import ContextFilter
 
-_KEY_SHAPE = re.compile(r"(gcw?_)[0-9A-Za-z]{20,}")
+_KEY_SHAPE = re.compile(r"(gcw?_)[0-9A-Za-z]{20,}|(whsec_)[0-9A-Za-z+/]{20,}=*")
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
 
 class Redactor(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "gc_" in message or "gcw_" in message:
-            record.msg = _KEY_SHAPE.sub(r"\1[redacted]", message)
+        if "gc_" in message or "gcw_" in message or "whsec_" in message:
+            record.msg = _KEY_SHAPE.sub(lambda m: f"{m.group(1) or m.group(2)}[redacted]", message)
             record.args = None
         return True
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gpucloud.db import Database, Job, JobStatus
 from gpucloud.db.models import OutboxEvent, WebhookEndpoint, utcnow
@@ -55,49 +56,56 @@ class JobEvents:
         """Record events for jobs that ended since the cursor; how many were new."""
         cursor = self._cursor or utcnow() - LOOKBACK
         async with self._db.transaction() as connection:
-            subscribed = (
-                await connection.execute(
-                    select(WebhookEndpoint.key_id, WebhookEndpoint.events).where(
-                        WebhookEndpoint.disabled_at.is_(None)
-                    )
-                )
-            ).all()
-            keys = {key_id for key_id, events in subscribed if _JOB_EVENTS & set(events)}
+            keys = await _subscribed_keys(connection)
             if not keys:
                 self._cursor = utcnow()
                 return 0
-            query = (
-                select(Job.id, Job.key_id, Job.model, Job.status, Job.finished_at, Job.error, Job.error_code)
-                .where(
-                    Job.key_id.in_(keys),
-                    Job.finished_at >= cursor,  # equal times past a page's end: `known` skips repeats
-                    Job.status.in_([JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.DEAD.value]),
-                    or_(Job.idempotency_key.is_(None), Job.idempotency_key.not_like("batch:%")),
-                )
-                .order_by(Job.finished_at)
-                .limit(_PAGE)
-            )
-            jobs = list((await connection.execute(query)).all())
+            jobs = await _ended_jobs(connection, keys, cursor)
             if not jobs:
                 return 0
             ids = [job_event_id(job.id) for job in jobs]
-            known = set(
-                (await connection.execute(select(OutboxEvent.id).where(OutboxEvent.id.in_(ids)))).scalars()
-            )
-            rows = []
-            for job, event_id in zip(jobs, ids, strict=True):
-                if event_id not in known:
-                    event_type, data = job_event(job)
-                    rows.append(
-                        {
-                            "id": event_id,
-                            "key_id": job.key_id,
-                            "type": event_type,
-                            "data": data,
-                            "created_at": job.finished_at,  # an endpoint made later is not told of it
-                        }
-                    )
+            found = await connection.execute(select(OutboxEvent.id).where(OutboxEvent.id.in_(ids)))
+            known = set(found.scalars())
+            rows = [
+                _event_row(job, event_id)
+                for job, event_id in zip(jobs, ids, strict=True)
+                if event_id not in known
+            ]
             if rows:
                 await connection.execute(insert(OutboxEvent), rows)
         self._cursor = max(job.finished_at for job in jobs if job.finished_at is not None)
         return len(rows)
+
+
+async def _subscribed_keys(connection: AsyncConnection) -> set[str]:
+    query = select(WebhookEndpoint.key_id, WebhookEndpoint.events).where(
+        WebhookEndpoint.disabled_at.is_(None)
+    )
+    return {key_id for key_id, events in (await connection.execute(query)).all() if _JOB_EVENTS & set(events)}
+
+
+async def _ended_jobs(connection: AsyncConnection, keys: set[str], cursor: datetime) -> list[Any]:
+    query = (
+        select(Job.id, Job.key_id, Job.model, Job.status, Job.finished_at, Job.error, Job.error_code)
+        .where(
+            Job.key_id.in_(keys),
+            Job.finished_at >= cursor,  # equal times past a page's end: the known ids skip repeats
+            Job.status.in_([JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.DEAD.value]),
+            or_(Job.idempotency_key.is_(None), Job.idempotency_key.not_like("batch:%")),
+        )
+        .order_by(Job.finished_at)
+        .limit(_PAGE)
+    )
+    return list((await connection.execute(query)).all())
+
+
+def _event_row(job: Any, event_id: str) -> dict[str, Any]:
+    event_type, data = job_event(job)
+    # Dated at the job's end: an endpoint made later is not told of it.
+    return {
+        "id": event_id,
+        "key_id": job.key_id,
+        "type": event_type,
+        "data": data,
+        "created_at": job.finished_at,
+    }

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urljoin
@@ -114,30 +115,13 @@ class WebhookSender:
                     )
                 )
             ).all()
-            now = utcnow()
-            rows = [
-                {
-                    "id": f"whd_{uuid.uuid4().hex[:24]}",
-                    "endpoint_id": endpoint.id,
-                    "event_id": event.id,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "created_at": now,
-                }
-                for event in events
-                for endpoint in endpoints
-                # An endpoint gets the events of its key and type that happened after it was made.
-                if endpoint.key_id == event.key_id
-                and event.type in endpoint.events
-                and endpoint.created_at <= event.created_at
-            ]
+            rows = _deliveries(events, endpoints)
             if rows:
                 await connection.execute(insert(WebhookDelivery), rows)
             await connection.execute(
                 update(OutboxEvent)
                 .where(OutboxEvent.id.in_([e.id for e in events]))
-                .values(dispatched_at=now)
+                .values(dispatched_at=utcnow())
             )
 
     async def _due(self) -> list[tuple[WebhookDelivery, WebhookEndpoint, OutboxEvent]]:
@@ -204,6 +188,28 @@ class WebhookSender:
                 .where(WebhookDelivery.id == delivery.id, WebhookDelivery.attempts == delivery.attempts)
                 .values(**values)
             )
+
+
+def _deliveries(events: Sequence[Any], endpoints: Sequence[Any]) -> list[dict[str, Any]]:
+    """One pending delivery per (event, endpoint) of the same key that subscribes to the event's
+    type and existed when it happened."""
+    now = utcnow()
+    return [
+        {
+            "id": f"whd_{uuid.uuid4().hex[:24]}",
+            "endpoint_id": endpoint.id,
+            "event_id": event.id,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for event in events
+        for endpoint in endpoints
+        if endpoint.key_id == event.key_id
+        and event.type in endpoint.events
+        and endpoint.created_at <= event.created_at
+    ]
 
 
 def _pinned(target: Target, headers: dict[str, str], body: bytes) -> httpx.Request:

@@ -72,19 +72,7 @@ async def check_url(
     except ValueError:
         raise UnsafeTarget("url has an invalid port.", param="url") from None
     host = parts.hostname
-    try:
-        literal: IPAddress | None = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        addresses = [str(literal)]
-    else:
-        try:
-            addresses = await resolver(host, port)
-        except OSError:
-            raise UnsafeTarget(f"The host {host!r} of url does not resolve.", param="url") from None
-    if not addresses:
-        raise UnsafeTarget(f"The host {host!r} of url does not resolve.", param="url")
+    addresses = await _addresses(host, port, resolver)
     if not allow_private:
         for address in addresses:
             if not allowed(ipaddress.ip_address(address.split("%", 1)[0]), networks):
@@ -94,3 +82,18 @@ async def check_url(
                     code="unsafe_url",
                 )
     return Target(url, parts.scheme, host, port, addresses[0])
+
+
+async def _addresses(host: str, port: int, resolver: Resolver) -> list[str]:
+    """A literal address as it is (never resolved), else what the resolver answers (never empty)."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:
+        addresses = await resolver(host, port)
+    except OSError:
+        addresses = []
+    if not addresses:
+        raise UnsafeTarget(f"The host {host!r} of url does not resolve.", param="url")
+    return addresses
