@@ -6,10 +6,13 @@ one row per successful line, at the batch price. Files live in S3 in cluster mod
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
+import httpx
 import openai
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from tests.batch_support import (
     FAIL_MARKER,
@@ -23,7 +26,8 @@ from tests.batch_support import (
 )
 from tests.conftest import MODEL, create_key
 from tests.s3_support import S3Server, moto_server
-from tests.support import REDIS_URL, Server, create_pg_database, drop_pg_database, make_server
+from tests.support import REDIS_URL, SECRETS, Server, create_pg_database, drop_pg_database, make_server
+from tests.webhook_support import receiver
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +41,7 @@ def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Server, str | None]]:
     env = {**PRICES_ENV, "GPUCLOUD_BATCHES__EVERY_S": "0.2", "GPUCLOUD_BATCHES__IN_FLIGHT": "16"}
+    env.update({"GPUCLOUD_WEBHOOKS__ALLOW_NETWORKS": '["127.0.0.1/32"]', "GPUCLOUD_WEBHOOKS__EVERY_S": "0.2"})
     tmp = tmp_path_factory.mktemp(f"batches-{request.param}")
     if request.param == "sqlite":
         srv = make_server(tmp, env=env)
@@ -153,3 +158,44 @@ def test_create_refuses_bad_input(backend: tuple[Server, str | None]) -> None:
     assert wait_for_batch(owner, batch.id).status == "completed"
     with pytest.raises(openai.ConflictError):
         owner.batches.cancel(batch.id)
+
+
+def test_webhooks_announce_the_batch_and_a_failed_job(backend: tuple[Server, str | None]) -> None:
+    """On both backends a batch's end reaches a receiver; in cluster mode (where the worker's
+    engine fails marked prompts) an asynchronous job that fails is announced as job.failed."""
+    server, bucket = backend
+    key = str(create_key(server)["key"])
+    client = openai.OpenAI(base_url=server.v1, api_key=key, max_retries=0)
+    with receiver() as hooks:
+        events = ["batch.completed", "job.failed", "job.completed"]
+        r = httpx.post(
+            f"{server.base_url}/api/webhooks",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"url": hooks.url("/in"), "events": events},
+        )
+        assert r.status_code == 201, r.text
+        secret = r.json()["secret"]
+        SECRETS.add(secret)
+        batch = wait_for_batch(client, start_batch(client, mixed_input(4)).id)
+        expected = {("batch.completed", batch.id)}
+        if bucket is not None:
+            content = f"please {FAIL_MARKER}"
+            job = httpx.post(
+                f"{server.v1}/jobs",
+                headers={"Authorization": f"Bearer {key}"},
+                json={
+                    "endpoint": "chat.completions",
+                    "model": MODEL,
+                    "messages": [{"role": "user", "content": content}],
+                },
+            )
+            assert job.status_code == 202, job.text
+            expected.add(("job.failed", job.json()["id"]))
+        received = hooks.wait("/in", len(expected))
+        time.sleep(1.0)  # nothing else arrives: batch lines are announced by their batch only
+        seen = {
+            (p["type"], p["data"]["id"])
+            for p in (Webhook(secret).verify(x.body, x.headers) for x in hooks.at("/in"))
+        }
+        assert seen == expected
+        assert len(hooks.at("/in")) == len(received)
