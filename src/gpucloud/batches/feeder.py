@@ -35,6 +35,7 @@ from gpucloud.keys import KeyService, Principal
 from gpucloud.queue.protocol import JobQueue, Outcome, OutcomeStatus, QueueError, QueueUnavailable
 from gpucloud.settings import BatchSettings, RequestLimits
 from gpucloud.storage import StorageError
+from gpucloud.storage.protocol import ObjectMissing
 
 log = logging.getLogger(__name__)
 _BUSY_PAUSE_S = 0.05
@@ -80,6 +81,9 @@ class BatchFeeder:
                 self.leading = False
             except (SQLAlchemyError, StorageError) as exc:
                 log.warning("batch feeder: storage unavailable: %s", type(exc).__name__)
+            except Exception:
+                # A fault in one round must not stop every batch for good: logged, tried again.
+                log.exception("batch feeder: round failed")
             await asyncio.sleep(_BUSY_PAUSE_S if busy else self._settings.every_s)
 
     async def step(self) -> bool:
@@ -120,6 +124,9 @@ class BatchFeeder:
             requests = await self._files.requests(row)
         except GpucloudError as exc:
             await self._fail(batch, exc.code or "invalid_file", exc.message, None)
+            return
+        except ObjectMissing:
+            await self._fail(batch, "file_missing", "The input file's content is no longer stored.", None)
             return
         # A line may name another endpoint than the batch's (chat and embeddings in one batch):
         # each line runs at its own url, already checked to be one the Batch API serves.

@@ -77,6 +77,9 @@ class WebhookSender:
                 log.warning("webhook sender: queue unavailable: %s", exc)
             except SQLAlchemyError as exc:
                 log.warning("webhook sender: database unavailable: %s", type(exc).__name__)
+            except Exception:
+                # A fault in one round must not stop every delivery for good: logged, tried again.
+                log.exception("webhook sender: round failed")
             await asyncio.sleep(self._settings.every_s)
 
     async def step(self) -> None:
