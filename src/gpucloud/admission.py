@@ -57,10 +57,11 @@ class Pricing:
         self._prices = dict(prices)
         self._default = default
 
-    def cost_micros(self, model: str, prompt_tokens: int, completion_tokens: int) -> int:
+    def cost_micros(self, model: str, prompt_tokens: int, completion_tokens: int, batch: bool = False) -> int:
         price = self._prices.get(model, self._default)
+        factor = price.batch_factor if batch else 1.0  # Batch API requests: the model's batch price
         return math.ceil(
-            prompt_tokens * price.input_per_million + completion_tokens * price.output_per_million
+            (prompt_tokens * price.input_per_million + completion_tokens * price.output_per_million) * factor
         )
 
 

@@ -2,8 +2,9 @@
 
 Secrets never reach a log line by construction — keys are logged by id, URLs with credentials are
 never formatted — and `Redactor` is a last line of defence that masks anything shaped like an
-API key, worker token or worker session (`gc_…`, `gcw_…`, `gcs_…`) in a message, in every
-structured field of the record and in its exception text before it is written.
+API key, worker token, worker session or webhook signing secret (`gc_…`, `gcw_…`, `gcs_…`,
+`whsec_…`) in a message, in every structured field of the record and in its exception text
+before it is written.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ import orjson
 
 from gpucloud.observability.context import ContextFilter
 
-_KEY_SHAPE = re.compile(r"(gc[ws]?_)[0-9A-Za-z]{20,}")  # keys, worker tokens, worker sessions
+# Keys, worker tokens and worker sessions; webhook signing secrets (base64).
+_KEY_SHAPE = re.compile(r"(gc[ws]?_)[0-9A-Za-z]{20,}|(whsec_)[0-9A-Za-z+/]{20,}=*")
 
 
 def looks_like_secret(text: str) -> bool:
-    """Whether `text` holds something shaped like one of our secrets (a key, token or session)."""
+    """Whether `text` holds something shaped like one of our secrets (a key, token, session or
+    webhook signing secret)."""
     return _KEY_SHAPE.search(text) is not None
 
 
@@ -31,7 +34,9 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 
 def mask(text: str) -> str:
     """`text` with everything shaped like one of our secrets masked (its prefix kept)."""
-    return _KEY_SHAPE.sub(r"\1[redacted]", text) if "gc" in text else text
+    if "gc" not in text and "whsec_" not in text:
+        return text  # the common case, without running the expression
+    return _KEY_SHAPE.sub(lambda m: f"{m.group(1) or m.group(2)}[redacted]", text)
 
 
 def _masked(value: Any) -> Any:
@@ -50,7 +55,7 @@ class Redactor(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "gc" in message:
+        if "gc" in message or "whsec_" in message:
             record.msg = mask(message)
             record.args = None
         for key, value in list(record.__dict__.items()):

@@ -7,6 +7,7 @@ through its constructor.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,6 +60,7 @@ class KeyDefaults(BaseModel):
 class ModelPrice(BaseModel):
     input_per_million: float = Field(0.0, ge=0, description="USD per million prompt tokens")
     output_per_million: float = Field(0.0, ge=0, description="USD per million completion tokens")
+    batch_factor: float = Field(0.5, ge=0, description="price multiplier for Batch API requests")
 
 
 class RequestLimits(BaseModel):
@@ -96,6 +98,63 @@ class AuthThrottleSettings(BaseModel):
     window_s: float = Field(60.0, gt=0, description="the window, in seconds")
 
 
+class StorageSettings(BaseModel):
+    """Object storage (gpucloud.storage): unset `url` keeps objects under data_dir/objects."""
+
+    url: str | None = Field(None, description="s3://bucket/prefix, or file:///path; unset: data_dir")
+    endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO); unset: AWS")
+    region: str | None = None
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    part_size_bytes: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024, description="multipart part size")
+
+
+class FilesSettings(BaseModel):
+    """The Files API (`/v1/files`)."""
+
+    max_bytes: int = Field(200 * 1024 * 1024, ge=1, description="largest file one upload may hold")
+    max_batch_lines: int = Field(50_000, ge=1, description="most requests in one batch input file")
+
+
+class BatchSettings(BaseModel):
+    """The Batch API (`/v1/batches`) and its feeder."""
+
+    in_flight: int = Field(64, ge=1, description="a batch's lines on the queue at once")
+    max_share: float = Field(
+        0.75,
+        gt=0,
+        le=1,
+        description="share of a model's worker slots batches may fill (the rest: interactive)",
+    )
+    every_s: float = Field(1.0, gt=0, description="how often the feeder tops batches up")
+    window_s: float = Field(
+        86400.0, gt=0, description="what completion_window '24h' lasts (tests shorten it)"
+    )
+
+
+class WebhookSettings(BaseModel):
+    """Outbound webhooks (`/api/webhooks`)."""
+
+    allow_private: bool = Field(False, description="true: loopback/private targets allowed (SSRF guard off)")
+    allow_networks: list[str] = Field(
+        default_factory=list, description="CIDRs allowed although not public, e.g. an internal receiver's"
+    )
+    max_attempts: int = Field(20, ge=1, description="tries before a delivery is given up (about a day)")
+    backoff_s: float = Field(5.0, gt=0, description="first retry delay; doubles each try, capped at 2 h")
+    timeout_s: float = Field(10.0, gt=0)
+    every_s: float = Field(1.0, gt=0, description="how often the sender looks for due deliveries")
+
+    @field_validator("allow_networks")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # a ValueError names the bad one at startup
+        return value
+
+    def networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [ipaddress.ip_network(cidr, strict=False) for cidr in self.allow_networks]
+
+
 _PREFIX = "GPUCLOUD_"
 
 
@@ -130,6 +189,11 @@ class Settings(BaseSettings):
     key_defaults: KeyDefaults = Field(default_factory=KeyDefaults)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     auth_throttle: AuthThrottleSettings = Field(default_factory=AuthThrottleSettings)
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
+    batches: BatchSettings = Field(default_factory=BatchSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     worker_token: SecretStr | None = Field(None, description="`gpucloud worker --server`'s token")
     # Price table: model → price; `default_price` for models not listed. JSON in the environment:
     # GPUCLOUD_PRICES='{"llama-3-8b": {"input_per_million": 0.2, "output_per_million": 0.6}}'

@@ -22,8 +22,18 @@ from tests.support import SECRETS, Server
 
 LAPTOP = {"width": 1366, "height": 860}
 PHONE = {"width": 390, "height": 844}
-ADMIN_PAGES = ["Overview", "Playground", "API keys", "Usage", "Deployments", "Workers & GPUs", "Jobs"]
-USER_PAGES = ["Playground", "Usage", "Jobs"]
+ADMIN_PAGES = [
+    "Overview",
+    "Playground",
+    "API keys",
+    "Usage",
+    "Deployments",
+    "Workers & GPUs",
+    "Jobs",
+    "Batches",
+    "Webhooks",
+]
+USER_PAGES = ["Playground", "Usage", "Jobs", "Batches", "Webhooks"]
 TIMEOUT_MS = 15_000
 
 console: list[str] = []

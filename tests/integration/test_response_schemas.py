@@ -21,7 +21,7 @@ from gpucloud.settings import Settings
 from tests.support import Server, make_server
 
 # Routes whose answer is not one JSON body: streams, CSV, Prometheus text.
-UNTYPED = {("GET", "/metrics")}
+UNTYPED = {("GET", "/metrics"), ("GET", "/v1/files/{file_id}/content")}
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +238,38 @@ def test_worker_tokens_registration_and_drain(api: httpx.Client) -> None:
     check(api.post("/api/workers/schemas-1/undrain"), views.WorkerView)
     check(api.get("/api/cluster"), views.ClusterView)
     check(api.delete(f"/api/workers/tokens/{created['id']}"), views.WorkerTokenView)
+
+
+def test_files_batches_and_webhooks(api: httpx.Client) -> None:
+    from gpucloud.gateway.views import offline
+
+    line = {
+        "custom_id": "a",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "gpucloud-sim-1", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2},
+    }
+    import json
+
+    upload = api.post(
+        "/v1/files", files={"file": ("in.jsonl", json.dumps(line).encode())}, data={"purpose": "batch"}
+    )
+    file = check(upload, offline.FileObject)
+    check(api.get("/v1/files"), offline.FileList)
+    check(api.get(f"/v1/files/{file['id']}"), offline.FileObject)
+    create = {"input_file_id": file["id"], "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+    batch = check(api.post("/v1/batches", json=create), offline.BatchObject)
+    check(api.get("/v1/batches"), offline.BatchList)
+    done = wait_for(
+        lambda: (b := api.get(f"/v1/batches/{batch['id']}").json())["status"] == "completed" and b
+    )
+    offline.BatchObject.model_validate(done)
+    hook = {
+        "url": "http://93.184.216.34/hooks",
+        "events": ["batch.completed"],
+    }  # never called: no event follows
+    created = check(api.post("/api/webhooks", json=hook), offline.WebhookEndpointView, 201)
+    check(api.get("/api/webhooks"), offline.WebhookEndpointList)
+    check(api.get(f"/api/webhooks/{created['id']}/deliveries"), offline.WebhookDeliveryList)
+    check(api.delete(f"/api/webhooks/{created['id']}"), offline.WebhookEndpointView)
+    check(api.delete(f"/v1/files/{file['id']}"), offline.FileDeleted)

@@ -64,19 +64,19 @@ describe("sign-in", () => {
     await user.type(await screen.findByLabelText("API key"), "gc_admin");
     await user.click(screen.getByRole("button", { name: "Sign in" }));
     const nav = await screen.findByRole("navigation", { name: "Pages" });
-    expect([...nav.querySelectorAll("a")].map((a) => a.textContent)).toEqual(["Overview", "Playground", "API keys", "Usage", "Deployments", "Workers & GPUs", "Jobs"]);
+    expect([...nav.querySelectorAll("a")].map((a) => a.textContent)).toEqual(["Overview", "Playground", "API keys", "Usage", "Deployments", "Workers & GPUs", "Jobs", "Batches", "Webhooks"]);
     expect(localStorage.getItem(STORAGE_KEY)).toBe("gc_admin");
     await user.click(screen.getByRole("button", { name: "Sign out" }));
     expect(await screen.findByLabelText("API key")).toBeTruthy();
     expect(localStorage.getItem(STORAGE_KEY)).toBeNull();
   });
 
-  it("gives a user key only the playground, its usage and its jobs, starting at the playground", async () => {
+  it("gives a user key only the playground, its usage, jobs, batches and webhooks, starting at the playground", async () => {
     serve({ gc_user: "user" });
     localStorage.setItem(STORAGE_KEY, "gc_user");
     renderApp();
     const nav = await screen.findByRole("navigation", { name: "Pages" });
-    expect([...nav.querySelectorAll("a")].map((a) => a.textContent)).toEqual(["Playground", "Usage", "Jobs"]);
+    expect([...nav.querySelectorAll("a")].map((a) => a.textContent)).toEqual(["Playground", "Usage", "Jobs", "Batches", "Webhooks"]);
     await waitFor(() => expect(window.location.pathname).toBe("/playground"));
     expect(await screen.findByLabelText("Model")).toBeTruthy();
   });

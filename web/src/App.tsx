@@ -2,6 +2,7 @@
 import { type ComponentType, useEffect, useState } from "react";
 import { useAuth } from "./auth";
 import { Loading } from "./components/Status";
+import { Batches } from "./pages/Batches";
 import { Deployments } from "./pages/Deployments";
 import { Jobs } from "./pages/Jobs";
 import { Keys } from "./pages/Keys";
@@ -9,6 +10,7 @@ import { Login } from "./pages/Login";
 import { Overview } from "./pages/Overview";
 import { Playground } from "./pages/Playground";
 import { Usage } from "./pages/Usage";
+import { Webhooks } from "./pages/Webhooks";
 import { Workers } from "./pages/Workers";
 import { Link, navigate, usePath } from "./router";
 
@@ -27,6 +29,8 @@ export const PAGES: Page[] = [
   { path: "/deployments", title: "Deployments", adminOnly: true, component: Deployments },
   { path: "/workers", title: "Workers & GPUs", adminOnly: true, component: Workers },
   { path: "/jobs", title: "Jobs", adminOnly: false, component: Jobs },
+  { path: "/batches", title: "Batches", adminOnly: false, component: Batches },
+  { path: "/webhooks", title: "Webhooks", adminOnly: false, component: Webhooks },
 ];
 
 /** The pages a key may open. */

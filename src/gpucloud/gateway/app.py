@@ -17,12 +17,28 @@ from gpucloud import __version__
 from gpucloud.gateway import errors, webapp
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestContextMiddleware
-from gpucloud.gateway.routes import deployments, health, jobs, keys, observe, openai, usage, workers
+from gpucloud.gateway.offline import Offline
+from gpucloud.gateway.routes import (
+    batches,
+    deployments,
+    files,
+    health,
+    jobs,
+    keys,
+    observe,
+    openai,
+    usage,
+    webhooks,
+    workers,
+)
 from gpucloud.limits.auth_throttle import build_auth_throttle
 from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.tracing import Tracer
 from gpucloud.runtime import Runtime
 from gpucloud.settings import Settings
+
+# Room for a multipart upload's boundaries and headers around the file itself.
+UPLOAD_OVERHEAD_BYTES = 64 * 1024
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -38,9 +54,12 @@ def create_app(settings: Settings) -> FastAPI:
             _announce_admin_key(runtime.generated_admin_key)
         app.state.runtime = runtime
         app.state.inference = Inference(runtime)
+        app.state.offline = offline = Offline.build(runtime, app.state.inference)
+        await offline.start()
         try:
             yield
         finally:
+            await offline.close()
             await runtime.close()
             await app.state.auth_throttle.close()
             tracer.shutdown()
@@ -57,13 +76,26 @@ def create_app(settings: Settings) -> FastAPI:
         redirect_slashes=False,
     )
     errors.install(app)
-    for module in (health, openai, jobs, keys, usage, observe, workers, deployments):
+    for module in (
+        health,
+        openai,
+        jobs,
+        keys,
+        usage,
+        observe,
+        workers,
+        deployments,
+        files,
+        batches,
+        webhooks,
+    ):
         app.include_router(module.router)
     webapp.mount(app.router.routes)  # the dashboard at /, after (and never shadowing) every API route
     app.state.metrics = metrics
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.limits.max_body_bytes,
+        max_upload_bytes=settings.files.max_bytes + UPLOAD_OVERHEAD_BYTES,
         metrics=metrics,
         tracer=tracer,
     )

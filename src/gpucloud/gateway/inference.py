@@ -64,6 +64,8 @@ def idempotency_key(request: Request) -> str | None:
     value = value.strip()
     if not value or len(value) > 255:
         raise InvalidRequest("Idempotency-Key must be 1 to 255 characters.", param="Idempotency-Key")
+    if value.startswith("batch:"):  # reserved for Batch API requests, which are billed at their own price
+        raise InvalidRequest("Idempotency-Key may not start with 'batch:'.", param="Idempotency-Key")
     return value
 
 

@@ -28,6 +28,7 @@ from gpucloud.observability.tracing import Tracer
 # job in a 100-character column) and does not look like a secret; otherwise one is generated.
 _CALLER_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,100}$")
 access_log = logging.getLogger("gpucloud.access")
+UPLOAD_PATHS = frozenset({"/v1/files"})
 
 
 class BodyTooLarge(Exception):
@@ -50,9 +51,19 @@ class RequestFacts:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics, tracer: Tracer) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        metrics: Metrics,
+        tracer: Tracer,
+        max_upload_bytes: int | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # File uploads (POST /v1/files) carry whole files: their own, larger bound.
+        self.max_upload_bytes = max_upload_bytes or max_body_bytes
         self.metrics = metrics
         self.tracer = tracer
 
@@ -126,7 +137,7 @@ class RequestContextMiddleware:
         )
 
     def _bounded(self, scope: Scope, receive: Receive) -> Receive:
-        limit = self.max_body_bytes
+        limit = self.max_upload_bytes if scope.get("path") in UPLOAD_PATHS else self.max_body_bytes
         declared_too_large = any(
             name == b"content-length" and value.isdigit() and int(value) > limit
             for name, value in scope.get("headers", [])

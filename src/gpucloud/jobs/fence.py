@@ -58,7 +58,7 @@ class Fence:
         self._insert_ended = (
             _insert(dialect)
             .on_conflict_do_nothing(index_elements=[t.id])
-            .returning(t.id, t.key_id, t.created_at, t.admission)
+            .returning(t.id, t.key_id, t.created_at, t.admission, t.idempotency_key)
         )
 
     def insert_endings(self, connection: Connection, outcomes: list[Outcome]) -> dict[str, Ended]:
@@ -69,7 +69,7 @@ class Fence:
         if not rows:
             return {}
         result = connection.execute(self._insert_ended, rows)
-        return {row[0]: Ended(row[1], row[2], row[3]) for row in result}
+        return {row[0]: Ended(row[1], row[2], row[3], row[4]) for row in result}
 
     def record_start(self, connection: Connection, outcome: Outcome) -> bool:
         """Record that `outcome.attempt` started; False when the fence refuses it."""
@@ -91,18 +91,31 @@ class Fence:
         else:
             values = {**new_row(outcome.job), **_end_values(outcome)}
             row = connection.execute(self._end_upsert, {**values, **params}).first()
-        return Ended(row[0], row[1], row[2]) if row is not None else None
+        return Ended(row[0], row[1], row[2], row[3]) if row is not None else None
 
 
 class Ended:
     """What the fence returns about a job it just ended."""
 
-    __slots__ = ("admission", "created_at", "key_id")
+    __slots__ = ("admission", "created_at", "idempotency_key", "key_id")
 
-    def __init__(self, key_id: str, created_at: datetime, admission: dict[str, Any] | None) -> None:
+    def __init__(
+        self,
+        key_id: str,
+        created_at: datetime,
+        admission: dict[str, Any] | None,
+        idempotency_key: str | None = None,
+    ) -> None:
         self.key_id = key_id
         self.created_at = created_at
         self.admission = admission
+        self.idempotency_key = idempotency_key
+
+    @property
+    def batch(self) -> bool:
+        """A Batch API request (billed at the model's batch price): its idempotency key says so,
+        and clients cannot send that prefix (gateway.inference.idempotency_key refuses it)."""
+        return self.idempotency_key is not None and self.idempotency_key.startswith("batch:")
 
 
 def new_row(job: JobMessage) -> dict[str, Any]:
@@ -215,7 +228,7 @@ def _end_update() -> Update:
         update(Job)
         .where(t.id == bindparam("b_id"), _may_end())
         .values(_ending_set())
-        .returning(t.key_id, t.created_at, t.admission)
+        .returning(t.key_id, t.created_at, t.admission, t.idempotency_key)
     )
 
 
@@ -233,7 +246,7 @@ def _end_upsert(dialect: str) -> Insert:
     statement = _insert(dialect)
     upsert: Insert = statement.on_conflict_do_update(
         index_elements=[t.id], set_=_ending_set(), where=_may_end()
-    ).returning(t.key_id, t.created_at, t.admission)
+    ).returning(t.key_id, t.created_at, t.admission, t.idempotency_key)
     return upsert
 
 

@@ -190,7 +190,9 @@ class Finalizer:
     ) -> JobEvent:
         """An accepted ending: its ledger row (written with the batch), what to log, settle, tell."""
         latency_ms = (utcnow() - job.created_at).total_seconds() * 1000.0
-        cost = self._pricing.cost_micros(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
+        cost = self._pricing.cost_micros(
+            outcome.model, outcome.prompt_tokens, outcome.completion_tokens, job.batch
+        )
         seen.append(
             Seen(
                 outcome,
@@ -210,7 +212,9 @@ class Finalizer:
         would leave the client waiting for its whole request timeout."""
         t = Job.__table__.c
         row = connection.execute(
-            select(t.status, t.attempts, t.created_at, t.admission).where(t.id == outcome.job_id)
+            select(t.status, t.attempts, t.created_at, t.admission, t.idempotency_key).where(
+                t.id == outcome.job_id
+            )
         ).first()
         if row is None or row.status != ENDINGS[outcome.status].value or row.attempts != outcome.attempt:
             seen.append(Seen(outcome, rejected=True))
@@ -220,7 +224,10 @@ class Finalizer:
             )
             return None
         ticket = Ticket.from_dict(row.admission) if row.admission else None
-        cost = self._pricing.cost_micros(outcome.model, outcome.prompt_tokens, outcome.completion_tokens)
+        batch = Ended(row.status, row.created_at, row.admission, row.idempotency_key).batch
+        cost = self._pricing.cost_micros(
+            outcome.model, outcome.prompt_tokens, outcome.completion_tokens, batch
+        )
         seen.append(Seen(outcome, repeat=True, ticket=ticket, cost_micros=cost))
         return _event(outcome, (utcnow() - row.created_at).total_seconds() * 1000.0)
 

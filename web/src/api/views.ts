@@ -42,3 +42,9 @@ export type DeploymentState = S["DeploymentView"]["state"];
 export type ReplicaState = S["ReplicaView"]["state"];
 export type ReplicaStatus = S["ReplicaView"];
 export type Deployment = S["DeploymentView"];
+
+export type FileObject = S["FileObject"];
+export type Batch = S["BatchObject"];
+export type BatchStatus = Batch["status"];
+export type WebhookEndpoint = S["WebhookEndpointView"];
+export type WebhookDelivery = S["WebhookDeliveryView"];

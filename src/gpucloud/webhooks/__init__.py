@@ -1,0 +1,17 @@
+"""Signed webhooks: a key's endpoints (`WebhookStore`), deliveries made from outbox events and
+sent with retries by one leader (`WebhookSender`), Standard Webhooks signatures (`signing`), and
+the SSRF guard on every outbound URL (`ssrf`)."""
+
+from gpucloud.webhooks.sender import WebhookSender
+from gpucloud.webhooks.ssrf import UnsafeTarget, check_url
+from gpucloud.webhooks.store import NewEndpoint, WebhookStore, delivery_view, endpoint_view
+
+__all__ = [
+    "NewEndpoint",
+    "UnsafeTarget",
+    "WebhookSender",
+    "WebhookStore",
+    "check_url",
+    "delivery_view",
+    "endpoint_view",
+]

@@ -1,0 +1,136 @@
+"""`WebhookStore`: a key's webhook endpoints and their delivery log. Deliveries are made from
+outbox events by the sender (`gpucloud.webhooks.sender`); this module only reads and writes rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+
+from gpucloud.db import Database
+from gpucloud.db.models import OutboxEvent, WebhookDelivery, WebhookEndpoint, utcnow
+from gpucloud.errors import NotFound
+from gpucloud.keys import Principal
+from gpucloud.webhooks.signing import new_secret
+
+
+def _unix(value: datetime | None) -> int | None:
+    return int(value.timestamp()) if value is not None else None
+
+
+def endpoint_view(row: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "webhook_endpoint",
+        "url": row.url,
+        "events": list(row.events),
+        "created_at": _unix(row.created_at),
+        "secret": secret,
+    }
+
+
+def delivery_view(row: WebhookDelivery, event_type: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "webhook_delivery",
+        "endpoint_id": row.endpoint_id,
+        "event_id": row.event_id,
+        "event_type": event_type,
+        "status": row.status,
+        "attempts": row.attempts,
+        "next_attempt_at": _unix(row.next_attempt_at),
+        "last_status_code": row.last_status_code,
+        "last_error": row.last_error,
+        "created_at": _unix(row.created_at),
+        "delivered_at": _unix(row.delivered_at),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class NewEndpoint:
+    key_id: str
+    url: str
+    events: Sequence[str]
+
+
+class WebhookStore:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(self, new: NewEndpoint) -> tuple[WebhookEndpoint, str]:
+        """The endpoint and its signing secret (kept to sign; shown to the client once)."""
+        secret = new_secret()
+        row = WebhookEndpoint(
+            id=f"wh_{uuid.uuid4().hex[:24]}",
+            key_id=new.key_id,
+            url=new.url,
+            events=list(new.events),
+            secret=secret,
+            created_at=utcnow(),
+        )
+        async with self._db.transaction() as connection:
+            await connection.execute(insert(WebhookEndpoint), row.column_values())
+        return row, secret
+
+    async def page(self, principal: Principal) -> list[WebhookEndpoint]:
+        query = (
+            select(WebhookEndpoint)
+            .where(WebhookEndpoint.key_id == principal.key_id, WebhookEndpoint.disabled_at.is_(None))
+            .order_by(WebhookEndpoint.created_at)
+        )
+        async with self._db.session() as session:
+            return list((await session.execute(query)).scalars())
+
+    async def get(self, endpoint_id: str, principal: Principal) -> WebhookEndpoint:
+        async with self._db.session() as session:
+            row = await session.get(WebhookEndpoint, endpoint_id)
+        if row is None or row.disabled_at is not None or row.key_id != principal.key_id:
+            raise NotFound(f"No webhook endpoint with id {endpoint_id!r}.", param="webhook_id")
+        return row
+
+    async def remove(self, endpoint: WebhookEndpoint) -> None:
+        """Stop sending to it; its log stays readable to the operator in the database."""
+        async with self._db.transaction() as connection:
+            await connection.execute(
+                update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint.id).values(disabled_at=utcnow())
+            )
+            await connection.execute(
+                delete(WebhookDelivery).where(
+                    WebhookDelivery.endpoint_id == endpoint.id, WebhookDelivery.status == "pending"
+                )
+            )
+
+    async def deliveries(self, endpoint: WebhookEndpoint, limit: int) -> list[dict[str, Any]]:
+        query = (
+            select(WebhookDelivery, OutboxEvent.type)
+            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.endpoint_id == endpoint.id)
+            .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+            .limit(limit)
+        )
+        async with self._db.session() as session:
+            rows = (await session.execute(query)).all()
+        return [delivery_view(delivery, event_type) for delivery, event_type in rows]
+
+    async def redeliver(self, endpoint: WebhookEndpoint, delivery_id: str) -> dict[str, Any]:
+        """Send a delivery again now, whatever became of it (its attempts keep counting)."""
+        async with self._db.transaction() as connection:
+            changed = await connection.execute(
+                update(WebhookDelivery)
+                .where(WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint.id)
+                .values(status="pending", next_attempt_at=utcnow())
+            )
+        if not changed.rowcount:
+            raise NotFound(f"No delivery with id {delivery_id!r} for this endpoint.", param="delivery_id")
+        query = (
+            select(WebhookDelivery, OutboxEvent.type)
+            .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
+            .where(WebhookDelivery.id == delivery_id)
+        )
+        async with self._db.session() as session:
+            delivery, event_type = (await session.execute(query)).one()
+        return delivery_view(delivery, event_type)

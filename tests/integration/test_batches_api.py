@@ -1,0 +1,201 @@
+"""The Batch API end to end with the official SDK, on SQLite (embedded mode) and on PostgreSQL +
+Redis + S3 (moto_server) with a separate worker: a 200-line batch mixing chat and embeddings with
+some invalid lines; its output and error files answer every line once, by custom_id; the ledger has
+one row per successful line, at the batch price. Files live in S3 in cluster mode."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from tests.batch_support import (
+    FAIL_MARKER,
+    PRICES_ENV,
+    batch_cost,
+    db_rows,
+    mixed_input,
+    read_jsonl,
+    start_batch,
+    wait_for_batch,
+)
+from tests.conftest import MODEL, create_key
+from tests.s3_support import S3Server, moto_server
+from tests.support import REDIS_URL, SECRETS, Server, create_pg_database, drop_pg_database, make_server
+from tests.webhook_support import receiver
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    with moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module", params=["sqlite", "cluster"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Server, str | None]]:
+    env = {**PRICES_ENV, "GPUCLOUD_BATCHES__EVERY_S": "0.2", "GPUCLOUD_BATCHES__IN_FLIGHT": "16"}
+    env.update({"GPUCLOUD_WEBHOOKS__ALLOW_NETWORKS": '["127.0.0.1/32"]', "GPUCLOUD_WEBHOOKS__EVERY_S": "0.2"})
+    tmp = tmp_path_factory.mktemp(f"batches-{request.param}")
+    if request.param == "sqlite":
+        srv = make_server(tmp, env=env)
+        srv.start()
+        try:
+            yield srv, None
+        finally:
+            srv.stop()
+        return
+    s3: S3Server = request.getfixturevalue("s3")
+    bucket = s3.create_bucket()
+    database_url = create_pg_database()
+    srv = make_server(tmp, database_url=database_url, redis_url=REDIS_URL, env={**env, **s3.env(bucket)})
+    srv.start()
+    try:
+        srv.add_worker("--model", MODEL, "--slots", "16", "--engine-option", f"fail_marker={FAIL_MARKER}")
+        srv.wait_for_model(MODEL)
+        yield srv, bucket
+    finally:
+        srv.stop()
+        drop_pg_database(database_url)
+
+
+def test_sdk_flow_mixed_batch_with_invalid_lines(backend: tuple[Server, str | None], s3: S3Server) -> None:
+    server, bucket = backend
+    client = openai.OpenAI(base_url=server.v1, api_key=str(create_key(server)["key"]), max_retries=0)
+    # In cluster mode the worker's engine also fails a few lines while running them.
+    failing = 3 if bucket is not None else 0
+    batch_input = mixed_input(200, invalid_every=20, failing=failing)
+    created = start_batch(client, batch_input, metadata={"job": "nightly"})
+    assert created.status == "validating"
+    assert created.metadata == {"job": "nightly"}
+    batch = wait_for_batch(client, created.id)
+    assert batch.status == "completed", batch
+    assert batch.request_counts is not None
+    assert (batch.request_counts.total, batch.request_counts.failed) == (200, len(batch_input.invalid))
+    assert len(batch_input.invalid) == 10 + failing
+    assert batch.request_counts.completed == 200 - len(batch_input.invalid)
+    assert batch.completed_at
+    assert batch.finalizing_at
+    assert batch.in_progress_at
+    assert client.batches.list().data[0].id == batch.id
+
+    output = read_jsonl(client, batch.output_file_id)
+    errors = read_jsonl(client, batch.error_file_id)
+    assert [o["custom_id"] for o in output] == sorted(batch_input.custom_ids - batch_input.invalid)
+    assert {e["custom_id"] for e in errors} == batch_input.invalid
+    by_id = {line["custom_id"]: line for line in batch_input.lines}
+    for line in output:
+        assert line["id"].startswith("batch_req_")
+        assert line["error"] is None
+        assert line["response"]["status_code"] == 200
+        body = line["response"]["body"]
+        if by_id[line["custom_id"]]["url"] == "/v1/embeddings":
+            assert body["object"] == "list"
+            assert len(body["data"]) == 2
+            assert isinstance(body["data"][0]["embedding"][0], float)
+        else:
+            assert body["object"] == "chat.completion"
+            assert body["choices"][0]["message"]["content"]
+    for line in errors:
+        status = line["response"]["status_code"]
+        request = by_id[line["custom_id"]]
+        if FAIL_MARKER in json.dumps(request):
+            assert status == 500, line  # ran, and the engine refused it
+            assert line["response"]["body"]["error"]["type"] == "server_error"
+        else:
+            assert status == (404 if request["url"] == "/v1/embeddings" else 400), line
+        assert line["response"]["body"]["error"]["message"]
+
+    # The ledger: one row per successful line, at the batch price (half the model's price).
+    usage = db_rows(
+        server,
+        "SELECT u.prompt_tokens, u.completion_tokens, u.cost_micros, j.priority FROM usage_records u "
+        "JOIN jobs j ON j.id = u.job_id WHERE j.idempotency_key LIKE ? AND u.status = 'completed'",
+        f"batch:{batch.id}:%",
+    )
+    assert len(usage) == batch.request_counts.completed
+    for prompt, completion, cost, priority in usage:
+        assert priority == "low"
+        assert prompt > 0
+        assert cost == batch_cost(prompt, completion)
+    if bucket is not None:  # cluster mode: the files live in S3
+        stored = set(s3.keys(bucket))
+        assert f"gc/files/{created.input_file_id}" in stored
+        assert f"gc/files/{batch.output_file_id}" in stored
+        assert f"gc/files/{batch.error_file_id}" in stored
+
+
+def test_create_refuses_bad_input(backend: tuple[Server, str | None]) -> None:
+    server, _ = backend
+    owner = openai.OpenAI(base_url=server.v1, api_key=str(create_key(server)["key"]), max_retries=0)
+    stranger = openai.OpenAI(base_url=server.v1, api_key=str(create_key(server)["key"]), max_retries=0)
+    batch = start_batch(owner, mixed_input(2))
+    uploaded = owner.files.create(file=("notes.txt", b"hello"), purpose="user_data")
+    with pytest.raises(openai.BadRequestError) as window:
+        owner.batches.create(
+            input_file_id=batch.input_file_id, endpoint="/v1/chat/completions", completion_window="1h"
+        )  # type: ignore[arg-type]
+    assert window.value.body["param"] == "completion_window"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as purpose:
+        owner.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    assert purpose.value.body["param"] == "input_file_id"  # type: ignore[index]
+    with pytest.raises(openai.NotFoundError):
+        stranger.batches.create(
+            input_file_id=batch.input_file_id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+    with pytest.raises(openai.NotFoundError):
+        stranger.batches.retrieve(batch.id)
+    with pytest.raises(openai.NotFoundError):
+        stranger.batches.cancel(batch.id)
+    assert wait_for_batch(owner, batch.id).status == "completed"
+    with pytest.raises(openai.ConflictError):
+        owner.batches.cancel(batch.id)
+
+
+def test_webhooks_announce_the_batch_and_a_failed_job(backend: tuple[Server, str | None]) -> None:
+    """On both backends a batch's end reaches a receiver; in cluster mode (where the worker's
+    engine fails marked prompts) an asynchronous job that fails is announced as job.failed."""
+    server, bucket = backend
+    key = str(create_key(server)["key"])
+    client = openai.OpenAI(base_url=server.v1, api_key=key, max_retries=0)
+    with receiver() as hooks:
+        events = ["batch.completed", "job.failed", "job.completed"]
+        r = httpx.post(
+            f"{server.base_url}/api/webhooks",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"url": hooks.url("/in"), "events": events},
+        )
+        assert r.status_code == 201, r.text
+        secret = r.json()["secret"]
+        SECRETS.add(secret)
+        batch = wait_for_batch(client, start_batch(client, mixed_input(4)).id)
+        expected = {("batch.completed", batch.id)}
+        if bucket is not None:
+            content = f"please {FAIL_MARKER}"
+            job = httpx.post(
+                f"{server.v1}/jobs",
+                headers={"Authorization": f"Bearer {key}"},
+                json={
+                    "endpoint": "chat.completions",
+                    "model": MODEL,
+                    "messages": [{"role": "user", "content": content}],
+                },
+            )
+            assert job.status_code == 202, job.text
+            expected.add(("job.failed", job.json()["id"]))
+        received = hooks.wait("/in", len(expected))
+        time.sleep(1.0)  # nothing else arrives: batch lines are announced by their batch only
+        seen = {
+            (p["type"], p["data"]["id"])
+            for p in (Webhook(secret).verify(x.body, x.headers) for x in hooks.at("/in"))
+        }
+        assert seen == expected
+        assert len(hooks.at("/in")) == len(received)
