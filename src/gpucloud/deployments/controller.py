@@ -29,6 +29,7 @@ from gpucloud.cluster.directory import WorkerDirectory
 from gpucloud.cluster.health import WorkerState
 from gpucloud.db import Deployment, DeploymentReplica
 from gpucloud.db import WorkerNode as WorkerRow
+from gpucloud.deployments.autoscale import Autoscaler
 from gpucloud.deployments.rollout import Decision, decide, spec_of
 from gpucloud.deployments.states import DeploymentState
 from gpucloud.deployments.store import DeploymentStore, PlacedReplica
@@ -199,9 +200,12 @@ def _reserved(
 
 
 class DeploymentController:
-    def __init__(self, store: DeploymentStore, directory: WorkerDirectory) -> None:
+    def __init__(
+        self, store: DeploymentStore, directory: WorkerDirectory, autoscaler: Autoscaler | None = None
+    ) -> None:
         self._store = store
         self._directory = directory
+        self._autoscaler = autoscaler
         self._lock = asyncio.Lock()  # the monitor's round and an API change may ask at once
 
     async def step(self) -> None:
@@ -212,6 +216,11 @@ class DeploymentController:
     async def _step(self) -> None:
         workers = await self._directory.list_workers()
         deployments = await self._store.all()
+        if self._autoscaler is not None:
+            scaled = await self._autoscaler.step(deployments)
+            if scaled:
+                await self._store.autoscaled(scaled)
+                deployments = await self._store.all()
         current = await self._store.replicas()
         grouped: dict[str, list[DeploymentReplica]] = {}
         for r in current:

@@ -64,6 +64,11 @@ def validate(request: DeploymentRequest, models_dir: Path) -> Validated:
             f"Unknown engine {request.engine!r}; known: {', '.join(ENGINES)}.", param="engine"
         )
     request = replace(request, source=_checked_source(request))
+    scale = request.autoscale or {}
+    if scale and int(scale["min_replicas"]) > int(scale["max_replicas"]):
+        raise InvalidRequest(
+            "autoscale.min_replicas is above autoscale.max_replicas.", param="autoscale.min_replicas"
+        )
     if request.max_surge + request.max_unavailable < 1:
         raise InvalidRequest(
             "max_surge and max_unavailable cannot both be 0: a rolling update could never start.",

@@ -140,6 +140,16 @@ class DeploymentStore:
             await connection.execute(update(Deployment).where(Deployment.id == row.id).values(**values))
         return await self.get(row.id)
 
+    async def autoscaled(self, decisions: Mapping[str, tuple[int, dict[str, Any]]]) -> None:
+        """The autoscaler's step: each deployment's new replica count and its last decision."""
+        async with self._db.transaction() as connection:
+            for deployment_id, (replicas, decision) in decisions.items():
+                await connection.execute(
+                    update(Deployment)
+                    .where(Deployment.id == deployment_id)
+                    .values(replicas=replicas, autoscale_status=decision)
+                )
+
     async def rollback(self, ref: str) -> Deployment:
         """Return to the spec that ran before the latest change (a roll back to it)."""
         row = await self.get(ref)

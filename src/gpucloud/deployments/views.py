@@ -105,7 +105,9 @@ async def catalog(store: DeploymentStore) -> dict[str, CatalogEntry]:
     out: dict[str, CatalogEntry] = {}
     for row in await store.all():
         mine = replicas.get(row.id, [])
-        serving = any(ReplicaState(r.state) in SERVING for r in mine)
+        # An autoscaled deployment at zero still takes requests: a queued job wakes a replica.
+        waking = bool(row.autoscale) and int((row.autoscale or {}).get("max_replicas", 0)) > 0
+        serving = waking or any(ReplicaState(r.state) in SERVING for r in mine)
         state = derived(row, mine)
         out[row.name] = CatalogEntry(
             int(row.created_at.timestamp()), serving, state.reason or state.state.value
