@@ -111,10 +111,15 @@ def bench(
     pool = _requests(plan, dataset, (prompt_tokens, output_tokens), min(count or 1000, 1000))
     console = Console(stderr=True)
     results = [asyncio.run(_run_level(plan, pool, level, console)) for level in levels]
+    _output(results, _config(plan, prompt_tokens, output_tokens, dataset), json_out, plot)
+
+
+def _output(
+    results: list[dict[str, Any]], config: dict[str, Any], json_out: Path | None, plot: Path | None
+) -> None:
     # Piped or redirected output gets a table wide enough to read, not rich's 80 columns.
     out = Console() if sys.stdout.isatty() else Console(width=170)
-    report.show(out, results, f"gpucloud bench: {model} at {base_url}")
-    config = _config(plan, prompt_tokens, output_tokens, dataset)
+    report.show(out, results, f"gpucloud bench: {config['model']} at {config['base_url']}")
     if json_out is not None:
         report.write_json(json_out, config, results)
     if plot is not None:

@@ -272,9 +272,8 @@ class DeploymentStore:
                     .values(state=state, reason=reason)
                 )
             for deployment_id, rollout in (rollouts or {}).items():
-                await connection.execute(
-                    update(Deployment).where(Deployment.id == deployment_id).values(rollout=rollout)
-                )
+                query = update(Deployment).where(Deployment.id == deployment_id)
+                await connection.execute(query.values(rollout=rollout))
 
 
 def _changes(row: DeploymentReplica | None, report: ReplicaReport) -> bool:
