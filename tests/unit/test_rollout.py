@@ -108,3 +108,8 @@ def test_a_retiring_replica_index_is_not_reused() -> None:
     current[1].gpu_uuids = ["a-g1"]
     placed, _ = plan(fleet, [rolling(replicas=1)], current[1:], {"d": {2: 2}}, retiring=current[:1])
     assert sorted((p.replica, p.spec_version) for p in placed) == [(1, 2), (2, 2)]
+
+
+def test_standby_on_demand_replicas_count_as_available() -> None:
+    got = decide(rolling(replicas=1), rows((1, "ready", "a"), (2, "standby", "b")))
+    assert got.remove == [0]  # the new standby replica loads on the first request: the old one may go

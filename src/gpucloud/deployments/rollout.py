@@ -13,6 +13,7 @@ to hold and which replicas to remove, as Kubernetes' rolling update does:
   it, so a new replica is ready before an old one drains (the worker lets its running jobs finish);
 - when GPU memory leaves no room for a surge replica, one old replica at a time is replaced, and
   the rollout's reason says so;
+- a replica counts as available when `ready`, or `standby` for an on-demand deployment;
 - a new replica that fails stops the roll: it is removed, the old replicas keep serving, and the
   rollout is `failed` with the replica's reason until the next change or a rollback.
 
@@ -136,16 +137,16 @@ def _rolling(
     spare = available - max(wanted - row.max_unavailable, 0)
     remove: list[int] = []
     # Old replicas that do not serve go first (they cost nothing); then ready ones, newest index first.
-    for replica in sorted(old, key=lambda r: (r.state == ReplicaState.READY.value, -r.index)):
-        if replica.state != ReplicaState.READY.value:
+    for replica in sorted(old, key=lambda r: (r.state in _AVAILABLE, -r.index)):
+        if replica.state not in _AVAILABLE:
             remove.append(replica.index)
         elif spare > 0:
             remove.append(replica.index)
             spare -= 1
     reason = None
-    pending = [r for r in new if r.state != ReplicaState.READY.value]
-    if surge_blocked and not pending and len(remove) == sum(r.state != "ready" for r in old):
-        ready_old = [r for r in old if r.state == ReplicaState.READY.value and r.index not in remove]
+    pending = [r for r in new if r.state not in _AVAILABLE]
+    if surge_blocked and not pending and len(remove) == sum(r.state not in _AVAILABLE for r in old):
+        ready_old = [r for r in old if r.state in _AVAILABLE and r.index not in remove]
         if ready_old:  # no memory for a surge replica: make room by replacing one at a time
             remove.append(max(ready_old, key=lambda r: r.index).index)
             reason = "no GPU memory for a surge replica: replacing one replica at a time"
@@ -157,5 +158,9 @@ def _rolling(
     return Decision({row.spec_version: target, **left}, remove, rolling if rolling != status else None)
 
 
+# A replica in `standby` (on demand) serves too: its first request loads it.
+_AVAILABLE = frozenset({ReplicaState.READY.value, ReplicaState.STANDBY.value})
+
+
 def _ready(rows: Sequence[DeploymentReplica]) -> int:
-    return sum(1 for r in rows if r.state == ReplicaState.READY.value)
+    return sum(1 for r in rows if r.state in _AVAILABLE)
