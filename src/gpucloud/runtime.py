@@ -19,6 +19,7 @@ from gpucloud.cluster import HealthPolicy, WorkerDirectory, WorkerMonitor, Worke
 from gpucloud.db import Database
 from gpucloud.db.migrate import upgrade_async
 from gpucloud.deployments import DeploymentController, DeploymentStore
+from gpucloud.deployments.autoscale import Autoscaler
 from gpucloud.deployments.views import catalog
 from gpucloud.engines.protocol import Engine
 from gpucloud.jobs import Finalizer, JobStore
@@ -155,7 +156,8 @@ class Runtime:
         usage = UsageService(db)
         admission = build_admission(settings, usage)
         directory = WorkerDirectory(db, health_policy(settings))
-        controller = DeploymentController(deployments, directory)
+        autoscaler = Autoscaler(queue, db, metrics.registry)  # sizes autoscaled deployments
+        controller = DeploymentController(deployments, directory, autoscaler)
         router = ReplyRouter(queue, f"gw-{instance_id}")
         worker = local_control = None
         if settings.local_worker_enabled():

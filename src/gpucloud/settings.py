@@ -182,6 +182,7 @@ class Settings(BaseSettings):
     models_dir: Path | None = Field(
         None, description="where deployment sources (local model directories) live; default data_dir/models"
     )
+    api_docs: bool = Field(True, description="serve /docs (Swagger UI) and /openapi.json, both public")
 
     queue: QueueSettings = Field(default_factory=QueueSettings)
     local_worker: LocalWorkerSettings = Field(default_factory=LocalWorkerSettings)

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from gpucloud.cli.main import app
 from gpucloud.engines import ENGINE_KINDS, build_engine
 from gpucloud.observability.metrics import Metrics
+from gpucloud.queue.names import RedisNames
 from gpucloud.settings import QueueSettings, RequestLimits, Settings
 from gpucloud.worker.main import parse_engine_options
 
@@ -589,6 +590,8 @@ def test_k8s_manifests_are_complete() -> None:
         ("StatefulSet", "redis"),
         ("HorizontalPodAutoscaler", "gpucloud-gateway"),
         ("ServiceMonitor", "gpucloud-gateway"),
+        ("ScaledObject", "gpucloud-worker"),
+        ("TriggerAuthentication", "gpucloud-redis"),
     ):
         assert expected in kinds, expected
 
@@ -632,6 +635,33 @@ def test_k8s_gateway_and_worker() -> None:
     command = " ".join(container["args"])
     assert "--appendonly yes" in command
     assert "--maxmemory-policy noeviction" in command
+
+
+def test_k8s_workers_scale_on_their_models_streams() -> None:
+    """KEDA's triggers read the streams the queue really writes for the worker pods' models, in the
+    consumer group the workers really read with, with the Redis password of the Secret."""
+    scaled = k8s_kind("ScaledObject", "gpucloud-worker")
+    target = scaled["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", "gpucloud-worker")
+    assert 1 <= scaled["spec"]["minReplicaCount"] < scaled["spec"]["maxReplicaCount"]
+    worker = k8s_kind("Deployment", "gpucloud-worker")
+    (container,) = worker["spec"]["template"]["spec"]["containers"]
+    _, ctx = cli_context(container["args"])
+    names = RedisNames(k8s_kind("ConfigMap", "gpucloud-config")["data"]["GPUCLOUD_REDIS_PREFIX"])
+    wanted = {stream for model in ctx.params["model"] for stream in names.model_jobs(model)}
+    triggers = scaled["spec"]["triggers"]
+    assert {t["metadata"]["stream"] for t in triggers} == wanted
+    redis_host = k8s_kind("StatefulSet", "redis")["spec"]["serviceName"]
+    for trigger in triggers:
+        assert trigger["type"] == "redis-streams"
+        assert trigger["metadata"]["consumerGroup"] == RedisNames.WORKERS_GROUP
+        assert int(trigger["metadata"]["lagCount"]) == ctx.params["slots"]
+        assert trigger["metadata"]["address"].startswith(f"redis-0.{redis_host}.gpucloud.svc:")
+        assert trigger["authenticationRef"]["name"] == "gpucloud-redis"
+    auth = k8s_kind("TriggerAuthentication", "gpucloud-redis")
+    (ref,) = auth["spec"]["secretTargetRef"]
+    assert ref["parameter"] == "password"
+    assert ref["key"] in k8s_kind("Secret", "gpucloud-secrets")["stringData"]
 
 
 def test_k8s_commands_parse_with_the_cli() -> None:

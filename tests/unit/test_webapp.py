@@ -28,8 +28,8 @@ def _dist(tmp_path: Path) -> Path:
     return dist
 
 
-def _app(dist: Path) -> FastAPI:
-    app = create_app(Settings())
+def _app(dist: Path, *, api_docs: bool = False) -> FastAPI:
+    app = create_app(Settings(api_docs=api_docs))
     # The real app mounts the packaged build; point that same route at the test build instead.
     for route in app.router.routes:
         if isinstance(route, webapp.WebApp):
@@ -93,6 +93,15 @@ async def test_api_paths_are_never_shadowed(tmp_path: Path, path: str) -> None:
     r = await _get(_app(_dist(tmp_path)), path)
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "not_found"
+
+
+async def test_the_api_docs_are_not_shadowed_when_on(tmp_path: Path) -> None:
+    app = _app(_dist(tmp_path), api_docs=True)
+    docs = await _get(app, "/docs")
+    assert docs.status_code == 200
+    assert "/docs/static/swagger-ui-bundle.js" in docs.text
+    schema = await _get(app, "/openapi.json")
+    assert schema.json()["openapi"].startswith("3.1")
 
 
 async def test_wrong_method_on_api_route_stays_405(tmp_path: Path) -> None:

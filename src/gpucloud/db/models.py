@@ -230,6 +230,17 @@ class Deployment(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Rolling updates (`gpucloud.deployments.rollout`): the version of what runs now, what each
+    # version still referenced runs ({"<version>": {engine, source, engine_options, gpu_memory_gb}}),
+    # the surge/unavailability bounds, and the roll's {state, reason, updated_replicas, ...}.
+    spec_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    spec_history: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    max_surge: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    max_unavailable: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    rollout: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Autoscaling bounds and targets (`gpucloud.deployments.autoscale`), and its last decision.
+    autoscale: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    autoscale_status: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class DeploymentReplica(Base):
@@ -251,6 +262,7 @@ class DeploymentReplica(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    spec_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class StoredFile(Base):

@@ -39,6 +39,9 @@ class DeploymentRequest:
     policy: str = "spread"
     on_demand: bool = False
     idle_unload_seconds: int | None = None
+    max_surge: int = 1
+    max_unavailable: int = 0
+    autoscale: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,16 @@ def validate(request: DeploymentRequest, models_dir: Path) -> Validated:
             f"Unknown engine {request.engine!r}; known: {', '.join(ENGINES)}.", param="engine"
         )
     request = replace(request, source=_checked_source(request))
+    scale = request.autoscale or {}
+    if scale and int(scale["min_replicas"]) > int(scale["max_replicas"]):
+        raise InvalidRequest(
+            "autoscale.min_replicas is above autoscale.max_replicas.", param="autoscale.min_replicas"
+        )
+    if request.max_surge + request.max_unavailable < 1:
+        raise InvalidRequest(
+            "max_surge and max_unavailable cannot both be 0: a rolling update could never start.",
+            param="max_surge",
+        )
     if request.idle_unload_seconds is not None and not request.on_demand:
         raise InvalidRequest(
             "idle_unload_seconds applies only to on_demand deployments.", param="idle_unload_seconds"

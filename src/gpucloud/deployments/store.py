@@ -18,15 +18,21 @@ from sqlalchemy.exc import IntegrityError
 
 from gpucloud.db import Database, Deployment, DeploymentReplica
 from gpucloud.db.models import utcnow
+from gpucloud.deployments.rollout import RUNS, current_spec, new_version, started
 from gpucloud.deployments.spec import Validated
 from gpucloud.deployments.states import REPORTABLE, DeploymentState, ReplicaState
 from gpucloud.errors import Conflict, NotFound
 
-# What PATCH may change. Changing what runs (engine options) reloads the replicas.
+# What PATCH may change. Changing what runs (`rollout.RUNS`) rolls the replicas over one by one.
 PATCHABLE = (
     "replicas",
+    "engine",
+    "source",
     "engine_options",
     "gpu_memory_gb",
+    "max_surge",
+    "max_unavailable",
+    "autoscale",
     "labels",
     "gpu_type",
     "policy",
@@ -63,6 +69,7 @@ class PlacedReplica:
     index: int
     worker_id: str
     gpu_uuids: tuple[str, ...]
+    spec_version: int = 1
 
 
 def new_deployment_id() -> str:
@@ -93,6 +100,12 @@ class DeploymentStore:
             "idle_unload_seconds": request.idle_unload_seconds,
             "state": DeploymentState.PENDING.value,
             "reason": None,
+            "spec_version": 1,
+            "spec_history": {},
+            "max_surge": request.max_surge,
+            "max_unavailable": request.max_unavailable,
+            "rollout": None,
+            "autoscale": dict(request.autoscale) if request.autoscale else None,
             "created_at": now,
             "updated_at": now,
         }
@@ -118,17 +131,44 @@ class DeploymentStore:
             return list((await session.execute(select(Deployment).order_by(Deployment.name))).scalars())
 
     async def update(self, ref: str, changes: Mapping[str, Any]) -> Deployment:
+        """Apply a PATCH; a change to what runs starts a rolling update (`deployments.rollout`)."""
         row = await self.get(ref)
         values = {k: v for k, v in changes.items() if k in PATCHABLE}
+        values.update(await self._versioned(row, values))
         values["updated_at"] = utcnow()
         async with self._db.transaction() as connection:
             await connection.execute(update(Deployment).where(Deployment.id == row.id).values(**values))
-            if "engine_options" in changes:
-                # What runs changed: every replica reloads (the worker sees a new spec version).
-                await connection.execute(
-                    delete(DeploymentReplica).where(DeploymentReplica.deployment_id == row.id)
-                )
         return await self.get(row.id)
+
+    async def autoscaled(self, decisions: Mapping[str, tuple[int, dict[str, Any]]]) -> None:
+        """The autoscaler's step: each deployment's new replica count and its last decision."""
+        async with self._db.transaction() as connection:
+            for deployment_id, (replicas, decision) in decisions.items():
+                await connection.execute(
+                    update(Deployment)
+                    .where(Deployment.id == deployment_id)
+                    .values(replicas=replicas, autoscale_status=decision)
+                )
+
+    async def rollback(self, ref: str) -> Deployment:
+        """Return to the spec that ran before the latest change (a roll back to it)."""
+        row = await self.get(ref)
+        previous = (row.rollout or {}).get("from_version")
+        spec = (row.spec_history or {}).get(str(previous)) if previous is not None else None
+        if spec is None or previous == row.spec_version:
+            raise Conflict(
+                f"Deployment {row.name!r} has no previous spec to roll back to.", code="no_previous_spec"
+            )
+        return await self.update(row.id, dict(spec))
+
+    async def _versioned(self, row: Deployment, values: Mapping[str, Any]) -> dict[str, Any]:
+        spec = current_spec(row)
+        wanted = {**spec, **{k: v for k, v in values.items() if k in RUNS}}
+        if wanted == spec:
+            return {}
+        referenced = {r.spec_version for r in await self.replicas(row.id)}
+        version, history = new_version(row, wanted, sorted(referenced))
+        return {"spec_version": version, "spec_history": history, "rollout": started(row, version)}
 
     async def delete(self, ref: str) -> Deployment:
         row = await self.get(ref)
@@ -200,9 +240,10 @@ class DeploymentStore:
         add: Sequence[PlacedReplica],
         remove: Sequence[tuple[str, int]],
         verdicts: Mapping[str, tuple[str, str | None]],
+        rollouts: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
         """The controller's step: move/insert/delete replica rows and record per-deployment verdicts
-        (state, unschedulable reason), in one transaction."""
+        (state, unschedulable reason) and rollout progress, in one transaction."""
         now = utcnow()
         async with self._db.transaction() as connection:
             for deployment_id, index in remove:
@@ -221,6 +262,7 @@ class DeploymentStore:
                         state=ReplicaState.SCHEDULED.value,
                         reason=None,
                         updated_at=now,
+                        spec_version=placed.spec_version,
                     )
                 )
             for deployment_id, (state, reason) in verdicts.items():
@@ -229,6 +271,9 @@ class DeploymentStore:
                     .where(Deployment.id == deployment_id)
                     .values(state=state, reason=reason)
                 )
+            for deployment_id, rollout in (rollouts or {}).items():
+                query = update(Deployment).where(Deployment.id == deployment_id)
+                await connection.execute(query.values(rollout=rollout))
 
 
 def _changes(row: DeploymentReplica | None, report: ReplicaReport) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gpucloud.db import Deployment, DeploymentReplica
+from gpucloud.deployments.rollout import spec_of
 from gpucloud.deployments.states import (
     SERVING,
     DeploymentState,
@@ -27,6 +28,7 @@ def replica_view(row: DeploymentReplica) -> dict[str, Any]:
         "reason": row.reason,
         "updated_at": row.updated_at.isoformat(),
         "last_used_at": row.last_used_at.isoformat() if row.last_used_at else None,
+        "spec_version": row.spec_version,
     }
 
 
@@ -71,20 +73,27 @@ def deployment_view(row: Deployment, replicas: Sequence[DeploymentReplica]) -> d
         "created_at": row.created_at.isoformat(),
         "updated_at": row.updated_at.isoformat(),
         "replica_states": [replica_view(r) for r in replicas],
+        "spec_version": row.spec_version,
+        "max_surge": row.max_surge,
+        "max_unavailable": row.max_unavailable,
+        "rollout": row.rollout,
+        "autoscale": {**row.autoscale, "last_decision": row.autoscale_status} if row.autoscale else None,
     }
 
 
 def assignment_view(replica: DeploymentReplica, deployment: Deployment) -> dict[str, Any]:
-    """What a worker is told to run for one replica (the heartbeat's answer)."""
+    """What a worker is told to run for one replica (the heartbeat's answer): the spec of the
+    version the replica runs, which during a rolling update may not be the deployment's newest."""
+    runs = spec_of(deployment, replica.spec_version)
     return {
         "deployment_id": deployment.id,
         "name": deployment.name,
         "index": replica.index,
-        "engine": deployment.engine,
-        "source": deployment.source,
-        "engine_options": deployment.engine_options,
+        "engine": runs["engine"],
+        "source": runs["source"],
+        "engine_options": runs["engine_options"],
         "gpu_uuids": list(replica.gpu_uuids),
-        "gpu_memory_gb": deployment.gpu_memory_gb,
+        "gpu_memory_gb": runs["gpu_memory_gb"],
         "on_demand": deployment.on_demand,
         "idle_unload_seconds": deployment.idle_unload_seconds,
     }
@@ -96,7 +105,9 @@ async def catalog(store: DeploymentStore) -> dict[str, CatalogEntry]:
     out: dict[str, CatalogEntry] = {}
     for row in await store.all():
         mine = replicas.get(row.id, [])
-        serving = any(ReplicaState(r.state) in SERVING for r in mine)
+        # An autoscaled deployment at zero still takes requests: a queued job wakes a replica.
+        waking = bool(row.autoscale) and int((row.autoscale or {}).get("max_replicas", 0)) > 0
+        serving = waking or any(ReplicaState(r.state) in SERVING for r in mine)
         state = derived(row, mine)
         out[row.name] = CatalogEntry(
             int(row.created_at.timestamp()), serving, state.reason or state.state.value

@@ -1,8 +1,9 @@
 """`create_app(settings)`: the gateway's FastAPI application.
 
 Nothing is built at import time: the runtime (database, queue, finalizer, local worker) is
-assembled and started in the lifespan, so tests and the CLI each get their own. Interactive API
-docs are off (deny by default); `gpucloud openapi` prints the schema.
+assembled and started in the lifespan, so tests and the CLI each get their own. The interactive
+API docs (`/docs`, `/openapi.json`, see `gateway.apidocs`) follow `settings.api_docs`;
+`gpucloud openapi` prints the same schema either way.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gpucloud import __version__
-from gpucloud.gateway import errors, webapp
+from gpucloud.gateway import apidocs, errors, webapp
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestContextMiddleware
 from gpucloud.gateway.offline import Offline
@@ -76,20 +77,13 @@ def create_app(settings: Settings) -> FastAPI:
         redirect_slashes=False,
     )
     errors.install(app)
-    for module in (
-        health,
-        openai,
-        jobs,
-        keys,
-        usage,
-        observe,
-        workers,
-        deployments,
-        files,
-        batches,
-        webhooks,
-    ):
-        app.include_router(module.router)
+    routers = [
+        m.router
+        for m in (health, openai, jobs, keys, usage, observe, workers, deployments, files, batches, webhooks)
+    ]
+    for router in routers:
+        app.include_router(router)
+    apidocs.install(app, routers, enabled=settings.api_docs)
     webapp.mount(app.router.routes)  # the dashboard at /, after (and never shadowing) every API route
     app.state.metrics = metrics
     app.add_middleware(

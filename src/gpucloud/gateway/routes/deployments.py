@@ -18,6 +18,7 @@ from gpucloud.gateway.deps import AdminDep, RuntimeDep, get_admin
 from gpucloud.gateway.inputs import CleanInput
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views import DeploymentDeleted, DeploymentList, DeploymentView, documented
+from gpucloud.gateway.views.fleet import AutoscaleSpec
 from gpucloud.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["deployments"], dependencies=[Depends(get_admin)])
@@ -27,16 +28,22 @@ LabelValue = Annotated[str, StringConstraints(max_length=255)]
 OptionKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 OptionValue = Annotated[str, StringConstraints(max_length=4096)]
 Ref = Annotated[str, Path(min_length=1, max_length=200)]
+_NULLABLE = frozenset({"gpu_type", "idle_unload_seconds", "autoscale"})  # PATCH may set these to null
 EngineName = Literal["simulated", "transformers", "openai", "sentence-transformers"]
 
 
 class DeploymentPatch(CleanInput):
-    """What may change after creation; only the fields sent change. Changing `engine_options`
-    reloads every replica; a new size or constraint moves the replicas that no longer fit."""
+    """What may change after creation; only the fields sent change. Changing what runs (`engine`,
+    `source`, `engine_options`, `gpu_memory_gb`) is a rolling update, replica by replica, within
+    `max_surge` / `max_unavailable`; a new constraint moves the replicas that no longer fit."""
 
     model_config = ConfigDict(extra="forbid")
 
     replicas: int | None = Field(None, ge=0, le=1000, description="copies to run")
+    engine: EngineName | None = None
+    source: str | None = Field(
+        None, min_length=1, max_length=1024, description="path under models_dir or hub id"
+    )
     engine_options: dict[OptionKey, OptionValue] | None = Field(None, max_length=64)
     gpu_memory_gb: float | None = Field(
         None, gt=0, le=100_000, description="per GPU of a replica; estimated from config.json when null"
@@ -46,14 +53,14 @@ class DeploymentPatch(CleanInput):
     policy: Literal["spread", "binpack"] | None = None
     on_demand: bool | None = Field(None, description="load on the first request, unload when idle")
     idle_unload_seconds: int | None = Field(None, ge=1, le=30 * 86400)
+    max_surge: int | None = Field(None, ge=0, le=100, description="extra replicas during a roll (1)")
+    max_unavailable: int | None = Field(None, ge=0, le=100, description="replicas a roll may take down (0)")
+    autoscale: AutoscaleSpec | None = Field(None, description="scale on queue pressure; null: fixed replicas")
 
 
 class DeploymentCreate(DeploymentPatch):
     name: str = Field(min_length=1, max_length=200, description="the model id clients use")
     engine: EngineName
-    source: str | None = Field(
-        None, min_length=1, max_length=1024, description="path under models_dir or hub id"
-    )
     gpu_count: int | None = Field(None, ge=0, le=64, description="GPUs per replica (default 1; 0: CPU)")
 
     def request(self) -> DeploymentRequest:
@@ -61,6 +68,32 @@ class DeploymentCreate(DeploymentPatch):
         return DeploymentRequest(
             **{k: v for k, v in fields.items() if k != "gpu_memory_gb"}, gpu_memory_gb=self.gpu_memory_gb
         )
+
+
+def _merged(current: Any, changes: dict[str, Any]) -> DeploymentRequest:
+    """The deployment as it would be after `changes` (a PATCH), for `validate`."""
+
+    def pick(name: str) -> Any:
+        return changes[name] if name in changes and changes[name] is not None else getattr(current, name)
+
+    memory = current.gpu_memory_gb if current.gpu_count else None
+    return DeploymentRequest(
+        name=current.name,
+        engine=pick("engine"),
+        source=pick("source"),
+        engine_options=pick("engine_options"),
+        replicas=pick("replicas"),
+        gpu_memory_gb=changes.get("gpu_memory_gb", memory),
+        gpu_count=current.gpu_count,
+        labels=pick("labels"),
+        gpu_type=changes.get("gpu_type", current.gpu_type),
+        policy=pick("policy"),
+        on_demand=pick("on_demand"),
+        idle_unload_seconds=changes.get("idle_unload_seconds", current.idle_unload_seconds),
+        max_surge=pick("max_surge"),
+        max_unavailable=pick("max_unavailable"),
+        autoscale=changes.get("autoscale", current.autoscale),
+    )
 
 
 async def _view(runtime: Runtime, ref: str) -> dict[str, Any]:
@@ -93,24 +126,23 @@ async def get_deployment(ref: Ref, runtime: RuntimeDep) -> Response:
 async def patch_deployment(ref: Ref, body: DeploymentPatch, runtime: RuntimeDep) -> Response:
     current = await runtime.deployments.get(ref)
     changes = body.model_dump(exclude_unset=True)
-    merged = DeploymentRequest(
-        name=current.name,
-        engine=current.engine,
-        source=current.source,
-        engine_options=changes.get("engine_options", current.engine_options),
-        replicas=changes.get("replicas", current.replicas),
-        gpu_memory_gb=changes.get("gpu_memory_gb", current.gpu_memory_gb if current.gpu_count else None),
-        gpu_count=current.gpu_count,
-        labels=changes.get("labels", current.labels),
-        gpu_type=changes.get("gpu_type", current.gpu_type),
-        policy=changes.get("policy", current.policy),
-        on_demand=changes.get("on_demand", current.on_demand),
-        idle_unload_seconds=changes.get("idle_unload_seconds", current.idle_unload_seconds),
-    )
+    merged = _merged(current, changes)
     checked = validate(merged, runtime.settings.resolved_models_dir())
     if "gpu_memory_gb" in changes:
         changes["gpu_memory_gb"] = checked.gpu_memory_gb
-    row = await runtime.deployments.update(current.id, changes)
+    if changes.get("source") is not None:
+        changes["source"] = checked.request.source
+    row = await runtime.deployments.update(
+        current.id, {k: v for k, v in changes.items() if v is not None or k in _NULLABLE}
+    )
+    await runtime.kick_controller()
+    return json_response(await _view(runtime, row.id))
+
+
+@router.post("/deployments/{ref:path}/rollback", responses=documented(DeploymentView))
+async def rollback_deployment(ref: Ref, runtime: RuntimeDep) -> Response:
+    """Roll back to the spec that ran before the latest change (409 when there is none)."""
+    row = await runtime.deployments.rollback(ref)
     await runtime.kick_controller()
     return json_response(await _view(runtime, row.id))
 

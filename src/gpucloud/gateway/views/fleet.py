@@ -155,6 +155,39 @@ class ReplicaView(View):
     reason: str | None
     updated_at: datetime
     last_used_at: datetime | None
+    spec_version: int
+
+
+class RolloutView(View):
+    """A rolling update's progress (`deployments.rollout`)."""
+
+    state: Literal["progressing", "complete", "failed"]
+    reason: str | None
+    updated_replicas: int
+    from_version: int
+    to_version: int
+
+
+class AutoscaleSpec(View):
+    """Autoscaling bounds and targets (`deployments.autoscale`)."""
+
+    min_replicas: int = Field(ge=0, le=1000)
+    max_replicas: int = Field(ge=1, le=1000)
+    target_queue_per_replica: float = Field(4.0, gt=0, le=100_000, description="queued jobs per replica")
+    target_wait_s: float | None = Field(None, gt=0, le=86400, description="longest acceptable queue wait")
+    scale_down_delay_s: float = Field(60.0, ge=0, le=86400, description="calm this long before scaling down")
+
+
+class AutoscaleDecision(View):
+    at: datetime
+    action: Literal["scale_up", "scale_down", "hold"]
+    from_replicas: int
+    to_replicas: int
+    reason: str
+
+
+class AutoscaleView(AutoscaleSpec):
+    last_decision: AutoscaleDecision | None
 
 
 class DeploymentView(View):
@@ -181,6 +214,11 @@ class DeploymentView(View):
     created_at: datetime
     updated_at: datetime
     replica_states: list[ReplicaView]
+    spec_version: int
+    max_surge: int
+    max_unavailable: int
+    rollout: RolloutView | None
+    autoscale: AutoscaleView | None
 
 
 class DeploymentList(View):

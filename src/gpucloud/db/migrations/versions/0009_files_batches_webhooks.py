@@ -1,7 +1,7 @@
 """files, batches, outbox and webhooks
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 Create Date: 2026-11-29 11:28:18.132250
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import gpucloud.db.models
 
 revision: str = "0009"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
