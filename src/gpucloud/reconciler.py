@@ -23,6 +23,7 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -127,21 +128,26 @@ class Reconciler:
         async with self._db.read() as connection:
             rows = (await connection.execute(query.limit(self._batch))).all()
         for row in rows:
-            await self._queue.report(
-                Outcome(
-                    job_id=row.id,
-                    attempt=row.attempts,
-                    status=OutcomeStatus.INTERRUPTED,
-                    reply_to=row.reply_to or "",
-                    model=row.model,
-                    error="the gateway holding the client was lost",
-                    error_code="interrupted",
-                    at=time.time(),
-                )
-            )
+            lost = "the gateway holding the client was lost"
+            await self._end(row, OutcomeStatus.INTERRUPTED, lost, "interrupted")
         if rows:
             log.warning("reconciler: ended %d synchronous job(s) whose client was lost", len(rows))
         return len(rows)
+
+    async def _end(self, job: Any, status: OutcomeStatus, error: str, code: str) -> None:
+        """End `job` (a row with id, attempts, reply_to and model) through the finalizer."""
+        await self._queue.report(
+            Outcome(
+                job_id=job.id,
+                attempt=job.attempts,
+                status=status,
+                reply_to=job.reply_to or "",
+                model=job.model,
+                error=error,
+                error_code=code,
+                at=time.time(),
+            )
+        )
 
     async def _claim(self, job: Job, current: str) -> bool:
         async with self._db.transaction() as session:
@@ -156,18 +162,8 @@ class Reconciler:
         now = time.time()
         deadline = job.deadline_at.timestamp() if job.deadline_at else now
         if deadline <= now:
-            await self._queue.report(
-                Outcome(
-                    job_id=job.id,
-                    attempt=job.attempts,
-                    status=OutcomeStatus.EXPIRED,
-                    reply_to=job.reply_to or "",
-                    model=job.model,
-                    error="the queue lost the job and its deadline has passed",
-                    error_code="queue_timeout",
-                    at=now,
-                )
-            )
+            gone = "the queue lost the job and its deadline has passed"
+            await self._end(job, OutcomeStatus.EXPIRED, gone, "queue_timeout")
             return 1
         message = JobMessage(
             job_id=job.id,
