@@ -144,3 +144,12 @@ def test_key_shaped_request_ids_and_model_names_never_reach_the_log(json_logging
     logs = server.logs()
     assert fake not in logs
     assert '"model":"gc_[redacted]"' in logs
+
+
+def test_numbers_beyond_what_the_columns_hold_are_400s(server: Server) -> None:
+    """Found by the fuzzer: a budget of 1e308 USD overflowed its micro-dollar column (500)."""
+    for field, value in (("budget_usd", 1.5e308), ("max_concurrency", 2**40), ("rpm_limit", 2**31),
+                         ("tpm_limit", 2**33), ("token_quota", 2**62)):  # fmt: skip
+        refused(call(server, "POST", "/api/keys", json={"name": "big", field: value}), field)
+    r = call(server, "POST", "/api/keys", json={"name": "big", "budget_usd": 1e9, "rpm_limit": 2**31 - 1})
+    assert r.status_code == 201, r.text

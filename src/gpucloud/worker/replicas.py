@@ -12,9 +12,8 @@ agent asks `acquire(model)` for a replica to run a job on, and `release`s it aft
   still does not fit, the load fails with a reason that names the shortfall and is retried with
   backoff. So what is loaded never over-commits a GPU.
 * **Breaker.** A replica whose jobs fail `threshold` times within `window_s` is taken out of
-  rotation (`failed`, with the reason, for `cooldown_s`), then tried again. Only engine failures
-  count (the agent passes none for a request the model refused, such as one over its context),
-  and the reason never quotes an error, which could quote another client's request.
+  rotation (`failed`, for `cooldown_s`), then tried again. Only engine failures count (not a
+  request the model refused), and the reason never quotes an error (it could quote a request).
 * **Failed loads** are retried with exponential backoff (2 s doubling to 60 s).
 * **One load at a time** per worker (see `_load`); requests for ready replicas are not held up.
 """
@@ -184,19 +183,13 @@ class ReplicaSet:
         if len(replica.failures) >= self._breaker.threshold:
             replica.broken_until = now + self._breaker.cooldown_s
             replica.failures.clear()
-            # The reason is shown to every client of the model (503s) and in the API: it must not
-            # carry an error's text, which can quote a request. The worker's log has the last one.
+            # Shown to every client of the model (503s): no error text, which can quote a request.
             replica.reason = (
                 f"taken out of rotation for {self._breaker.cooldown_s:.0f} s after "
                 f"{self._breaker.threshold} engine failures in {window:.0f} s (see the worker's log)"
             )
-            log.warning(
-                "replica %s/%d: %s; last error: %s",
-                replica.assignment.name,
-                replica.assignment.index,
-                replica.reason,
-                error[:200],
-            )
+            a = replica.assignment
+            log.warning("replica %s/%d: %s; last error: %s", a.name, a.index, replica.reason, error[:200])
 
     def _pick(self, model: str) -> Replica | None:
         now = self._clock()

@@ -23,6 +23,7 @@ router = APIRouter(prefix="/api", tags=["keys"], dependencies=[Depends(get_princ
 
 PriorityName = Literal["high", "normal", "low"]
 BudgetPeriod = Literal["daily", "monthly"]
+_INT32 = 2**31 - 1
 
 
 class _KeyLimits(CleanInput):
@@ -30,13 +31,15 @@ class _KeyLimits(CleanInput):
 
     model_config = ConfigDict(extra="forbid")
 
-    rpm_limit: int | None = Field(None, ge=0, description="requests per rolling minute")
+    # Upper bounds: what the columns hold (32-bit integers; micro-dollars and quotas kept exact
+    # below 2**53, as Redis's Lua numbers are doubles). Beyond them a 400, never a 500.
+    rpm_limit: int | None = Field(None, ge=0, le=_INT32, description="requests per rolling minute")
     tpm_limit: int | None = Field(
-        None, ge=0, description="tokens per rolling minute (prompt + max_tokens reserved)"
+        None, ge=0, le=_INT32, description="tokens per rolling minute (prompt + max_tokens reserved)"
     )
-    max_concurrency: int | None = Field(None, ge=0, description="requests in flight at once")
-    token_quota: int | None = Field(None, ge=0, description="tokens per budget period")
-    budget_usd: float | None = Field(None, ge=0, description="spend per budget period, in USD")
+    max_concurrency: int | None = Field(None, ge=0, le=_INT32, description="requests in flight at once")
+    token_quota: int | None = Field(None, ge=0, le=10**15, description="tokens per budget period")
+    budget_usd: float | None = Field(None, ge=0, le=10**9, description="spend per budget period, in USD")
     budget_period: BudgetPeriod | None = Field(
         None, description="daily, monthly, or null for the key's lifetime"
     )
