@@ -92,7 +92,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, st
     for worker_id in GPUS:
         start_worker(server, token, worker_id)
     try:
-        wait_until(lambda: len(workers(server)) == 3)
+        wait_until(lambda: len(workers(server)) == 3, timeout_s=45)  # three processes start
         yield server, token
     finally:
         server.stop()
