@@ -158,6 +158,14 @@ def test_create_refuses_bad_input(backend: tuple[Server, str | None]) -> None:
     assert wait_for_batch(owner, batch.id).status == "completed"
     with pytest.raises(openai.ConflictError):
         owner.batches.cancel(batch.id)
+    # The batch price rides on the "batch:" idempotency keys: a client may not use one.
+    spoofed = httpx.post(
+        f"{server.v1}/chat/completions",
+        headers={"Authorization": f"Bearer {owner.api_key}", "Idempotency-Key": f"batch:{batch.id}:x"},
+        json={"model": MODEL, "messages": [{"role": "user", "content": "cheap?"}]},
+    )
+    assert spoofed.status_code == 400
+    assert spoofed.json()["error"]["param"] == "Idempotency-Key"
 
 
 def test_webhooks_announce_the_batch_and_a_failed_job(backend: tuple[Server, str | None]) -> None:
