@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from gpucloud.engines.capabilities import Capabilities, capabilities_of_kind
 from gpucloud.engines.protocol import Delta, EngineError, GenerationRequest
 from gpucloud.engines.server.metrics import LoadReader
 from gpucloud.engines.server.presets import CUSTOM, HOST, Preset, preset_named, render, resolve_program
@@ -132,6 +133,10 @@ class OpenAIServerEngine:
     @property
     def model(self) -> str:
         return self._model
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_of_kind("openai")
 
     @property
     def server(self) -> ServerProcess | None:

@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 
+from gpucloud.engines.capabilities import Capabilities, capabilities_of_kind
 from gpucloud.engines.protocol import Delta, EngineError, GenerationRequest
 from gpucloud.engines.sources import check_source, is_hub_id, resolve_source
 from gpucloud.engines.stops import StopScanner
@@ -58,6 +59,10 @@ class TransformersEngine:
     @property
     def model(self) -> str:
         return self._model
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_of_kind("transformers")
 
     @property
     def stats(self) -> BatcherStats:
