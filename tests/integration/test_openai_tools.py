@@ -260,10 +260,14 @@ def test_logit_bias_changes_a_seeded_answer(client: openai.OpenAI) -> None:
         ({"logit_bias": {"12": 101}}, "logit_bias"),
         ({"store": True}, "store"),
         ({"metadata": {"a": "b"}}, "metadata"),
-        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 3}}}},
-         "response_format.json_schema.schema"),
-        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "nope"}}}]},
-         "tools[0].function.parameters"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 3}}}},
+            "response_format.json_schema.schema",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "nope"}}}]},
+            "tools[0].function.parameters",
+        ),
         ({"functions": [{"name": "f"}]}, "functions"),
     ],
 )
@@ -278,7 +282,9 @@ def test_param_paths_have_no_union_tags(server: Server, user_key: str) -> None:
     bad_message = {"model": MODEL, "messages": [{"role": "user", "content": 5}]}
     r = httpx.post(f"{server.v1}/chat/completions", json=bad_message, headers=headers, timeout=10)
     assert r.status_code == 400 and r.json()["error"]["param"] == "messages[0].content", r.text
-    r = httpx.post(f"{server.v1}/completions", json={"model": MODEL, "prompt": 5}, headers=headers, timeout=10)
+    r = httpx.post(
+        f"{server.v1}/completions", json={"model": MODEL, "prompt": 5}, headers=headers, timeout=10
+    )
     assert r.status_code == 400 and r.json()["error"]["param"] == "prompt", r.text
 
 

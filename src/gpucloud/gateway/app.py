@@ -17,7 +17,17 @@ from gpucloud import __version__
 from gpucloud.gateway import errors, webapp
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestContextMiddleware
-from gpucloud.gateway.routes import deployments, health, jobs, keys, observe, openai, usage, workers
+from gpucloud.gateway.routes import (
+    deployments,
+    health,
+    jobs,
+    keys,
+    observe,
+    openai,
+    responses,
+    usage,
+    workers,
+)
 from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.tracing import Tracer
 from gpucloud.runtime import Runtime
@@ -51,7 +61,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
-    for module in (health, openai, jobs, keys, usage, observe, workers, deployments):
+    for module in (health, openai, responses, jobs, keys, usage, observe, workers, deployments):
         app.include_router(module.router)
     webapp.mount(app.router.routes)  # the dashboard at /, after (and never shadowing) every API route
     app.state.metrics = metrics

@@ -221,6 +221,9 @@ class ChunkWriter:
         out = self._chunk([], usage_of(final)) if self._include_usage else b""
         return out + DONE
 
+    def error(self, exc: Exception) -> bytes:
+        return error_chunk(exc)
+
 
 def error_chunk(exc: Exception) -> bytes:
     if isinstance(exc, GpucloudError):
@@ -231,15 +234,26 @@ def error_chunk(exc: Exception) -> bytes:
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
+class StreamWriter(Protocol):
+    """What turns a job's events into one API's SSE bytes (chat/completions chunks, or the
+    Responses API's typed events)."""
+
+    def opening(self) -> bytes: ...
+    def delta(self, event: JobEvent) -> bytes: ...
+    def closing(self, final: dict[str, Any]) -> bytes: ...
+    def error(self, exc: Exception) -> bytes: ...
+
+
 async def sse(
     inference: Inference,
     job: Submitted,
     first: JobEvent,
     include_usage: bool,
     facts: RequestFacts | None = None,
+    writer: StreamWriter | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body; if it is closed before the end (client gone), the job is cancelled."""
-    writer = ChunkWriter(job, include_usage)
+    writer = writer or ChunkWriter(job, include_usage)
     finished = False
     try:
         yield writer.opening()
@@ -257,13 +271,13 @@ async def sse(
                         facts.completion_tokens = event.data.get("completion_tokens")
                     finished = True
                 elif event.kind is EventKind.ERROR:
-                    out += error_chunk(error_of(event))
+                    out += writer.error(error_of(event))
                     finished = True
             if out:
                 yield out
     except GpucloudError as exc:  # timed out mid-stream
         finished = True
-        yield error_chunk(exc)
+        yield writer.error(exc)
     finally:
         job.watch.close()
         if not finished:
