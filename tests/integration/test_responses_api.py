@@ -43,7 +43,8 @@ def test_plain_response(client: openai.OpenAI) -> None:
     assert response.status == "completed"
     assert response.output_text
     (item,) = response.output
-    assert item.type == "message" and item.role == "assistant"
+    assert item.type == "message"
+    assert item.role == "assistant"
     assert item.content[0].type == "output_text"
     assert response.usage.input_tokens > 0
     assert response.usage.output_tokens > 0
@@ -82,7 +83,8 @@ def test_streamed_response_event_sequence(client: openai.OpenAI) -> None:
     done = next(event for event in events if event.type == "response.output_text.done")
     final = events[-1].response
     assert text == done.text == final.output_text
-    assert final.status == "completed" and final.usage.output_tokens > 0
+    assert final.status == "completed"
+    assert final.usage.output_tokens > 0
 
 
 def test_function_tool(client: openai.OpenAI) -> None:
@@ -92,7 +94,8 @@ def test_function_tool(client: openai.OpenAI) -> None:
     calls = [item for item in response.output if item.type == "function_call"]
     assert len(calls) == 1
     call = calls[0]
-    assert call.name == "get_weather" and call.call_id.startswith("call_")
+    assert call.name == "get_weather"
+    assert call.call_id.startswith("call_")
     jsonschema.validate(json.loads(call.arguments), WEATHER)
     followup = client.responses.create(
         model=MODEL,
