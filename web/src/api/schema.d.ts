@@ -490,6 +490,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/responses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create Response */
+        post: operations["create_response_v1_responses_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -702,8 +719,11 @@ export interface components {
         };
         /** AssistantMessage */
         AssistantMessage: {
-            /** Content */
-            content: string;
+            /**
+             * Content
+             * @description null when the answer is tool calls only
+             */
+            content: string | null;
             /**
              * Refusal
              * @description always null here
@@ -714,6 +734,18 @@ export interface components {
              * @constant
              */
             role: "assistant";
+            /** Tool Calls */
+            tool_calls?: components["schemas"]["ToolCallView"][] | null;
+        };
+        /** CalledFunction */
+        CalledFunction: {
+            /**
+             * Arguments
+             * @description JSON text of the arguments
+             */
+            arguments: string;
+            /** Name */
+            name: string;
         };
         /** ChatChoice */
         ChatChoice: {
@@ -723,7 +755,7 @@ export interface components {
             index: number;
             /**
              * Logprobs
-             * @description always null here (not supported)
+             * @description with `logprobs: true`: {content, refusal}
              */
             logprobs: {
                 [key: string]: unknown;
@@ -748,11 +780,6 @@ export interface components {
              * @constant
              */
             object: "chat.completion";
-            /**
-             * System Fingerprint
-             * @description always null here
-             */
-            system_fingerprint: string | null;
             usage: components["schemas"]["CompletionUsage"];
         };
         /** ChatCompletionRequest */
@@ -779,6 +806,8 @@ export interface components {
             model: string;
             /** N */
             n?: number | null;
+            /** Parallel Tool Calls */
+            parallel_tool_calls?: boolean | null;
             /** Presence Penalty */
             presence_penalty?: number | null;
             /** Priority */
@@ -798,6 +827,10 @@ export interface components {
             stream_options?: components["schemas"]["StreamOptions"] | null;
             /** Temperature */
             temperature?: number | null;
+            /** Tool Choice */
+            tool_choice?: ("none" | "auto" | "required") | components["schemas"]["NamedToolChoice"] | null;
+            /** Tools */
+            tools?: components["schemas"]["Tool"][] | null;
             /** Top Logprobs */
             top_logprobs?: number | null;
             /** Top P */
@@ -820,6 +853,8 @@ export interface components {
             role: "system" | "developer" | "user" | "assistant" | "tool";
             /** Tool Call Id */
             tool_call_id?: string | null;
+            /** Tool Calls */
+            tool_calls?: components["schemas"]["ToolCall"][] | null;
         };
         /** ClusterDeployment */
         ClusterDeployment: {
@@ -1197,6 +1232,117 @@ export interface components {
             /** Total Tokens */
             total_tokens: number;
         };
+        /** FunctionCall */
+        FunctionCall: {
+            /** Arguments */
+            arguments: string;
+            /** Name */
+            name: string;
+        };
+        /** FunctionCallItem */
+        FunctionCallItem: {
+            /** Arguments */
+            arguments: string;
+            /** Call Id */
+            call_id: string;
+            /** Id */
+            id?: string | null;
+            /** Name */
+            name: string;
+            /** Status */
+            status?: string | null;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function_call";
+        };
+        /** FunctionCallOutput */
+        FunctionCallOutput: {
+            /**
+             * Arguments
+             * @description JSON text of the arguments
+             */
+            arguments: string;
+            /** Call Id */
+            call_id: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "in_progress" | "completed" | "incomplete";
+            /**
+             * Type
+             * @constant
+             */
+            type: "function_call";
+        };
+        /** FunctionCallOutputItem */
+        FunctionCallOutputItem: {
+            /** Call Id */
+            call_id: string;
+            /** Id */
+            id?: string | null;
+            /** Output */
+            output: string;
+            /** Status */
+            status?: string | null;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function_call_output";
+        };
+        /** FunctionDefinition */
+        FunctionDefinition: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name: string;
+            /** Parameters */
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
+            /** Strict */
+            strict?: boolean | null;
+        };
+        /** FunctionTool */
+        FunctionTool: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name: string;
+            /** Parameters */
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
+            /** Strict */
+            strict?: boolean | null;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** NamedFunction */
+        gpucloud__gateway__responses_api__schemas__NamedFunction: {
+            /** Name */
+            name: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** NamedFunction */
+        gpucloud__gateway__schemas__NamedFunction: {
+            /** Name */
+            name: string;
+        };
         /**
          * GpuIn
          * @description One GPU reading (`gpucloud.worker.inventory.GpuReading.to_dict`).
@@ -1282,6 +1428,26 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /** IncompleteDetails */
+        IncompleteDetails: {
+            /**
+             * Reason
+             * @constant
+             */
+            reason: "max_output_tokens";
+        };
+        /** InputText */
+        InputText: {
+            /** Annotations */
+            annotations?: unknown[] | null;
+            /** Text */
+            text: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "input_text" | "output_text";
+        };
         /** JobError */
         JobError: {
             /** Code */
@@ -1352,6 +1518,19 @@ export interface components {
             stream: boolean;
             /** Worker Id */
             worker_id: string | null;
+        };
+        /** JsonSchemaFormat */
+        JsonSchemaFormat: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name: string;
+            /** Schema */
+            schema?: {
+                [key: string]: unknown;
+            } | null;
+            /** Strict */
+            strict?: boolean | null;
         };
         /** KeyCreate */
         KeyCreate: {
@@ -1484,6 +1663,44 @@ export interface components {
             /** Reset Tokens S */
             reset_tokens_s: number | null;
         };
+        /** MessageItem */
+        MessageItem: {
+            /** Content */
+            content: string | components["schemas"]["InputText"][];
+            /** Id */
+            id?: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "user" | "assistant" | "system" | "developer";
+            /** Status */
+            status?: string | null;
+            /** Type */
+            type?: "message" | null;
+        };
+        /** MessageOutput */
+        MessageOutput: {
+            /** Content */
+            content: components["schemas"]["OutputText"][];
+            /** Id */
+            id: string;
+            /**
+             * Role
+             * @constant
+             */
+            role: "assistant";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "in_progress" | "completed" | "incomplete";
+            /**
+             * Type
+             * @constant
+             */
+            type: "message";
+        };
         /** ModelCard */
         ModelCard: {
             /** Created */
@@ -1507,6 +1724,29 @@ export interface components {
              * @constant
              */
             object: "list";
+        };
+        /** NamedToolChoice */
+        NamedToolChoice: {
+            function: components["schemas"]["gpucloud__gateway__schemas__NamedFunction"];
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** OutputText */
+        OutputText: {
+            /** Annotations */
+            annotations: unknown[];
+            /** Logprobs */
+            logprobs: unknown[];
+            /** Text */
+            text: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "output_text";
         };
         /** Readiness */
         Readiness: {
@@ -1604,11 +1844,142 @@ export interface components {
         };
         /** ResponseFormat */
         ResponseFormat: {
+            json_schema?: components["schemas"]["JsonSchemaFormat"] | null;
             /**
              * Type
+             * @enum {string}
+             */
+            type: "text" | "json_object" | "json_schema";
+        };
+        /**
+         * ResponseObject
+         * @description A response (`stream: true` answers typed `text/event-stream` events instead).
+         */
+        ResponseObject: {
+            /** Created At */
+            created_at: number;
+            /** Error */
+            error: {
+                [key: string]: unknown;
+            } | null;
+            /** Id */
+            id: string;
+            incomplete_details: components["schemas"]["IncompleteDetails"] | null;
+            /** Instructions */
+            instructions: string | null;
+            /** Max Output Tokens */
+            max_output_tokens: number | null;
+            /** Metadata */
+            metadata: {
+                [key: string]: string;
+            };
+            /** Model */
+            model: string;
+            /**
+             * Object
              * @constant
              */
-            type: "text";
+            object: "response";
+            /** Output */
+            output: (components["schemas"]["MessageOutput"] | components["schemas"]["FunctionCallOutput"])[];
+            /** Parallel Tool Calls */
+            parallel_tool_calls: boolean;
+            /**
+             * Previous Response Id
+             * @description always null here (responses are not stored)
+             */
+            previous_response_id: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "in_progress" | "completed" | "incomplete";
+            /**
+             * Store
+             * @description always false here
+             */
+            store: boolean;
+            /** Temperature */
+            temperature: number;
+            /** Text */
+            text: {
+                [key: string]: unknown;
+            };
+            /** Tool Choice */
+            tool_choice: string | {
+                [key: string]: unknown;
+            };
+            /** Tools */
+            tools: {
+                [key: string]: unknown;
+            }[];
+            /** Top P */
+            top_p: number;
+            /**
+             * Truncation
+             * @constant
+             */
+            truncation: "disabled";
+            /** @description absent until the answer is complete */
+            usage?: components["schemas"]["ResponseUsage"] | null;
+            /** User */
+            user?: string | null;
+        };
+        /** ResponsesRequest */
+        ResponsesRequest: {
+            /** Input */
+            input: string | (components["schemas"]["MessageItem"] | components["schemas"]["FunctionCallItem"] | components["schemas"]["FunctionCallOutputItem"])[];
+            /** Instructions */
+            instructions?: string | null;
+            /** Max Output Tokens */
+            max_output_tokens?: number | null;
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            } | null;
+            /** Model */
+            model: string;
+            /** Parallel Tool Calls */
+            parallel_tool_calls?: boolean | null;
+            /** Previous Response Id */
+            previous_response_id?: string | null;
+            /** Priority */
+            priority?: ("high" | "normal" | "low") | null;
+            /** Store */
+            store?: boolean | null;
+            /**
+             * Stream
+             * @default false
+             */
+            stream: boolean | null;
+            /** Temperature */
+            temperature?: number | null;
+            text?: components["schemas"]["TextOptions"] | null;
+            /** Tool Choice */
+            tool_choice?: ("none" | "auto" | "required") | components["schemas"]["gpucloud__gateway__responses_api__schemas__NamedFunction"] | null;
+            /** Tools */
+            tools?: components["schemas"]["FunctionTool"][] | null;
+            /** Top P */
+            top_p?: number | null;
+            /** User */
+            user?: string | null;
+        };
+        /** ResponseUsage */
+        ResponseUsage: {
+            /** Input Tokens */
+            input_tokens: number;
+            /** Input Tokens Details */
+            input_tokens_details: {
+                [key: string]: number;
+            };
+            /** Output Tokens */
+            output_tokens: number;
+            /** Output Tokens Details */
+            output_tokens_details: {
+                [key: string]: number;
+            };
+            /** Total Tokens */
+            total_tokens: number;
         };
         /**
          * Stats
@@ -1684,7 +2055,7 @@ export interface components {
             index: number;
             /**
              * Logprobs
-             * @description always null here (not supported)
+             * @description with `logprobs`: tokens and their logprobs
              */
             logprobs: {
                 [key: string]: unknown;
@@ -1710,12 +2081,29 @@ export interface components {
              * @constant
              */
             object: "text_completion";
-            /**
-             * System Fingerprint
-             * @description always null here
-             */
-            system_fingerprint: string | null;
             usage: components["schemas"]["CompletionUsage"];
+        };
+        /** TextFormat */
+        TextFormat: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name?: string | null;
+            /** Schema */
+            schema?: {
+                [key: string]: unknown;
+            } | null;
+            /** Strict */
+            strict?: boolean | null;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "text" | "json_object" | "json_schema";
+        };
+        /** TextOptions */
+        TextOptions: {
+            format?: components["schemas"]["TextFormat"] | null;
         };
         /** TextPart */
         TextPart: {
@@ -1731,6 +2119,37 @@ export interface components {
         TokenCreate: {
             /** Name */
             name: string;
+        };
+        /** Tool */
+        Tool: {
+            function: components["schemas"]["FunctionDefinition"];
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** ToolCall */
+        ToolCall: {
+            function: components["schemas"]["FunctionCall"];
+            /** Id */
+            id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** ToolCallView */
+        ToolCallView: {
+            function: components["schemas"]["CalledFunction"];
+            /** Id */
+            id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
         };
         /** UsageReport */
         UsageReport: {
@@ -3054,6 +3473,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ModelCard"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_response_v1_responses_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResponsesRequest"];
+            };
+        };
+        responses: {
+            /** @description JSON; with `stream: true`, typed `text/event-stream` events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResponseObject"];
                 };
             };
             /** @description Validation Error */

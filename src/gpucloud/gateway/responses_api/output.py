@@ -40,17 +40,16 @@ def echoed(body: ResponsesRequest) -> dict[str, Any]:
             tool.model_dump(exclude_none=True) | {"strict": bool(tool.strict)} for tool in body.tools or []
         ],
         "truncation": "disabled",
-        "user": body.user,
         "metadata": {},
         "error": None,
-    }
+    } | ({"user": body.user} if body.user is not None else {})  # typed as a string: absent, not null
 
 
 def usage(final: dict[str, Any]) -> dict[str, Any]:
     prompt, completion = int(final.get("prompt_tokens", 0)), int(final.get("completion_tokens", 0))
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": prompt + completion,
@@ -69,9 +68,8 @@ def response_object(
         "status": "in_progress",
         "incomplete_details": None,
         "output": [],
-        "usage": None,
         **echo,
-    }
+    }  # `usage` only once known: the specification types it as an object
     if final is not None:
         choice = (final.get("choices") or [{}])[0]
         cut = choice.get("finish_reason") == "length"

@@ -17,12 +17,18 @@ from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.responses_api.convert import build_response_generation
 from gpucloud.gateway.responses_api.output import ResponseStream, echoed, response_object
 from gpucloud.gateway.responses_api.schemas import ResponsesRequest
+from gpucloud.gateway.views import ResponseObject, documented
 from gpucloud.queue.protocol import EventKind, JobEvent
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(get_principal)])
 
 
-@router.post("/responses")
+@router.post(
+    "/responses",
+    responses=documented(
+        ResponseObject, description="JSON; with `stream: true`, typed `text/event-stream` events"
+    ),
+)
 async def create_response(
     body: ResponsesRequest,
     request: Request,
