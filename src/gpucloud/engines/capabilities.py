@@ -41,7 +41,7 @@ class Capabilities:
 _BY_KIND: dict[str, Capabilities] = {
     "simulated": Capabilities.everything(),
     "openai": Capabilities.everything(),
-    "transformers": Capabilities(seed=True),
+    "transformers": Capabilities(seed=True, logprobs=True, penalties=True, logit_bias=True),
     "sentence-transformers": Capabilities(),
 }
 
