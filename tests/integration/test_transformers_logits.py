@@ -1,4 +1,5 @@
-"""The transformers engine's logits processing: penalties, `logit_bias` and logprobs, per sequence.
+"""The transformers engine's logits processing: penalties, `logit_bias`, logprobs and structured
+outputs (grammar-constrained decoding), per sequence inside the continuous batch.
 
 On the tiny random Llama of tests/tiny_models.py (byte-level BPE, made at test time): a bias of
 +100 makes greedy output that one token and -100 bans the token greedy decoding picks; each
@@ -10,14 +11,17 @@ what each gives alone (each row is processed with its own values and counts).
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from gpucloud.engines import build_engine
-from gpucloud.engines.protocol import Delta, GenerationRequest
+from gpucloud.engines.protocol import Delta, EngineError, GenerationRequest
 from gpucloud.engines.transformers import TransformersEngine
 from tests.tiny_models import make_tiny_llama
 
@@ -128,3 +132,72 @@ async def test_mixed_parameters_in_one_batch_match_lone_runs(tiny: TransformersE
     together = await asyncio.gather(*(run(tiny, r) for r in requests))
     assert [text(d) for d in together] == alone
     assert tiny.stats.max_batch_seen >= max(before, 2)
+
+
+# structured outputs ---------------------------------------------------------------------------
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "color": {"enum": ["red", "green", "blue"]},
+        "n": {"type": "integer", "minimum": 0, "maximum": 100},
+        "ok": {"type": "boolean"},
+        "name": {"type": "string", "maxLength": 8},
+        "tags": {"type": "array", "items": {"$ref": "#/$defs/tag"}, "maxItems": 2},
+    },
+    "required": ["color", "n", "ok", "name", "tags"],
+    "additionalProperties": False,
+    "$defs": {"tag": {"type": "string", "enum": ["a", "b"]}},
+}
+JSON_SCHEMA = {"type": "json_schema", "json_schema": {"name": "thing", "schema": SCHEMA, "strict": True}}
+MESSAGES = [{"role": "user", "content": "Describe a thing."}]
+
+
+def chat(**fields: Any) -> GenerationRequest:
+    return GenerationRequest(kind="chat", model="m", messages=MESSAGES, **fields)
+
+
+async def test_half_structured_batch_validates_and_runs_together(tmp_path: Path) -> None:
+    make_tiny_llama(tmp_path / "tiny")
+    engine = build_engine("transformers", "tiny", {"max_batch_size": "8"}, models_dir=tmp_path)
+    assert isinstance(engine, TransformersEngine)
+    await engine.start()
+    try:
+        await run(engine, chat(response_format={"type": "json_object"}, max_tokens=2))  # wraps the tokenizer
+        requests = [
+            chat(seed=i, max_tokens=120, response_format=JSON_SCHEMA)
+            if i % 2 == 0
+            else chat(seed=i, max_tokens=120)
+            for i in range(8)
+        ]
+        answers = await asyncio.gather(*(run(engine, r) for r in requests))
+        for i, deltas in enumerate(answers):
+            if i % 2 == 0:
+                assert deltas[-1].finish_reason == "stop", text(deltas)
+                jsonschema.validate(json.loads(text(deltas)), SCHEMA)
+            else:  # free text, sampled over the whole vocabulary: it ends by EOS or at the limit
+                assert deltas[-1].finish_reason in ("stop", "length")
+        assert engine.stats.max_batch_seen == 8  # the eight ran in one batch
+        structured = [text(d) for i, d in enumerate(answers) if i % 2 == 0]
+        assert len(set(structured)) > 1  # seeds still matter inside the grammar
+    finally:
+        await engine.stop()
+
+
+async def test_json_object_answers_parse(tiny: TransformersEngine) -> None:
+    for seed in range(3):
+        deltas = await run(tiny, chat(seed=seed, max_tokens=200, response_format={"type": "json_object"}))
+        if deltas[-1].finish_reason == "stop":
+            assert isinstance(json.loads(text(deltas)), dict)
+        else:  # the limit cut it: what was written is still a prefix the grammar allowed
+            assert text(deltas).startswith("{")
+
+
+async def test_a_schema_the_grammar_compiler_refuses_is_the_clients_error(tiny: TransformersEngine) -> None:
+    bad = {
+        "type": "json_schema",
+        "json_schema": {"name": "x", "schema": {"type": "string", "pattern": "(?<=a)b"}},
+    }
+    with pytest.raises(EngineError) as caught:
+        await run(tiny, chat(max_tokens=5, response_format=bad))
+    assert caught.value.code == "invalid_request"

@@ -24,6 +24,7 @@ from gpucloud.engines.sources import check_source, is_hub_id, resolve_source
 from gpucloud.engines.stops import StopScanner
 from gpucloud.engines.transformers.batcher import BatcherStats, ContinuousBatcher
 from gpucloud.engines.transformers.detokenizer import IncrementalDetokenizer
+from gpucloud.engines.transformers.grammar import Constraint, Grammars
 from gpucloud.engines.transformers.loading import LoadedModel, load_model
 from gpucloud.engines.transformers.options import TransformersOptions, parse_options
 from gpucloud.engines.transformers.prompts import PromptEncoder
@@ -40,6 +41,7 @@ class TransformersEngine:
         self._options = options or TransformersOptions()
         self._loaded: LoadedModel | None = None
         self._prompts: PromptEncoder | None = None
+        self._grammars: Grammars | None = None
         self._batcher: ContinuousBatcher | None = None
 
     @classmethod
@@ -82,6 +84,8 @@ class TransformersEngine:
             raise EngineError(f"could not load model {self._model!r}: {exc}") from exc
         self._loaded = loaded
         self._prompts = PromptEncoder(loaded.tokenizer)
+        vocab = int(getattr(loaded.model.config, "vocab_size", 0) or len(loaded.tokenizer))
+        self._grammars = Grammars(loaded.tokenizer, vocab, loaded.eos_token_ids)
         self._batcher = ContinuousBatcher(
             loaded.model, loaded.device, loaded.pad_token_id, self._options.max_batch_size
         )
@@ -117,6 +121,11 @@ class TransformersEngine:
             stops=StopScanner(request.stop),
             loop=asyncio.get_running_loop(),
             queue=queue,
+            # Compiling a grammar (and wrapping the tokenizer, the first time) takes a while: off
+            # the event loop.
+            constraint=await asyncio.to_thread(self._constraint, request)
+            if request.response_format
+            else None,
         )
         batcher.submit(sequence)
         try:
@@ -131,6 +140,11 @@ class TransformersEngine:
             if not sequence.finished:
                 sequence.cancelled = True
                 batcher.wake()
+
+    def _constraint(self, request: GenerationRequest) -> Constraint | None:
+        if self._grammars is None:
+            raise EngineError(f"model {self._model!r} is not loaded", retryable=True)
+        return self._grammars.constraint(request)
 
     def _require(self) -> LoadedModel:
         if self._loaded is None:

@@ -26,6 +26,7 @@ import torch
 from gpucloud.engines.protocol import Delta, FinishReason, TokenLogprob
 from gpucloud.engines.stops import StopScanner
 from gpucloud.engines.transformers.detokenizer import IncrementalDetokenizer
+from gpucloud.engines.transformers.grammar import Constraint
 from gpucloud.engines.transformers.sampling import SamplingParams, logprobs, processed, sample
 
 # What a consumer receives: deltas, then possibly an error that ends the stream.
@@ -49,6 +50,7 @@ class Sequence:
     generator: torch.Generator = field(init=False)
     outbox: list[Item] = field(default_factory=list)  # produced this step, not yet delivered
     counts: dict[int, int] = field(default_factory=dict)  # generated tokens, for the penalties
+    constraint: Constraint | None = None  # structured output: the grammar the answer must follow
     _unreported: int = 0
     _logprobs: list[TokenLogprob] = field(default_factory=list)  # not yet reported
 
@@ -63,7 +65,11 @@ class Sequence:
         """Pick the next token from this sequence's row of logits (processed, sampled, with its
         logprobs when asked) and accept it."""
         logits = processed(row, self.params, self.counts)
+        if self.constraint is not None:
+            logits = self.constraint.restrict(logits)
         token = sample(logits, self.params, self.generator)
+        if self.constraint is not None:
+            self.constraint.advance(token)
         if self.params.top_logprobs is not None:
             self._logprobs.append(self._logprob(logits, token, self.params.top_logprobs))
         self.counts[token] = self.counts.get(token, 0) + 1
