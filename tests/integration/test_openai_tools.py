@@ -294,21 +294,28 @@ def test_param_paths_have_no_union_tags(server: Server, user_key: str) -> None:
 # capabilities ---------------------------------------------------------------------------------
 
 LACKS = "tools,json_object,json_schema,logprobs,penalties,logit_bias,seed"
+LIMITED = "limited-model"
 
 
 @pytest.fixture(scope="module")
 def limited(server: Server) -> str:
-    """A model whose engine honours none of the optional parameters (a deployment of the simulated
-    engine with `lacks`); the registry knows it from the deployment, without asking per request."""
+    """A model whose engine honours none of the optional parameters (the simulated engine with
+    `lacks`). In cluster mode a worker serves it and announces its capabilities through the
+    queue; in embedded mode it is a deployment, whose capabilities the registry derives from its
+    engine. Either way the gateway knows them without asking per request."""
+    if "GPUCLOUD_REDIS_URL" in server.env:
+        server.add_worker("--model", LIMITED, "--engine-option", f"lacks={LACKS}", name="limited-worker")
+        server.wait_for_model(LIMITED, timeout_s=30)
+        return LIMITED
     headers = {"Authorization": f"Bearer {server.admin_key}"}
-    body = {"name": "limited-model", "engine": "simulated", "engine_options": {"lacks": LACKS}}
+    body = {"name": LIMITED, "engine": "simulated", "engine_options": {"lacks": LACKS}}
     r = httpx.post(f"{server.base_url}/api/deployments", json=body, headers=headers, timeout=10)
     assert r.status_code == 201, r.text
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        state = httpx.get(f"{server.base_url}/api/deployments/limited-model", headers=headers).json()
+        state = httpx.get(f"{server.base_url}/api/deployments/{LIMITED}", headers=headers).json()
         if state["state"] == "ready":
-            return "limited-model"
+            return LIMITED
         time.sleep(0.2)
     raise AssertionError(f"the deployment never became ready: {state}")
 

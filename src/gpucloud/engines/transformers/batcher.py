@@ -35,6 +35,7 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from gpucloud.engines.protocol import EngineError
+from gpucloud.engines.transformers.grammar import restrict_rows
 from gpucloud.engines.transformers.kvcache import PaddedCache, left_padded
 from gpucloud.engines.transformers.sequence import Sequence, deliver
 
@@ -173,6 +174,9 @@ class ContinuousBatcher:
 
     def _sample_into(self, sequences: list[Sequence], logits: torch.Tensor) -> None:
         rows = logits.float().cpu()  # one transfer for the batch, not one per row
+        restrict_rows(
+            rows, [(r, s.constraint) for r, s in enumerate(sequences) if s.constraint and not s.done]
+        )
         accepted = 0
         for row, sequence in enumerate(sequences):
             if not sequence.done:

@@ -10,8 +10,9 @@ torch builds.
 
 `Grammars` (one per loaded model) wraps the tokenizer once (about a second, so lazily, at the
 first structured request). Each structured sequence gets its own `Constraint`: before sampling,
-`restrict` sets the logits of every token the grammar forbids to -inf (in the sequence's own row
-of the batch); after, `advance` feeds it the chosen token. When the document is complete the
+`restrict_rows` sets the logits of every token a row's grammar forbids to -inf (all constrained
+rows of a batch step at once, the masks computed in parallel); after, `advance` feeds each
+grammar its sequence's chosen token. When the document is complete the
 grammar allows only the end-of-sequence token, so the answer ends there, parsed and valid.
 """
 
@@ -25,7 +26,6 @@ from transformers import PreTrainedTokenizerBase
 
 from gpucloud.engines.protocol import EngineError, GenerationRequest
 
-
 # One layout, no free whitespace: a model cannot spend its tokens on blanks between values.
 _LAYOUT: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
 
@@ -33,21 +33,32 @@ _LAYOUT: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separ
 class Constraint:
     """One sequence's grammar state."""
 
-    def __init__(self, matcher: Any) -> None:
-        self._matcher = matcher
-
-    def restrict(self, row: torch.Tensor) -> torch.Tensor:
-        """`row` (float32, CPU) with the forbidden tokens' logits at -inf."""
-        allowed = torch.frombuffer(bytearray(self._matcher.compute_logit_bias()), dtype=torch.uint8)
-        size = min(allowed.shape[0], row.shape[0])
-        out = torch.full_like(row, float("-inf"))
-        keep = allowed[:size].bool()
-        out[:size][keep] = row[:size][keep]
-        return out
+    def __init__(self, matcher: Any, executor: Any) -> None:
+        self.matcher = matcher
+        self.executor = executor  # the model's, shared: computes a batch's masks in parallel
 
     def advance(self, token: int) -> None:
-        if not self._matcher.consume_token(token):
-            raise EngineError(f"structured output: the grammar refused a token ({self._matcher.get_error()})")
+        if not self.matcher.consume_token(token):
+            raise EngineError(f"structured output: the grammar refused a token ({self.matcher.get_error()})")
+
+
+def restrict_rows(rows: torch.Tensor, constrained: list[tuple[int, Constraint]]) -> None:
+    """Set the forbidden tokens' logits to -inf in the constrained rows of a batch (in place).
+
+    The masks of every constrained row are computed in one call, in parallel and without the GIL,
+    as bitmasks (32 tokens per int32), then applied to those rows at once.
+    """
+    if not constrained:
+        return
+    count, vocab = len(constrained), rows.shape[1]
+    words = (vocab + 31) // 32
+    bitmask = torch.full((count, words), -1, dtype=torch.int32)
+    targets = [(c.matcher, k) for k, (_, c) in enumerate(constrained)]
+    constrained[0][1].executor.unsafe_compute_mask_ptr(targets, bitmask.data_ptr(), words * 4, count)
+    bits = (bitmask.unsqueeze(-1) >> torch.arange(32, dtype=torch.int32)) & 1
+    allowed = bits.reshape(count, words * 32)[:, :vocab].bool()
+    index = torch.tensor([row for row, _ in constrained], dtype=torch.long)
+    rows[index] = rows[index].masked_fill(~allowed, float("-inf"))
 
 
 class Grammars:
@@ -59,6 +70,7 @@ class Grammars:
         self._eos_ids = sorted(eos_ids)
         self._lock = threading.Lock()
         self._wrapped: Any = None
+        self._executor: Any = None
 
     def constraint(self, request: GenerationRequest) -> Constraint | None:
         """The request's constraint (None without a JSON response format); EngineError with code
@@ -79,7 +91,7 @@ class Grammars:
         if matcher.is_error():
             message = matcher.get_error()
             raise EngineError(f"The JSON schema cannot be used: {message}", code="invalid_request")
-        return Constraint(matcher)
+        return Constraint(matcher, self._executor)
 
     def _llguidance_tokenizer(self) -> Any:
         with self._lock:  # built once, by whichever request comes first
@@ -93,4 +105,5 @@ class Grammars:
                     )
                 except ValueError as exc:
                     raise EngineError(f"structured output is unavailable for this model: {exc}") from None
+                self._executor = llguidance.LLExecutor()
             return self._wrapped

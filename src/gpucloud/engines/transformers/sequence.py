@@ -64,9 +64,7 @@ class Sequence:
     def choose(self, row: torch.Tensor) -> None:
         """Pick the next token from this sequence's row of logits (processed, sampled, with its
         logprobs when asked) and accept it."""
-        logits = processed(row, self.params, self.counts)
-        if self.constraint is not None:
-            logits = self.constraint.restrict(logits)
+        logits = processed(row, self.params, self.counts)  # a constraint's mask is in `row` already
         token = sample(logits, self.params, self.generator)
         if self.constraint is not None:
             self.constraint.advance(token)
