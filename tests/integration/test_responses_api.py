@@ -9,6 +9,7 @@ the ledger like chat, and the stateful options refused with a 400 naming them.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -172,3 +173,22 @@ def test_refused_options_name_their_parameter(
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model=MODEL, input="x", extra_body=extra)
     assert_sdk_error(caught.value, 400, param=param)
+
+
+def test_an_idempotent_repeat_gets_the_same_response(client: openai.OpenAI) -> None:
+    key = {"Idempotency-Key": f"responses-{time.time_ns()}"}
+    first = client.responses.create(model=MODEL, input="Once.", extra_headers=key)
+    again = client.responses.create(model=MODEL, input="Once.", extra_headers=key)
+    assert again.id == first.id
+    assert again.output_text == first.output_text
+    streamed_key = {"Idempotency-Key": f"responses-stream-{time.time_ns()}"}
+    events = list(
+        client.responses.create(model=MODEL, input="Twice.", stream=True, extra_headers=streamed_key)
+    )
+    replayed = list(
+        client.responses.create(model=MODEL, input="Twice.", stream=True, extra_headers=streamed_key)
+    )
+    assert replayed[0].type == "response.created"
+    assert replayed[-1].type == "response.completed"
+    assert replayed[-1].response.output_text == events[-1].response.output_text
+    assert replayed[-1].response.id == events[-1].response.id

@@ -7,6 +7,8 @@ cancellation); its result is rendered as a `response` object or as the typed eve
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
@@ -52,18 +54,7 @@ async def create_response(
     seen.job_id = job.job_id
     stem, echo = job.job_id.removeprefix("job_"), echoed(body)
     if job.repeat or not body.stream:
-        final = await (inference.stored_outcome(job) if job.repeat else inference.final(job, request))
-        seen.prompt_tokens, seen.completion_tokens = (
-            final.get("prompt_tokens"),
-            final.get("completion_tokens"),
-        )
-        if body.stream:  # an idempotent repeat of a streamed request: the whole stream at once
-            writer = ResponseStream(stem, job.created, job.model, echo)
-            content = writer.opening() + _replayed(writer, job, final) + writer.closing(final)
-            return Response(content, media_type="text/event-stream")
-        return json_response(
-            response_object(stem, job.created, job.model, echo, final), headers=job.headers()
-        )
+        return await _whole(body, request, inference, job, stem, echo)
     first = await _first_event(inference, job)
     writer = ResponseStream(stem, job.created, job.model, echo)
     return StreamingResponse(
@@ -71,6 +62,25 @@ async def create_response(
         media_type="text/event-stream",
         headers={"cache-control": "no-cache", "x-accel-buffering": "no", **job.headers()},
     )
+
+
+async def _whole(
+    body: ResponsesRequest,
+    request: Request,
+    inference: Inference,
+    job: Submitted,
+    stem: str,
+    echo: dict[str, Any],
+) -> Response:
+    """A non-streamed answer, or an idempotent repeat (of a streamed request: the stream at once)."""
+    final = await (inference.stored_outcome(job) if job.repeat else inference.final(job, request))
+    seen = facts(request)
+    seen.prompt_tokens, seen.completion_tokens = final.get("prompt_tokens"), final.get("completion_tokens")
+    if body.stream:
+        writer = ResponseStream(stem, job.created, job.model, echo)
+        content = writer.opening() + _replayed(writer, job, final) + writer.closing(final)
+        return Response(content, media_type="text/event-stream")
+    return json_response(response_object(stem, job.created, job.model, echo, final), headers=job.headers())
 
 
 async def _first_event(inference: Inference, job: Submitted) -> JobEvent:
