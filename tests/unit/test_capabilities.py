@@ -12,9 +12,7 @@ from gpucloud.gateway.errors import param_of
 def test_each_kind_declares_its_capabilities() -> None:
     assert capabilities_of_kind("simulated") == Capabilities.everything()
     assert capabilities_of_kind("openai") == Capabilities.everything()
-    transformers = capabilities_of_kind("transformers")
-    assert transformers.json_schema
-    assert not transformers.tools
+    assert capabilities_of_kind("transformers") == Capabilities.everything()
     assert capabilities_of_kind("sentence-transformers") == Capabilities()
     assert capabilities_of_kind("no-such-kind") == Capabilities()
 

@@ -42,7 +42,13 @@ _BY_KIND: dict[str, Capabilities] = {
     "simulated": Capabilities.everything(),
     "openai": Capabilities.everything(),
     "transformers": Capabilities(
-        seed=True, logprobs=True, penalties=True, logit_bias=True, json_object=True, json_schema=True
+        tools=True,
+        seed=True,
+        logprobs=True,
+        penalties=True,
+        logit_bias=True,
+        json_object=True,
+        json_schema=True,
     ),
     "sentence-transformers": Capabilities(),
 }

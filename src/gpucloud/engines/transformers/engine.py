@@ -30,6 +30,7 @@ from gpucloud.engines.transformers.options import TransformersOptions, parse_opt
 from gpucloud.engines.transformers.prompts import PromptEncoder
 from gpucloud.engines.transformers.sampling import SamplingParams
 from gpucloud.engines.transformers.sequence import Sequence
+from gpucloud.engines.transformers.tools import relay, uses_tools
 
 
 class TransformersEngine:
@@ -106,7 +107,17 @@ class TransformersEngine:
         return len(self._encode(request))
 
     async def generate(self, request: GenerationRequest, index: int) -> AsyncGenerator[Delta, None]:
-        """Stream choice `index` of `request` (token accounting: see `sequence.Sequence`)."""
+        """Stream choice `index` of `request` (token accounting: see `sequence.Sequence`); with
+        tools to call, an answer that is calls comes as `tool_calls` (see `tools.relay`)."""
+        stream = self._generate(request, index)
+        deltas = relay(stream) if uses_tools(request) else stream
+        try:
+            async for delta in deltas:
+                yield delta
+        finally:
+            await stream.aclose()
+
+    async def _generate(self, request: GenerationRequest, index: int) -> AsyncGenerator[Delta, None]:
         loaded = self._require()
         batcher = self._batcher
         assert batcher is not None  # set with _loaded
@@ -124,7 +135,7 @@ class TransformersEngine:
             # Compiling a grammar (and wrapping the tokenizer, the first time) takes a while: off
             # the event loop.
             constraint=await asyncio.to_thread(self._constraint, request)
-            if request.response_format
+            if request.response_format or uses_tools(request)
             else None,
         )
         batcher.submit(sequence)

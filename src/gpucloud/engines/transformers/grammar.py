@@ -25,6 +25,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from gpucloud.engines.protocol import EngineError, GenerationRequest
+from gpucloud.engines.transformers.tools import tool_grammar, uses_tools
 
 # One layout, no free whitespace: a model cannot spend its tokens on blanks between values.
 _LAYOUT: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
@@ -73,18 +74,22 @@ class Grammars:
         self._executor: Any = None
 
     def constraint(self, request: GenerationRequest) -> Constraint | None:
-        """The request's constraint (None without a JSON response format); EngineError with code
-        "invalid_request" for a schema the grammar compiler refuses."""
+        """The request's constraint (None without tools to call or a JSON response format);
+        EngineError with code "invalid_request" for a schema the grammar compiler refuses."""
         kind = (request.response_format or {}).get("type")
-        if kind not in ("json_object", "json_schema"):
+        structured = kind in ("json_object", "json_schema")
+        if not structured and not uses_tools(request):
             return None
         import llguidance
 
-        schema = request.json_schema() if kind == "json_schema" else {"type": "object"}
+        schema = (
+            (request.json_schema() if kind == "json_schema" else {"type": "object"}) if structured else None
+        )
         try:
-            grammar = llguidance.LLMatcher.grammar_from_json_schema(
-                schema or {"type": "object"}, overrides=_LAYOUT
-            )
+            if uses_tools(request):
+                grammar = llguidance.LLMatcher.grammar_from_lark(tool_grammar(request, schema))
+            else:
+                grammar = llguidance.LLMatcher.grammar_from_json_schema(schema or {}, overrides=_LAYOUT)
         except ValueError as exc:
             raise EngineError(f"The JSON schema cannot be used: {exc}", code="invalid_request") from None
         matcher = llguidance.LLMatcher(self._llguidance_tokenizer(), grammar, log_level=0)
