@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 
 from gpucloud.background import Background
+from gpucloud.engines.capabilities import Capabilities
 from gpucloud.errors import ModelNotFound, PermissionDenied, Unavailable
 from gpucloud.keys import Principal
 from gpucloud.queue.protocol import Presence, QueueError
@@ -37,6 +38,9 @@ class ModelCard:
     live: bool
     owned_by: str = "gpucloud"
     reason: str | None = None  # why a deployment takes no requests now
+    # What its engine honours (announced by its workers, or derived from a deployment's engine
+    # kind); None when nobody said, and then no optional parameter is accepted.
+    capabilities: Capabilities | None = None
 
     def to_openai(self) -> dict[str, object]:
         return {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
@@ -49,6 +53,7 @@ class CatalogEntry:
     created: int
     serving: bool  # replicas are placed: requests may queue
     reason: str | None = None
+    capabilities: Capabilities | None = None  # of the deployment's engine kind
 
 
 Catalog = Callable[[], Awaitable[Mapping[str, CatalogEntry]]]
@@ -86,9 +91,12 @@ class ModelRegistry:
         workers = await self._queue.workers()
         seen = await self._queue.known_models()
         live: dict[str, int] = {}
+        announced: dict[str, Capabilities] = {}
         for worker in workers:
             for model in worker.models:
                 live[model] = live.get(model, 0) + worker.slots
+            for model, flags in worker.capabilities.items():
+                announced[model] = Capabilities.from_dict(flags)
         deployed = await self._catalog() if self._catalog is not None else {}
         now = time.time()
         for name in self._deployed - set(deployed):
@@ -104,10 +112,15 @@ class ModelRegistry:
             live.pop(name, None)
         cutoff = now - self._known_for_s
         names = set(live) | {m for m, at in seen.items() if at >= cutoff and m not in self._retired}
-        cards = {m: ModelCard(m, int(seen.get(m, now)), m in live) for m in sorted(names)}
+        cards = {
+            m: ModelCard(m, int(seen.get(m, now)), m in live, capabilities=announced.get(m))
+            for m in sorted(names)
+        }
         for name, entry in deployed.items():
             serving = entry.serving or name in live
-            cards[name] = ModelCard(name, entry.created, serving, reason=None if serving else entry.reason)
+            reason = None if serving else entry.reason
+            caps = announced.get(name, entry.capabilities)
+            cards[name] = ModelCard(name, entry.created, serving, reason=reason, capabilities=caps)
         self._cards = dict(sorted(cards.items()))
         self._slots = live
 
@@ -129,6 +142,14 @@ class ModelRegistry:
         """Whether `model` is in the catalogue (served, deployed or recently announced): a cheap
         lookup, for bounding metric labels."""
         return model in self._cards
+
+    def capabilities(self, model: str) -> Capabilities:
+        """What the engine serving `model` honours, from the last refresh (no I/O). An unknown
+        model gets everything: `resolve` answers it with its 404 instead of a parameter's 400."""
+        card = self._cards.get(model)
+        if card is None:
+            return Capabilities.everything()
+        return card.capabilities or Capabilities()
 
     def all(self) -> list[ModelCard]:
         return list(self._cards.values())

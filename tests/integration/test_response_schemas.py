@@ -115,8 +115,15 @@ def test_models_and_inference(api: httpx.Client) -> None:
         "n": 2,
     }
     check(api.post("/v1/chat/completions", json=chat), views.ChatCompletion)
+    function = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    with_tools = {**chat, "tools": [function], "tool_choice": "required", "logprobs": True}
+    check(api.post("/v1/chat/completions", json=with_tools), views.ChatCompletion)
     text = {"model": "gpucloud-sim-1", "prompt": "hi", "max_tokens": 4}
     check(api.post("/v1/completions", json=text), views.TextCompletion)
+    tool = {"type": "function", "name": "f", "parameters": {"type": "object"}}
+    for extra in ({}, {"tools": [tool], "tool_choice": "required"}):
+        body = {"model": "gpucloud-sim-1", "input": "hi", "max_output_tokens": 5, **extra}
+        check(api.post("/v1/responses", json=body), views.ResponseObject)
     for encoding in ("float", "base64"):
         embed = {"model": "gpucloud-sim-1", "input": ["a", "b"], "encoding_format": encoding}
         check(api.post("/v1/embeddings", json=embed), views.EmbeddingList)

@@ -16,6 +16,7 @@ from gpucloud.deployments.states import (
     derive,
 )
 from gpucloud.deployments.store import DeploymentStore
+from gpucloud.engines.capabilities import Capabilities, capabilities_of_kind
 from gpucloud.registry import CatalogEntry
 
 
@@ -110,6 +111,17 @@ async def catalog(store: DeploymentStore) -> dict[str, CatalogEntry]:
         serving = waking or any(ReplicaState(r.state) in SERVING for r in mine)
         state = derived(row, mine)
         out[row.name] = CatalogEntry(
-            int(row.created_at.timestamp()), serving, state.reason or state.state.value
+            int(row.created_at.timestamp()),
+            serving,
+            state.reason or state.state.value,
+            _capabilities(row.engine, row.engine_options),
         )
     return out
+
+
+def _capabilities(engine: str, options: dict[str, str]) -> Capabilities:
+    """The deployment's engine's capabilities; none for options its engine will refuse anyway."""
+    try:
+        return capabilities_of_kind(engine, options)
+    except ValueError:
+        return Capabilities()

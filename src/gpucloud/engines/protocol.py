@@ -14,8 +14,23 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from gpucloud.engines.capabilities import Capabilities
+
 RequestKind = Literal["chat", "completion", "embedding"]
-FinishReason = Literal["stop", "length"]
+FinishReason = Literal["stop", "length", "tool_calls"]
+
+# Optional parameters and their defaults: carried only when set, so a plain payload stays small.
+_OPTIONAL: dict[str, Any] = {
+    "tools": None,
+    "tool_choice": None,
+    "parallel_tool_calls": None,
+    "response_format": None,
+    "logprobs": False,
+    "top_logprobs": None,
+    "presence_penalty": None,
+    "frequency_penalty": None,
+    "logit_bias": None,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +50,23 @@ class GenerationRequest:
     seed: int | None = None
     user: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Tool calling: OpenAI's `tools` list, `tool_choice` ("none"/"auto"/"required" or
+    # {"type": "function", "function": {"name": ...}}) and `parallel_tool_calls`.
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None  # {"type": "json_object"} or a json_schema one
+    logprobs: bool = False
+    top_logprobs: int | None = None  # alternatives per token (completions: its `logprobs` number)
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, float] | None = None  # token id (as a string) → bias in -100..100
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        optional = {
+            name: getattr(self, name) for name, default in _OPTIONAL.items() if getattr(self, name) != default
+        }
+        return optional | {
             "kind": self.kind,
             "model": self.model,
             "messages": self.messages,
@@ -69,7 +98,60 @@ class GenerationRequest:
             seed=data.get("seed"),
             user=data.get("user"),
             extra=dict(data.get("extra") or {}),
+            tools=data.get("tools"),
+            tool_choice=data.get("tool_choice"),
+            parallel_tool_calls=data.get("parallel_tool_calls"),
+            response_format=data.get("response_format"),
+            logprobs=bool(data.get("logprobs")),
+            top_logprobs=data.get("top_logprobs"),
+            presence_penalty=data.get("presence_penalty"),
+            frequency_penalty=data.get("frequency_penalty"),
+            logit_bias=data.get("logit_bias"),
         )
+
+    def json_schema(self) -> dict[str, Any] | None:
+        """The JSON schema the answer must validate against (`response_format` json_schema)."""
+        fmt = self.response_format or {}
+        if fmt.get("type") != "json_schema":
+            return None
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        return schema if isinstance(schema, dict) else {"type": "object"}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of one tool call in a choice: the first piece of call `index` carries its `id` and
+    `name`, later ones only more of the JSON `arguments` text."""
+
+    index: int
+    arguments: str = ""
+    id: str | None = None
+    name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "id": self.id, "name": self.name, "arguments": self.arguments}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ToolCallDelta:
+        return cls(int(data["index"]), str(data.get("arguments") or ""), data.get("id"), data.get("name"))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token's log probability and the most likely alternatives at its position."""
+
+    token: str
+    logprob: float
+    bytes: list[int]
+    top: list[tuple[str, float, list[int]]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"token": self.token, "logprob": self.logprob, "bytes": self.bytes, "top": self.top}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TokenLogprob:
+        top = [(str(t), float(lp), list(b)) for t, lp, b in data.get("top") or []]
+        return cls(str(data["token"]), float(data["logprob"]), list(data.get("bytes") or []), top)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +169,8 @@ class Delta:
     # The prompt as the model's own server counted it (an engine server's reported usage), when
     # the engine learns it while generating; the worker bills it instead of `count_prompt_tokens`.
     prompt_tokens: int | None = None
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    logprobs: tuple[TokenLogprob, ...] = ()  # one per generated token, when the request asked
 
 
 class EngineError(Exception):
@@ -109,6 +193,11 @@ class Engine(Protocol):
     @property
     def model(self) -> str:
         """The model id clients use."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """The optional request parameters this engine honours (the gateway refuses the rest)."""
         ...
 
     async def start(self) -> None:

@@ -20,6 +20,12 @@ Fault injection for tests of the layers above: a prompt containing `crash_marker
 kill its whole process (exit code 86) when generation starts; one containing `fail_marker` makes it
 raise a non-retryable `EngineError`; one containing `flaky_marker` raises a retryable one the first
 time this engine sees that prompt (as an engine server that died would), and succeeds after.
+
+Every optional OpenAI parameter is honoured, deterministically for a seeded request: tools
+(`engines.structured` plans the calls and writes arguments valid for the declared parameters),
+`response_format` (a document valid for the schema), logprobs (each piece's probability under the
+word distribution), penalties and `logit_bias` (they reshape that distribution, see
+`engines.prose`). The `lacks` option withholds some capabilities, to stand for a model without them.
 """
 
 from __future__ import annotations
@@ -29,63 +35,35 @@ import hashlib
 import itertools
 import json
 import logging
-import math
 import os
 import random
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
-from typing import Any
+from typing import NamedTuple
 
 from gpucloud.engines import vectors
-from gpucloud.engines.protocol import Delta, EmbeddingResult, EngineError, FinishReason, GenerationRequest
+from gpucloud.engines.capabilities import Capabilities
+from gpucloud.engines.pacing import Pacer
+from gpucloud.engines.prose import Penalties, Vocabulary, prose
+from gpucloud.engines.protocol import (
+    Delta,
+    EmbeddingResult,
+    EngineError,
+    FinishReason,
+    GenerationRequest,
+    TokenLogprob,
+    ToolCallDelta,
+)
+from gpucloud.engines.simulated_options import check_non_negative, engine_kwargs
 from gpucloud.engines.stops import StopScanner
+from gpucloud.engines.structured import PlannedCall, plan_tool_calls, structured_answer
 from gpucloud.engines.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
 CRASH_EXIT_CODE = 86
 
-# Most frequent first: a word's weight falls with its rank (Zipf). The non-ASCII words sit at ranks
-# where a typical answer contains a few of them; 日本語, 東京, 世界 and Ελλάδα have tokens that end
-# in the middle of a character.
-# fmt: off
-_WORDS: tuple[str, ...] = (
-    "the", "and", "of", "to", "a", "in", "is", "that", "it", "for",
-    "as", "with", "was", "on", "be", "by", "this", "are", "from", "at",
-    "or", "an", "not", "which", "but", "café", "have", "they", "日本語", "one",
-    "naïve", "all", "their", "has", "more", "résumé", "can", "東京", "about", "over",
-    "Zürich", "into", "will", "世界", "other", "façade", "time", "Ελλάδα", "system", "model",
-    "people", "data", "new", "first", "also", "after", "many", "each", "some", "these",
-    "would", "through", "between", "world", "work", "while", "before", "where", "every", "small",
-    "large", "city", "water", "river", "light", "morning", "evening", "history", "language", "music",
-    "garden", "market", "window", "question", "answer", "problem", "result", "process", "number", "part",
-    "simple", "careful", "quiet", "bright", "ancient", "modern", "gentle", "quick", "steady", "clear",
-    "engine", "signal", "network", "machine", "memory", "token", "request", "server", "cluster", "queue",
-    "travels", "builds", "writes", "reads", "finds", "keeps", "moves", "grows", "opens", "carries",
-    "often", "always", "rarely", "slowly", "together", "again", "almost", "already", "perhaps", "nearly",
-    "mountain", "forest", "ocean", "valley", "island", "bridge", "station", "library", "kitchen", "harbor",
-    "theory", "method", "pattern", "measure", "example", "detail", "picture", "story", "reason", "idea",
-    "crème", "jalapeño", "señor", "smörgåsbord", "déjà", "piñata", "fiancée", "Kraków", "São", "brûlée",
-)
-# fmt: on
-
-_ZIPF_EXPONENT = 0.8  # flatter than natural English, so that text is varied
-_TEMPERATURE_RANGE = (0.7, 1.5)  # temperature nudges the exponent; it never makes text degenerate
-_MIN_NUCLEUS = 24  # top_p keeps at least this many words
 _NATURAL_LENGTH = (20, 200)
-_SENTENCE_WORDS = (4, 16)
-_YIELD_EVERY = 8  # with no pacing, let other tasks (and cancellation) in this often
-
-_OPTION_NAMES = (
-    "load_s",
-    "ttft_ms",
-    "tokens_per_s",
-    "max_model_tokens",
-    "crash_marker",
-    "fail_marker",
-    "flaky_marker",
-    "natural_end",
-    "embedding_dim",
-)
+_ARGUMENT_TOKENS = 4  # tool-call arguments stream in pieces of this many tokens
 
 
 class SimulatedEngine:
@@ -105,14 +83,16 @@ class SimulatedEngine:
         natural_end: bool = True,
         embedding_dim: int = 256,
         load_s: float = 0.0,
+        capabilities: Capabilities | None = None,
     ) -> None:
+        self._capabilities = capabilities or Capabilities.everything()
         if embedding_dim < 1:
             raise ValueError(f"embedding_dim must be at least 1, got {embedding_dim}")
         self._embedding_dim = embedding_dim
-        _check_non_negative("load_s", load_s)
+        check_non_negative("load_s", load_s)
         self._load_s = load_s  # how long `start` takes: stands for loading weights
-        _check_non_negative("ttft_ms", ttft_ms)
-        _check_non_negative("tokens_per_s", tokens_per_s)
+        check_non_negative("ttft_ms", ttft_ms)
+        check_non_negative("tokens_per_s", tokens_per_s)
         if max_model_tokens < 1:
             raise ValueError(f"max_model_tokens must be at least 1, got {max_model_tokens}")
         markers = (
@@ -141,32 +121,16 @@ class SimulatedEngine:
     @classmethod
     def from_options(cls, model: str, options: Mapping[str, str]) -> SimulatedEngine:
         """Build from string options (`--engine-option KEY=VALUE`); ValueError names a bad one."""
-        unknown = sorted(set(options) - set(_OPTION_NAMES))
-        if unknown:
-            raise ValueError(
-                f"unknown simulated engine option(s) {', '.join(unknown)}; "
-                f"known options: {', '.join(_OPTION_NAMES)}"
-            )
-        kwargs: dict[str, Any] = {}
-        for key in ("load_s", "ttft_ms", "tokens_per_s"):
-            if key in options:
-                kwargs[key] = _parse_number(key, options[key])
-        for key in ("max_model_tokens", "embedding_dim"):
-            if key in options:
-                kwargs[key] = _parse_int(key, options[key])
-        for key in ("crash_marker", "fail_marker", "flaky_marker"):
-            if key in options:
-                kwargs[key] = options[key]
-        if "natural_end" in options:
-            value = options["natural_end"].strip().lower()
-            if value not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(f"natural_end must be true or false, got {options['natural_end']!r}")
-            kwargs["natural_end"] = value in ("true", "1", "yes")
+        kwargs = engine_kwargs(options)
         return cls(model, **kwargs)
 
     @property
     def model(self) -> str:
         return self._model
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
 
     @property
     def max_model_tokens(self) -> int:
@@ -221,7 +185,7 @@ class SimulatedEngine:
             await stream.aclose()
 
     async def _stream(self, request: GenerationRequest, index: int) -> AsyncGenerator[Delta, None]:
-        """Stream choice `index` of `request`.
+        """Stream choice `index` of `request`: tool calls, JSON (`response_format`) or prose.
 
         Token accounting: every delta's `tokens` is the number of tokens generated since the
         previous delta, so the deltas add up to all generated tokens. Text held back because it
@@ -235,25 +199,96 @@ class SimulatedEngine:
         natural_length = rng.randint(*_NATURAL_LENGTH)
         if not self._natural_end:
             natural_length = limit + 1
-        words = _Vocabulary(request.temperature, request.top_p)
+        pacer = Pacer(self._ttft_s, self._interval_s)
+        calls = plan_tool_calls(request, rng)
+        if calls:
+            async for delta in self._stream_calls(calls, limit, pacer):
+                yield delta
+            return
+        structured = structured_answer(request, rng)
+        if structured is not None:
+            tokens, natural_length = self._text_tokens(structured), 0  # JSON ends where it ends
+        else:
+            tokens = self._answer_tokens(rng, self._vocabulary(request), request.top_logprobs or 0)
+        async for delta in self._stream_text(request, tokens, limit, natural_length, pacer):
+            yield delta
+
+    async def _stream_text(
+        self,
+        request: GenerationRequest,
+        tokens: Iterator[_Token],
+        limit: int,
+        natural_length: int,
+        pacer: Pacer,
+    ) -> AsyncGenerator[Delta, None]:
         decoder = self._tokenizer.incremental_decoder()
         stops = StopScanner(request.stop)
-        pacer = _Pacer(self._ttft_s, self._interval_s)
         unreported = 0
-        for generated, (token, sentence_end) in enumerate(self._answer_tokens(rng, words), start=1):
+        logprobs: list[TokenLogprob] = []
+        for generated, token in enumerate(tokens, start=1):
             await pacer.wait(generated - 1)
             unreported += 1
-            text, stopped = stops.push(decoder.feed(token))
-            finish = _finish_reason(stopped, generated, limit, natural_length, sentence_end)
+            if request.logprobs:
+                logprobs.append(self._logprob(token, request.top_logprobs or 0))
+            text, stopped = stops.push(decoder.feed(token.id))
+            finish = _finish_reason(stopped, generated, limit, natural_length, token.sentence_end)
             if finish is not None and not stopped:
                 tail, stopped = stops.push(decoder.flush())
                 text += tail if stopped else tail + stops.release()
                 finish = "stop" if stopped else finish
             if text or finish is not None:
-                yield Delta(text=text, tokens=unreported, finish_reason=finish)
-                unreported = 0
+                yield Delta(text=text, tokens=unreported, finish_reason=finish, logprobs=tuple(logprobs))
+                unreported, logprobs = 0, []
             if finish is not None:
                 return
+
+    async def _stream_calls(
+        self, calls: list[PlannedCall], limit: int, pacer: Pacer
+    ) -> AsyncGenerator[Delta, None]:
+        """Tool calls as OpenAI streams them: id and name first, then the arguments in pieces."""
+        generated = 0
+        for number, call in enumerate(calls):
+            name_tokens = len(self._tokens_of(call.name))
+            generated += name_tokens
+            await pacer.wait(generated - 1)
+            yield Delta("", name_tokens, tool_calls=(ToolCallDelta(number, "", call.id, call.name),))
+            ids = self._tokenizer.encode(call.arguments)
+            decoder = self._tokenizer.incremental_decoder()  # pieces never split a character
+            for start in range(0, len(ids), _ARGUMENT_TOKENS):
+                piece = ids[start : start + _ARGUMENT_TOKENS]
+                cut = generated + len(piece) >= limit  # the token limit cuts the arguments short
+                piece = piece[: max(0, limit - generated)] if cut else piece
+                generated += len(piece)
+                await pacer.wait(generated - 1)
+                text = "".join(decoder.feed(token) for token in piece)
+                if cut or start + _ARGUMENT_TOKENS >= len(ids):
+                    text += decoder.flush()
+                pieces = (ToolCallDelta(number, text),)
+                yield Delta("", len(piece), "length" if cut else None, tool_calls=pieces)
+                if cut:
+                    return
+        yield Delta("", 0, "tool_calls")
+
+    def _vocabulary(self, request: GenerationRequest) -> Vocabulary:
+        bias = {int(token): value for token, value in (request.logit_bias or {}).items()}
+        penalties = Penalties(request.presence_penalty or 0.0, request.frequency_penalty or 0.0, bias)
+        return Vocabulary(request.temperature, request.top_p, penalties, self._first_tokens)
+
+    def _first_tokens(self, word: str) -> set[int]:
+        """The first token of a word as the prose writes it (after a space, or capitalised)."""
+        forms = (" " + word, word[0].upper() + word[1:])
+        return {self._tokens_of(form)[0] for form in forms}
+
+    def _logprob(self, token: _Token, top_n: int) -> TokenLogprob:
+        raw = self._tokenizer.token_bytes(token.id)
+        top = [(text, lp, list(text.encode())) for text, lp in token.top[:top_n]]
+        return TokenLogprob(raw.decode(errors="replace"), token.logprob, list(raw), top)
+
+    def _text_tokens(self, text: str) -> Iterator[_Token]:
+        ids = self._tokenizer.encode(text)
+        for position, token in enumerate(ids):
+            piece = self._tokenizer.token_bytes(token).decode(errors="replace")
+            yield _Token(token, position == len(ids) - 1, 0.0, [(piece, 0.0)])
 
     def _inject_faults(self, request: GenerationRequest) -> None:
         if self._crash_marker is None and self._fail_marker is None and self._flaky_marker is None:
@@ -292,18 +327,30 @@ class SimulatedEngine:
             )
         return wanted
 
-    def _answer_tokens(self, rng: random.Random, words: _Vocabulary) -> Iterator[tuple[int, bool]]:
-        """Token ids of an endless answer; the flag marks the last token of a sentence."""
-        for piece, ends_sentence in _prose(rng, words):
-            ids = self._tokens_of(piece)
+    def _answer_tokens(self, rng: random.Random, words: Vocabulary, top_n: int) -> Iterator[_Token]:
+        """Tokens of an endless answer; a piece's first token carries the piece's probability."""
+        for piece in prose(rng, words, top_n):
+            ids = self._tokens_of(piece.text)
             for position, token in enumerate(ids):
-                yield token, ends_sentence and position == len(ids) - 1
+                last = position == len(ids) - 1
+                if position == 0:
+                    yield _Token(token, piece.ends_sentence and last, piece.logprob, piece.top)
+                else:  # the rest of a word follows from its start
+                    text = self._tokenizer.token_bytes(token).decode(errors="replace")
+                    yield _Token(token, piece.ends_sentence and last, 0.0, [(text, 0.0)])
 
     def _tokens_of(self, piece: str) -> tuple[int, ...]:
         ids = self._piece_tokens.get(piece)
         if ids is None:
             ids = self._piece_tokens[piece] = tuple(self._tokenizer.encode(piece))
         return ids
+
+
+class _Token(NamedTuple):
+    id: int
+    sentence_end: bool
+    logprob: float
+    top: list[tuple[str, float]]
 
 
 def _finish_reason(
@@ -316,75 +363,6 @@ def _finish_reason(
     if generated >= natural_length and sentence_end:
         return "stop"
     return None
-
-
-class _Vocabulary:
-    """The word distribution of one request: Zipf weights shaped by temperature and top_p."""
-
-    def __init__(self, temperature: float | None, top_p: float | None) -> None:
-        low, high = _TEMPERATURE_RANGE
-        effective = min(max(1.0 if temperature is None else temperature, low), high)
-        exponent = _ZIPF_EXPONENT / effective
-        weights = [1.0 / (rank + 1) ** exponent for rank in range(len(_WORDS))]
-        if top_p is not None and 0 < top_p < 1:
-            weights = _nucleus(weights, top_p)
-        self._words = _WORDS[: len(weights)]
-        self._cumulative = list(itertools.accumulate(weights))
-
-    def sentence(self, rng: random.Random) -> list[str]:
-        return rng.choices(self._words, cum_weights=self._cumulative, k=rng.randint(*_SENTENCE_WORDS))
-
-
-def _nucleus(weights: list[float], top_p: float) -> list[float]:
-    """The most likely words whose probability adds up to `top_p` (at least `_MIN_NUCLEUS`)."""
-    total = sum(weights)
-    kept = 0.0
-    for count, weight in enumerate(weights, start=1):
-        kept += weight
-        if kept / total >= top_p:
-            return weights[: max(count, _MIN_NUCLEUS)]
-    return weights
-
-
-def _prose(rng: random.Random, words: _Vocabulary) -> Iterator[tuple[str, bool]]:
-    """Endless text in pieces (a word with its leading separator, or punctuation).
-
-    The flag is True for a piece that ends a sentence, where an answer may end naturally.
-    """
-    separator = ""
-    while True:
-        sentence = words.sentence(rng)
-        for position, word in enumerate(sentence):
-            if position == 0:
-                word = word[0].upper() + word[1:]
-            yield separator + word, False
-            separator = " "
-            if position < len(sentence) - 1 and rng.random() < 0.08:
-                yield ",", False
-        yield rng.choices((".", "?", "!"), weights=(85, 8, 7))[0], True
-        roll = rng.random()
-        separator = "\n\n" if roll < 0.1 else "\n" if roll < 0.15 else " "
-
-
-class _Pacer:
-    """Paces tokens like a GPU: token i is due `ttft + i * interval` after generation started.
-
-    Due times are absolute (not a sleep per token) so that high rates do not drift by the cost of
-    each sleep.
-    """
-
-    def __init__(self, ttft_s: float, interval_s: float) -> None:
-        self._ttft_s = ttft_s
-        self._interval_s = interval_s
-        self._loop = asyncio.get_running_loop()
-        self._started = self._loop.time()
-
-    async def wait(self, index: int) -> None:
-        delay = self._started + self._ttft_s + index * self._interval_s - self._loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        elif index % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
 
 
 def _rng_for(request: GenerationRequest, index: int) -> random.Random:
@@ -406,22 +384,3 @@ def _strings(value: object) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _strings(item)
-
-
-def _check_non_negative(name: str, value: float) -> None:
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-
-
-def _parse_number(key: str, raw: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise ValueError(f"engine option {key}={raw!r}: expected a number") from None
-
-
-def _parse_int(key: str, raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"engine option {key}={raw!r}: expected a whole number") from None

@@ -28,6 +28,7 @@ from gpucloud.gateway.routes import (
     keys,
     observe,
     openai,
+    responses,
     usage,
     webhooks,
     workers,
@@ -79,7 +80,20 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     routers = [
         m.router
-        for m in (health, openai, jobs, keys, usage, observe, workers, deployments, files, batches, webhooks)
+        for m in (
+            health,
+            openai,
+            responses,
+            jobs,
+            keys,
+            usage,
+            observe,
+            workers,
+            deployments,
+            files,
+            batches,
+            webhooks,
+        )
     ]
     for router in routers:
         app.include_router(router)

@@ -65,6 +65,10 @@ def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = No
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
+# The tags pydantic puts in an error's location for the member of a union that failed.
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "none", "bytes"})
+
+
 def param_of(loc: tuple[Any, ...]) -> str | None:
     """`("body", "messages", 0, "content")` → `"messages[0].content"`."""
     parts = [p for p in loc if p not in ("body", "query", "path", "header")]
@@ -72,8 +76,9 @@ def param_of(loc: tuple[Any, ...]) -> str | None:
     for part in parts:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif "[" in str(part) or "-" in str(part):
-            continue  # pydantic union tags such as "list[str]": not part of the field path
+        elif "[" in str(part) or "-" in str(part) or part in _UNION_TAGS or str(part)[:1].isupper():
+            # pydantic union tags ("list[str]", "str", a model's class name): not in the path
+            continue
         else:
             text += f".{part}" if text else str(part)
     return text or None

@@ -57,27 +57,11 @@ def usage_of(data: dict[str, Any]) -> dict[str, int]:
 
 
 def completion_body(job: JobMeta, final: dict[str, Any]) -> dict[str, Any]:
-    choices: list[dict[str, Any]] = []
-    for choice in sorted(final.get("choices", []), key=lambda c: int(c["index"])):
-        if job.kind == "chat":
-            message = {"role": "assistant", "content": choice["text"], "refusal": None}
-            choices.append(
-                {
-                    "index": choice["index"],
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": choice.get("finish_reason") or "stop",
-                }
-            )
-        else:
-            choices.append(
-                {
-                    "index": choice["index"],
-                    "text": choice["text"],
-                    "logprobs": None,
-                    "finish_reason": choice.get("finish_reason") or "stop",
-                }
-            )
+    choices = [
+        _chat_choice(c) if job.kind == "chat" else _text_choice(c)
+        for c in sorted(final.get("choices", []), key=lambda c: int(c["index"]))
+    ]
+    # No `system_fingerprint`: OpenAI types it as a string, and there is no backend fingerprint.
     return {
         "id": response_id(job),
         "object": "chat.completion" if job.kind == "chat" else "text_completion",
@@ -85,8 +69,81 @@ def completion_body(job: JobMeta, final: dict[str, Any]) -> dict[str, Any]:
         "model": job.model,
         "choices": choices,
         "usage": usage_of(final),
-        "system_fingerprint": None,
     }
+
+
+def _chat_choice(choice: dict[str, Any]) -> dict[str, Any]:
+    calls = choice.get("tool_calls") or []
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": None if calls and not choice["text"] else choice["text"],
+        "refusal": None,
+    }
+    if calls:
+        message["tool_calls"] = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in calls
+        ]
+    return {
+        "index": choice["index"],
+        "message": message,
+        "logprobs": chat_logprobs(choice.get("logprobs")),
+        "finish_reason": choice.get("finish_reason") or "stop",
+    }
+
+
+def _text_choice(choice: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "index": choice["index"],
+        "text": choice["text"],
+        "logprobs": text_logprobs(choice.get("logprobs"), 0),
+        "finish_reason": choice.get("finish_reason") or "stop",
+    }
+
+
+def chat_logprobs(items: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """Chat's `logprobs`: `{"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}`."""
+    if not items:
+        return None
+    content = [
+        {
+            "token": item["token"],
+            "logprob": item["logprob"],
+            "bytes": item["bytes"],
+            "top_logprobs": [{"token": t, "logprob": lp, "bytes": b} for t, lp, b in item.get("top") or []],
+        }
+        for item in items
+    ]
+    return {"content": content, "refusal": None}
+
+
+def text_logprobs(items: list[dict[str, Any]] | None, offset: int) -> dict[str, Any] | None:
+    """The completions API's parallel lists; `offset` is where the first token's text begins."""
+    if not items:
+        return None
+    offsets = []
+    for item in items:
+        offsets.append(offset)
+        offset += len(item["token"])
+    return {
+        "tokens": [item["token"] for item in items],
+        "token_logprobs": [item["logprob"] for item in items],
+        "top_logprobs": [{t: lp for t, lp, _ in item.get("top") or []} for item in items],
+        "text_offset": offsets,
+    }
+
+
+def tool_call_chunks(pieces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Streamed tool-call pieces in OpenAI's form: the first of a call has id, type and name."""
+    out = []
+    for piece in pieces:
+        function: dict[str, Any] = {"arguments": piece.get("arguments") or ""}
+        entry: dict[str, Any] = {"index": piece["index"], "function": function}
+        if piece.get("id"):
+            entry["id"], entry["type"] = piece["id"], "function"
+            function["name"] = piece.get("name")
+        out.append(entry)
+    return out
 
 
 class ChunkWriter:
@@ -98,6 +155,7 @@ class ChunkWriter:
         self._id = response_id(job)
         self._object = "chat.completion.chunk" if job.kind == "chat" else "text_completion"
         self._attempt: int | None = None  # deltas are relayed from one attempt only
+        self._offsets: dict[int, int] = {}  # completions' text_offset, per choice
 
     def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
         body: dict[str, Any] = {
@@ -106,7 +164,6 @@ class ChunkWriter:
             "created": self._job.created,
             "model": self._job.model,
             "choices": choices,
-            "system_fingerprint": None,
         }
         if self._include_usage:
             body["usage"] = usage
@@ -135,14 +192,10 @@ class ChunkWriter:
         elif event.attempt != self._attempt:
             return b""  # a stale attempt that woke up late: the client follows the first one
         data = event.data
-        index, text, finish = int(data["index"]), str(data.get("text", "")), data.get("finish_reason")
+        index, finish = int(data["index"]), data.get("finish_reason")
         out = b""
-        if text:
-            if self._job.kind == "chat":
-                choice = {"index": index, "delta": {"content": text}, "logprobs": None, "finish_reason": None}
-            else:
-                choice = {"index": index, "text": text, "logprobs": None, "finish_reason": None}
-            out += self._chunk([choice])
+        if data.get("text") or data.get("tool_calls") or data.get("logprobs"):
+            out += self._chunk([self._piece(index, data)])
         if finish:
             if self._job.kind == "chat":
                 choice = {"index": index, "delta": {}, "logprobs": None, "finish_reason": finish}
@@ -151,9 +204,25 @@ class ChunkWriter:
             out += self._chunk([choice])
         return out
 
+    def _piece(self, index: int, data: dict[str, Any]) -> dict[str, Any]:
+        text = str(data.get("text") or "")
+        if self._job.kind == "chat":
+            delta: dict[str, Any] = {"content": text} if text else {}
+            if data.get("tool_calls"):
+                delta["tool_calls"] = tool_call_chunks(data["tool_calls"])
+            logprobs = chat_logprobs(data.get("logprobs"))
+            return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
+        offset = self._offsets.get(index, 0)
+        self._offsets[index] = offset + len(text)
+        logprobs = text_logprobs(data.get("logprobs"), offset)
+        return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": None}
+
     def closing(self, final: dict[str, Any]) -> bytes:
         out = self._chunk([], usage_of(final)) if self._include_usage else b""
         return out + DONE
+
+    def error(self, exc: Exception) -> bytes:
+        return error_chunk(exc)
 
 
 def error_chunk(exc: Exception) -> bytes:
@@ -165,15 +234,26 @@ def error_chunk(exc: Exception) -> bytes:
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
+class StreamWriter(Protocol):
+    """What turns a job's events into one API's SSE bytes (chat/completions chunks, or the
+    Responses API's typed events)."""
+
+    def opening(self) -> bytes: ...
+    def delta(self, event: JobEvent) -> bytes: ...
+    def closing(self, final: dict[str, Any]) -> bytes: ...
+    def error(self, exc: Exception) -> bytes: ...
+
+
 async def sse(
     inference: Inference,
     job: Submitted,
     first: JobEvent,
     include_usage: bool,
     facts: RequestFacts | None = None,
+    writer: StreamWriter | None = None,
 ) -> AsyncIterator[bytes]:
     """The SSE body; if it is closed before the end (client gone), the job is cancelled."""
-    writer = ChunkWriter(job, include_usage)
+    writer = writer or ChunkWriter(job, include_usage)
     finished = False
     try:
         yield writer.opening()
@@ -191,13 +271,13 @@ async def sse(
                         facts.completion_tokens = event.data.get("completion_tokens")
                     finished = True
                 elif event.kind is EventKind.ERROR:
-                    out += error_chunk(error_of(event))
+                    out += writer.error(error_of(event))
                     finished = True
             if out:
                 yield out
     except GpucloudError as exc:  # timed out mid-stream
         finished = True
-        yield error_chunk(exc)
+        yield writer.error(exc)
     finally:
         job.watch.close()
         if not finished:
@@ -209,10 +289,11 @@ def replay_sse(job: JobMeta, final: dict[str, Any], include_usage: bool) -> byte
     writer = ChunkWriter(job, include_usage)
     out = writer.opening()
     for choice in sorted(final.get("choices", []), key=lambda c: int(c["index"])):
-        data = {
-            "index": choice["index"],
-            "text": choice["text"],
-            "finish_reason": choice.get("finish_reason"),
-        }
+        data = {**choice, "tool_calls": replayed_calls(choice.get("tool_calls"))}
         out += writer.delta(JobEvent(job.job_id, EventKind.DELTA, 0, data))
     return out + writer.closing(final)
+
+
+def replayed_calls(calls: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Whole stored tool calls as the stream's pieces (each in one piece)."""
+    return [{"index": i, **call} for i, call in enumerate(calls or [])]

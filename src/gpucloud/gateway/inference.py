@@ -31,6 +31,7 @@ from gpucloud.errors import (
     PermissionDenied,
     Unavailable,
 )
+from gpucloud.gateway.generation import build_generation
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
 from gpucloud.jobs import NewJob, new_job_id
 from gpucloud.keys import Principal
@@ -104,68 +105,8 @@ class Inference:
     # admission ------------------------------------------------------------------------------
 
     def generation(self, body: ChatCompletionRequest | CompletionRequest) -> GenerationRequest:
-        """The engine-neutral request, after the bounds that come from settings."""
-        n = body.n or 1
-        stop = body.stop_list()
-        max_tokens = body.token_limit()
-        if n > self._limits.max_n:
-            raise InvalidRequest(f"n must be at most {self._limits.max_n}.", param="n")
-        if len(stop) > self._limits.max_stop:
-            raise InvalidRequest(f"stop may list at most {self._limits.max_stop} sequences.", param="stop")
-        if any(not s for s in stop):
-            raise InvalidRequest("stop sequences must not be empty.", param="stop")
-        if max_tokens is not None and max_tokens > self._limits.max_tokens:
-            param = (
-                "max_completion_tokens"
-                if isinstance(body, ChatCompletionRequest) and body.max_completion_tokens
-                else "max_tokens"
-            )
-            raise InvalidRequest(f"{param} must be at most {self._limits.max_tokens}.", param=param)
-        if body.logprobs:
-            raise InvalidRequest("logprobs are not supported by this model.", param="logprobs")
-        common: dict[str, Any] = {
-            "model": body.model,
-            "max_tokens": max_tokens,
-            "stop": tuple(stop),
-            "n": n,
-            "temperature": body.temperature,
-            "top_p": body.top_p,
-            "seed": body.seed,
-            "user": body.user,
-        }
-        if isinstance(body, ChatCompletionRequest):
-            if len(body.messages) > self._limits.max_messages:
-                raise InvalidRequest(
-                    f"messages may hold at most {self._limits.max_messages} items.", param="messages"
-                )
-            messages = body.message_dicts()
-            self._check_chars(sum(len(m.text()) for m in body.messages), "messages")
-            return GenerationRequest(kind="chat", messages=messages, **common)
-        return GenerationRequest(kind="completion", prompt=self._prompt(body), **common)
-
-    def _prompt(self, body: CompletionRequest) -> str:
-        if isinstance(body.prompt, list):
-            if len(body.prompt) != 1:
-                raise InvalidRequest(
-                    "prompt must be a string or a list of exactly one string.", param="prompt"
-                )
-            prompt = body.prompt[0]
-        else:
-            prompt = body.prompt
-        if body.echo:
-            raise InvalidRequest("echo is not supported by this model.", param="echo")
-        if body.suffix:
-            raise InvalidRequest("suffix is not supported by this model.", param="suffix")
-        if body.best_of is not None and body.best_of != (body.n or 1):
-            raise InvalidRequest("best_of is not supported by this model.", param="best_of")
-        self._check_chars(len(prompt), "prompt")
-        return prompt
-
-    def _check_chars(self, count: int, param: str) -> None:
-        if count > self._limits.max_prompt_chars:
-            raise InvalidRequest(
-                f"The prompt is longer than {self._limits.max_prompt_chars} characters.", param=param
-            )
+        """The engine-neutral request (see `gateway.generation`), for the model's capabilities."""
+        return build_generation(body, self._limits, self._rt.registry.capabilities(body.model))
 
     @staticmethod
     def priority(principal: Principal, requested: str | None, header: str | None) -> Priority:

@@ -232,9 +232,11 @@ class WorkerInfo:
     running: int = 0
     at: float = 0.0  # when it was announced
     running_by_model: dict[str, int] = field(default_factory=dict)  # the per-replica load
+    capabilities: dict[str, dict[str, bool]] = field(default_factory=dict)  # model → its engine's
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "capabilities": self.capabilities,
             "worker_id": self.worker_id,
             "models": self.models,
             "slots": self.slots,
@@ -252,4 +254,5 @@ class WorkerInfo:
             running=int(data.get("running") or 0),
             at=float(data.get("at") or 0.0),
             running_by_model={str(k): int(v) for k, v in (data.get("running_by_model") or {}).items()},
+            capabilities=dict(data.get("capabilities") or {}),
         )

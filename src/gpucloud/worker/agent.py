@@ -23,7 +23,7 @@ from gpucloud.observability.context import bind_request
 from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.protocol import JobQueue, Lease, Outcome, OutcomeStatus, QueueError, WorkerInfo
 from gpucloud.worker.embedding import embed_choices
-from gpucloud.worker.events import EventBatcher
+from gpucloud.worker.events import ChoiceText, EventBatcher
 from gpucloud.worker.replicas import Assignment, ReplicaSet
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class _Run:
     task: asyncio.Task[None] | None = None
     cancelled: bool = False  # the client or an operator cancelled the job
     lost: bool = False  # the lease was reclaimed: someone else runs it now
-    texts: dict[int, list[str]] = field(default_factory=dict)
+    texts: dict[int, ChoiceText] = field(default_factory=dict)
     finish: dict[int, str | None] = field(default_factory=dict)
     tokens: int = 0
     first_token_at: float | None = None
@@ -391,7 +391,7 @@ class WorkerAgent:
         prompt_tokens: int,
         batcher: EventBatcher | None,
     ) -> None:
-        texts = run.texts.setdefault(index, [])
+        texts = run.texts.setdefault(index, ChoiceText())
         stream = engine.generate(request, index)
         try:
             async for delta in stream:
@@ -399,7 +399,7 @@ class WorkerAgent:
                     run.first_token_at = time.time()
                 run.tokens += delta.tokens
                 self.tokens_total += delta.tokens
-                texts.append(delta.text)
+                texts.append(delta)
                 if delta.finish_reason is not None:
                     run.finish[index] = delta.finish_reason
                 if delta.prompt_tokens is not None:
@@ -436,10 +436,7 @@ class WorkerAgent:
             worker_id=self.worker_id,
             choices=choices
             if choices is not None
-            else [
-                {"index": i, "text": "".join(run.texts[i]), "finish_reason": run.finish.get(i)}
-                for i in sorted(run.texts)
-            ],
+            else [run.texts[i].to_dict(i, run.finish.get(i)) for i in sorted(run.texts)],
             prompt_tokens=prompt_tokens,
             completion_tokens=run.tokens,
             ttft_ms=ttft,
@@ -456,6 +453,7 @@ class WorkerAgent:
         for run in self._runs.values():
             by_model[run.lease.job.model] = by_model.get(run.lease.job.model, 0) + 1
         info = WorkerInfo(self.worker_id, self.models, self._slots, len(self._runs), time.time(), by_model)
+        info.capabilities = {m: e.capabilities.to_dict() for m, e in self._engines.items()}
         # An announcement outlives a few missed beats, so one slow beat does not hide the worker.
         await self._queue.announce(info, ttl_s=self._announce_every_s * 4)
 

@@ -178,75 +178,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/webhooks": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List Webhooks */
-        get: operations["list_webhooks_api_webhooks_get"];
-        put?: never;
-        /** Create Webhook */
-        post: operations["create_webhook_api_webhooks_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/webhooks/{webhook_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        /** Delete Webhook */
-        delete: operations["delete_webhook_api_webhooks__webhook_id__delete"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/webhooks/{webhook_id}/deliveries": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List Deliveries */
-        get: operations["list_deliveries_api_webhooks__webhook_id__deliveries_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Redeliver */
-        post: operations["redeliver_api_webhooks__webhook_id__deliveries__delivery_id__redeliver_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/workers": {
         parameters: {
             query?: never;
@@ -435,58 +366,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/batches": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List Batches */
-        get: operations["list_batches_v1_batches_get"];
-        put?: never;
-        /** Create Batch */
-        post: operations["create_batch_v1_batches_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/batches/{batch_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Retrieve Batch */
-        get: operations["retrieve_batch_v1_batches__batch_id__get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/batches/{batch_id}/cancel": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Cancel Batch */
-        post: operations["cancel_batch_v1_batches__batch_id__cancel_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/chat/completions": {
         parameters: {
             query?: never;
@@ -535,59 +414,6 @@ export interface paths {
          * @description Through the queue like any job (see `gateway.embeddings`); never streamed.
          */
         post: operations["embeddings_v1_embeddings_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/files": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List Files */
-        get: operations["list_files_v1_files_get"];
-        put?: never;
-        /** Create File */
-        post: operations["create_file_v1_files_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/files/{file_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Retrieve File */
-        get: operations["retrieve_file_v1_files__file_id__get"];
-        put?: never;
-        post?: never;
-        /** Delete File */
-        delete: operations["delete_file_v1_files__file_id__delete"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/files/{file_id}/content": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** File Content */
-        get: operations["file_content_v1_files__file_id__content_get"];
-        put?: never;
-        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -658,6 +484,23 @@ export interface paths {
         get: operations["get_model_v1_models__model__get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/responses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create Response */
+        post: operations["create_response_v1_responses_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -876,8 +719,11 @@ export interface components {
         };
         /** AssistantMessage */
         AssistantMessage: {
-            /** Content */
-            content: string;
+            /**
+             * Content
+             * @description null when the answer is tool calls only
+             */
+            content: string | null;
             /**
              * Refusal
              * @description always null here
@@ -888,92 +734,18 @@ export interface components {
              * @constant
              */
             role: "assistant";
+            /** Tool Calls */
+            tool_calls?: components["schemas"]["ToolCallView"][] | null;
         };
-        /** BatchErrorItem */
-        BatchErrorItem: {
-            /** Code */
-            code: string;
-            /** Line */
-            line: number | null;
-            /** Message */
-            message: string;
-            /** Param */
-            param: string | null;
-        };
-        /** BatchErrors */
-        BatchErrors: {
-            /** Data */
-            data: components["schemas"]["BatchErrorItem"][];
+        /** CalledFunction */
+        CalledFunction: {
             /**
-             * Object
-             * @constant
+             * Arguments
+             * @description JSON text of the arguments
              */
-            object: "list";
-        };
-        /** BatchList */
-        BatchList: {
-            /** Data */
-            data: components["schemas"]["BatchObject"][];
-            /** First Id */
-            first_id: string | null;
-            /** Has More */
-            has_more: boolean;
-            /** Last Id */
-            last_id: string | null;
-            /**
-             * Object
-             * @constant
-             */
-            object: "list";
-        };
-        /** BatchObject */
-        BatchObject: {
-            /** Cancelled At */
-            cancelled_at: number | null;
-            /** Cancelling At */
-            cancelling_at: number | null;
-            /** Completed At */
-            completed_at: number | null;
-            /** Completion Window */
-            completion_window: string;
-            /** Created At */
-            created_at: number;
-            /** Endpoint */
-            endpoint: string;
-            /** Error File Id */
-            error_file_id: string | null;
-            errors: components["schemas"]["BatchErrors"] | null;
-            /** Expired At */
-            expired_at: number | null;
-            /** Expires At */
-            expires_at: number | null;
-            /** Failed At */
-            failed_at: number | null;
-            /** Finalizing At */
-            finalizing_at: number | null;
-            /** Id */
-            id: string;
-            /** In Progress At */
-            in_progress_at: number | null;
-            /** Input File Id */
-            input_file_id: string;
-            /** Metadata */
-            metadata: {
-                [key: string]: unknown;
-            } | null;
-            /**
-             * Object
-             * @constant
-             */
-            object: "batch";
-            /** Output File Id */
-            output_file_id: string | null;
-            request_counts: components["schemas"]["RequestCounts"];
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
+            arguments: string;
+            /** Name */
+            name: string;
         };
         /** ChatChoice */
         ChatChoice: {
@@ -983,7 +755,7 @@ export interface components {
             index: number;
             /**
              * Logprobs
-             * @description always null here (not supported)
+             * @description with `logprobs: true`: {content, refusal}
              */
             logprobs: {
                 [key: string]: unknown;
@@ -1008,11 +780,6 @@ export interface components {
              * @constant
              */
             object: "chat.completion";
-            /**
-             * System Fingerprint
-             * @description always null here
-             */
-            system_fingerprint: string | null;
             usage: components["schemas"]["CompletionUsage"];
         };
         /** ChatCompletionRequest */
@@ -1039,6 +806,8 @@ export interface components {
             model: string;
             /** N */
             n?: number | null;
+            /** Parallel Tool Calls */
+            parallel_tool_calls?: boolean | null;
             /** Presence Penalty */
             presence_penalty?: number | null;
             /** Priority */
@@ -1058,6 +827,10 @@ export interface components {
             stream_options?: components["schemas"]["StreamOptions"] | null;
             /** Temperature */
             temperature?: number | null;
+            /** Tool Choice */
+            tool_choice?: ("none" | "auto" | "required") | components["schemas"]["NamedToolChoice"] | null;
+            /** Tools */
+            tools?: components["schemas"]["Tool"][] | null;
             /** Top Logprobs */
             top_logprobs?: number | null;
             /** Top P */
@@ -1080,6 +853,8 @@ export interface components {
             role: "system" | "developer" | "user" | "assistant" | "tool";
             /** Tool Call Id */
             tool_call_id?: string | null;
+            /** Tool Calls */
+            tool_calls?: components["schemas"]["ToolCall"][] | null;
         };
         /** ClusterDeployment */
         ClusterDeployment: {
@@ -1210,29 +985,6 @@ export interface components {
             prompt_tokens: number;
             /** Total Tokens */
             total_tokens: number;
-        };
-        /** CreateBatch */
-        CreateBatch: {
-            /** Completion Window */
-            completion_window: string;
-            /**
-             * Endpoint
-             * @enum {string}
-             */
-            endpoint: "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings";
-            /** Input File Id */
-            input_file_id: string;
-            /** Metadata */
-            metadata?: {
-                [key: string]: string;
-            } | null;
-        };
-        /** CreateWebhook */
-        CreateWebhook: {
-            /** Events */
-            events: string[];
-            /** Url */
-            url: string;
         };
         /** DeploymentCreate */
         DeploymentCreate: {
@@ -1480,60 +1232,116 @@ export interface components {
             /** Total Tokens */
             total_tokens: number;
         };
-        /** FileDeleted */
-        FileDeleted: {
-            /** Deleted */
-            deleted: boolean;
+        /** FunctionCall */
+        FunctionCall: {
+            /** Arguments */
+            arguments: string;
+            /** Name */
+            name: string;
+        };
+        /** FunctionCallItem */
+        FunctionCallItem: {
+            /** Arguments */
+            arguments: string;
+            /** Call Id */
+            call_id: string;
+            /** Id */
+            id?: string | null;
+            /** Name */
+            name: string;
+            /** Status */
+            status?: string | null;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function_call";
+        };
+        /** FunctionCallOutput */
+        FunctionCallOutput: {
+            /**
+             * Arguments
+             * @description JSON text of the arguments
+             */
+            arguments: string;
+            /** Call Id */
+            call_id: string;
             /** Id */
             id: string;
-            /**
-             * Object
-             * @constant
-             */
-            object: "file";
-        };
-        /** FileList */
-        FileList: {
-            /** Data */
-            data: components["schemas"]["FileObject"][];
-            /** First Id */
-            first_id: string | null;
-            /** Has More */
-            has_more: boolean;
-            /** Last Id */
-            last_id: string | null;
-            /**
-             * Object
-             * @constant
-             */
-            object: "list";
-        };
-        /** FileObject */
-        FileObject: {
-            /** Bytes */
-            bytes: number;
-            /** Created At */
-            created_at: number;
-            /** Expires At */
-            expires_at: number | null;
-            /** Filename */
-            filename: string;
-            /** Id */
-            id: string;
-            /**
-             * Object
-             * @constant
-             */
-            object: "file";
-            /** Purpose */
-            purpose: string;
+            /** Name */
+            name: string;
             /**
              * Status
+             * @enum {string}
+             */
+            status: "in_progress" | "completed" | "incomplete";
+            /**
+             * Type
              * @constant
              */
-            status: "processed";
-            /** Status Details */
-            status_details: string | null;
+            type: "function_call";
+        };
+        /** FunctionCallOutputItem */
+        FunctionCallOutputItem: {
+            /** Call Id */
+            call_id: string;
+            /** Id */
+            id?: string | null;
+            /** Output */
+            output: string;
+            /** Status */
+            status?: string | null;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function_call_output";
+        };
+        /** FunctionDefinition */
+        FunctionDefinition: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name: string;
+            /** Parameters */
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
+            /** Strict */
+            strict?: boolean | null;
+        };
+        /** FunctionTool */
+        FunctionTool: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name: string;
+            /** Parameters */
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
+            /** Strict */
+            strict?: boolean | null;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** NamedFunction */
+        gpucloud__gateway__responses_api__schemas__NamedFunction: {
+            /** Name */
+            name: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** NamedFunction */
+        gpucloud__gateway__schemas__NamedFunction: {
+            /** Name */
+            name: string;
         };
         /**
          * GpuIn
@@ -1620,6 +1428,26 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /** IncompleteDetails */
+        IncompleteDetails: {
+            /**
+             * Reason
+             * @constant
+             */
+            reason: "max_output_tokens";
+        };
+        /** InputText */
+        InputText: {
+            /** Annotations */
+            annotations?: unknown[] | null;
+            /** Text */
+            text: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "input_text" | "output_text";
+        };
         /** JobError */
         JobError: {
             /** Code */
@@ -1690,6 +1518,19 @@ export interface components {
             stream: boolean;
             /** Worker Id */
             worker_id: string | null;
+        };
+        /** JsonSchemaFormat */
+        JsonSchemaFormat: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name: string;
+            /** Schema */
+            schema?: {
+                [key: string]: unknown;
+            } | null;
+            /** Strict */
+            strict?: boolean | null;
         };
         /** KeyCreate */
         KeyCreate: {
@@ -1822,6 +1663,44 @@ export interface components {
             /** Reset Tokens S */
             reset_tokens_s: number | null;
         };
+        /** MessageItem */
+        MessageItem: {
+            /** Content */
+            content: string | components["schemas"]["InputText"][];
+            /** Id */
+            id?: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "user" | "assistant" | "system" | "developer";
+            /** Status */
+            status?: string | null;
+            /** Type */
+            type?: "message" | null;
+        };
+        /** MessageOutput */
+        MessageOutput: {
+            /** Content */
+            content: components["schemas"]["OutputText"][];
+            /** Id */
+            id: string;
+            /**
+             * Role
+             * @constant
+             */
+            role: "assistant";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "in_progress" | "completed" | "incomplete";
+            /**
+             * Type
+             * @constant
+             */
+            type: "message";
+        };
         /** ModelCard */
         ModelCard: {
             /** Created */
@@ -1845,6 +1724,29 @@ export interface components {
              * @constant
              */
             object: "list";
+        };
+        /** NamedToolChoice */
+        NamedToolChoice: {
+            function: components["schemas"]["gpucloud__gateway__schemas__NamedFunction"];
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** OutputText */
+        OutputText: {
+            /** Annotations */
+            annotations: unknown[];
+            /** Logprobs */
+            logprobs: unknown[];
+            /** Text */
+            text: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "output_text";
         };
         /** Readiness */
         Readiness: {
@@ -1940,22 +1842,144 @@ export interface components {
             /** Worker Id */
             worker_id: string;
         };
-        /** RequestCounts */
-        RequestCounts: {
-            /** Completed */
-            completed: number;
-            /** Failed */
-            failed: number;
-            /** Total */
-            total: number;
-        };
         /** ResponseFormat */
         ResponseFormat: {
+            json_schema?: components["schemas"]["JsonSchemaFormat"] | null;
             /**
              * Type
+             * @enum {string}
+             */
+            type: "text" | "json_object" | "json_schema";
+        };
+        /**
+         * ResponseObject
+         * @description A response (`stream: true` answers typed `text/event-stream` events instead).
+         */
+        ResponseObject: {
+            /** Created At */
+            created_at: number;
+            /** Error */
+            error: {
+                [key: string]: unknown;
+            } | null;
+            /** Id */
+            id: string;
+            incomplete_details: components["schemas"]["IncompleteDetails"] | null;
+            /** Instructions */
+            instructions: string | null;
+            /** Max Output Tokens */
+            max_output_tokens: number | null;
+            /** Metadata */
+            metadata: {
+                [key: string]: string;
+            };
+            /** Model */
+            model: string;
+            /**
+             * Object
              * @constant
              */
-            type: "text";
+            object: "response";
+            /** Output */
+            output: (components["schemas"]["MessageOutput"] | components["schemas"]["FunctionCallOutput"])[];
+            /** Parallel Tool Calls */
+            parallel_tool_calls: boolean;
+            /**
+             * Previous Response Id
+             * @description always null here (responses are not stored)
+             */
+            previous_response_id: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "in_progress" | "completed" | "incomplete";
+            /**
+             * Store
+             * @description always false here
+             */
+            store: boolean;
+            /** Temperature */
+            temperature: number;
+            /** Text */
+            text: {
+                [key: string]: unknown;
+            };
+            /** Tool Choice */
+            tool_choice: string | {
+                [key: string]: unknown;
+            };
+            /** Tools */
+            tools: {
+                [key: string]: unknown;
+            }[];
+            /** Top P */
+            top_p: number;
+            /**
+             * Truncation
+             * @constant
+             */
+            truncation: "disabled";
+            /** @description absent until the answer is complete */
+            usage?: components["schemas"]["ResponseUsage"] | null;
+            /** User */
+            user?: string | null;
+        };
+        /** ResponsesRequest */
+        ResponsesRequest: {
+            /** Input */
+            input: string | (components["schemas"]["MessageItem"] | components["schemas"]["FunctionCallItem"] | components["schemas"]["FunctionCallOutputItem"])[];
+            /** Instructions */
+            instructions?: string | null;
+            /** Max Output Tokens */
+            max_output_tokens?: number | null;
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            } | null;
+            /** Model */
+            model: string;
+            /** Parallel Tool Calls */
+            parallel_tool_calls?: boolean | null;
+            /** Previous Response Id */
+            previous_response_id?: string | null;
+            /** Priority */
+            priority?: ("high" | "normal" | "low") | null;
+            /** Store */
+            store?: boolean | null;
+            /**
+             * Stream
+             * @default false
+             */
+            stream: boolean | null;
+            /** Temperature */
+            temperature?: number | null;
+            text?: components["schemas"]["TextOptions"] | null;
+            /** Tool Choice */
+            tool_choice?: ("none" | "auto" | "required") | components["schemas"]["gpucloud__gateway__responses_api__schemas__NamedFunction"] | null;
+            /** Tools */
+            tools?: components["schemas"]["FunctionTool"][] | null;
+            /** Top P */
+            top_p?: number | null;
+            /** User */
+            user?: string | null;
+        };
+        /** ResponseUsage */
+        ResponseUsage: {
+            /** Input Tokens */
+            input_tokens: number;
+            /** Input Tokens Details */
+            input_tokens_details: {
+                [key: string]: number;
+            };
+            /** Output Tokens */
+            output_tokens: number;
+            /** Output Tokens Details */
+            output_tokens_details: {
+                [key: string]: number;
+            };
+            /** Total Tokens */
+            total_tokens: number;
         };
         /**
          * Stats
@@ -2031,7 +2055,7 @@ export interface components {
             index: number;
             /**
              * Logprobs
-             * @description always null here (not supported)
+             * @description with `logprobs`: tokens and their logprobs
              */
             logprobs: {
                 [key: string]: unknown;
@@ -2057,12 +2081,29 @@ export interface components {
              * @constant
              */
             object: "text_completion";
-            /**
-             * System Fingerprint
-             * @description always null here
-             */
-            system_fingerprint: string | null;
             usage: components["schemas"]["CompletionUsage"];
+        };
+        /** TextFormat */
+        TextFormat: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name?: string | null;
+            /** Schema */
+            schema?: {
+                [key: string]: unknown;
+            } | null;
+            /** Strict */
+            strict?: boolean | null;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "text" | "json_object" | "json_schema";
+        };
+        /** TextOptions */
+        TextOptions: {
+            format?: components["schemas"]["TextFormat"] | null;
         };
         /** TextPart */
         TextPart: {
@@ -2078,6 +2119,37 @@ export interface components {
         TokenCreate: {
             /** Name */
             name: string;
+        };
+        /** Tool */
+        Tool: {
+            function: components["schemas"]["FunctionDefinition"];
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** ToolCall */
+        ToolCall: {
+            function: components["schemas"]["FunctionCall"];
+            /** Id */
+            id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** ToolCallView */
+        ToolCallView: {
+            function: components["schemas"]["CalledFunction"];
+            /** Id */
+            id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
         };
         /** UsageReport */
         UsageReport: {
@@ -2151,77 +2223,6 @@ export interface components {
             /** Error Type */
             type: string;
         };
-        /** WebhookDeliveryList */
-        WebhookDeliveryList: {
-            /** Data */
-            data: components["schemas"]["WebhookDeliveryView"][];
-            /**
-             * Object
-             * @constant
-             */
-            object: "list";
-        };
-        /** WebhookDeliveryView */
-        WebhookDeliveryView: {
-            /** Attempts */
-            attempts: number;
-            /** Created At */
-            created_at: number;
-            /** Delivered At */
-            delivered_at: number | null;
-            /** Endpoint Id */
-            endpoint_id: string;
-            /** Event Id */
-            event_id: string;
-            /** Event Type */
-            event_type: string;
-            /** Id */
-            id: string;
-            /** Last Error */
-            last_error: string | null;
-            /** Last Status Code */
-            last_status_code: number | null;
-            /** Next Attempt At */
-            next_attempt_at: number | null;
-            /**
-             * Object
-             * @constant
-             */
-            object: "webhook_delivery";
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "pending" | "succeeded" | "failed";
-        };
-        /** WebhookEndpointList */
-        WebhookEndpointList: {
-            /** Data */
-            data: components["schemas"]["WebhookEndpointView"][];
-            /**
-             * Object
-             * @constant
-             */
-            object: "list";
-        };
-        /** WebhookEndpointView */
-        WebhookEndpointView: {
-            /** Created At */
-            created_at: number;
-            /** Events */
-            events: string[];
-            /** Id */
-            id: string;
-            /**
-             * Object
-             * @constant
-             */
-            object: "webhook_endpoint";
-            /** Secret */
-            secret: string | null;
-            /** Url */
-            url: string;
-        };
         /** WorkerList */
         WorkerList: {
             /** Data */
@@ -2243,11 +2244,6 @@ export interface components {
             draining: boolean;
             /** Heartbeat Interval S */
             heartbeat_interval_s: number;
-            /**
-             * Session
-             * @description registration only: the secret each heartbeat sends in x-gpucloud-worker-session
-             */
-            session?: string | null;
             /**
              * State
              * @enum {string}
@@ -2877,155 +2873,6 @@ export interface operations {
             };
         };
     };
-    list_webhooks_api_webhooks_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookEndpointList"];
-                };
-            };
-        };
-    };
-    create_webhook_api_webhooks_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateWebhook"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookEndpointView"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    delete_webhook_api_webhooks__webhook_id__delete: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                webhook_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookEndpointView"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    list_deliveries_api_webhooks__webhook_id__deliveries_get: {
-        parameters: {
-            query?: {
-                limit?: number;
-            };
-            header?: never;
-            path: {
-                webhook_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookDeliveryList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    redeliver_api_webhooks__webhook_id__deliveries__delivery_id__redeliver_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                delivery_id: string;
-                webhook_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            202: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["WebhookDeliveryView"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
     list_workers_api_workers_get: {
         parameters: {
             query?: never;
@@ -3111,10 +2958,7 @@ export interface operations {
     heartbeat_api_workers__worker_id__heartbeat_post: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description the session secret registration returned */
-                "x-gpucloud-worker-session"?: string | null;
-            };
+            header?: never;
             path: {
                 worker_id: string;
             };
@@ -3363,133 +3207,6 @@ export interface operations {
             };
         };
     };
-    list_batches_v1_batches_get: {
-        parameters: {
-            query?: {
-                after?: string | null;
-                limit?: number;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BatchList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    create_batch_v1_batches_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateBatch"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BatchObject"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    retrieve_batch_v1_batches__batch_id__get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                batch_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BatchObject"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    cancel_batch_v1_batches__batch_id__cancel_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                batch_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BatchObject"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
     chat_completions_v1_chat_completions_post: {
         parameters: {
             query?: never;
@@ -3576,161 +3293,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EmbeddingList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    list_files_v1_files_get: {
-        parameters: {
-            query?: {
-                after?: string | null;
-                limit?: number;
-                order?: "asc" | "desc";
-                purpose?: string | null;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FileList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    create_file_v1_files_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "multipart/form-data": {
-                    /** Format: binary */
-                    file: string;
-                    purpose: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FileObject"];
-                };
-            };
-        };
-    };
-    retrieve_file_v1_files__file_id__get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                file_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FileObject"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    delete_file_v1_files__file_id__delete: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                file_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FileDeleted"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    file_content_v1_files__file_id__content_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                file_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": unknown;
                 };
             };
             /** @description Validation Error */
@@ -3911,6 +3473,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ModelCard"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_response_v1_responses_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResponsesRequest"];
+            };
+        };
+        responses: {
+            /** @description JSON; with `stream: true`, typed `text/event-stream` events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResponseObject"];
                 };
             };
             /** @description Validation Error */

@@ -5,6 +5,8 @@ custom `command`; see `presets` and `supervisor`), or it attaches to one already
 Each choice of a job is one streamed request to the server's `/v1/chat/completions` or
 `/v1/completions` (always streamed, so that tokens flow as they come and a cancelled job closes
 the HTTP stream, which the servers take as an abort). Usage is the server's own report (`stream`).
+Tools, `tool_choice`, `response_format`, logprobs, penalties, `logit_bias` and `user` pass
+through as the client sent them; the answer's tool-call pieces and logprobs are relayed.
 
 Options (strings, as `--engine-option KEY=VALUE` gives them):
 - `preset`: vllm | sglang | llama.cpp | transformers; `command`: a custom template instead;
@@ -29,11 +31,12 @@ from typing import Any
 
 import httpx
 
+from gpucloud.engines.capabilities import Capabilities, capabilities_of_kind
 from gpucloud.engines.protocol import Delta, EngineError, GenerationRequest
 from gpucloud.engines.server.metrics import LoadReader
 from gpucloud.engines.server.presets import CUSTOM, HOST, Preset, preset_named, render, resolve_program
 from gpucloud.engines.server.prompts import PromptCounter
-from gpucloud.engines.server.stream import UsageStream, sse_chunks, upstream_error
+from gpucloud.engines.server.stream import UsageStream, passed_through, sse_chunks, upstream_error
 from gpucloud.engines.server.supervisor import ServerProcess
 
 _OPTION_NAMES = (
@@ -132,6 +135,10 @@ class OpenAIServerEngine:
     @property
     def model(self) -> str:
         return self._model
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_of_kind("openai")
 
     @property
     def server(self) -> ServerProcess | None:
@@ -238,7 +245,7 @@ class OpenAIServerEngine:
                 body[name] = value
         if request.seed is not None:
             body["seed"] = request.seed + index  # n choices of one seeded request must differ
-        return body
+        return body | passed_through(request)
 
 
 def _argv(command: list[str], port: int) -> list[str]:

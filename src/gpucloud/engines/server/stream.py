@@ -25,7 +25,14 @@ from typing import Any
 
 import httpx
 
-from gpucloud.engines.protocol import Delta, EngineError, FinishReason
+from gpucloud.engines.protocol import (
+    Delta,
+    EngineError,
+    FinishReason,
+    GenerationRequest,
+    TokenLogprob,
+    ToolCallDelta,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,24 +75,27 @@ class UsageStream:
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = usage
-        text = ""
+        text, calls, logprobs = "", [], []
         for choice in chunk.get("choices") or []:
             delta = choice.get("delta")
             piece = delta.get("content") if isinstance(delta, dict) else choice.get("text")
             text += piece or ""
+            if isinstance(delta, dict):
+                calls += [tool_call_piece(c) for c in delta.get("tool_calls") or []]
+            logprobs += logprobs_of(choice.get("logprobs"))
             if choice.get("finish_reason"):
                 self.finish = str(choice["finish_reason"])
-        tokens = self._tokens_of(text)
+        tokens = self._tokens_of(text or bool(calls))
         prompt = self._early_prompt()
-        if not text and not tokens and prompt is None:
+        if not text and not calls and not logprobs and not tokens and prompt is None:
             return None
-        return Delta(text=text, tokens=tokens, prompt_tokens=prompt)
+        return Delta(text, tokens, prompt_tokens=prompt, tool_calls=tuple(calls), logprobs=tuple(logprobs))
 
-    def _tokens_of(self, text: str) -> int:
+    def _tokens_of(self, produced: str | bool) -> int:
         if self._continuous and self.usage is not None:
             tokens = max(0, int(self.usage.get("completion_tokens") or 0) - self._counted)
         else:
-            tokens = 1 if text else 0
+            tokens = 1 if produced else 0
         self._counted += tokens
         return tokens
 
@@ -108,8 +118,75 @@ class UsageStream:
             if extra < 0:  # more text chunks than tokens: keep what was counted, say so
                 log.warning("engine server reported %d fewer tokens than chunks received", -extra)
                 extra = 0
-        reason: FinishReason = "length" if self.finish == "length" else "stop"
+        reason: FinishReason = "stop"
+        if self.finish in ("length", "tool_calls"):
+            reason = "length" if self.finish == "length" else "tool_calls"
         return Delta(text="", tokens=extra, finish_reason=reason, prompt_tokens=prompt)
+
+
+def passed_through(request: GenerationRequest) -> dict[str, Any]:
+    """The request's optional parameters in the server's (OpenAI's) request shape."""
+    body: dict[str, Any] = {}
+    for name in (
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "user",
+    ):
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
+    if request.logprobs and request.kind == "chat":
+        body["logprobs"] = True
+        if request.top_logprobs:
+            body["top_logprobs"] = request.top_logprobs
+    elif request.logprobs:  # completions: the number of alternatives is the `logprobs` value
+        body["logprobs"] = request.top_logprobs or 0
+    return body
+
+
+def tool_call_piece(data: dict[str, Any]) -> ToolCallDelta:
+    function = data.get("function") or {}
+    return ToolCallDelta(
+        index=int(data.get("index") or 0),
+        arguments=str(function.get("arguments") or ""),
+        id=data.get("id") or None,
+        name=function.get("name") or None,
+    )
+
+
+def logprobs_of(data: object) -> list[TokenLogprob]:
+    """Chat's `{"content": [...]}` or completions' parallel lists, as `TokenLogprob`s."""
+    if not isinstance(data, dict):
+        return []
+    if isinstance(data.get("content"), list):
+        return [
+            TokenLogprob(
+                str(item["token"]),
+                float(item["logprob"]),
+                list(item.get("bytes") or str(item["token"]).encode()),
+                [
+                    (str(t["token"]), float(t["logprob"]), list(t.get("bytes") or []))
+                    for t in item.get("top_logprobs") or []
+                ],
+            )
+            for item in data["content"]
+        ]
+    tokens, values = data.get("tokens") or [], data.get("token_logprobs") or []
+    tops = data.get("top_logprobs") or [None] * len(tokens)
+    return [
+        TokenLogprob(
+            str(t),
+            float(v or 0.0),
+            list(str(t).encode()),
+            [(k, float(x), list(k.encode())) for k, x in (top or {}).items()],
+        )
+        for t, v, top in zip(tokens, values, tops, strict=False)
+    ]
 
 
 async def upstream_error(response: httpx.Response) -> EngineError:

@@ -13,8 +13,9 @@ each step, the thread (1) drops sequences whose consumer went away, (2) admits w
 sequences up to `max_batch_size` and prefills them together (left-padded) into a fresh cache
 that is merged into the running one, (3) runs one forward pass of one token for every active
 sequence over the shared `PaddedCache`, (4) samples each sequence's next token with its own
-parameters and generator, and hands the step's deltas to the consumers' asyncio queues in one
-`loop.call_soon_threadsafe` per event loop (see `sequence.deliver`). Sequences join and leave
+parameters, logits processing (penalties, logit_bias) and generator, and hands the step's
+deltas to the consumers' asyncio queues in one `loop.call_soon_threadsafe` per event loop (see
+`sequence.deliver`). Sequences join and leave
 between any two steps.
 
 It counts what tests and operators want to see in `BatcherStats` (steps, the largest batch a
@@ -34,8 +35,8 @@ import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from gpucloud.engines.protocol import EngineError
+from gpucloud.engines.transformers.grammar import restrict_rows
 from gpucloud.engines.transformers.kvcache import PaddedCache, left_padded
-from gpucloud.engines.transformers.sampling import sample
 from gpucloud.engines.transformers.sequence import Sequence, deliver
 
 log = logging.getLogger(__name__)
@@ -173,10 +174,13 @@ class ContinuousBatcher:
 
     def _sample_into(self, sequences: list[Sequence], logits: torch.Tensor) -> None:
         rows = logits.float().cpu()  # one transfer for the batch, not one per row
+        restrict_rows(
+            rows, [(r, s.constraint) for r, s in enumerate(sequences) if s.constraint and not s.done]
+        )
         accepted = 0
         for row, sequence in enumerate(sequences):
             if not sequence.done:
-                sequence.accept(sample(rows[row], sequence.params, sequence.generator))
+                sequence.choose(rows[row])
                 accepted += 1
         deliver(sequences)
         self._count(tokens=accepted)

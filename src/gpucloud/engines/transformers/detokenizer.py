@@ -44,6 +44,10 @@ class IncrementalDetokenizer:
         released, self._before = after[len(self._before) :], ""
         return released
 
+    def piece(self, token: int) -> str:
+        """One token's own text (for logprobs; a partial character shows as U+FFFD)."""
+        return self._decode([token])
+
     def _decode(self, ids: list[int]) -> str:
         if not ids:
             return ""

@@ -18,16 +18,19 @@ import asyncio
 from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 
+from gpucloud.engines.capabilities import Capabilities, capabilities_of_kind
 from gpucloud.engines.protocol import Delta, EngineError, GenerationRequest
 from gpucloud.engines.sources import check_source, is_hub_id, resolve_source
 from gpucloud.engines.stops import StopScanner
 from gpucloud.engines.transformers.batcher import BatcherStats, ContinuousBatcher
 from gpucloud.engines.transformers.detokenizer import IncrementalDetokenizer
+from gpucloud.engines.transformers.grammar import Constraint, Grammars
 from gpucloud.engines.transformers.loading import LoadedModel, load_model
 from gpucloud.engines.transformers.options import TransformersOptions, parse_options
 from gpucloud.engines.transformers.prompts import PromptEncoder
 from gpucloud.engines.transformers.sampling import SamplingParams
 from gpucloud.engines.transformers.sequence import Sequence
+from gpucloud.engines.transformers.tools import relay, uses_tools
 
 
 class TransformersEngine:
@@ -39,6 +42,7 @@ class TransformersEngine:
         self._options = options or TransformersOptions()
         self._loaded: LoadedModel | None = None
         self._prompts: PromptEncoder | None = None
+        self._grammars: Grammars | None = None
         self._batcher: ContinuousBatcher | None = None
 
     @classmethod
@@ -60,6 +64,10 @@ class TransformersEngine:
         return self._model
 
     @property
+    def capabilities(self) -> Capabilities:
+        return capabilities_of_kind("transformers")
+
+    @property
     def stats(self) -> BatcherStats:
         """The batcher's counters (zeros before `start`)."""
         return self._batcher.stats if self._batcher is not None else BatcherStats()
@@ -77,6 +85,8 @@ class TransformersEngine:
             raise EngineError(f"could not load model {self._model!r}: {exc}") from exc
         self._loaded = loaded
         self._prompts = PromptEncoder(loaded.tokenizer)
+        vocab = int(getattr(loaded.model.config, "vocab_size", 0) or len(loaded.tokenizer))
+        self._grammars = Grammars(loaded.tokenizer, vocab, loaded.eos_token_ids)
         self._batcher = ContinuousBatcher(
             loaded.model, loaded.device, loaded.pad_token_id, self._options.max_batch_size
         )
@@ -97,7 +107,17 @@ class TransformersEngine:
         return len(self._encode(request))
 
     async def generate(self, request: GenerationRequest, index: int) -> AsyncGenerator[Delta, None]:
-        """Stream choice `index` of `request` (token accounting: see `sequence.Sequence`)."""
+        """Stream choice `index` of `request` (token accounting: see `sequence.Sequence`); with
+        tools to call, an answer that is calls comes as `tool_calls` (see `tools.relay`)."""
+        stream = self._generate(request, index)
+        deltas = relay(stream) if uses_tools(request) else stream
+        try:
+            async for delta in deltas:
+                yield delta
+        finally:
+            await stream.aclose()
+
+    async def _generate(self, request: GenerationRequest, index: int) -> AsyncGenerator[Delta, None]:
         loaded = self._require()
         batcher = self._batcher
         assert batcher is not None  # set with _loaded
@@ -112,6 +132,11 @@ class TransformersEngine:
             stops=StopScanner(request.stop),
             loop=asyncio.get_running_loop(),
             queue=queue,
+            # Compiling a grammar (and wrapping the tokenizer, the first time) takes a while: off
+            # the event loop.
+            constraint=await asyncio.to_thread(self._constraint, request)
+            if request.response_format or uses_tools(request)
+            else None,
         )
         batcher.submit(sequence)
         try:
@@ -126,6 +151,11 @@ class TransformersEngine:
             if not sequence.finished:
                 sequence.cancelled = True
                 batcher.wake()
+
+    def _constraint(self, request: GenerationRequest) -> Constraint | None:
+        if self._grammars is None:
+            raise EngineError(f"model {self._model!r} is not loaded", retryable=True)
+        return self._grammars.constraint(request)
 
     def _require(self) -> LoadedModel:
         if self._loaded is None:

@@ -48,15 +48,21 @@ class PromptEncoder:
         if request.kind == "chat":
             messages = [_plain_message(message) for message in request.messages or []]
             if self._has_template:
-                return self._ids(self.render_chat(messages), special=False)
+                return self._ids(self.render_chat(messages, request.tools), special=False)
             return self._ids(render_fallback(messages), special=True)
         return self._ids(request.prompt or "", special=True)
 
-    def render_chat(self, messages: Sequence[Mapping[str, str]]) -> str:
-        """The chat template's text for `messages`, primed for the assistant's reply."""
+    def render_chat(
+        self, messages: Sequence[Mapping[str, Any]], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> str:
+        """The chat template's text for `messages` (and the tools it may call), primed for the
+        assistant's reply."""
         try:
             text = self._tokenizer.apply_chat_template(
-                [dict(message) for message in messages], tokenize=False, add_generation_prompt=True
+                [dict(message) for message in messages],
+                tools=[dict(tool) for tool in tools] if tools else None,
+                tokenize=False,
+                add_generation_prompt=True,
             )
         except Exception as exc:  # templates are user Jinja: any error is the request's
             raise EngineError(
@@ -77,8 +83,9 @@ def render_fallback(messages: Sequence[Mapping[str, str]]) -> str:
     return body + FALLBACK_REPLY_PRIMING
 
 
-def _plain_message(message: Mapping[str, Any]) -> dict[str, str]:
-    """role and text content; a content list contributes its text parts (this engine reads text only)."""
+def _plain_message(message: Mapping[str, Any]) -> dict[str, Any]:
+    """role and text content (a content list contributes its text parts: this engine reads text
+    only), and the tool calls and tool-call ids of a conversation with tools."""
     content = message.get("content")
     if isinstance(content, list):
         content = "".join(
@@ -86,7 +93,13 @@ def _plain_message(message: Mapping[str, Any]) -> dict[str, str]:
             for part in content
             if isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str)
         )
-    plain = {"role": str(message.get("role", "user")), "content": content if isinstance(content, str) else ""}
-    if isinstance(message.get("name"), str):
-        plain["name"] = message["name"]
+    plain: dict[str, Any] = {
+        "role": str(message.get("role", "user")),
+        "content": content if isinstance(content, str) else "",
+    }
+    for key in ("name", "tool_call_id"):
+        if isinstance(message.get(key), str):
+            plain[key] = message[key]
+    if message.get("tool_calls"):
+        plain["tool_calls"] = message["tool_calls"]
     return plain

@@ -1,4 +1,10 @@
-"""Per-sequence sampling: temperature, top-p and a private, seeded random generator.
+"""Per-sequence sampling: logits processing, temperature, top-p and a private, seeded generator.
+
+Before sampling, a sequence's row of logits gets its `logit_bias` added and its penalties
+subtracted for the tokens it has generated so far (OpenAI's formula: `frequency_penalty * count +
+presence_penalty * (count > 0)`), each sequence with its own values and counts, inside the same
+batched step. Logprobs (`top_logprobs` not None) are the log-softmax of that processed row, from
+the same forward pass.
 
 Each sequence in a batch keeps its own parameters and its own `torch.Generator`, so a seeded
 request draws the same tokens whatever else shares its batch (a shared generator would make its
@@ -24,6 +30,14 @@ class SamplingParams:
     temperature: float  # 0: greedy (argmax)
     top_p: float  # 1: the whole distribution
     seed: int  # the generator's seed (derived; see `from_request`)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias)
+    top_logprobs: int | None = None  # None: no logprobs; else alternatives per token
+
+    @property
+    def penalised(self) -> bool:
+        return bool(self.presence_penalty or self.frequency_penalty)
 
     @property
     def greedy(self) -> bool:
@@ -34,7 +48,16 @@ class SamplingParams:
         """OpenAI defaults (temperature 1, top_p 1); an unseeded request gets fresh randomness."""
         temperature = 1.0 if request.temperature is None else float(request.temperature)
         top_p = 1.0 if request.top_p is None else float(request.top_p)
-        return cls(max(temperature, 0.0), min(max(top_p, 0.0), 1.0), choice_seed(request.seed, index))
+        bias = tuple((int(token), float(value)) for token, value in (request.logit_bias or {}).items())
+        return cls(
+            max(temperature, 0.0),
+            min(max(top_p, 0.0), 1.0),
+            choice_seed(request.seed, index),
+            presence_penalty=float(request.presence_penalty or 0.0),
+            frequency_penalty=float(request.frequency_penalty or 0.0),
+            logit_bias=bias,
+            top_logprobs=(request.top_logprobs or 0) if request.logprobs else None,
+        )
 
     def generator(self) -> torch.Generator:
         generator = torch.Generator(device="cpu")
@@ -48,6 +71,33 @@ def choice_seed(seed: int | None, index: int) -> int:
         return secrets.randbits(63)
     digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+def processed(row: torch.Tensor, params: SamplingParams, counts: dict[int, int]) -> torch.Tensor:
+    """One row of logits (float32, CPU) after `logit_bias` and the penalties."""
+    row = row.detach().to(device="cpu", dtype=torch.float32)
+    if not params.logit_bias and not (params.penalised and counts):
+        return row
+    row = row.clone()
+    vocab = row.shape[-1]
+    for token, bias in params.logit_bias:
+        if 0 <= token < vocab:  # ids beyond this model's vocabulary bias nothing
+            row[token] += bias
+    if params.penalised and counts:
+        ids = torch.tensor(list(counts), dtype=torch.long)
+        seen = torch.tensor(list(counts.values()), dtype=torch.float32)
+        row[ids] -= params.frequency_penalty * seen + params.presence_penalty
+    return row
+
+
+def logprobs(row: torch.Tensor, token: int, top: int) -> tuple[float, list[tuple[int, float]]]:
+    """The chosen token's log probability and the `top` most likely tokens', from a processed row."""
+    logp = torch.log_softmax(row, dim=-1)
+    best: list[tuple[int, float]] = []
+    if top > 0:
+        values, ids = torch.topk(logp, min(top, logp.shape[-1]))
+        best = [(int(i), float(v)) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
+    return float(logp[token]), best
 
 
 def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator) -> int:

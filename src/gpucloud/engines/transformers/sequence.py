@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from gpucloud.engines.protocol import Delta, FinishReason
+from gpucloud.engines.protocol import Delta, FinishReason, TokenLogprob
 from gpucloud.engines.stops import StopScanner
 from gpucloud.engines.transformers.detokenizer import IncrementalDetokenizer
-from gpucloud.engines.transformers.sampling import SamplingParams
+from gpucloud.engines.transformers.grammar import Constraint
+from gpucloud.engines.transformers.sampling import SamplingParams, logprobs, processed, sample
 
 # What a consumer receives: deltas, then possibly an error that ends the stream.
 Item = Delta | BaseException
@@ -48,7 +49,10 @@ class Sequence:
     next_input: int = -1  # the token to feed at the next decode step
     generator: torch.Generator = field(init=False)
     outbox: list[Item] = field(default_factory=list)  # produced this step, not yet delivered
+    counts: dict[int, int] = field(default_factory=dict)  # generated tokens, for the penalties
+    constraint: Constraint | None = None  # structured output: the grammar the answer must follow
     _unreported: int = 0
+    _logprobs: list[TokenLogprob] = field(default_factory=list)  # not yet reported
 
     def __post_init__(self) -> None:
         self.generator = self.params.generator()
@@ -56,6 +60,25 @@ class Sequence:
     @property
     def done(self) -> bool:
         return self.finished or self.cancelled
+
+    def choose(self, row: torch.Tensor) -> None:
+        """Pick the next token from this sequence's row of logits (processed, sampled, with its
+        logprobs when asked) and accept it."""
+        logits = processed(row, self.params, self.counts)  # a constraint's mask is in `row` already
+        token = sample(logits, self.params, self.generator)
+        if self.constraint is not None:
+            self.constraint.advance(token)
+        if self.params.top_logprobs is not None:
+            self._logprobs.append(self._logprob(logits, token, self.params.top_logprobs))
+        self.counts[token] = self.counts.get(token, 0) + 1
+        self.accept(token)
+
+    def _logprob(self, logits: torch.Tensor, token: int, top: int) -> TokenLogprob:
+        value, best = logprobs(logits, token, top)
+        piece = self.detokenizer.piece
+        alternatives = [(piece(i), lp, list(piece(i).encode())) for i, lp in best]
+        text = piece(token)
+        return TokenLogprob(text, value, list(text.encode()), alternatives)
 
     def accept(self, token: int) -> None:
         """Take one generated token: emit what it releases, finish on EOS, stop string or limit."""
@@ -77,8 +100,9 @@ class Sequence:
                 text += tail if stopped else tail + self.stops.release()
                 finish = "stop" if stopped else "length"
         if text or finish is not None:
-            self._emit(Delta(text=text, tokens=self._unreported, finish_reason=finish))
-            self._unreported = 0
+            reported = tuple(self._logprobs)
+            self._emit(Delta(text=text, tokens=self._unreported, finish_reason=finish, logprobs=reported))
+            self._unreported, self._logprobs = 0, []
         self.finished = finish is not None
 
     def fail(self, error: BaseException) -> None:

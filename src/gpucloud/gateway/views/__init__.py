@@ -62,6 +62,7 @@ from gpucloud.gateway.views.openai import (
     TextChoice,
     TextCompletion,
 )
+from gpucloud.gateway.views.responses import ResponseObject
 
 __all__ = [
     "ApiKeyCreated",
@@ -94,6 +95,7 @@ __all__ = [
     "ModelList",
     "Readiness",
     "ReplicaView",
+    "ResponseObject",
     "Stats",
     "StatsCurrent",
     "StatsMinute",

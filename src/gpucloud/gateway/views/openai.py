@@ -31,16 +31,28 @@ class CompletionUsage(View):
     total_tokens: int
 
 
+class CalledFunction(View):
+    name: str
+    arguments: str = Field(description="JSON text of the arguments")
+
+
+class ToolCallView(View):
+    id: str
+    type: Literal["function"]
+    function: CalledFunction
+
+
 class AssistantMessage(View):
     role: Literal["assistant"]
-    content: str
+    content: str | None = Field(description="null when the answer is tool calls only")
     refusal: str | None = Field(description="always null here")
+    tool_calls: list[ToolCallView] | None = None
 
 
 class ChatChoice(View):
     index: int
     message: AssistantMessage
-    logprobs: dict[str, Any] | None = Field(description="always null here (not supported)")
+    logprobs: dict[str, Any] | None = Field(description="with `logprobs: true`: {content, refusal}")
     finish_reason: str
 
 
@@ -53,13 +65,12 @@ class ChatCompletion(View):
     model: str
     choices: list[ChatChoice]
     usage: CompletionUsage
-    system_fingerprint: str | None = Field(description="always null here")
 
 
 class TextChoice(View):
     index: int
     text: str
-    logprobs: dict[str, Any] | None = Field(description="always null here (not supported)")
+    logprobs: dict[str, Any] | None = Field(description="with `logprobs`: tokens and their logprobs")
     finish_reason: str
 
 
@@ -72,7 +83,6 @@ class TextCompletion(View):
     model: str
     choices: list[TextChoice]
     usage: CompletionUsage
-    system_fingerprint: str | None = Field(description="always null here")
 
 
 class Embedding(View):

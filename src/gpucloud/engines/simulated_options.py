@@ -1,0 +1,69 @@
+"""The simulated engine's string options (`--engine-option KEY=VALUE`, a deployment's
+`engine_options`) turned into its constructor's arguments; ValueError names a bad one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from gpucloud.engines.capabilities import capabilities_of_kind
+
+OPTION_NAMES = (
+    "load_s",
+    "ttft_ms",
+    "tokens_per_s",
+    "max_model_tokens",
+    "crash_marker",
+    "fail_marker",
+    "flaky_marker",
+    "natural_end",
+    "embedding_dim",
+    "lacks",
+)
+
+
+def engine_kwargs(options: Mapping[str, str]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(OPTION_NAMES))
+    if unknown:
+        raise ValueError(
+            f"unknown simulated engine option(s) {', '.join(unknown)}; "
+            f"known options: {', '.join(OPTION_NAMES)}"
+        )
+    kwargs: dict[str, Any] = {}
+    for key in ("load_s", "ttft_ms", "tokens_per_s"):
+        if key in options:
+            kwargs[key] = _parse_number(key, options[key])
+    for key in ("max_model_tokens", "embedding_dim"):
+        if key in options:
+            kwargs[key] = _parse_int(key, options[key])
+    for key in ("crash_marker", "fail_marker", "flaky_marker"):
+        if key in options:
+            kwargs[key] = options[key]
+    if "lacks" in options:  # a model without some of the optional parameters
+        kwargs["capabilities"] = capabilities_of_kind("simulated", options)
+    if "natural_end" in options:
+        value = options["natural_end"].strip().lower()
+        if value not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"natural_end must be true or false, got {options['natural_end']!r}")
+        kwargs["natural_end"] = value in ("true", "1", "yes")
+    return kwargs
+
+
+def check_non_negative(name: str, value: float) -> None:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def _parse_number(key: str, raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"engine option {key}={raw!r}: expected a number") from None
+
+
+def _parse_int(key: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"engine option {key}={raw!r}: expected a whole number") from None

@@ -1,0 +1,66 @@
+"""Engine capabilities and the request's optional parameters on their way through the queue."""
+
+from __future__ import annotations
+
+import pytest
+
+from gpucloud.engines.capabilities import Capabilities, capabilities_of_kind
+from gpucloud.engines.protocol import GenerationRequest
+from gpucloud.gateway.errors import param_of
+
+
+def test_each_kind_declares_its_capabilities() -> None:
+    assert capabilities_of_kind("simulated") == Capabilities.everything()
+    assert capabilities_of_kind("openai") == Capabilities.everything()
+    assert capabilities_of_kind("transformers") == Capabilities.everything()
+    assert capabilities_of_kind("sentence-transformers") == Capabilities()
+    assert capabilities_of_kind("no-such-kind") == Capabilities()
+
+
+def test_the_simulated_engine_can_lack_some() -> None:
+    caps = capabilities_of_kind("simulated", {"lacks": "tools, logit_bias"})
+    assert not caps.tools
+    assert not caps.logit_bias
+    assert caps.logprobs
+    with pytest.raises(ValueError, match="unknown capabilities nope"):
+        capabilities_of_kind("simulated", {"lacks": "tools,nope"})
+
+
+def test_capabilities_survive_an_announcement() -> None:
+    caps = Capabilities(tools=True, seed=True)
+    assert Capabilities.from_dict(caps.to_dict() | {"future_flag": True}) == caps
+
+
+def test_optional_parameters_survive_the_queue_and_defaults_stay_out() -> None:
+    plain = GenerationRequest(kind="chat", model="m", messages=[{"role": "user", "content": "x"}])
+    assert "tools" not in plain.to_dict()
+    assert "logprobs" not in plain.to_dict()
+    full = GenerationRequest(
+        kind="chat",
+        model="m",
+        messages=[{"role": "user", "content": "x"}],
+        tools=[{"type": "function", "function": {"name": "f"}}],
+        tool_choice={"type": "function", "function": {"name": "f"}},
+        parallel_tool_calls=False,  # false is a choice, not a default: it must be kept
+        response_format={"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"}}},
+        logprobs=True,
+        top_logprobs=3,
+        presence_penalty=0.5,
+        frequency_penalty=-0.5,
+        logit_bias={"12": 3.0},
+    )
+    assert GenerationRequest.from_dict(full.to_dict()) == full
+    assert full.json_schema() == {"type": "object"}
+
+
+@pytest.mark.parametrize(
+    ("loc", "param"),
+    [
+        (("body", "messages", 0, "content", "str"), "messages[0].content"),
+        (("body", "prompt", "list[str]", 0), "prompt[0]"),
+        (("body", "tool_choice", "NamedToolChoice", "function", "name"), "tool_choice.function.name"),
+        (("body", "tools", 1, "function", "parameters"), "tools[1].function.parameters"),
+    ],
+)
+def test_error_params_are_request_paths(loc: tuple[object, ...], param: str) -> None:
+    assert param_of(loc) == param
