@@ -56,6 +56,26 @@ export interface paths {
         patch: operations["patch_deployment_api_deployments__ref__patch"];
         trace?: never;
     };
+    "/api/deployments/{ref}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rollback Deployment
+         * @description Roll back to the spec that ran before the latest change (409 when there is none).
+         */
+        post: operations["rollback_deployment_api_deployments__ref__rollback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/jobs": {
         parameters: {
             query?: never;
@@ -172,6 +192,75 @@ export interface paths {
         get: operations["usage_api_usage_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Webhooks */
+        get: operations["list_webhooks_api_webhooks_get"];
+        put?: never;
+        /** Create Webhook */
+        post: operations["create_webhook_api_webhooks_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete Webhook */
+        delete: operations["delete_webhook_api_webhooks__webhook_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Deliveries */
+        get: operations["list_deliveries_api_webhooks__webhook_id__deliveries_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Redeliver */
+        post: operations["redeliver_api_webhooks__webhook_id__deliveries__delivery_id__redeliver_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -366,6 +455,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/batches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Batches */
+        get: operations["list_batches_v1_batches_get"];
+        put?: never;
+        /** Create Batch */
+        post: operations["create_batch_v1_batches_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batches/{batch_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve Batch */
+        get: operations["retrieve_batch_v1_batches__batch_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batches/{batch_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel Batch */
+        post: operations["cancel_batch_v1_batches__batch_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/chat/completions": {
         parameters: {
             query?: never;
@@ -414,6 +555,59 @@ export interface paths {
          * @description Through the queue like any job (see `gateway.embeddings`); never streamed.
          */
         post: operations["embeddings_v1_embeddings_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Files */
+        get: operations["list_files_v1_files_get"];
+        put?: never;
+        /** Create File */
+        post: operations["create_file_v1_files_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/files/{file_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve File */
+        get: operations["retrieve_file_v1_files__file_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete File */
+        delete: operations["delete_file_v1_files__file_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/files/{file_id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** File Content */
+        get: operations["file_content_v1_files__file_id__content_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -737,6 +931,163 @@ export interface components {
             /** Tool Calls */
             tool_calls?: components["schemas"]["ToolCallView"][] | null;
         };
+        /** AutoscaleDecision */
+        AutoscaleDecision: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "scale_up" | "scale_down" | "hold";
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** From Replicas */
+            from_replicas: number;
+            /** Reason */
+            reason: string;
+            /** To Replicas */
+            to_replicas: number;
+        };
+        /**
+         * AutoscaleSpec
+         * @description Autoscaling bounds and targets (`deployments.autoscale`).
+         */
+        AutoscaleSpec: {
+            /** Max Replicas */
+            max_replicas: number;
+            /** Min Replicas */
+            min_replicas: number;
+            /**
+             * Scale Down Delay S
+             * @description calm this long before scaling down
+             * @default 60
+             */
+            scale_down_delay_s: number;
+            /**
+             * Target Queue Per Replica
+             * @description queued jobs per replica
+             * @default 4
+             */
+            target_queue_per_replica: number;
+            /**
+             * Target Wait S
+             * @description longest acceptable queue wait
+             */
+            target_wait_s?: number | null;
+        };
+        /** AutoscaleView */
+        AutoscaleView: {
+            last_decision: components["schemas"]["AutoscaleDecision"] | null;
+            /** Max Replicas */
+            max_replicas: number;
+            /** Min Replicas */
+            min_replicas: number;
+            /**
+             * Scale Down Delay S
+             * @description calm this long before scaling down
+             * @default 60
+             */
+            scale_down_delay_s: number;
+            /**
+             * Target Queue Per Replica
+             * @description queued jobs per replica
+             * @default 4
+             */
+            target_queue_per_replica: number;
+            /**
+             * Target Wait S
+             * @description longest acceptable queue wait
+             */
+            target_wait_s?: number | null;
+        };
+        /** BatchErrorItem */
+        BatchErrorItem: {
+            /** Code */
+            code: string;
+            /** Line */
+            line: number | null;
+            /** Message */
+            message: string;
+            /** Param */
+            param: string | null;
+        };
+        /** BatchErrors */
+        BatchErrors: {
+            /** Data */
+            data: components["schemas"]["BatchErrorItem"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** BatchList */
+        BatchList: {
+            /** Data */
+            data: components["schemas"]["BatchObject"][];
+            /** First Id */
+            first_id: string | null;
+            /** Has More */
+            has_more: boolean;
+            /** Last Id */
+            last_id: string | null;
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** BatchObject */
+        BatchObject: {
+            /** Cancelled At */
+            cancelled_at: number | null;
+            /** Cancelling At */
+            cancelling_at: number | null;
+            /** Completed At */
+            completed_at: number | null;
+            /** Completion Window */
+            completion_window: string;
+            /** Created At */
+            created_at: number;
+            /** Endpoint */
+            endpoint: string;
+            /** Error File Id */
+            error_file_id: string | null;
+            errors: components["schemas"]["BatchErrors"] | null;
+            /** Expired At */
+            expired_at: number | null;
+            /** Expires At */
+            expires_at: number | null;
+            /** Failed At */
+            failed_at: number | null;
+            /** Finalizing At */
+            finalizing_at: number | null;
+            /** Id */
+            id: string;
+            /** In Progress At */
+            in_progress_at: number | null;
+            /** Input File Id */
+            input_file_id: string;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Object
+             * @constant
+             */
+            object: "batch";
+            /** Output File Id */
+            output_file_id: string | null;
+            request_counts: components["schemas"]["RequestCounts"];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
+        };
         /** CalledFunction */
         CalledFunction: {
             /**
@@ -986,8 +1337,33 @@ export interface components {
             /** Total Tokens */
             total_tokens: number;
         };
+        /** CreateBatch */
+        CreateBatch: {
+            /** Completion Window */
+            completion_window: string;
+            /**
+             * Endpoint
+             * @enum {string}
+             */
+            endpoint: "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings";
+            /** Input File Id */
+            input_file_id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            } | null;
+        };
+        /** CreateWebhook */
+        CreateWebhook: {
+            /** Events */
+            events: string[];
+            /** Url */
+            url: string;
+        };
         /** DeploymentCreate */
         DeploymentCreate: {
+            /** @description scale on queue pressure; null: fixed replicas */
+            autoscale?: components["schemas"]["AutoscaleSpec"] | null;
             /**
              * Engine
              * @enum {string}
@@ -1018,6 +1394,16 @@ export interface components {
             labels?: {
                 [key: string]: string;
             } | null;
+            /**
+             * Max Surge
+             * @description extra replicas during a roll (1)
+             */
+            max_surge?: number | null;
+            /**
+             * Max Unavailable
+             * @description replicas a roll may take down (0)
+             */
+            max_unavailable?: number | null;
             /**
              * Name
              * @description the model id clients use
@@ -1070,10 +1456,15 @@ export interface components {
         };
         /**
          * DeploymentPatch
-         * @description What may change after creation; only the fields sent change. Changing `engine_options`
-         *     reloads every replica; a new size or constraint moves the replicas that no longer fit.
+         * @description What may change after creation; only the fields sent change. Changing what runs (`engine`,
+         *     `source`, `engine_options`, `gpu_memory_gb`) is a rolling update, replica by replica, within
+         *     `max_surge` / `max_unavailable`; a new constraint moves the replicas that no longer fit.
          */
         DeploymentPatch: {
+            /** @description scale on queue pressure; null: fixed replicas */
+            autoscale?: components["schemas"]["AutoscaleSpec"] | null;
+            /** Engine */
+            engine?: ("simulated" | "transformers" | "openai" | "sentence-transformers") | null;
             /** Engine Options */
             engine_options?: {
                 [key: string]: string;
@@ -1095,6 +1486,16 @@ export interface components {
                 [key: string]: string;
             } | null;
             /**
+             * Max Surge
+             * @description extra replicas during a roll (1)
+             */
+            max_surge?: number | null;
+            /**
+             * Max Unavailable
+             * @description replicas a roll may take down (0)
+             */
+            max_unavailable?: number | null;
+            /**
              * On Demand
              * @description load on the first request, unload when idle
              */
@@ -1106,12 +1507,18 @@ export interface components {
              * @description copies to run
              */
             replicas?: number | null;
+            /**
+             * Source
+             * @description path under models_dir or hub id
+             */
+            source?: string | null;
         };
         /**
          * DeploymentView
          * @description A deployment (`deployments.views.deployment_view`).
          */
         DeploymentView: {
+            autoscale: components["schemas"]["AutoscaleView"] | null;
             /**
              * Created At
              * Format: date-time
@@ -1139,6 +1546,10 @@ export interface components {
             labels: {
                 [key: string]: string;
             };
+            /** Max Surge */
+            max_surge: number;
+            /** Max Unavailable */
+            max_unavailable: number;
             /** Name */
             name: string;
             /**
@@ -1161,8 +1572,11 @@ export interface components {
             replica_states: components["schemas"]["ReplicaView"][];
             /** Replicas */
             replicas: number;
+            rollout: components["schemas"]["RolloutView"] | null;
             /** Source */
             source: string | null;
+            /** Spec Version */
+            spec_version: number;
             /**
              * State
              * @enum {string}
@@ -1231,6 +1645,61 @@ export interface components {
             prompt_tokens: number;
             /** Total Tokens */
             total_tokens: number;
+        };
+        /** FileDeleted */
+        FileDeleted: {
+            /** Deleted */
+            deleted: boolean;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "file";
+        };
+        /** FileList */
+        FileList: {
+            /** Data */
+            data: components["schemas"]["FileObject"][];
+            /** First Id */
+            first_id: string | null;
+            /** Has More */
+            has_more: boolean;
+            /** Last Id */
+            last_id: string | null;
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** FileObject */
+        FileObject: {
+            /** Bytes */
+            bytes: number;
+            /** Created At */
+            created_at: number;
+            /** Expires At */
+            expires_at: number | null;
+            /** Filename */
+            filename: string;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "file";
+            /** Purpose */
+            purpose: string;
+            /**
+             * Status
+             * @constant
+             */
+            status: "processed";
+            /** Status Details */
+            status_details: string | null;
         };
         /** FunctionCall */
         FunctionCall: {
@@ -1829,6 +2298,8 @@ export interface components {
             last_used_at: string | null;
             /** Reason */
             reason: string | null;
+            /** Spec Version */
+            spec_version: number;
             /**
              * State
              * @enum {string}
@@ -1841,6 +2312,15 @@ export interface components {
             updated_at: string;
             /** Worker Id */
             worker_id: string;
+        };
+        /** RequestCounts */
+        RequestCounts: {
+            /** Completed */
+            completed: number;
+            /** Failed */
+            failed: number;
+            /** Total */
+            total: number;
         };
         /** ResponseFormat */
         ResponseFormat: {
@@ -1980,6 +2460,25 @@ export interface components {
             };
             /** Total Tokens */
             total_tokens: number;
+        };
+        /**
+         * RolloutView
+         * @description A rolling update's progress (`deployments.rollout`).
+         */
+        RolloutView: {
+            /** From Version */
+            from_version: number;
+            /** Reason */
+            reason: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "progressing" | "complete" | "failed";
+            /** To Version */
+            to_version: number;
+            /** Updated Replicas */
+            updated_replicas: number;
         };
         /**
          * Stats
@@ -2223,6 +2722,77 @@ export interface components {
             /** Error Type */
             type: string;
         };
+        /** WebhookDeliveryList */
+        WebhookDeliveryList: {
+            /** Data */
+            data: components["schemas"]["WebhookDeliveryView"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** WebhookDeliveryView */
+        WebhookDeliveryView: {
+            /** Attempts */
+            attempts: number;
+            /** Created At */
+            created_at: number;
+            /** Delivered At */
+            delivered_at: number | null;
+            /** Endpoint Id */
+            endpoint_id: string;
+            /** Event Id */
+            event_id: string;
+            /** Event Type */
+            event_type: string;
+            /** Id */
+            id: string;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Status Code */
+            last_status_code: number | null;
+            /** Next Attempt At */
+            next_attempt_at: number | null;
+            /**
+             * Object
+             * @constant
+             */
+            object: "webhook_delivery";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "succeeded" | "failed";
+        };
+        /** WebhookEndpointList */
+        WebhookEndpointList: {
+            /** Data */
+            data: components["schemas"]["WebhookEndpointView"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** WebhookEndpointView */
+        WebhookEndpointView: {
+            /** Created At */
+            created_at: number;
+            /** Events */
+            events: string[];
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "webhook_endpoint";
+            /** Secret */
+            secret: string | null;
+            /** Url */
+            url: string;
+        };
         /** WorkerList */
         WorkerList: {
             /** Data */
@@ -2244,6 +2814,11 @@ export interface components {
             draining: boolean;
             /** Heartbeat Interval S */
             heartbeat_interval_s: number;
+            /**
+             * Session
+             * @description registration only: the secret each heartbeat sends in x-gpucloud-worker-session
+             */
+            session?: string | null;
             /**
              * State
              * @enum {string}
@@ -2581,6 +3156,37 @@ export interface operations {
             };
         };
     };
+    rollback_deployment_api_deployments__ref__rollback_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ref: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_jobs_api_jobs_get: {
         parameters: {
             query?: {
@@ -2873,6 +3479,155 @@ export interface operations {
             };
         };
     };
+    list_webhooks_api_webhooks_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointList"];
+                };
+            };
+        };
+    };
+    create_webhook_api_webhooks_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhook"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_webhook_api_webhooks__webhook_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_deliveries_api_webhooks__webhook_id__deliveries_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    redeliver_api_webhooks__webhook_id__deliveries__delivery_id__redeliver_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                delivery_id: string;
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_workers_api_workers_get: {
         parameters: {
             query?: never;
@@ -2958,7 +3713,10 @@ export interface operations {
     heartbeat_api_workers__worker_id__heartbeat_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the session secret registration returned */
+                "x-gpucloud-worker-session"?: string | null;
+            };
             path: {
                 worker_id: string;
             };
@@ -3207,6 +3965,133 @@ export interface operations {
             };
         };
     };
+    list_batches_v1_batches_get: {
+        parameters: {
+            query?: {
+                after?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_batch_v1_batches_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    retrieve_batch_v1_batches__batch_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_batch_v1_batches__batch_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     chat_completions_v1_chat_completions_post: {
         parameters: {
             query?: never;
@@ -3293,6 +4178,161 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EmbeddingList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_files_v1_files_get: {
+        parameters: {
+            query?: {
+                after?: string | null;
+                limit?: number;
+                order?: "asc" | "desc";
+                purpose?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_file_v1_files_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                    purpose: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileObject"];
+                };
+            };
+        };
+    };
+    retrieve_file_v1_files__file_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_file_v1_files__file_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileDeleted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    file_content_v1_files__file_id__content_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Validation Error */
