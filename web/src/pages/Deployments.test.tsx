@@ -14,6 +14,7 @@ const deployment = (over: Partial<Deployment> = {}): Deployment => ({
   id: "dep_1", object: "deployment", name: "llama", engine: "transformers", source: "llama-3-8b", engine_options: {}, replicas: 2,
   gpu_memory_gb: 17.2, gpu_memory_estimated: true, gpu_count: 1, labels: {}, gpu_type: null, policy: "spread", on_demand: false,
   idle_unload_seconds: null, state: "ready", reason: null, ready_replicas: 1, created_at: "2026-01-01T00:00:00Z", updated_at: "2026-01-01T00:00:00Z",
+  spec_version: 1, max_surge: 1, max_unavailable: 0, rollout: null, autoscale: null,
   replica_states: [
     { index: 0, worker_id: "local-vm", gpu_uuids: [UUID], state: "ready", reason: null, updated_at: "2026-01-01T00:00:00Z", last_used_at: null, spec_version: 1 },
     { index: 1, worker_id: "local-vm", gpu_uuids: [UUID], state: "failed", reason: "load failed: out of memory; retrying in 4 s", updated_at: "2026-01-01T00:00:00Z", last_used_at: null, spec_version: 1 },
