@@ -124,9 +124,13 @@ async def test_gateway_killed_mid_batch_restarts_with_exact_ledger(tmp_path: Pat
     tasks = [asyncio.ensure_future(_one(client, streamed=i % 2 == 0)) for i in range(120)]
     await asyncio.sleep(0.1)
     tasks += [asyncio.ensure_future(_one(client, streamed=i % 2 == 0)) for i in range(60)]
+
+    def running() -> int:
+        return int(_rows(server, "SELECT count(*) FROM jobs WHERE status = 'running'")[0][0])
+
     deadline = time.monotonic() + 60
-    while sum(1 for t in tasks if t.done()) < 10 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)  # kill once some are answered, while the later ones are mid-stream
+    while (sum(1 for t in tasks if t.done()) < 10 or running() == 0) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # kill once some are answered while others are recorded running
     assert server.process is not None
     server.process.send_signal(signal.SIGKILL)
     server.process.wait()

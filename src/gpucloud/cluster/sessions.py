@@ -19,7 +19,6 @@ from gpucloud.errors import Conflict, PermissionDenied
 from gpucloud.keys import digest, generate_secret
 
 SESSION_PREFIX = "gcs_"
-SESSION_HEADER = "x-gpucloud-worker-session"
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from gpucloud.cluster.sessions import SESSION_HEADER
+from gpucloud.wire import SESSION_HEADER
 from gpucloud.worker.agent import WorkerAgent
 from gpucloud.worker.inventory import GpuProbe, read_gpus, read_host
 

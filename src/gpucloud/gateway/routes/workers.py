@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator
 from starlette.responses import Response
 
 from gpucloud.cluster import Beat, Registration
-from gpucloud.cluster.sessions import SESSION_HEADER, WorkerCredential, new_session
+from gpucloud.cluster.sessions import WorkerCredential, new_session
 from gpucloud.cluster.views import cluster_view, worker_view
 from gpucloud.db import Deployment, DeploymentReplica, WorkerNode, WorkerToken
 from gpucloud.deployments import ReplicaReport, assignment_view, deployment_view
@@ -29,6 +29,7 @@ from gpucloud.gateway.views import (
     WorkerView,
     documented,
 )
+from gpucloud.wire import SESSION_HEADER
 
 router = APIRouter(prefix="/api", tags=["workers"])
 

@@ -32,6 +32,11 @@ SOCKET_TIMEOUT_S = 5.0
 MAX_BLOCK_S = 1.0
 # Idle pooled connections are PINGed before reuse after this long, to notice a restarted server.
 HEALTH_CHECK_INTERVAL_S = 10
+# Connections per process, and how long a command waits for one when all are busy. A burst of
+# requests (each a sub-millisecond command) then shares a few connections instead of opening one
+# each: hundreds of simultaneous connects on a busy host outlast the connect timeout.
+MAX_CONNECTIONS = 64
+POOL_WAIT_S = 5.0
 
 
 def connect(url: str) -> Redis:
@@ -41,6 +46,8 @@ def connect(url: str) -> Redis:
         connect_timeout_s=CONNECT_TIMEOUT_S,
         socket_timeout_s=SOCKET_TIMEOUT_S,
         health_check_interval_s=HEALTH_CHECK_INTERVAL_S,
+        max_connections=MAX_CONNECTIONS,
+        pool_wait_s=POOL_WAIT_S,
     )
 
 
