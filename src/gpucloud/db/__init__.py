@@ -8,7 +8,9 @@ from gpucloud.db.models import (
     DeploymentReplica,
     Job,
     JobStatus,
+    SigningKey,
     UsageRecord,
+    User,
     WorkerNode,
     WorkerToken,
 )
@@ -21,7 +23,9 @@ __all__ = [
     "DeploymentReplica",
     "Job",
     "JobStatus",
+    "SigningKey",
     "UsageRecord",
+    "User",
     "WorkerNode",
     "WorkerToken",
 ]

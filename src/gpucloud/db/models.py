@@ -249,3 +249,31 @@ class DeploymentReplica(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class User(Base):
+    """A person who signs in to the management API (`gpucloud.accounts`). `password_hash` is an
+    argon2id hash, never the password; `token_version` is part of every access token the user is
+    issued, so bumping it (sign-out, password reset, disable) revokes all of them at once."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # "usr_…"
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # kept lower-case
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    password_changed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class SigningKey(Base):
+    """A secret the control plane generated for itself on first start (the access tokens' HS256
+    key when none is configured); shared by every gateway through the database."""
+
+    __tablename__ = "signing_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # what the key is for: "jwt"
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

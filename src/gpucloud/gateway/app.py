@@ -14,13 +14,25 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gpucloud import __version__
+from gpucloud.accounts import Accounts
 from gpucloud.gateway import errors, webapp
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestContextMiddleware
-from gpucloud.gateway.routes import deployments, health, jobs, keys, observe, openai, usage, workers
+from gpucloud.gateway.routes import (
+    auth,
+    deployments,
+    health,
+    jobs,
+    keys,
+    observe,
+    openai,
+    usage,
+    users,
+    workers,
+)
 from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.tracing import Tracer
-from gpucloud.runtime import Runtime
+from gpucloud.runtime import Runtime, key_changes
 from gpucloud.settings import Settings
 
 
@@ -34,11 +46,17 @@ def create_app(settings: Settings) -> FastAPI:
         await runtime.start()
         if runtime.generated_admin_key:
             _announce_admin_key(runtime.generated_admin_key)
+        accounts = Accounts(
+            runtime.db, settings.accounts, key_changes(settings), cache_ttl_s=settings.key_cache_ttl_s
+        )
+        await accounts.start()
         app.state.runtime = runtime
         app.state.inference = Inference(runtime)
+        app.state.accounts = accounts
         try:
             yield
         finally:
+            await accounts.close()
             await runtime.close()
             tracer.shutdown()
 
@@ -51,7 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
-    for module in (health, openai, jobs, keys, usage, observe, workers, deployments):
+    for module in (health, openai, jobs, keys, usage, observe, workers, deployments, auth, users):
         app.include_router(module.router)
     webapp.mount(app.router.routes)  # the dashboard at /, after (and never shadowing) every API route
     app.state.metrics = metrics

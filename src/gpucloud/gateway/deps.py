@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gpucloud.accounts.tokens import looks_like_jwt
 from gpucloud.cluster import WorkerCaller
 from gpucloud.errors import AuthenticationFailed, PermissionDenied
 from gpucloud.gateway.inference import Inference
@@ -41,7 +42,13 @@ def bearer_token(request: Request) -> str:
 
 async def get_principal(request: Request) -> Principal:
     runtime: Runtime = request.app.state.runtime
-    principal: Principal = await runtime.keys.authenticate(bearer_token(request))
+    token = bearer_token(request)
+    if looks_like_jwt(token) and request.scope["path"].startswith("/api/"):
+        # A user's access token (gpucloud.accounts): the management API only; on /v1 it goes to
+        # the key service below, which refuses it like any unknown key.
+        principal: Principal = await request.app.state.accounts.authenticate(token)
+    else:
+        principal = await runtime.keys.authenticate(token)
     facts(request).key_id = principal.key_id  # for logs: the key id, never the key
     return principal
 

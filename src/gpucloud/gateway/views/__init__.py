@@ -8,6 +8,7 @@ so the schema, and the dashboard's client generated from it, types what each rou
 a field the server sends but a model lacks fails that test.
 """
 
+from gpucloud.gateway.views.accounts import AccessToken, SignedOut, UserDeleted, UserList, UserView
 from gpucloud.gateway.views.base import View, documented
 from gpucloud.gateway.views.fleet import (
     Assignment,
@@ -64,6 +65,7 @@ from gpucloud.gateway.views.openai import (
 )
 
 __all__ = [
+    "AccessToken",
     "ApiKeyCreated",
     "ApiKeyDetail",
     "ApiKeyList",
@@ -94,6 +96,7 @@ __all__ = [
     "ModelList",
     "Readiness",
     "ReplicaView",
+    "SignedOut",
     "Stats",
     "StatsCurrent",
     "StatsMinute",
@@ -102,6 +105,9 @@ __all__ = [
     "UsageReport",
     "UsageRow",
     "UsageTotals",
+    "UserDeleted",
+    "UserList",
+    "UserView",
     "View",
     "WorkerList",
     "WorkerOrders",
