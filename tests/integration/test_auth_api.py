@@ -149,7 +149,7 @@ def test_forged_and_foreign_tokens_are_refused(srv: Server) -> None:
     claims = jwt.decode(token, options={"verify_signature": False})
     forged = jwt.encode(claims, "a key that is not the server's, 32+ bytes long", algorithm="HS256")
     assert_envelope(_me(srv, forged), 401, code="invalid_token")
-    unsigned = jwt.encode(claims, None, algorithm="none")
+    unsigned = jwt.encode(claims, "", algorithm="none")
     assert_envelope(_me(srv, unsigned), 401)
     header, payload, signature = token.split(".")
     tampered = f"{header}.{payload[:-2]}AA.{signature}"

@@ -237,3 +237,21 @@ def test_worker_tokens_registration_and_drain(api: httpx.Client) -> None:
     check(api.post("/api/workers/schemas-1/undrain"), views.WorkerView)
     check(api.get("/api/cluster"), views.ClusterView)
     check(api.delete(f"/api/workers/tokens/{created['id']}"), views.WorkerTokenView)
+
+
+def test_users_and_sign_in(api: httpx.Client) -> None:
+    body = {"email": "schemas@example.com", "password": "schemas-password-1"}
+    user = check(api.post("/api/users", json=body), views.UserView, 201)
+    check(api.get("/api/users"), views.UserList)
+    check(api.get(f"/api/users/{user['id']}"), views.UserView)
+    check(api.patch(f"/api/users/{user['id']}", json={"is_admin": True}), views.UserView)
+    signed_in = check(httpx.post(f"{api.base_url}/api/auth/login", json=body, timeout=10), views.AccessToken)
+    session = {"Authorization": f"Bearer {signed_in['access_token']}"}
+    check(httpx.get(f"{api.base_url}/api/auth/me", headers=session, timeout=10), views.UserView)
+    refreshed = check(
+        httpx.post(f"{api.base_url}/api/auth/refresh", headers=session, timeout=10), views.AccessToken
+    )
+    session = {"Authorization": f"Bearer {refreshed['access_token']}"}
+    check(httpx.post(f"{api.base_url}/api/auth/logout", headers=session, timeout=10), views.SignedOut)
+    check(api.post(f"/api/users/{user['id']}/password", json={"password": "another-pw-2"}), views.UserView)
+    check(api.delete(f"/api/users/{user['id']}"), views.UserDeleted)
