@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gpucloud.db import ApiKey, Database
-from gpucloud.db.models import utcnow
+from gpucloud.db.models import DEFAULT_ORG_ID, utcnow
 from gpucloud.errors import AuthenticationFailed, InvalidRequest, NotFound
 from gpucloud.keycache import CachedKey, KeyCache, KeyChanges, LocalKeyChanges
 from gpucloud.queue.protocol import Priority
@@ -95,6 +95,7 @@ class Principal:
     token_quota: int | None = None
     budget_micros: int | None = None
     budget_period: str | None = None
+    org_id: str | None = None  # the owning organisation (gpucloud.accounts); None for a signed-in user
 
     @property
     def is_admin(self) -> bool:
@@ -118,6 +119,7 @@ class Principal:
             token_quota=row.token_quota,
             budget_micros=row.budget_micros,
             budget_period=row.budget_period,
+            org_id=row.org_id,
         )
 
 
@@ -135,6 +137,7 @@ class NewKey:
     token_quota: int | None = None
     budget_micros: int | None = None
     budget_period: str | None = None
+    org_id: str | None = None  # None: the default organisation
 
 
 # Fields `KeyService.update` may change (PATCH /api/keys/{id}); None clears a limit.
@@ -208,6 +211,7 @@ class KeyService:
             token_quota=new.token_quota,
             budget_micros=new.budget_micros,
             budget_period=new.budget_period,
+            org_id=new.org_id or DEFAULT_ORG_ID,
         )
         async with self._db.transaction() as connection:
             await connection.execute(insert(ApiKey).values(row.column_values()))

@@ -1,4 +1,5 @@
-"""Usage totals read from the ledger (`usage_records`), grouped by key, model and UTC day."""
+"""Usage totals read from the ledger (`usage_records`), grouped by key, model, organisation (the
+key's owner, joined from `api_keys`) and UTC day."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 
-from gpucloud.db import Database, UsageRecord
+from gpucloud.db import ApiKey, Database, UsageRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,8 @@ class UsageFilter:
     granularity: str = "day"  # "day" or "hour"
     by_key: bool = True  # False: totals across keys (per model and period)
     by_model: bool = True
+    org_id: str | None = None  # only keys of this organisation
+    by_org: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class UsageTotal:
     completion_tokens: int
     total_tokens: int
     cost_usd: float
+    org_id: str | None = None
 
 
 class UsageService:
@@ -53,7 +57,12 @@ class UsageService:
         """Ledger totals grouped by period (and key and model unless told not to), oldest first."""
         u = UsageRecord
         period = u.hour if where.granularity == "hour" else u.day
-        groups = [period, *([u.key_id] if where.by_key else []), *([u.model] if where.by_model else [])]
+        groups = [
+            period,
+            *([u.key_id] if where.by_key else []),
+            *([u.model] if where.by_model else []),
+            *([ApiKey.org_id] if where.by_org else []),
+        ]
         query = select(
             *groups,
             func.count(u.id),
@@ -62,6 +71,10 @@ class UsageService:
             func.coalesce(func.sum(u.total_tokens), 0),
             func.coalesce(func.sum(u.cost_micros), 0),
         ).group_by(*groups)
+        if where.by_org or where.org_id is not None:
+            query = query.join(ApiKey, ApiKey.id == u.key_id)
+        if where.org_id is not None:
+            query = query.where(ApiKey.org_id == where.org_id)
         if where.key_id is not None:
             query = query.where(u.key_id == where.key_id)
         if where.model is not None:
@@ -80,6 +93,7 @@ class UsageService:
         period = str(values.pop(0))
         key_id = str(values.pop(0)) if where.by_key else None
         model = str(values.pop(0)) if where.by_model else None
+        org_id = str(values.pop(0)) if where.by_org else None
         requests, prompt, completion, total, micros = (int(str(v)) for v in values)
         return UsageTotal(
             key_id=key_id,
@@ -90,4 +104,5 @@ class UsageService:
             completion_tokens=completion,
             total_tokens=total,
             cost_usd=micros / 1_000_000,
+            org_id=org_id,
         )

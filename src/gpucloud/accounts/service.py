@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from gpucloud.accounts.orgs import OrgService
 from gpucloud.accounts.throttle import LoginThrottle
 from gpucloud.accounts.tokens import Claims, TokenSigner, signing_secret
 from gpucloud.accounts.users import UserService
@@ -72,6 +73,7 @@ class Accounts:
         self._cache: dict[str, UserState] = {}
         self._signer: TokenSigner | None = None
         self.users = UserService(db, changes)
+        self.orgs = OrgService(db)
         self._throttle = LoginThrottle(
             account_limit=settings.login_max_failures,
             ip_limit=settings.login_ip_max_failures,

@@ -15,7 +15,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gpucloud.accounts.passwords import Passwords, check_policy
-from gpucloud.db import Database, User
+from gpucloud.db import Database, OrgMember, User
 from gpucloud.db.models import utcnow
 from gpucloud.errors import Conflict, InvalidRequest, NotFound
 from gpucloud.keycache import KeyChanges
@@ -104,6 +104,7 @@ class UserService:
 
     async def delete(self, user_id: str) -> None:
         async with self._db.transaction() as connection:
+            await connection.execute(delete(OrgMember).where(OrgMember.user_id == user_id))
             result = await connection.execute(delete(User).where(User.id == user_id))
         if result.rowcount == 0:
             raise NotFound(f"No user with id {user_id!r}.")

@@ -46,6 +46,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+DEFAULT_ORG_ID = "org_default"  # created by migration 0010; owns the keys made without an org
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -101,6 +104,9 @@ class ApiKey(Base):
     token_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     budget_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     budget_period: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The organisation that owns the key (gpucloud.accounts.orgs); keys made before organisations
+    # existed were moved into the default one by migration 0010.
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True, default=DEFAULT_ORG_ID)
 
 
 class Job(Base):
@@ -276,4 +282,34 @@ class SigningKey(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # what the key is for: "jwt"
     secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Organization(Base):
+    """A team that owns API keys and has members (`OrgMember`). Its limits apply across all its
+    keys, on top of each key's own; None means unlimited, money in micro-dollars like keys'."""
+
+    __tablename__ = "organizations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # "org_…"
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    allowed_models: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    rpm_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tpm_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    token_quota: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    budget_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    budget_period: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class OrgMember(Base):
+    """A user's role in an organisation: owner, admin, member or viewer."""
+
+    __tablename__ = "org_members"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -26,6 +26,7 @@ from gpucloud.gateway.routes import (
     keys,
     observe,
     openai,
+    orgs,
     usage,
     users,
     workers,
@@ -69,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
-    for module in (health, openai, jobs, keys, usage, observe, workers, deployments, auth, users):
+    for module in (health, openai, jobs, keys, usage, observe, workers, deployments, auth, users, orgs):
         app.include_router(module.router)
     webapp.mount(app.router.routes)  # the dashboard at /, after (and never shadowing) every API route
     app.state.metrics = metrics

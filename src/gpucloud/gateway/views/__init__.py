@@ -8,7 +8,18 @@ so the schema, and the dashboard's client generated from it, types what each rou
 a field the server sends but a model lacks fails that test.
 """
 
-from gpucloud.gateway.views.accounts import AccessToken, SignedOut, UserDeleted, UserList, UserView
+from gpucloud.gateway.views.accounts import (
+    AccessToken,
+    MemberList,
+    MemberRemoved,
+    MemberView,
+    OrgList,
+    OrgView,
+    SignedOut,
+    UserDeleted,
+    UserList,
+    UserView,
+)
 from gpucloud.gateway.views.base import View, documented
 from gpucloud.gateway.views.fleet import (
     Assignment,
@@ -92,8 +103,13 @@ __all__ = [
     "JobView",
     "KeyStatus",
     "KeyWindow",
+    "MemberList",
+    "MemberRemoved",
+    "MemberView",
     "ModelCard",
     "ModelList",
+    "OrgList",
+    "OrgView",
     "Readiness",
     "ReplicaView",
     "SignedOut",

@@ -42,3 +42,44 @@ class AccessToken(View):
 class SignedOut(View):
     object: Literal["sign_out"]
     revoked: Literal[True]
+
+
+class OrgView(View):
+    """An organisation with its limits (`routes.orgs.org_view`); null limits are unlimited."""
+
+    id: str
+    object: Literal["organization"]
+    name: str
+    created_at: datetime
+    allowed_models: list[str] | None
+    rpm_limit: int | None
+    tpm_limit: int | None
+    token_quota: int | None
+    budget_usd: float | None
+    budget_period: Literal["daily", "monthly"] | None
+
+
+class OrgList(View):
+    object: Literal["list"]
+    data: list[OrgView]
+
+
+class MemberView(View):
+    object: Literal["org_member"]
+    org_id: str
+    user_id: str
+    email: str | None
+    role: Literal["owner", "admin", "member", "viewer"]
+    created_at: datetime
+
+
+class MemberList(View):
+    object: Literal["list"]
+    data: list[MemberView]
+
+
+class MemberRemoved(View):
+    object: Literal["org_member"]
+    org_id: str
+    user_id: str
+    deleted: Literal[True]
