@@ -11,6 +11,7 @@ from gpucloud.cluster import WorkerCaller
 from gpucloud.errors import AuthenticationFailed, PermissionDenied
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestFacts
+from gpucloud.gateway.permissions import authorize
 from gpucloud.keys import Principal
 from gpucloud.runtime import Runtime
 
@@ -50,6 +51,7 @@ async def get_principal(request: Request) -> Principal:
     else:
         principal = await runtime.keys.authenticate(token)
     facts(request).key_id = principal.key_id  # for logs: the key id, never the key
+    await authorize(request, principal)  # the route's need, from gateway.permissions' table
     return principal
 
 

@@ -1,21 +1,22 @@
 """`/api/orgs`: organisations and their members.
 
-Platform admins create organisations (a signed-in admin becomes the new one's owner) and manage
-any of them; an organisation's owners and admins manage its members (only an owner may make
-another owner); every member may read its organisation and member list. To anyone else an
-organisation answers 404, so its existence is not revealed.
+Who may call what is in `gateway.permissions` (platform admins create organisations and manage
+any; owners and admins manage members; every member reads); the one rule beyond that table is
+here: only an owner (or a platform admin) grants, changes or removes the owner role. A signed-in
+admin who creates an organisation becomes its owner.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from gpucloud.accounts.orgs import MANAGERS, ORG_ROLES
 from gpucloud.db import Organization, OrgMember
-from gpucloud.errors import NotFound, PermissionDenied
+from gpucloud.errors import PermissionDenied
 from gpucloud.gateway.deps import AdminDep, PrincipalDep, get_principal
+from gpucloud.gateway.permissions import require_role, user_id_of
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.routes.auth import AccountsDep
 from gpucloud.gateway.views import MemberList, MemberRemoved, MemberView, OrgList, OrgView, documented
@@ -41,11 +42,6 @@ class RoleChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: str = Field(description=f"one of {', '.join(ORG_ROLES)}")
-
-
-def user_id_of(principal: Principal) -> str | None:
-    """The signed-in user's id; None for an API key."""
-    return principal.key_id if principal.key_id.startswith("usr_") else None
 
 
 def org_view(row: Organization) -> dict[str, object]:
@@ -74,24 +70,6 @@ def member_view(row: OrgMember, email: str | None) -> dict[str, object]:
     }
 
 
-async def require_role(
-    principal: Principal, accounts: AccountsDep, org_id: str, roles: tuple[str, ...]
-) -> str:
-    """The caller's role in the organisation ("platform" for a platform admin), if in `roles`."""
-    if principal.is_admin:
-        await accounts.orgs.get(org_id)
-        return "platform"
-    user_id = user_id_of(principal)
-    role = await accounts.orgs.role_of(org_id, user_id) if user_id else None
-    if role is None:
-        raise NotFound(f"No organisation with id {org_id!r}.")
-    if role not in roles:
-        raise PermissionDenied(
-            f"This needs the role {' or '.join(roles)} in the organisation.", code="org_role_required"
-        )
-    return role
-
-
 @router.post("/orgs", status_code=201, responses=documented(OrgView, 201))
 async def create_org(body: OrgCreate, principal: AdminDep, accounts: AccountsDep) -> Response:
     row = await accounts.orgs.create(body.name, owner_user_id=user_id_of(principal))
@@ -109,23 +87,21 @@ async def list_orgs(principal: PrincipalDep, accounts: AccountsDep) -> Response:
 
 
 @router.get("/orgs/{org_id}", responses=documented(OrgView))
-async def get_org(org_id: str, principal: PrincipalDep, accounts: AccountsDep) -> Response:
-    await require_role(principal, accounts, org_id, ORG_ROLES)
+async def get_org(org_id: str, accounts: AccountsDep) -> Response:
     return json_response(org_view(await accounts.orgs.get(org_id)))
 
 
 @router.get("/orgs/{org_id}/members", responses=documented(MemberList))
-async def list_members(org_id: str, principal: PrincipalDep, accounts: AccountsDep) -> Response:
-    await require_role(principal, accounts, org_id, ORG_ROLES)
+async def list_members(org_id: str, accounts: AccountsDep) -> Response:
     rows = await accounts.orgs.members(org_id)
     return json_response({"object": "list", "data": [member_view(m, email) for m, email in rows]})
 
 
 @router.post("/orgs/{org_id}/members", status_code=201, responses=documented(MemberView, 201))
 async def add_member(
-    org_id: str, body: MemberAdd, principal: PrincipalDep, accounts: AccountsDep
+    org_id: str, body: MemberAdd, request: Request, principal: PrincipalDep, accounts: AccountsDep
 ) -> Response:
-    await _may_grant(principal, accounts, org_id, body.role)
+    await _may_grant(request, principal, org_id, body.role)
     row = await accounts.orgs.add_member(org_id, body.user_id, body.role)
     email = (await accounts.users.get(body.user_id)).email
     return json_response(member_view(row, email), status_code=201)
@@ -133,10 +109,15 @@ async def add_member(
 
 @router.patch("/orgs/{org_id}/members/{user_id}", responses=documented(MemberView))
 async def change_role(
-    org_id: str, user_id: str, body: RoleChange, principal: PrincipalDep, accounts: AccountsDep
+    org_id: str,
+    user_id: str,
+    body: RoleChange,
+    request: Request,
+    principal: PrincipalDep,
+    accounts: AccountsDep,
 ) -> Response:
-    await _may_grant(principal, accounts, org_id, body.role)
-    await _may_grant(principal, accounts, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
+    await _may_grant(request, principal, org_id, body.role)
+    await _may_grant(request, principal, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
     await accounts.orgs.set_role(org_id, user_id, body.role)
     found = {m.user_id: (m, email) for m, email in await accounts.orgs.members(org_id)}
     return json_response(member_view(*found[user_id]))
@@ -144,15 +125,16 @@ async def change_role(
 
 @router.delete("/orgs/{org_id}/members/{user_id}", responses=documented(MemberRemoved))
 async def remove_member(
-    org_id: str, user_id: str, principal: PrincipalDep, accounts: AccountsDep
+    org_id: str, user_id: str, request: Request, principal: PrincipalDep, accounts: AccountsDep
 ) -> Response:
-    await _may_grant(principal, accounts, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
+    await _may_grant(request, principal, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
     await accounts.orgs.remove_member(org_id, user_id)
     return json_response({"object": "org_member", "org_id": org_id, "user_id": user_id, "deleted": True})
 
 
-async def _may_grant(principal: Principal, accounts: AccountsDep, org_id: str, role: str) -> None:
-    """Owners and admins manage members; only owners (and platform admins) touch the owner role."""
-    mine = await require_role(principal, accounts, org_id, MANAGERS)
+async def _may_grant(request: Request, principal: Principal, org_id: str, role: str) -> None:
+    """Beyond the table (owners and admins manage members): only owners and platform admins grant,
+    change or remove the owner role."""
+    mine = await require_role(request, principal, org_id, MANAGERS)
     if role == "owner" and mine == "admin":
         raise PermissionDenied("Only an owner can grant or change the owner role.", code="org_role_required")

@@ -18,8 +18,8 @@ from starlette.responses import Response
 
 from gpucloud.errors import PermissionDenied
 from gpucloud.gateway.deps import PrincipalDep, RuntimeDep, get_principal
+from gpucloud.gateway.permissions import require_role
 from gpucloud.gateway.responses import json_response
-from gpucloud.gateway.routes.orgs import require_role
 from gpucloud.gateway.views import UsageReport, documented
 from gpucloud.usage import UsageFilter, UsageTotal
 
@@ -52,7 +52,7 @@ async def usage(
 ) -> Response:
     if org_id is not None and not principal.is_admin:
         # An organisation's owners, admins and viewers see all its keys' usage.
-        await require_role(principal, request.app.state.accounts, org_id, ("owner", "admin", "viewer"))
+        await require_role(request, principal, org_id, ("owner", "admin", "viewer"))
     elif not principal.is_admin:
         if key_id is not None and key_id != principal.key_id:
             raise PermissionDenied("A user key can only see its own usage.", param="key_id")
