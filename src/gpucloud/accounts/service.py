@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from gpucloud.accounts.audit import AuditLog
 from gpucloud.accounts.orgs import OrgService
 from gpucloud.accounts.throttle import LoginThrottle
 from gpucloud.accounts.tokens import Claims, TokenSigner, signing_secret
@@ -32,6 +33,7 @@ _REVOKED = "Invalid or expired access token. Sign in again."
 class TokenGrant:
     access_token: str
     expires_in: int
+    user_id: str
 
     def view(self) -> dict[str, object]:
         return {"access_token": self.access_token, "token_type": "bearer", "expires_in": self.expires_in}
@@ -74,6 +76,7 @@ class Accounts:
         self._signer: TokenSigner | None = None
         self.users = UserService(db, changes)
         self.orgs = OrgService(db)
+        self.audit = AuditLog(db)
         self._throttle = LoginThrottle(
             account_limit=settings.login_max_failures,
             ip_limit=settings.login_ip_max_failures,
@@ -114,10 +117,11 @@ class Accounts:
             raise AuthenticationFailed("The session is over. Sign in again.", code="session_expired")
         return self._grant(claims.user_id, claims.version, claims.auth_time)
 
-    async def logout(self, token: str) -> None:
-        """Revoke every token of the token's user (sign-out everywhere)."""
+    async def logout(self, token: str) -> str:
+        """Revoke every token of the token's user (sign-out everywhere); returns the user's id."""
         claims, _ = await self._check(token)
         await self.users.revoke_tokens(claims.user_id)
+        return claims.user_id
 
     async def authenticate(self, token: str) -> Principal:
         _, state = await self._check(token)
@@ -131,7 +135,7 @@ class Accounts:
         return claims, state
 
     def _grant(self, user_id: str, version: int, auth_time: int | None) -> TokenGrant:
-        return TokenGrant(self.signer.issue(user_id, version, auth_time), self.signer.ttl_s)
+        return TokenGrant(self.signer.issue(user_id, version, auth_time), self.signer.ttl_s, user_id)
 
     async def _state(self, user_id: str) -> UserState | None:
         state = self._cache.get(user_id)

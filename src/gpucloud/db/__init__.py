@@ -3,6 +3,7 @@
 from gpucloud.db.database import Database
 from gpucloud.db.models import (
     ApiKey,
+    AuditEntry,
     Base,
     Deployment,
     DeploymentReplica,
@@ -19,6 +20,7 @@ from gpucloud.db.models import (
 
 __all__ = [
     "ApiKey",
+    "AuditEntry",
     "Base",
     "Database",
     "Deployment",

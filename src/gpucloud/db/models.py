@@ -313,3 +313,22 @@ class OrgMember(Base):
     )
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """One state-changing management call (gpucloud.accounts.audit): who, what, on what, how it
+    ended, from where. Appended only: no route updates or deletes a row. Never a secret."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_org_id", "org_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64), index=True)  # a key or user id, or "anonymous"
+    action: Mapped[str] = mapped_column(String(120), index=True)  # "POST /api/keys/{key_id}"
+    target: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    org_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    result: Mapped[str] = mapped_column(String(16))  # "success" or "failure"
+    status: Mapped[int] = mapped_column(Integer)
+    client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    request_id: Mapped[str] = mapped_column(String(128))

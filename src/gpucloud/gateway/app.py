@@ -16,9 +16,11 @@ from fastapi import FastAPI
 from gpucloud import __version__
 from gpucloud.accounts import Accounts
 from gpucloud.gateway import errors, webapp
+from gpucloud.gateway.audit import AuditMiddleware
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestContextMiddleware
 from gpucloud.gateway.routes import (
+    audit,
     auth,
     deployments,
     health,
@@ -70,10 +72,24 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     errors.install(app)
-    for module in (health, openai, jobs, keys, usage, observe, workers, deployments, auth, users, orgs):
+    for module in (
+        health,
+        openai,
+        jobs,
+        keys,
+        usage,
+        observe,
+        workers,
+        deployments,
+        auth,
+        users,
+        orgs,
+        audit,
+    ):
         app.include_router(module.router)
     webapp.mount(app.router.routes)  # the dashboard at /, after (and never shadowing) every API route
     app.state.metrics = metrics
+    app.add_middleware(AuditMiddleware)  # inside the request context: it reads its facts
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.limits.max_body_bytes,

@@ -96,6 +96,7 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("POST", "/api/orgs/{org_id}/members"): M,
     ("PATCH", "/api/orgs/{org_id}/members/{user_id}"): M,
     ("DELETE", "/api/orgs/{org_id}/members/{user_id}"): M,
+    ("GET", "/api/audit"): C,  # platform admins: all rows; owners and admins: their org's (the route)
 }
 
 

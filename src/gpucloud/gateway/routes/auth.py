@@ -47,19 +47,22 @@ class Login(BaseModel):
 @router.post("/login", responses=documented(AccessToken))
 async def login(body: Login, request: Request, accounts: AccountsDep) -> Response:
     client_ip = request.client.host if request.client else "unknown"
+    request.scope["state"]["audit_target"] = body.email.strip().lower()[:320]  # who tried to sign in
     grant = await accounts.login(body.email, body.password, client_ip)
+    facts(request).key_id = grant.user_id
     return json_response(grant.view(), headers={"cache-control": "no-store"})
 
 
 @router.post("/refresh", responses=documented(AccessToken))
 async def refresh(request: Request, accounts: AccountsDep) -> Response:
     grant = await accounts.refresh(access_token(request))
+    facts(request).key_id = grant.user_id
     return json_response(grant.view(), headers={"cache-control": "no-store"})
 
 
 @router.post("/logout", responses=documented(SignedOut))
 async def logout(request: Request, accounts: AccountsDep) -> Response:
-    await accounts.logout(access_token(request))
+    facts(request).key_id = await accounts.logout(access_token(request))
     return json_response({"object": "sign_out", "revoked": True})
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import Response
 
@@ -114,7 +114,9 @@ def key_view(row: ApiKey) -> dict[str, object]:
 
 
 @router.post("/keys", status_code=201, responses=documented(ApiKeyCreated, 201))
-async def create_key(body: KeyCreate, _: AdminDep, runtime: RuntimeDep, accounts: AccountsDep) -> Response:
+async def create_key(
+    body: KeyCreate, request: Request, _: AdminDep, runtime: RuntimeDep, accounts: AccountsDep
+) -> Response:
     if body.org_id is not None:
         await _known_org(accounts, body.org_id)
     default = Priority(body.default_priority)
@@ -133,6 +135,7 @@ async def create_key(body: KeyCreate, _: AdminDep, runtime: RuntimeDep, accounts
             org_id=body.org_id,
         )
     )
+    request.scope["state"].update(audit_target=row.id, audit_org=row.org_id)  # never the secret
     # The only response that ever carries the secret.
     return json_response({**key_view(row), "key": secret}, status_code=201)
 

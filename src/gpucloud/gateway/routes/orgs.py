@@ -71,8 +71,11 @@ def member_view(row: OrgMember, email: str | None) -> dict[str, object]:
 
 
 @router.post("/orgs", status_code=201, responses=documented(OrgView, 201))
-async def create_org(body: OrgCreate, principal: AdminDep, accounts: AccountsDep) -> Response:
+async def create_org(
+    body: OrgCreate, request: Request, principal: AdminDep, accounts: AccountsDep
+) -> Response:
     row = await accounts.orgs.create(body.name, owner_user_id=user_id_of(principal))
+    request.scope["state"].update(audit_target=row.id, audit_org=row.id)
     return json_response(org_view(row), status_code=201)
 
 
@@ -102,6 +105,7 @@ async def add_member(
     org_id: str, body: MemberAdd, request: Request, principal: PrincipalDep, accounts: AccountsDep
 ) -> Response:
     await _may_grant(request, principal, org_id, body.role)
+    request.scope["state"]["audit_target"] = body.user_id
     row = await accounts.orgs.add_member(org_id, body.user_id, body.role)
     email = (await accounts.users.get(body.user_id)).email
     return json_response(member_view(row, email), status_code=201)

@@ -4,7 +4,7 @@ user's access tokens (`accounts.users`)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
@@ -43,8 +43,9 @@ class PasswordReset(BaseModel):
 
 
 @router.post("/users", status_code=201, responses=documented(UserView, 201))
-async def create_user(body: UserCreate, _: AdminDep, accounts: AccountsDep) -> Response:
+async def create_user(body: UserCreate, request: Request, _: AdminDep, accounts: AccountsDep) -> Response:
     row = await accounts.users.create(NewUser(body.email, body.password, body.is_admin))
+    request.scope["state"]["audit_target"] = row.id
     return json_response(user_view(row), status_code=201)
 
 

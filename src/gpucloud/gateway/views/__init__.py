@@ -10,6 +10,8 @@ a field the server sends but a model lacks fails that test.
 
 from gpucloud.gateway.views.accounts import (
     AccessToken,
+    AuditList,
+    AuditRow,
     MemberList,
     MemberRemoved,
     MemberView,
@@ -83,6 +85,8 @@ __all__ = [
     "ApiKeyView",
     "Assignment",
     "AssistantMessage",
+    "AuditList",
+    "AuditRow",
     "ChatChoice",
     "ChatCompletion",
     "ClusterDeployment",

@@ -83,3 +83,25 @@ class MemberRemoved(View):
     org_id: str
     user_id: str
     deleted: Literal[True]
+
+
+class AuditRow(View):
+    """One audited management call (`routes.audit.audit_view`)."""
+
+    id: int
+    object: Literal["audit_entry"]
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    org_id: str | None
+    result: Literal["success", "failure"]
+    status: int
+    client_ip: str | None
+    request_id: str
+
+
+class AuditList(View):
+    object: Literal["list"]
+    data: list[AuditRow]
+    next_cursor: str | None

@@ -1,4 +1,5 @@
-"""users, signing keys, organisations and their members; keys move into the default organisation
+"""users, signing keys, organisations and their members, the audit log; keys move into the default
+organisation
 
 Revision ID: 0010
 Revises: 0006
@@ -43,6 +44,29 @@ def upgrade() -> None:
     )
 
     _organisations()
+    _audit_log()
+
+
+def _audit_log() -> None:
+    op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("at", gpucloud.db.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("action", sa.String(length=120), nullable=False),
+        sa.Column("target", sa.String(length=320), nullable=True),
+        sa.Column("org_id", sa.String(length=40), nullable=True),
+        sa.Column("result", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.Integer(), nullable=False),
+        sa.Column("client_ip", sa.String(length=64), nullable=True),
+        sa.Column("request_id", sa.String(length=128), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_log_org_id", ["org_id", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_actor"), ["actor"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_action"), ["action"], unique=False)
 
 
 def _organisations() -> None:
@@ -99,6 +123,7 @@ def _organisations() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("audit_log")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.drop_constraint("fk_api_keys_org_id_organizations", type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_api_keys_org_id"))
