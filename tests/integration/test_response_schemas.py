@@ -255,3 +255,20 @@ def test_users_and_sign_in(api: httpx.Client) -> None:
     check(httpx.post(f"{api.base_url}/api/auth/logout", headers=session, timeout=10), views.SignedOut)
     check(api.post(f"/api/users/{user['id']}/password", json={"password": "another-pw-2"}), views.UserView)
     check(api.delete(f"/api/users/{user['id']}"), views.UserDeleted)
+
+
+def test_organisations_and_audit(api: httpx.Client) -> None:
+    org = check(api.post("/api/orgs", json={"name": "schemas-org"}), views.OrgView, 201)
+    check(api.get("/api/orgs"), views.OrgList)
+    check(api.get(f"/api/orgs/{org['id']}"), views.OrgView)
+    body = {"email": "schemas-member@example.com", "password": "schemas-password-2"}
+    user = check(api.post("/api/users", json=body), views.UserView, 201)
+    member = {"user_id": user["id"], "role": "viewer"}
+    check(api.post(f"/api/orgs/{org['id']}/members", json=member), views.MemberView, 201)
+    check(api.get(f"/api/orgs/{org['id']}/members"), views.MemberList)
+    check(api.patch(f"/api/orgs/{org['id']}/members/{user['id']}", json={"role": "admin"}), views.MemberView)
+    check(api.delete(f"/api/orgs/{org['id']}/members/{user['id']}"), views.MemberRemoved)
+    check(api.get("/api/usage", params={"group_by": "org"}), views.UsageReport)
+    audit = check(api.get("/api/audit", params={"limit": 2}), views.AuditList)
+    assert audit["next_cursor"] is not None
+    check(api.get("/api/audit", params={"cursor": audit["next_cursor"]}), views.AuditList)
