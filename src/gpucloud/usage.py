@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 from sqlalchemy import func, select
 
@@ -42,11 +43,14 @@ class UsageService:
         self._db = db
 
     async def spent(self, key_id: str, since: date | None) -> tuple[int, int]:
-        """Tokens and micro-dollars the key spent from UTC day `since` on (None: ever)."""
+        """Tokens and micro-dollars the key (or, for `org:<id>`, all the organisation's keys) spent
+        from UTC day `since` on (None: ever)."""
         u = UsageRecord
-        query = select(
-            func.coalesce(func.sum(u.total_tokens), 0), func.coalesce(func.sum(u.cost_micros), 0)
-        ).where(u.key_id == key_id)
+        query = select(func.coalesce(func.sum(u.total_tokens), 0), func.coalesce(func.sum(u.cost_micros), 0))
+        if key_id.startswith("org:"):
+            query = query.join(ApiKey, ApiKey.id == u.key_id).where(ApiKey.org_id == key_id[4:])
+        else:
+            query = query.where(u.key_id == key_id)
         if since is not None:
             query = query.where(u.day >= since.isoformat())
         async with self._db.session() as session:
@@ -94,7 +98,8 @@ class UsageService:
         key_id = str(values.pop(0)) if where.by_key else None
         model = str(values.pop(0)) if where.by_model else None
         org_id = str(values.pop(0)) if where.by_org else None
-        requests, prompt, completion, total, micros = (int(str(v)) for v in values)
+        # Decimal: PostgreSQL sums BIGINTs as NUMERIC, which may print as "1.0E+5".
+        requests, prompt, completion, total, micros = (int(Decimal(str(v))) for v in values)
         return UsageTotal(
             key_id=key_id,
             model=model,

@@ -12,17 +12,39 @@ import uuid
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from gpucloud.db import Database, Organization, OrgMember, User
+from gpucloud.db import ApiKey, Database, Organization, OrgMember, User
 from gpucloud.db.models import utcnow
 from gpucloud.errors import Conflict, InvalidRequest, NotFound
+from gpucloud.keycache import KeyChanges
 
 ORG_ROLES = ("owner", "admin", "member", "viewer")
 MANAGERS = ("owner", "admin")
 
 
+LIMIT_FIELDS = frozenset({"rpm_limit", "tpm_limit", "token_quota", "budget_micros", "budget_period"})
+
+
 class OrgService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, changes: KeyChanges) -> None:
         self._db = db
+        self._changes = changes
+
+    async def set_limits(self, org_id: str, values: dict[str, object]) -> Organization:
+        """Change the organisation's limits (None: unlimited). Its keys carry the limits in every
+        gateway's key cache, so each of its keys is announced as changed."""
+        await self.get(org_id)
+        if values:
+            async with self._db.transaction() as connection:
+                await connection.execute(
+                    update(Organization).where(Organization.id == org_id).values(**values)
+                )
+                key_ids = (
+                    await connection.execute(select(ApiKey.id).where(ApiKey.org_id == org_id))
+                ).scalars()
+                changed = list(key_ids)
+            for key_id in changed:
+                await self._changes.announce(key_id)
+        return await self.get(org_id)
 
     async def create(self, name: str, owner_user_id: str | None = None) -> Organization:
         """A new organisation; `owner_user_id` (the signed-in user who made it) becomes its owner."""

@@ -75,7 +75,7 @@ class Accounts:
         self._cache: dict[str, UserState] = {}
         self._signer: TokenSigner | None = None
         self.users = UserService(db, changes)
-        self.orgs = OrgService(db)
+        self.orgs = OrgService(db, changes)
         self.audit = AuditLog(db)
         self._throttle = LoginThrottle(
             account_limit=settings.login_max_failures,

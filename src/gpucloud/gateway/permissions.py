@@ -92,6 +92,7 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("GET", "/api/orgs"): C,
     ("POST", "/api/orgs"): A,
     ("GET", "/api/orgs/{org_id}"): R,
+    ("PATCH", "/api/orgs/{org_id}"): A,  # an organisation's limits: platform admins only
     ("GET", "/api/orgs/{org_id}/members"): R,
     ("POST", "/api/orgs/{org_id}/members"): M,
     ("PATCH", "/api/orgs/{org_id}/members/{user_id}"): M,

@@ -8,6 +8,8 @@ admin who creates an organisation becomes its owner.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
@@ -29,6 +31,21 @@ class OrgCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
+
+
+class OrgLimitsPatch(BaseModel):
+    """Only the fields sent change; null makes a limit unlimited. Enforced across all the
+    organisation's keys on every gateway, on top of each key's own limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rpm_limit: int | None = Field(None, ge=0, description="requests per rolling minute")
+    tpm_limit: int | None = Field(None, ge=0, description="tokens per rolling minute")
+    token_quota: int | None = Field(None, ge=0, description="tokens per budget period")
+    budget_usd: float | None = Field(None, ge=0, description="spend per budget period, in USD")
+    budget_period: Literal["daily", "monthly"] | None = Field(
+        None, description="null: the organisation's lifetime"
+    )
 
 
 class MemberAdd(BaseModel):
@@ -92,6 +109,16 @@ async def list_orgs(principal: PrincipalDep, accounts: AccountsDep) -> Response:
 @router.get("/orgs/{org_id}", responses=documented(OrgView))
 async def get_org(org_id: str, accounts: AccountsDep) -> Response:
     return json_response(org_view(await accounts.orgs.get(org_id)))
+
+
+@router.patch("/orgs/{org_id}", responses=documented(OrgView))
+async def set_org_limits(org_id: str, body: OrgLimitsPatch, accounts: AccountsDep) -> Response:
+    values: dict[str, object] = body.model_dump(exclude_unset=True)
+    if "budget_usd" in values:
+        del values["budget_usd"]
+        usd = body.budget_usd
+        values["budget_micros"] = round(usd * 1_000_000) if usd is not None else None  # micro-dollars
+    return json_response(org_view(await accounts.orgs.set_limits(org_id, values)))
 
 
 @router.get("/orgs/{org_id}/members", responses=documented(MemberList))
