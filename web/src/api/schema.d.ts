@@ -261,7 +261,8 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /** Set Org Limits */
+        patch: operations["set_org_limits_api_orgs__org_id__patch"];
         trace?: never;
     };
     "/api/orgs/{org_id}/members": {
@@ -1875,6 +1876,38 @@ export interface components {
             /** Name */
             name: string;
         };
+        /**
+         * OrgLimitsPatch
+         * @description Only the fields sent change; null makes a limit unlimited. Enforced across all the
+         *     organisation's keys on every gateway, on top of each key's own limits.
+         */
+        OrgLimitsPatch: {
+            /**
+             * Budget Period
+             * @description null: the organisation's lifetime
+             */
+            budget_period?: ("daily" | "monthly") | null;
+            /**
+             * Budget Usd
+             * @description spend per budget period, in USD
+             */
+            budget_usd?: number | null;
+            /**
+             * Rpm Limit
+             * @description requests per rolling minute
+             */
+            rpm_limit?: number | null;
+            /**
+             * Token Quota
+             * @description tokens per budget period
+             */
+            token_quota?: number | null;
+            /**
+             * Tpm Limit
+             * @description tokens per rolling minute
+             */
+            tpm_limit?: number | null;
+        };
         /** OrgList */
         OrgList: {
             /** Data */
@@ -3105,6 +3138,41 @@ export interface operations {
             cookie?: never;
         };
         requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_org_limits_api_orgs__org_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrgLimitsPatch"];
+            };
+        };
         responses: {
             /** @description Successful Response */
             200: {
