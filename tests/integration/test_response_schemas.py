@@ -261,6 +261,10 @@ def test_organisations_and_audit(api: httpx.Client) -> None:
     org = check(api.post("/api/orgs", json={"name": "schemas-org"}), views.OrgView, 201)
     check(api.get("/api/orgs"), views.OrgList)
     check(api.get(f"/api/orgs/{org['id']}"), views.OrgView)
+    limited = check(
+        api.patch(f"/api/orgs/{org['id']}", json={"rpm_limit": 5, "budget_usd": 2}), views.OrgView
+    )
+    assert limited["budget_usd"] == 2
     body = {"email": "schemas-member@example.com", "password": "schemas-password-2"}
     user = check(api.post("/api/users", json=body), views.UserView, 201)
     member = {"user_id": user["id"], "role": "viewer"}
