@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from gpucloud.errors import QuotaExceeded, RateLimited, Unavailable
-from gpucloud.keys import Principal
+from gpucloud.keys import OrgLimits, Principal
 from gpucloud.limits import BudgetStore, Decision, Limits, LimitStore, LimitUnavailable
 from gpucloud.settings import ModelPrice
 from gpucloud.usage import UsageService
@@ -106,10 +106,11 @@ class Ticket:
     quota: bool  # a token-quota hold exists
     budget: bool  # a money hold exists
     decision: Decision | None = None
+    org: Ticket | None = None  # the same reservations for the key's organisation (`org:<id>`)
 
     def to_dict(self) -> dict[str, Any]:
         # By hand: dataclasses.asdict deep-copies, and this runs for every request.
-        return {
+        found = {
             "key_id": self.key_id,
             "job_id": self.job_id,
             "model": self.model,
@@ -121,19 +122,64 @@ class Ticket:
             "quota": self.quota,
             "budget": self.budget,
         }
+        if self.org is not None:
+            found["org"] = self.org.to_dict()
+        return found
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Ticket:
-        return cls(**{k: v for k, v in data.items() if k != "decision"})
+        org = data.get("org")
+        fields = {k: v for k, v in data.items() if k not in ("decision", "org")}
+        return cls(**fields, org=cls.from_dict(org) if org else None)
 
 
 def counts_tokens(principal: Principal) -> bool:
-    """Whether admission needs the request's prompt tokens (a token limit, quota or budget)."""
+    """Whether admission needs the request's prompt tokens (a token limit, quota or budget of the
+    key or of its organisation)."""
+    if principal.org_limits is not None and counts_tokens(org_subject(principal)):
+        return True
     return any(v is not None for v in (principal.tpm_limit, principal.token_quota, principal.budget_micros))
+
+
+def org_subject(principal: Principal) -> Principal:
+    """The key's organisation as a second subject of the same limits, named `org:<id>`."""
+    org = principal.org_limits or OrgLimits(None, None, None, None, None)
+    return Principal(
+        key_id=f"org:{principal.org_id}",
+        name="organisation",
+        role="user",
+        allowed_models=None,
+        default_priority=principal.default_priority,
+        max_priority=principal.max_priority,
+        rpm_limit=org.rpm_limit,
+        tpm_limit=org.tpm_limit,
+        token_quota=org.token_quota,
+        budget_micros=org.budget_micros,
+        budget_period=org.budget_period,
+    )
+
+
+def _whose(principal: Principal) -> str:
+    return "this organisation" if principal.key_id.startswith("org:") else "this API key"
 
 
 def principal_limits(principal: Principal) -> Limits:
     return Limits(rpm=principal.rpm_limit, tpm=principal.tpm_limit, max_concurrency=principal.max_concurrency)
+
+
+def _ticket(principal: Principal, model: str, job_id: str, tokens: int, cost: int, now: datetime) -> Ticket:
+    return Ticket(
+        key_id=principal.key_id,
+        job_id=job_id,
+        model=model,
+        tokens=tokens,
+        cost_micros=cost,
+        period=period_id(principal.budget_period, now),
+        budget_period=principal.budget_period,
+        limited=principal_limits(principal).windowed or principal.max_concurrency is not None,
+        quota=principal.token_quota is not None,
+        budget=principal.budget_micros is not None,
+    )
 
 
 class Admission:
@@ -163,25 +209,31 @@ class Admission:
     ) -> Ticket:
         completion = n * (max_tokens or self._default_reserve)
         now = datetime.now(UTC)
-        ticket = Ticket(
-            key_id=principal.key_id,
-            job_id=job_id,
-            model=model,
-            tokens=prompt_tokens + completion,
-            cost_micros=self.pricing.cost_micros(model, prompt_tokens, completion),
-            period=period_id(principal.budget_period, now),
-            budget_period=principal.budget_period,
-            limited=principal_limits(principal).windowed or principal.max_concurrency is not None,
-            quota=principal.token_quota is not None,
-            budget=principal.budget_micros is not None,
-        )
+        cost = self.pricing.cost_micros(model, prompt_tokens, completion)
+        ticket = _ticket(principal, model, job_id, prompt_tokens + completion, cost, now)
         try:
             await self._rate_limit(principal, ticket)
             await self._reserve_budgets(principal, ticket, now)
+            if principal.org_limits is not None:
+                ticket.org = await self._admit_org(principal, ticket, now)
         except LimitUnavailable:
             raise Unavailable(
                 "Limits cannot be checked right now; retry later.", retry_after_s=5, code="limits_unavailable"
             ) from None
+        return ticket
+
+    async def _admit_org(self, principal: Principal, key_ticket: Ticket, now: datetime) -> Ticket:
+        """The organisation's reservations, after the key's; refused, the key's are released."""
+        org = org_subject(principal)
+        ticket = _ticket(
+            org, key_ticket.model, key_ticket.job_id, key_ticket.tokens, key_ticket.cost_micros, now
+        )
+        try:
+            await self._rate_limit(org, ticket)
+            await self._reserve_budgets(org, ticket, now)
+        except (RateLimited, QuotaExceeded, LimitUnavailable):
+            await self.abandon(key_ticket)
+            raise
         return ticket
 
     async def _rate_limit(self, principal: Principal, ticket: Ticket) -> None:
@@ -197,14 +249,14 @@ class Admission:
         if math.isinf(decision.retry_after_s):
             headers["x-should-retry"] = "false"
             raise RateLimited(
-                f"Request too large: it needs {ticket.tokens} tokens, more than this key's limit of "
-                f"{decision.limit_tokens} tokens per minute.",
+                f"Request too large: it needs {ticket.tokens} tokens, more than {_whose(principal)}'s "
+                f"limit of {decision.limit_tokens} tokens per minute.",
                 retry_after_s=120,
                 code="request_too_large",
                 headers=headers,
             )
         raise RateLimited(
-            f"Rate limit reached for {decision.reason} on this API key; retry after "
+            f"Rate limit reached for {decision.reason} on {_whose(principal)}; retry after "
             f"{duration(decision.retry_after_s)}.",
             retry_after_s=decision.retry_after_s,
             headers=headers,
@@ -239,9 +291,10 @@ class Admission:
                 await self._undo(principal, ticket, holds)
                 left_text = f"{left} tokens" if kind == "tokens" else f"${left / 1_000_000:.6f}"
                 what = "token quota" if kind == "tokens" else "budget"
+                whose = _whose(principal)
                 raise QuotaExceeded(
-                    f"You exceeded this API key's {what} for the period ({left_text} left; this request may "
-                    f"need up to {amount if kind == 'tokens' else f'${amount / 1_000_000:.6f}'}).",
+                    f"You exceeded {whose}'s {what} for the period ({left_text} left; this request "
+                    f"may need up to {amount if kind == 'tokens' else f'${amount / 1_000_000:.6f}'}).",
                     headers=rate_headers(ticket.decision),
                 )
             holds.append(period)
@@ -265,6 +318,8 @@ class Admission:
                 )
             if ticket.budget:
                 await self._budgets.settle(ticket.key_id, f"usd:{ticket.period}", ticket.job_id, cost_micros)
+            if ticket.org is not None:
+                await self.settle(ticket.org, prompt_tokens, completion_tokens, cost_micros)
         except LimitUnavailable as exc:
             # The holds expire by themselves (a budget hold then counts in full: never an overshoot).
             log.warning("admission: could not settle job %s: %s", ticket.job_id, exc)

@@ -26,8 +26,8 @@ from datetime import datetime
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from gpucloud.db import ApiKey, Database
-from gpucloud.db.models import utcnow
+from gpucloud.db import ApiKey, Database, Organization
+from gpucloud.db.models import DEFAULT_ORG_ID, utcnow
 from gpucloud.errors import AuthenticationFailed, InvalidRequest, NotFound
 from gpucloud.keycache import CachedKey, KeyCache, KeyChanges, LocalKeyChanges
 from gpucloud.queue.protocol import Priority
@@ -102,6 +102,27 @@ def digest(key: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class OrgLimits:
+    """The limits of the key's organisation (gpucloud.accounts), read with the key in one query."""
+
+    rpm_limit: int | None
+    tpm_limit: int | None
+    token_quota: int | None
+    budget_micros: int | None
+    budget_period: str | None
+
+    @classmethod
+    def of(cls, row: object) -> OrgLimits | None:
+        """From a key row joined with its organisation (`org_*` columns); None when it sets none."""
+        found = cls(*(getattr(row, f"org_{name}", None) for name in _ORG_LIMITS))
+        limits = (found.rpm_limit, found.tpm_limit, found.token_quota, found.budget_micros)
+        return None if all(v is None for v in limits) else found
+
+
+_ORG_LIMITS = ("rpm_limit", "tpm_limit", "token_quota", "budget_micros", "budget_period")
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: the authenticated key, without its secret."""
 
@@ -117,6 +138,8 @@ class Principal:
     token_quota: int | None = None
     budget_micros: int | None = None
     budget_period: str | None = None
+    org_id: str | None = None  # the owning organisation (gpucloud.accounts); None for a signed-in user
+    org_limits: OrgLimits | None = None  # its limits, enforced with the key's (admission)
 
     @property
     def is_admin(self) -> bool:
@@ -140,6 +163,8 @@ class Principal:
             token_quota=row.token_quota,
             budget_micros=row.budget_micros,
             budget_period=row.budget_period,
+            org_id=row.org_id,
+            org_limits=OrgLimits.of(row),
         )
 
 
@@ -157,6 +182,7 @@ class NewKey:
     token_quota: int | None = None
     budget_micros: int | None = None
     budget_period: str | None = None
+    org_id: str | None = None  # None: the default organisation
 
 
 # Fields `KeyService.update` may change (PATCH /api/keys/{id}); None clears a limit.
@@ -191,7 +217,12 @@ class KeyService:
         self._loading: dict[str, asyncio.Future[CachedKey | None]] = {}  # digest → its read in flight
         # Built once: constructing a statement costs more than running it (SQLAlchemy's Python).
         table = ApiKey.__table__
-        self._by_digest = select(table).where(table.c.digest == bindparam("digest"))
+        org = Organization.__table__
+        self._by_digest = (
+            select(table, *(org.c[name].label(f"org_{name}") for name in _ORG_LIMITS))
+            .join(org, org.c.id == table.c.org_id)
+            .where(table.c.digest == bindparam("digest"))
+        )
 
     async def start(self) -> None:
         """Follow other processes' key changes (cluster mode: Redis pub/sub)."""
@@ -233,6 +264,7 @@ class KeyService:
             token_quota=new.token_quota,
             budget_micros=new.budget_micros,
             budget_period=new.budget_period,
+            org_id=new.org_id or DEFAULT_ORG_ID,
         )
         async with self._db.transaction() as connection:
             await connection.execute(insert(ApiKey).values(row.column_values()))

@@ -155,6 +155,21 @@ class WebhookSettings(BaseModel):
         return [ipaddress.ip_network(cidr, strict=False) for cidr in self.allow_networks]
 
 
+class AccountSettings(BaseModel):
+    """Users' sign-in (gpucloud.accounts): access tokens and the throttling of wrong passwords."""
+
+    jwt_secret: SecretStr | None = Field(
+        None, min_length=32, description="HS256 key of access tokens; unset: generated on first start"
+    )
+    access_token_ttl_s: int = Field(900, ge=1, le=86400, description="lifetime of one access token")
+    session_max_s: int = Field(
+        43200, ge=1, description="refreshing stops this long after the password sign-in"
+    )
+    login_max_failures: int = Field(5, ge=1, description="wrong passwords per account per window")
+    login_ip_max_failures: int = Field(50, ge=1, description="wrong passwords per client IP per window")
+    login_window_s: float = Field(900.0, gt=0, description="the window failures are counted over")
+
+
 _PREFIX = "GPUCLOUD_"
 
 
@@ -195,6 +210,7 @@ class Settings(BaseSettings):
     files: FilesSettings = Field(default_factory=FilesSettings)
     batches: BatchSettings = Field(default_factory=BatchSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    accounts: AccountSettings = Field(default_factory=AccountSettings)
     worker_token: SecretStr | None = Field(None, description="`gpucloud worker --server`'s token")
     # Price table: model → price; `default_price` for models not listed. JSON in the environment:
     # GPUCLOUD_PRICES='{"llama-3-8b": {"input_per_million": 0.2, "output_per_million": 0.6}}'

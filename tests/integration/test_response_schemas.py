@@ -280,3 +280,42 @@ def test_files_batches_and_webhooks(api: httpx.Client) -> None:
     check(api.get(f"/api/webhooks/{created['id']}/deliveries"), offline.WebhookDeliveryList)
     check(api.delete(f"/api/webhooks/{created['id']}"), offline.WebhookEndpointView)
     check(api.delete(f"/v1/files/{file['id']}"), offline.FileDeleted)
+
+
+def test_users_and_sign_in(api: httpx.Client) -> None:
+    body = {"email": "schemas@example.com", "password": "schemas-password-1"}
+    user = check(api.post("/api/users", json=body), views.UserView, 201)
+    check(api.get("/api/users"), views.UserList)
+    check(api.get(f"/api/users/{user['id']}"), views.UserView)
+    check(api.patch(f"/api/users/{user['id']}", json={"is_admin": True}), views.UserView)
+    signed_in = check(httpx.post(f"{api.base_url}/api/auth/login", json=body, timeout=10), views.AccessToken)
+    session = {"Authorization": f"Bearer {signed_in['access_token']}"}
+    check(httpx.get(f"{api.base_url}/api/auth/me", headers=session, timeout=10), views.UserView)
+    refreshed = check(
+        httpx.post(f"{api.base_url}/api/auth/refresh", headers=session, timeout=10), views.AccessToken
+    )
+    session = {"Authorization": f"Bearer {refreshed['access_token']}"}
+    check(httpx.post(f"{api.base_url}/api/auth/logout", headers=session, timeout=10), views.SignedOut)
+    check(api.post(f"/api/users/{user['id']}/password", json={"password": "another-pw-2"}), views.UserView)
+    check(api.delete(f"/api/users/{user['id']}"), views.UserDeleted)
+
+
+def test_organisations_and_audit(api: httpx.Client) -> None:
+    org = check(api.post("/api/orgs", json={"name": "schemas-org"}), views.OrgView, 201)
+    check(api.get("/api/orgs"), views.OrgList)
+    check(api.get(f"/api/orgs/{org['id']}"), views.OrgView)
+    limited = check(
+        api.patch(f"/api/orgs/{org['id']}", json={"rpm_limit": 5, "budget_usd": 2}), views.OrgView
+    )
+    assert limited["budget_usd"] == 2
+    body = {"email": "schemas-member@example.com", "password": "schemas-password-2"}
+    user = check(api.post("/api/users", json=body), views.UserView, 201)
+    member = {"user_id": user["id"], "role": "viewer"}
+    check(api.post(f"/api/orgs/{org['id']}/members", json=member), views.MemberView, 201)
+    check(api.get(f"/api/orgs/{org['id']}/members"), views.MemberList)
+    check(api.patch(f"/api/orgs/{org['id']}/members/{user['id']}", json={"role": "admin"}), views.MemberView)
+    check(api.delete(f"/api/orgs/{org['id']}/members/{user['id']}"), views.MemberRemoved)
+    check(api.get("/api/usage", params={"group_by": "org"}), views.UsageReport)
+    audit = check(api.get("/api/audit", params={"limit": 2}), views.AuditList)
+    assert audit["next_cursor"] is not None
+    check(api.get("/api/audit", params={"cursor": audit["next_cursor"]}), views.AuditList)

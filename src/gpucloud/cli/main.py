@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from pydantic import SecretStr, ValidationError
 
+from gpucloud.cli.users import users_app
 from gpucloud.errors import GpucloudError
 from gpucloud.logs import configure_logging
 from gpucloud.queue.protocol import Priority
@@ -35,6 +36,7 @@ workers_app.add_typer(worker_tokens_app, name="token")
 app.add_typer(keys_app, name="keys")
 app.add_typer(workers_app, name="workers")
 app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
 
 T = TypeVar("T")
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Where embedded mode keeps its data.")]

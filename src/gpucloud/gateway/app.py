@@ -15,11 +15,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gpucloud import __version__
+from gpucloud.accounts import Accounts
 from gpucloud.gateway import apidocs, errors, webapp
+from gpucloud.gateway.audit import AuditMiddleware
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestContextMiddleware
 from gpucloud.gateway.offline import Offline
 from gpucloud.gateway.routes import (
+    audit,
+    auth,
     batches,
     deployments,
     files,
@@ -28,15 +32,17 @@ from gpucloud.gateway.routes import (
     keys,
     observe,
     openai,
+    orgs,
     responses,
     usage,
+    users,
     webhooks,
     workers,
 )
 from gpucloud.limits.auth_throttle import build_auth_throttle
 from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.tracing import Tracer
-from gpucloud.runtime import Runtime
+from gpucloud.runtime import Runtime, key_changes
 from gpucloud.settings import Settings
 
 # Room for a multipart upload's boundaries and headers around the file itself.
@@ -54,13 +60,19 @@ def create_app(settings: Settings) -> FastAPI:
         await runtime.start()
         if runtime.generated_admin_key:
             _announce_admin_key(runtime.generated_admin_key)
+        accounts = Accounts(
+            runtime.db, settings.accounts, key_changes(settings), cache_ttl_s=settings.key_cache_ttl_s
+        )
+        await accounts.start()
         app.state.runtime = runtime
         app.state.inference = Inference(runtime)
         app.state.offline = offline = Offline.build(runtime, app.state.inference)
         await offline.start()
+        app.state.accounts = accounts
         try:
             yield
         finally:
+            await accounts.close()
             await offline.close()
             await runtime.close()
             await app.state.auth_throttle.close()
@@ -93,6 +105,10 @@ def create_app(settings: Settings) -> FastAPI:
             files,
             batches,
             webhooks,
+            auth,
+            users,
+            orgs,
+            audit,
         )
     ]
     for router in routers:
@@ -100,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     apidocs.install(app, routers, enabled=settings.api_docs)
     webapp.mount(app.router.routes)  # the dashboard at /, after (and never shadowing) every API route
     app.state.metrics = metrics
+    app.add_middleware(AuditMiddleware)  # inside the request context: it reads its facts
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.limits.max_body_bytes,

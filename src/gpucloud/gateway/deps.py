@@ -6,10 +6,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gpucloud.accounts.tokens import looks_like_jwt
 from gpucloud.cluster import WorkerCaller
 from gpucloud.errors import AuthenticationFailed, PermissionDenied
 from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestFacts
+from gpucloud.gateway.permissions import authorize
 from gpucloud.keys import Principal
 from gpucloud.runtime import Runtime
 
@@ -42,10 +44,15 @@ def bearer_token(request: Request) -> str:
 async def get_principal(request: Request) -> Principal:
     runtime: Runtime = request.app.state.runtime
     throttle = request.app.state.auth_throttle  # failed-auth throttling (limits.auth_throttle)
-    principal: Principal = await throttle.guard(
-        _address(request), runtime.keys.authenticate, bearer_token(request)
-    )
+    token = bearer_token(request)
+    authenticate = runtime.keys.authenticate
+    if looks_like_jwt(token) and request.scope["path"].startswith("/api/"):
+        # A user's access token (gpucloud.accounts): the management API only; on /v1 it goes to
+        # the key service, which refuses it like any unknown key.
+        authenticate = request.app.state.accounts.authenticate
+    principal: Principal = await throttle.guard(_address(request), authenticate, token)
     facts(request).key_id = principal.key_id  # for logs: the key id, never the key
+    await authorize(request, principal)  # the route's need, from gateway.permissions' table
     return principal
 
 

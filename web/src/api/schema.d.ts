@@ -2,6 +2,91 @@
 // run `npm run gen:api` in web/ after changing the HTTP API.
 
 export interface paths {
+    "/api/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Audit */
+        get: operations["audit_api_audit_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Login */
+        post: operations["login_api_auth_login_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Logout */
+        post: operations["logout_api_auth_logout_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Me */
+        get: operations["me_api_auth_me_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Refresh */
+        post: operations["refresh_api_auth_refresh_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/cluster": {
         parameters: {
             query?: never;
@@ -54,26 +139,6 @@ export interface paths {
         head?: never;
         /** Patch Deployment */
         patch: operations["patch_deployment_api_deployments__ref__patch"];
-        trace?: never;
-    };
-    "/api/deployments/{ref}/rollback": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Rollback Deployment
-         * @description Roll back to the spec that ran before the latest change (409 when there is none).
-         */
-        post: operations["rollback_deployment_api_deployments__ref__rollback_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
         trace?: never;
     };
     "/api/jobs": {
@@ -164,6 +229,78 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/orgs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Orgs */
+        get: operations["list_orgs_api_orgs_get"];
+        put?: never;
+        /** Create Org */
+        post: operations["create_org_api_orgs_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/orgs/{org_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Org */
+        get: operations["get_org_api_orgs__org_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Set Org Limits */
+        patch: operations["set_org_limits_api_orgs__org_id__patch"];
+        trace?: never;
+    };
+    "/api/orgs/{org_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Members */
+        get: operations["list_members_api_orgs__org_id__members_get"];
+        put?: never;
+        /** Add Member */
+        post: operations["add_member_api_orgs__org_id__members_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/orgs/{org_id}/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove Member */
+        delete: operations["remove_member_api_orgs__org_id__members__user_id__delete"];
+        options?: never;
+        head?: never;
+        /** Change Role */
+        patch: operations["change_role_api_orgs__org_id__members__user_id__patch"];
+        trace?: never;
+    };
     "/api/stats": {
         parameters: {
             query?: never;
@@ -198,25 +335,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/webhooks": {
+    "/api/users": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** List Webhooks */
-        get: operations["list_webhooks_api_webhooks_get"];
+        /** List Users */
+        get: operations["list_users_api_users_get"];
         put?: never;
-        /** Create Webhook */
-        post: operations["create_webhook_api_webhooks_post"];
+        /** Create User */
+        post: operations["create_user_api_users_post"];
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/api/webhooks/{webhook_id}": {
+    "/api/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get User */
+        get: operations["get_user_api_users__user_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete User */
+        delete: operations["delete_user_api_users__user_id__delete"];
+        options?: never;
+        head?: never;
+        /** Update User */
+        patch: operations["update_user_api_users__user_id__patch"];
+        trace?: never;
+    };
+    "/api/users/{user_id}/password": {
         parameters: {
             query?: never;
             header?: never;
@@ -225,42 +381,8 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        post?: never;
-        /** Delete Webhook */
-        delete: operations["delete_webhook_api_webhooks__webhook_id__delete"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/webhooks/{webhook_id}/deliveries": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List Deliveries */
-        get: operations["list_deliveries_api_webhooks__webhook_id__deliveries_get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Redeliver */
-        post: operations["redeliver_api_webhooks__webhook_id__deliveries__delivery_id__redeliver_post"];
+        /** Reset Password */
+        post: operations["reset_password_api_users__user_id__password_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -455,58 +577,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/batches": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List Batches */
-        get: operations["list_batches_v1_batches_get"];
-        put?: never;
-        /** Create Batch */
-        post: operations["create_batch_v1_batches_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/batches/{batch_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Retrieve Batch */
-        get: operations["retrieve_batch_v1_batches__batch_id__get"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/batches/{batch_id}/cancel": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Cancel Batch */
-        post: operations["cancel_batch_v1_batches__batch_id__cancel_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/chat/completions": {
         parameters: {
             query?: never;
@@ -555,59 +625,6 @@ export interface paths {
          * @description Through the queue like any job (see `gateway.embeddings`); never streamed.
          */
         post: operations["embeddings_v1_embeddings_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/files": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List Files */
-        get: operations["list_files_v1_files_get"];
-        put?: never;
-        /** Create File */
-        post: operations["create_file_v1_files_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/files/{file_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Retrieve File */
-        get: operations["retrieve_file_v1_files__file_id__get"];
-        put?: never;
-        post?: never;
-        /** Delete File */
-        delete: operations["delete_file_v1_files__file_id__delete"];
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/files/{file_id}/content": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** File Content */
-        get: operations["file_content_v1_files__file_id__content_get"];
-        put?: never;
-        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -684,27 +701,25 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/responses": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Create Response */
-        post: operations["create_response_v1_responses_post"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AccessToken
+         * @description A short-lived access token for the management API (`/api`); never good on `/v1`.
+         */
+        AccessToken: {
+            /** Access Token */
+            access_token: string;
+            /** Expires In */
+            expires_in: number;
+            /**
+             * Token Type
+             * @constant
+             */
+            token_type: "bearer";
+        };
         /**
          * ApiKeyCreated
          * @description The create call's answer: the only one that carries the secret.
@@ -749,6 +764,11 @@ export interface components {
              * @constant
              */
             object: "api_key";
+            /**
+             * Org Id
+             * @description the organisation that owns the key
+             */
+            org_id: string;
             /** Prefix */
             prefix: string;
             /** Revoked At */
@@ -801,6 +821,11 @@ export interface components {
              * @constant
              */
             object: "api_key";
+            /**
+             * Org Id
+             * @description the organisation that owns the key
+             */
+            org_id: string;
             /** Prefix */
             prefix: string;
             /** Revoked At */
@@ -867,6 +892,11 @@ export interface components {
              * @constant
              */
             object: "api_key";
+            /**
+             * Org Id
+             * @description the organisation that owns the key
+             */
+            org_id: string;
             /** Prefix */
             prefix: string;
             /** Revoked At */
@@ -913,11 +943,8 @@ export interface components {
         };
         /** AssistantMessage */
         AssistantMessage: {
-            /**
-             * Content
-             * @description null when the answer is tool calls only
-             */
-            content: string | null;
+            /** Content */
+            content: string;
             /**
              * Refusal
              * @description always null here
@@ -928,175 +955,55 @@ export interface components {
              * @constant
              */
             role: "assistant";
-            /** Tool Calls */
-            tool_calls?: components["schemas"]["ToolCallView"][] | null;
         };
-        /** AutoscaleDecision */
-        AutoscaleDecision: {
+        /** AuditList */
+        AuditList: {
+            /** Data */
+            data: components["schemas"]["AuditRow"][];
+            /** Next Cursor */
+            next_cursor: string | null;
             /**
-             * Action
-             * @enum {string}
+             * Object
+             * @constant
              */
-            action: "scale_up" | "scale_down" | "hold";
+            object: "list";
+        };
+        /**
+         * AuditRow
+         * @description One audited management call (`routes.audit.audit_view`).
+         */
+        AuditRow: {
+            /** Action */
+            action: string;
+            /** Actor */
+            actor: string;
             /**
              * At
              * Format: date-time
              */
             at: string;
-            /** From Replicas */
-            from_replicas: number;
-            /** Reason */
-            reason: string;
-            /** To Replicas */
-            to_replicas: number;
-        };
-        /**
-         * AutoscaleSpec
-         * @description Autoscaling bounds and targets (`deployments.autoscale`).
-         */
-        AutoscaleSpec: {
-            /** Max Replicas */
-            max_replicas: number;
-            /** Min Replicas */
-            min_replicas: number;
-            /**
-             * Scale Down Delay S
-             * @description calm this long before scaling down
-             * @default 60
-             */
-            scale_down_delay_s: number;
-            /**
-             * Target Queue Per Replica
-             * @description queued jobs per replica
-             * @default 4
-             */
-            target_queue_per_replica: number;
-            /**
-             * Target Wait S
-             * @description longest acceptable queue wait
-             */
-            target_wait_s?: number | null;
-        };
-        /** AutoscaleView */
-        AutoscaleView: {
-            last_decision: components["schemas"]["AutoscaleDecision"] | null;
-            /** Max Replicas */
-            max_replicas: number;
-            /** Min Replicas */
-            min_replicas: number;
-            /**
-             * Scale Down Delay S
-             * @description calm this long before scaling down
-             * @default 60
-             */
-            scale_down_delay_s: number;
-            /**
-             * Target Queue Per Replica
-             * @description queued jobs per replica
-             * @default 4
-             */
-            target_queue_per_replica: number;
-            /**
-             * Target Wait S
-             * @description longest acceptable queue wait
-             */
-            target_wait_s?: number | null;
-        };
-        /** BatchErrorItem */
-        BatchErrorItem: {
-            /** Code */
-            code: string;
-            /** Line */
-            line: number | null;
-            /** Message */
-            message: string;
-            /** Param */
-            param: string | null;
-        };
-        /** BatchErrors */
-        BatchErrors: {
-            /** Data */
-            data: components["schemas"]["BatchErrorItem"][];
-            /**
-             * Object
-             * @constant
-             */
-            object: "list";
-        };
-        /** BatchList */
-        BatchList: {
-            /** Data */
-            data: components["schemas"]["BatchObject"][];
-            /** First Id */
-            first_id: string | null;
-            /** Has More */
-            has_more: boolean;
-            /** Last Id */
-            last_id: string | null;
-            /**
-             * Object
-             * @constant
-             */
-            object: "list";
-        };
-        /** BatchObject */
-        BatchObject: {
-            /** Cancelled At */
-            cancelled_at: number | null;
-            /** Cancelling At */
-            cancelling_at: number | null;
-            /** Completed At */
-            completed_at: number | null;
-            /** Completion Window */
-            completion_window: string;
-            /** Created At */
-            created_at: number;
-            /** Endpoint */
-            endpoint: string;
-            /** Error File Id */
-            error_file_id: string | null;
-            errors: components["schemas"]["BatchErrors"] | null;
-            /** Expired At */
-            expired_at: number | null;
-            /** Expires At */
-            expires_at: number | null;
-            /** Failed At */
-            failed_at: number | null;
-            /** Finalizing At */
-            finalizing_at: number | null;
+            /** Client Ip */
+            client_ip: string | null;
             /** Id */
-            id: string;
-            /** In Progress At */
-            in_progress_at: number | null;
-            /** Input File Id */
-            input_file_id: string;
-            /** Metadata */
-            metadata: {
-                [key: string]: unknown;
-            } | null;
+            id: number;
             /**
              * Object
              * @constant
              */
-            object: "batch";
-            /** Output File Id */
-            output_file_id: string | null;
-            request_counts: components["schemas"]["RequestCounts"];
+            object: "audit_entry";
+            /** Org Id */
+            org_id: string | null;
+            /** Request Id */
+            request_id: string;
             /**
-             * Status
+             * Result
              * @enum {string}
              */
-            status: "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
-        };
-        /** CalledFunction */
-        CalledFunction: {
-            /**
-             * Arguments
-             * @description JSON text of the arguments
-             */
-            arguments: string;
-            /** Name */
-            name: string;
+            result: "success" | "failure";
+            /** Status */
+            status: number;
+            /** Target */
+            target: string | null;
         };
         /** ChatChoice */
         ChatChoice: {
@@ -1106,7 +1013,7 @@ export interface components {
             index: number;
             /**
              * Logprobs
-             * @description with `logprobs: true`: {content, refusal}
+             * @description always null here (not supported)
              */
             logprobs: {
                 [key: string]: unknown;
@@ -1131,6 +1038,11 @@ export interface components {
              * @constant
              */
             object: "chat.completion";
+            /**
+             * System Fingerprint
+             * @description always null here
+             */
+            system_fingerprint: string | null;
             usage: components["schemas"]["CompletionUsage"];
         };
         /** ChatCompletionRequest */
@@ -1157,8 +1069,6 @@ export interface components {
             model: string;
             /** N */
             n?: number | null;
-            /** Parallel Tool Calls */
-            parallel_tool_calls?: boolean | null;
             /** Presence Penalty */
             presence_penalty?: number | null;
             /** Priority */
@@ -1178,10 +1088,6 @@ export interface components {
             stream_options?: components["schemas"]["StreamOptions"] | null;
             /** Temperature */
             temperature?: number | null;
-            /** Tool Choice */
-            tool_choice?: ("none" | "auto" | "required") | components["schemas"]["NamedToolChoice"] | null;
-            /** Tools */
-            tools?: components["schemas"]["Tool"][] | null;
             /** Top Logprobs */
             top_logprobs?: number | null;
             /** Top P */
@@ -1204,8 +1110,6 @@ export interface components {
             role: "system" | "developer" | "user" | "assistant" | "tool";
             /** Tool Call Id */
             tool_call_id?: string | null;
-            /** Tool Calls */
-            tool_calls?: components["schemas"]["ToolCall"][] | null;
         };
         /** ClusterDeployment */
         ClusterDeployment: {
@@ -1337,33 +1241,8 @@ export interface components {
             /** Total Tokens */
             total_tokens: number;
         };
-        /** CreateBatch */
-        CreateBatch: {
-            /** Completion Window */
-            completion_window: string;
-            /**
-             * Endpoint
-             * @enum {string}
-             */
-            endpoint: "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings";
-            /** Input File Id */
-            input_file_id: string;
-            /** Metadata */
-            metadata?: {
-                [key: string]: string;
-            } | null;
-        };
-        /** CreateWebhook */
-        CreateWebhook: {
-            /** Events */
-            events: string[];
-            /** Url */
-            url: string;
-        };
         /** DeploymentCreate */
         DeploymentCreate: {
-            /** @description scale on queue pressure; null: fixed replicas */
-            autoscale?: components["schemas"]["AutoscaleSpec"] | null;
             /**
              * Engine
              * @enum {string}
@@ -1394,16 +1273,6 @@ export interface components {
             labels?: {
                 [key: string]: string;
             } | null;
-            /**
-             * Max Surge
-             * @description extra replicas during a roll (1)
-             */
-            max_surge?: number | null;
-            /**
-             * Max Unavailable
-             * @description replicas a roll may take down (0)
-             */
-            max_unavailable?: number | null;
             /**
              * Name
              * @description the model id clients use
@@ -1456,15 +1325,10 @@ export interface components {
         };
         /**
          * DeploymentPatch
-         * @description What may change after creation; only the fields sent change. Changing what runs (`engine`,
-         *     `source`, `engine_options`, `gpu_memory_gb`) is a rolling update, replica by replica, within
-         *     `max_surge` / `max_unavailable`; a new constraint moves the replicas that no longer fit.
+         * @description What may change after creation; only the fields sent change. Changing `engine_options`
+         *     reloads every replica; a new size or constraint moves the replicas that no longer fit.
          */
         DeploymentPatch: {
-            /** @description scale on queue pressure; null: fixed replicas */
-            autoscale?: components["schemas"]["AutoscaleSpec"] | null;
-            /** Engine */
-            engine?: ("simulated" | "transformers" | "openai" | "sentence-transformers") | null;
             /** Engine Options */
             engine_options?: {
                 [key: string]: string;
@@ -1486,16 +1350,6 @@ export interface components {
                 [key: string]: string;
             } | null;
             /**
-             * Max Surge
-             * @description extra replicas during a roll (1)
-             */
-            max_surge?: number | null;
-            /**
-             * Max Unavailable
-             * @description replicas a roll may take down (0)
-             */
-            max_unavailable?: number | null;
-            /**
              * On Demand
              * @description load on the first request, unload when idle
              */
@@ -1507,18 +1361,12 @@ export interface components {
              * @description copies to run
              */
             replicas?: number | null;
-            /**
-             * Source
-             * @description path under models_dir or hub id
-             */
-            source?: string | null;
         };
         /**
          * DeploymentView
          * @description A deployment (`deployments.views.deployment_view`).
          */
         DeploymentView: {
-            autoscale: components["schemas"]["AutoscaleView"] | null;
             /**
              * Created At
              * Format: date-time
@@ -1546,10 +1394,6 @@ export interface components {
             labels: {
                 [key: string]: string;
             };
-            /** Max Surge */
-            max_surge: number;
-            /** Max Unavailable */
-            max_unavailable: number;
             /** Name */
             name: string;
             /**
@@ -1572,11 +1416,8 @@ export interface components {
             replica_states: components["schemas"]["ReplicaView"][];
             /** Replicas */
             replicas: number;
-            rollout: components["schemas"]["RolloutView"] | null;
             /** Source */
             source: string | null;
-            /** Spec Version */
-            spec_version: number;
             /**
              * State
              * @enum {string}
@@ -1645,172 +1486,6 @@ export interface components {
             prompt_tokens: number;
             /** Total Tokens */
             total_tokens: number;
-        };
-        /** FileDeleted */
-        FileDeleted: {
-            /** Deleted */
-            deleted: boolean;
-            /** Id */
-            id: string;
-            /**
-             * Object
-             * @constant
-             */
-            object: "file";
-        };
-        /** FileList */
-        FileList: {
-            /** Data */
-            data: components["schemas"]["FileObject"][];
-            /** First Id */
-            first_id: string | null;
-            /** Has More */
-            has_more: boolean;
-            /** Last Id */
-            last_id: string | null;
-            /**
-             * Object
-             * @constant
-             */
-            object: "list";
-        };
-        /** FileObject */
-        FileObject: {
-            /** Bytes */
-            bytes: number;
-            /** Created At */
-            created_at: number;
-            /** Expires At */
-            expires_at: number | null;
-            /** Filename */
-            filename: string;
-            /** Id */
-            id: string;
-            /**
-             * Object
-             * @constant
-             */
-            object: "file";
-            /** Purpose */
-            purpose: string;
-            /**
-             * Status
-             * @constant
-             */
-            status: "processed";
-            /** Status Details */
-            status_details: string | null;
-        };
-        /** FunctionCall */
-        FunctionCall: {
-            /** Arguments */
-            arguments: string;
-            /** Name */
-            name: string;
-        };
-        /** FunctionCallItem */
-        FunctionCallItem: {
-            /** Arguments */
-            arguments: string;
-            /** Call Id */
-            call_id: string;
-            /** Id */
-            id?: string | null;
-            /** Name */
-            name: string;
-            /** Status */
-            status?: string | null;
-            /**
-             * Type
-             * @constant
-             */
-            type: "function_call";
-        };
-        /** FunctionCallOutput */
-        FunctionCallOutput: {
-            /**
-             * Arguments
-             * @description JSON text of the arguments
-             */
-            arguments: string;
-            /** Call Id */
-            call_id: string;
-            /** Id */
-            id: string;
-            /** Name */
-            name: string;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "in_progress" | "completed" | "incomplete";
-            /**
-             * Type
-             * @constant
-             */
-            type: "function_call";
-        };
-        /** FunctionCallOutputItem */
-        FunctionCallOutputItem: {
-            /** Call Id */
-            call_id: string;
-            /** Id */
-            id?: string | null;
-            /** Output */
-            output: string;
-            /** Status */
-            status?: string | null;
-            /**
-             * Type
-             * @constant
-             */
-            type: "function_call_output";
-        };
-        /** FunctionDefinition */
-        FunctionDefinition: {
-            /** Description */
-            description?: string | null;
-            /** Name */
-            name: string;
-            /** Parameters */
-            parameters?: {
-                [key: string]: unknown;
-            } | null;
-            /** Strict */
-            strict?: boolean | null;
-        };
-        /** FunctionTool */
-        FunctionTool: {
-            /** Description */
-            description?: string | null;
-            /** Name */
-            name: string;
-            /** Parameters */
-            parameters?: {
-                [key: string]: unknown;
-            } | null;
-            /** Strict */
-            strict?: boolean | null;
-            /**
-             * Type
-             * @constant
-             */
-            type: "function";
-        };
-        /** NamedFunction */
-        gpucloud__gateway__responses_api__schemas__NamedFunction: {
-            /** Name */
-            name: string;
-            /**
-             * Type
-             * @constant
-             */
-            type: "function";
-        };
-        /** NamedFunction */
-        gpucloud__gateway__schemas__NamedFunction: {
-            /** Name */
-            name: string;
         };
         /**
          * GpuIn
@@ -1897,26 +1572,6 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
-        /** IncompleteDetails */
-        IncompleteDetails: {
-            /**
-             * Reason
-             * @constant
-             */
-            reason: "max_output_tokens";
-        };
-        /** InputText */
-        InputText: {
-            /** Annotations */
-            annotations?: unknown[] | null;
-            /** Text */
-            text: string;
-            /**
-             * Type
-             * @enum {string}
-             */
-            type: "input_text" | "output_text";
-        };
         /** JobError */
         JobError: {
             /** Code */
@@ -1988,19 +1643,6 @@ export interface components {
             /** Worker Id */
             worker_id: string | null;
         };
-        /** JsonSchemaFormat */
-        JsonSchemaFormat: {
-            /** Description */
-            description?: string | null;
-            /** Name */
-            name: string;
-            /** Schema */
-            schema?: {
-                [key: string]: unknown;
-            } | null;
-            /** Strict */
-            strict?: boolean | null;
-        };
         /** KeyCreate */
         KeyCreate: {
             /** Allowed Models */
@@ -2032,6 +1674,11 @@ export interface components {
             max_priority?: ("high" | "normal" | "low") | null;
             /** Name */
             name: string;
+            /**
+             * Org Id
+             * @description the owning organisation; default: the default one
+             */
+            org_id?: string | null;
             /**
              * Role
              * @default user
@@ -2132,43 +1779,73 @@ export interface components {
             /** Reset Tokens S */
             reset_tokens_s: number | null;
         };
-        /** MessageItem */
-        MessageItem: {
-            /** Content */
-            content: string | components["schemas"]["InputText"][];
-            /** Id */
-            id?: string | null;
-            /**
-             * Role
-             * @enum {string}
-             */
-            role: "user" | "assistant" | "system" | "developer";
-            /** Status */
-            status?: string | null;
-            /** Type */
-            type?: "message" | null;
+        /** Login */
+        Login: {
+            /** Email */
+            email: string;
+            /** Password */
+            password: string;
         };
-        /** MessageOutput */
-        MessageOutput: {
-            /** Content */
-            content: components["schemas"]["OutputText"][];
-            /** Id */
-            id: string;
+        /** MemberAdd */
+        MemberAdd: {
             /**
              * Role
+             * @description one of owner, admin, member, viewer
+             */
+            role: string;
+            /** User Id */
+            user_id: string;
+        };
+        /** MemberList */
+        MemberList: {
+            /** Data */
+            data: components["schemas"]["MemberView"][];
+            /**
+             * Object
              * @constant
              */
-            role: "assistant";
+            object: "list";
+        };
+        /** MemberRemoved */
+        MemberRemoved: {
             /**
-             * Status
+             * Deleted
+             * @constant
+             */
+            deleted: true;
+            /**
+             * Object
+             * @constant
+             */
+            object: "org_member";
+            /** Org Id */
+            org_id: string;
+            /** User Id */
+            user_id: string;
+        };
+        /** MemberView */
+        MemberView: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Email */
+            email: string | null;
+            /**
+             * Object
+             * @constant
+             */
+            object: "org_member";
+            /** Org Id */
+            org_id: string;
+            /**
+             * Role
              * @enum {string}
              */
-            status: "in_progress" | "completed" | "incomplete";
-            /**
-             * Type
-             * @constant
-             */
-            type: "message";
+            role: "owner" | "admin" | "member" | "viewer";
+            /** User Id */
+            user_id: string;
         };
         /** ModelCard */
         ModelCard: {
@@ -2194,28 +1871,89 @@ export interface components {
              */
             object: "list";
         };
-        /** NamedToolChoice */
-        NamedToolChoice: {
-            function: components["schemas"]["gpucloud__gateway__schemas__NamedFunction"];
-            /**
-             * Type
-             * @constant
-             */
-            type: "function";
+        /** OrgCreate */
+        OrgCreate: {
+            /** Name */
+            name: string;
         };
-        /** OutputText */
-        OutputText: {
-            /** Annotations */
-            annotations: unknown[];
-            /** Logprobs */
-            logprobs: unknown[];
-            /** Text */
-            text: string;
+        /**
+         * OrgLimitsPatch
+         * @description Only the fields sent change; null makes a limit unlimited. Enforced across all the
+         *     organisation's keys on every gateway, on top of each key's own limits.
+         */
+        OrgLimitsPatch: {
             /**
-             * Type
+             * Budget Period
+             * @description null: the organisation's lifetime
+             */
+            budget_period?: ("daily" | "monthly") | null;
+            /**
+             * Budget Usd
+             * @description spend per budget period, in USD
+             */
+            budget_usd?: number | null;
+            /**
+             * Rpm Limit
+             * @description requests per rolling minute
+             */
+            rpm_limit?: number | null;
+            /**
+             * Token Quota
+             * @description tokens per budget period
+             */
+            token_quota?: number | null;
+            /**
+             * Tpm Limit
+             * @description tokens per rolling minute
+             */
+            tpm_limit?: number | null;
+        };
+        /** OrgList */
+        OrgList: {
+            /** Data */
+            data: components["schemas"]["OrgView"][];
+            /**
+             * Object
              * @constant
              */
-            type: "output_text";
+            object: "list";
+        };
+        /**
+         * OrgView
+         * @description An organisation with its limits (`routes.orgs.org_view`); null limits are unlimited.
+         */
+        OrgView: {
+            /** Allowed Models */
+            allowed_models: string[] | null;
+            /** Budget Period */
+            budget_period: ("daily" | "monthly") | null;
+            /** Budget Usd */
+            budget_usd: number | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "organization";
+            /** Rpm Limit */
+            rpm_limit: number | null;
+            /** Token Quota */
+            token_quota: number | null;
+            /** Tpm Limit */
+            tpm_limit: number | null;
+        };
+        /** PasswordReset */
+        PasswordReset: {
+            /** Password */
+            password: string;
         };
         /** Readiness */
         Readiness: {
@@ -2298,8 +2036,6 @@ export interface components {
             last_used_at: string | null;
             /** Reason */
             reason: string | null;
-            /** Spec Version */
-            spec_version: number;
             /**
              * State
              * @enum {string}
@@ -2313,172 +2049,34 @@ export interface components {
             /** Worker Id */
             worker_id: string;
         };
-        /** RequestCounts */
-        RequestCounts: {
-            /** Completed */
-            completed: number;
-            /** Failed */
-            failed: number;
-            /** Total */
-            total: number;
-        };
         /** ResponseFormat */
         ResponseFormat: {
-            json_schema?: components["schemas"]["JsonSchemaFormat"] | null;
             /**
              * Type
-             * @enum {string}
+             * @constant
              */
-            type: "text" | "json_object" | "json_schema";
+            type: "text";
         };
-        /**
-         * ResponseObject
-         * @description A response (`stream: true` answers typed `text/event-stream` events instead).
-         */
-        ResponseObject: {
-            /** Created At */
-            created_at: number;
-            /** Error */
-            error: {
-                [key: string]: unknown;
-            } | null;
-            /** Id */
-            id: string;
-            incomplete_details: components["schemas"]["IncompleteDetails"] | null;
-            /** Instructions */
-            instructions: string | null;
-            /** Max Output Tokens */
-            max_output_tokens: number | null;
-            /** Metadata */
-            metadata: {
-                [key: string]: string;
-            };
-            /** Model */
-            model: string;
+        /** RoleChange */
+        RoleChange: {
+            /**
+             * Role
+             * @description one of owner, admin, member, viewer
+             */
+            role: string;
+        };
+        /** SignedOut */
+        SignedOut: {
             /**
              * Object
              * @constant
              */
-            object: "response";
-            /** Output */
-            output: (components["schemas"]["MessageOutput"] | components["schemas"]["FunctionCallOutput"])[];
-            /** Parallel Tool Calls */
-            parallel_tool_calls: boolean;
+            object: "sign_out";
             /**
-             * Previous Response Id
-             * @description always null here (responses are not stored)
-             */
-            previous_response_id: string | null;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "in_progress" | "completed" | "incomplete";
-            /**
-             * Store
-             * @description always false here
-             */
-            store: boolean;
-            /** Temperature */
-            temperature: number;
-            /** Text */
-            text: {
-                [key: string]: unknown;
-            };
-            /** Tool Choice */
-            tool_choice: string | {
-                [key: string]: unknown;
-            };
-            /** Tools */
-            tools: {
-                [key: string]: unknown;
-            }[];
-            /** Top P */
-            top_p: number;
-            /**
-             * Truncation
+             * Revoked
              * @constant
              */
-            truncation: "disabled";
-            /** @description absent until the answer is complete */
-            usage?: components["schemas"]["ResponseUsage"] | null;
-            /** User */
-            user?: string | null;
-        };
-        /** ResponsesRequest */
-        ResponsesRequest: {
-            /** Input */
-            input: string | (components["schemas"]["MessageItem"] | components["schemas"]["FunctionCallItem"] | components["schemas"]["FunctionCallOutputItem"])[];
-            /** Instructions */
-            instructions?: string | null;
-            /** Max Output Tokens */
-            max_output_tokens?: number | null;
-            /** Metadata */
-            metadata?: {
-                [key: string]: string;
-            } | null;
-            /** Model */
-            model: string;
-            /** Parallel Tool Calls */
-            parallel_tool_calls?: boolean | null;
-            /** Previous Response Id */
-            previous_response_id?: string | null;
-            /** Priority */
-            priority?: ("high" | "normal" | "low") | null;
-            /** Store */
-            store?: boolean | null;
-            /**
-             * Stream
-             * @default false
-             */
-            stream: boolean | null;
-            /** Temperature */
-            temperature?: number | null;
-            text?: components["schemas"]["TextOptions"] | null;
-            /** Tool Choice */
-            tool_choice?: ("none" | "auto" | "required") | components["schemas"]["gpucloud__gateway__responses_api__schemas__NamedFunction"] | null;
-            /** Tools */
-            tools?: components["schemas"]["FunctionTool"][] | null;
-            /** Top P */
-            top_p?: number | null;
-            /** User */
-            user?: string | null;
-        };
-        /** ResponseUsage */
-        ResponseUsage: {
-            /** Input Tokens */
-            input_tokens: number;
-            /** Input Tokens Details */
-            input_tokens_details: {
-                [key: string]: number;
-            };
-            /** Output Tokens */
-            output_tokens: number;
-            /** Output Tokens Details */
-            output_tokens_details: {
-                [key: string]: number;
-            };
-            /** Total Tokens */
-            total_tokens: number;
-        };
-        /**
-         * RolloutView
-         * @description A rolling update's progress (`deployments.rollout`).
-         */
-        RolloutView: {
-            /** From Version */
-            from_version: number;
-            /** Reason */
-            reason: string | null;
-            /**
-             * State
-             * @enum {string}
-             */
-            state: "progressing" | "complete" | "failed";
-            /** To Version */
-            to_version: number;
-            /** Updated Replicas */
-            updated_replicas: number;
+            revoked: true;
         };
         /**
          * Stats
@@ -2554,7 +2152,7 @@ export interface components {
             index: number;
             /**
              * Logprobs
-             * @description with `logprobs`: tokens and their logprobs
+             * @description always null here (not supported)
              */
             logprobs: {
                 [key: string]: unknown;
@@ -2580,29 +2178,12 @@ export interface components {
              * @constant
              */
             object: "text_completion";
-            usage: components["schemas"]["CompletionUsage"];
-        };
-        /** TextFormat */
-        TextFormat: {
-            /** Description */
-            description?: string | null;
-            /** Name */
-            name?: string | null;
-            /** Schema */
-            schema?: {
-                [key: string]: unknown;
-            } | null;
-            /** Strict */
-            strict?: boolean | null;
             /**
-             * Type
-             * @enum {string}
+             * System Fingerprint
+             * @description always null here
              */
-            type: "text" | "json_object" | "json_schema";
-        };
-        /** TextOptions */
-        TextOptions: {
-            format?: components["schemas"]["TextFormat"] | null;
+            system_fingerprint: string | null;
+            usage: components["schemas"]["CompletionUsage"];
         };
         /** TextPart */
         TextPart: {
@@ -2618,37 +2199,6 @@ export interface components {
         TokenCreate: {
             /** Name */
             name: string;
-        };
-        /** Tool */
-        Tool: {
-            function: components["schemas"]["FunctionDefinition"];
-            /**
-             * Type
-             * @constant
-             */
-            type: "function";
-        };
-        /** ToolCall */
-        ToolCall: {
-            function: components["schemas"]["FunctionCall"];
-            /** Id */
-            id: string;
-            /**
-             * Type
-             * @constant
-             */
-            type: "function";
-        };
-        /** ToolCallView */
-        ToolCallView: {
-            function: components["schemas"]["CalledFunction"];
-            /** Id */
-            id: string;
-            /**
-             * Type
-             * @constant
-             */
-            type: "function";
         };
         /** UsageReport */
         UsageReport: {
@@ -2685,6 +2235,11 @@ export interface components {
             /** Model */
             model: string | null;
             /**
+             * Org Id
+             * @description the keys' organisation, with group_by=org
+             */
+            org_id?: string | null;
+            /**
              * Period
              * @description YYYY-MM-DD or YYYY-MM-DDTHH, UTC
              */
@@ -2709,6 +2264,79 @@ export interface components {
             /** Total Tokens */
             total_tokens: number;
         };
+        /** UserCreate */
+        UserCreate: {
+            /** Email */
+            email: string;
+            /**
+             * Is Admin
+             * @default false
+             */
+            is_admin: boolean;
+            /** Password */
+            password: string;
+        };
+        /** UserDeleted */
+        UserDeleted: {
+            /**
+             * Deleted
+             * @constant
+             */
+            deleted: true;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "user";
+        };
+        /** UserList */
+        UserList: {
+            /** Data */
+            data: components["schemas"]["UserView"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /**
+         * UserPatch
+         * @description Only the fields sent change.
+         */
+        UserPatch: {
+            /** Disabled */
+            disabled?: boolean | null;
+            /** Is Admin */
+            is_admin?: boolean | null;
+        };
+        /**
+         * UserView
+         * @description A user as the API shows it: never the password or its hash (`routes.users.user_view`).
+         */
+        UserView: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Disabled At */
+            disabled_at: string | null;
+            /** Email */
+            email: string;
+            /** Id */
+            id: string;
+            /** Is Admin */
+            is_admin: boolean;
+            /**
+             * Object
+             * @constant
+             */
+            object: "user";
+            /** Password Changed At */
+            password_changed_at: string | null;
+        };
         /** ValidationError */
         ValidationError: {
             /** Context */
@@ -2721,77 +2349,6 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
-        };
-        /** WebhookDeliveryList */
-        WebhookDeliveryList: {
-            /** Data */
-            data: components["schemas"]["WebhookDeliveryView"][];
-            /**
-             * Object
-             * @constant
-             */
-            object: "list";
-        };
-        /** WebhookDeliveryView */
-        WebhookDeliveryView: {
-            /** Attempts */
-            attempts: number;
-            /** Created At */
-            created_at: number;
-            /** Delivered At */
-            delivered_at: number | null;
-            /** Endpoint Id */
-            endpoint_id: string;
-            /** Event Id */
-            event_id: string;
-            /** Event Type */
-            event_type: string;
-            /** Id */
-            id: string;
-            /** Last Error */
-            last_error: string | null;
-            /** Last Status Code */
-            last_status_code: number | null;
-            /** Next Attempt At */
-            next_attempt_at: number | null;
-            /**
-             * Object
-             * @constant
-             */
-            object: "webhook_delivery";
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "pending" | "succeeded" | "failed";
-        };
-        /** WebhookEndpointList */
-        WebhookEndpointList: {
-            /** Data */
-            data: components["schemas"]["WebhookEndpointView"][];
-            /**
-             * Object
-             * @constant
-             */
-            object: "list";
-        };
-        /** WebhookEndpointView */
-        WebhookEndpointView: {
-            /** Created At */
-            created_at: number;
-            /** Events */
-            events: string[];
-            /** Id */
-            id: string;
-            /**
-             * Object
-             * @constant
-             */
-            object: "webhook_endpoint";
-            /** Secret */
-            secret: string | null;
-            /** Url */
-            url: string;
         };
         /** WorkerList */
         WorkerList: {
@@ -2814,11 +2371,6 @@ export interface components {
             draining: boolean;
             /** Heartbeat Interval S */
             heartbeat_interval_s: number;
-            /**
-             * Session
-             * @description registration only: the secret each heartbeat sends in x-gpucloud-worker-session
-             */
-            session?: string | null;
             /**
              * State
              * @enum {string}
@@ -2986,6 +2538,138 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    audit_api_audit_get: {
+        parameters: {
+            query?: {
+                action?: string | null;
+                actor?: string | null;
+                cursor?: string | null;
+                limit?: number;
+                org_id?: string | null;
+                result?: ("success" | "failure") | null;
+                since?: string | null;
+                target?: string | null;
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AuditList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    login_api_auth_login_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Login"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccessToken"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    logout_api_auth_logout_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignedOut"];
+                };
+            };
+        };
+    };
+    me_api_auth_me_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserView"];
+                };
+            };
+        };
+    };
+    refresh_api_auth_refresh_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccessToken"];
+                };
+            };
+        };
+    };
     cluster_api_cluster_get: {
         parameters: {
             query?: never;
@@ -3135,37 +2819,6 @@ export interface operations {
                 "application/json": components["schemas"]["DeploymentPatch"];
             };
         };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["DeploymentView"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    rollback_deployment_api_deployments__ref__rollback_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                ref: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
         responses: {
             /** @description Successful Response */
             200: {
@@ -3422,6 +3075,259 @@ export interface operations {
             };
         };
     };
+    list_orgs_api_orgs_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgList"];
+                };
+            };
+        };
+    };
+    create_org_api_orgs_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrgCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_org_api_orgs__org_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_org_limits_api_orgs__org_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrgLimitsPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OrgView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_members_api_orgs__org_id__members_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    add_member_api_orgs__org_id__members_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberAdd"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    remove_member_api_orgs__org_id__members__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberRemoved"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    change_role_api_orgs__org_id__members__user_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org_id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RoleChange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     stats_api_stats_get: {
         parameters: {
             query?: never;
@@ -3448,9 +3354,10 @@ export interface operations {
                 end?: string | null;
                 format?: "json" | "csv";
                 granularity?: "day" | "hour";
-                group_by?: ("key" | "model")[];
+                group_by?: ("key" | "model" | "org")[];
                 key_id?: string | null;
                 model?: string | null;
+                org_id?: string | null;
                 start?: string | null;
             };
             header?: never;
@@ -3479,7 +3386,7 @@ export interface operations {
             };
         };
     };
-    list_webhooks_api_webhooks_get: {
+    list_users_api_users_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -3494,12 +3401,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["WebhookEndpointList"];
+                    "application/json": components["schemas"]["UserList"];
                 };
             };
         };
     };
-    create_webhook_api_webhooks_post: {
+    create_user_api_users_post: {
         parameters: {
             query?: never;
             header?: never;
@@ -3508,7 +3415,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["CreateWebhook"];
+                "application/json": components["schemas"]["UserCreate"];
             };
         };
         responses: {
@@ -3518,7 +3425,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["WebhookEndpointView"];
+                    "application/json": components["schemas"]["UserView"];
                 };
             };
             /** @description Validation Error */
@@ -3532,12 +3439,12 @@ export interface operations {
             };
         };
     };
-    delete_webhook_api_webhooks__webhook_id__delete: {
+    get_user_api_users__user_id__get: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                webhook_id: string;
+                user_id: string;
             };
             cookie?: never;
         };
@@ -3549,7 +3456,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["WebhookEndpointView"];
+                    "application/json": components["schemas"]["UserView"];
                 };
             };
             /** @description Validation Error */
@@ -3563,14 +3470,12 @@ export interface operations {
             };
         };
     };
-    list_deliveries_api_webhooks__webhook_id__deliveries_get: {
+    delete_user_api_users__user_id__delete: {
         parameters: {
-            query?: {
-                limit?: number;
-            };
+            query?: never;
             header?: never;
             path: {
-                webhook_id: string;
+                user_id: string;
             };
             cookie?: never;
         };
@@ -3582,7 +3487,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["WebhookDeliveryList"];
+                    "application/json": components["schemas"]["UserDeleted"];
                 };
             };
             /** @description Validation Error */
@@ -3596,25 +3501,63 @@ export interface operations {
             };
         };
     };
-    redeliver_api_webhooks__webhook_id__deliveries__delivery_id__redeliver_post: {
+    update_user_api_users__user_id__patch: {
         parameters: {
             query?: never;
             header?: never;
             path: {
-                delivery_id: string;
-                webhook_id: string;
+                user_id: string;
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserPatch"];
+            };
+        };
         responses: {
             /** @description Successful Response */
-            202: {
+            200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["WebhookDeliveryView"];
+                    "application/json": components["schemas"]["UserView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reset_password_api_users__user_id__password_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordReset"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserView"];
                 };
             };
             /** @description Validation Error */
@@ -3713,10 +3656,7 @@ export interface operations {
     heartbeat_api_workers__worker_id__heartbeat_post: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description the session secret registration returned */
-                "x-gpucloud-worker-session"?: string | null;
-            };
+            header?: never;
             path: {
                 worker_id: string;
             };
@@ -3965,133 +3905,6 @@ export interface operations {
             };
         };
     };
-    list_batches_v1_batches_get: {
-        parameters: {
-            query?: {
-                after?: string | null;
-                limit?: number;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BatchList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    create_batch_v1_batches_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CreateBatch"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BatchObject"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    retrieve_batch_v1_batches__batch_id__get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                batch_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BatchObject"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    cancel_batch_v1_batches__batch_id__cancel_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                batch_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["BatchObject"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
     chat_completions_v1_chat_completions_post: {
         parameters: {
             query?: never;
@@ -4178,161 +3991,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EmbeddingList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    list_files_v1_files_get: {
-        parameters: {
-            query?: {
-                after?: string | null;
-                limit?: number;
-                order?: "asc" | "desc";
-                purpose?: string | null;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FileList"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    create_file_v1_files_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "multipart/form-data": {
-                    /** Format: binary */
-                    file: string;
-                    purpose: string;
-                };
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FileObject"];
-                };
-            };
-        };
-    };
-    retrieve_file_v1_files__file_id__get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                file_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FileObject"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    delete_file_v1_files__file_id__delete: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                file_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["FileDeleted"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    file_content_v1_files__file_id__content_get: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                file_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": unknown;
                 };
             };
             /** @description Validation Error */
@@ -4513,39 +4171,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ModelCard"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
-                };
-            };
-        };
-    };
-    create_response_v1_responses_post: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["ResponsesRequest"];
-            };
-        };
-        responses: {
-            /** @description JSON; with `stream: true`, typed `text/event-stream` events */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ResponseObject"];
                 };
             };
             /** @description Validation Error */

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import ConfigDict, Field, field_validator
 from starlette.responses import Response
 
 from gpucloud.db import ApiKey
-from gpucloud.errors import InvalidRequest
+from gpucloud.errors import InvalidRequest, NotFound
 from gpucloud.gateway.deps import AdminDep, PrincipalDep, RuntimeDep, get_principal
 from gpucloud.gateway.inputs import CleanInput
 from gpucloud.gateway.responses import json_response
+from gpucloud.gateway.routes.auth import AccountsDep
 from gpucloud.gateway.views import ApiKeyCreated, ApiKeyDetail, ApiKeyList, ApiKeyView, documented
 from gpucloud.keys import NewKey, Principal
 from gpucloud.queue.protocol import Priority
@@ -59,6 +60,9 @@ class KeyCreate(_KeyLimits):
     allowed_models: list[str] | None = Field(None, max_length=1000)
     default_priority: PriorityName = "normal"
     max_priority: PriorityName | None = None
+    org_id: str | None = Field(
+        None, max_length=40, description="the owning organisation; default: the default one"
+    )
 
 
 class KeyPatch(_KeyLimits):
@@ -109,11 +113,16 @@ def key_view(row: ApiKey) -> dict[str, object]:
         "token_quota": row.token_quota,
         "budget_usd": row.budget_micros / 1_000_000 if row.budget_micros is not None else None,
         "budget_period": row.budget_period,
+        "org_id": row.org_id,
     }
 
 
 @router.post("/keys", status_code=201, responses=documented(ApiKeyCreated, 201))
-async def create_key(body: KeyCreate, _: AdminDep, runtime: RuntimeDep) -> Response:
+async def create_key(
+    body: KeyCreate, request: Request, _: AdminDep, runtime: RuntimeDep, accounts: AccountsDep
+) -> Response:
+    if body.org_id is not None:
+        await _known_org(accounts, body.org_id)
     default = Priority(body.default_priority)
     ceiling = Priority(body.max_priority) if body.max_priority else default
     if body.expires_at is not None and body.expires_at <= datetime.now(body.expires_at.tzinfo):
@@ -127,10 +136,19 @@ async def create_key(body: KeyCreate, _: AdminDep, runtime: RuntimeDep) -> Respo
             allowed_models=body.allowed_models,
             default_priority=default,
             max_priority=ceiling,
+            org_id=body.org_id,
         )
     )
+    request.scope["state"].update(audit_target=row.id, audit_org=row.org_id)  # never the secret
     # The only response that ever carries the secret.
     return json_response({**key_view(row), "key": secret}, status_code=201)
+
+
+async def _known_org(accounts: AccountsDep, org_id: str) -> None:
+    try:
+        await accounts.orgs.get(org_id)
+    except NotFound:
+        raise InvalidRequest(f"No organisation with id {org_id!r}.", param="org_id") from None
 
 
 @router.get("/keys", responses=documented(ApiKeyList))

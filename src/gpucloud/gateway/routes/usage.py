@@ -1,6 +1,7 @@
 """`/api/usage`: totals and time series from the ledger, as JSON or CSV.
 
-A user key sees its own usage only; an admin sees anyone's and may filter by `key_id`. Series are
+A user key sees its own usage only; an admin sees anyone's and may filter by `key_id` or
+`org_id`; an organisation's owners, admins and viewers may filter by their `org_id`. Series are
 per UTC day or hour (`granularity`), per key and model unless `group_by` narrows it.
 """
 
@@ -12,11 +13,12 @@ from dataclasses import asdict
 from datetime import date
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from gpucloud.errors import PermissionDenied
 from gpucloud.gateway.deps import PrincipalDep, RuntimeDep, get_principal
+from gpucloud.gateway.permissions import require_role
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views import UsageReport, documented
 from gpucloud.usage import UsageFilter, UsageTotal
@@ -36,6 +38,7 @@ _COLUMNS = (
 
 @router.get("/usage", responses=documented(UsageReport, description="JSON, or CSV with `format=csv`"))
 async def usage(
+    request: Request,
     principal: PrincipalDep,
     runtime: RuntimeDep,
     key_id: str | None = None,
@@ -43,10 +46,14 @@ async def usage(
     start: date | None = None,
     end: date | None = None,
     granularity: Literal["day", "hour"] = "day",
-    group_by: list[Literal["key", "model"]] = Query(default=["key", "model"]),  # noqa: B008 - FastAPI query list
+    group_by: list[Literal["key", "model", "org"]] = Query(default=["key", "model"]),  # noqa: B008 - FastAPI query list
     format: Literal["json", "csv"] = "json",
+    org_id: str | None = None,
 ) -> Response:
-    if not principal.is_admin:
+    if org_id is not None and not principal.is_admin:
+        # An organisation's owners, admins and viewers see all its keys' usage.
+        await require_role(request, principal, org_id, ("owner", "admin", "viewer"))
+    elif not principal.is_admin:
         if key_id is not None and key_id != principal.key_id:
             raise PermissionDenied("A user key can only see its own usage.", param="key_id")
         key_id = principal.key_id
@@ -58,6 +65,8 @@ async def usage(
         granularity=granularity,
         by_key="key" in group_by,
         by_model="model" in group_by,
+        org_id=org_id,
+        by_org="org" in group_by,
     )
     rows = await runtime.usage.totals(where)
     if format == "csv":

@@ -8,6 +8,20 @@ so the schema, and the dashboard's client generated from it, types what each rou
 a field the server sends but a model lacks fails that test.
 """
 
+from gpucloud.gateway.views.accounts import (
+    AccessToken,
+    AuditList,
+    AuditRow,
+    MemberList,
+    MemberRemoved,
+    MemberView,
+    OrgList,
+    OrgView,
+    SignedOut,
+    UserDeleted,
+    UserList,
+    UserView,
+)
 from gpucloud.gateway.views.base import View, documented
 from gpucloud.gateway.views.fleet import (
     Assignment,
@@ -65,12 +79,15 @@ from gpucloud.gateway.views.openai import (
 from gpucloud.gateway.views.responses import ResponseObject
 
 __all__ = [
+    "AccessToken",
     "ApiKeyCreated",
     "ApiKeyDetail",
     "ApiKeyList",
     "ApiKeyView",
     "Assignment",
     "AssistantMessage",
+    "AuditList",
+    "AuditRow",
     "ChatChoice",
     "ChatCompletion",
     "ClusterDeployment",
@@ -91,11 +108,17 @@ __all__ = [
     "JobView",
     "KeyStatus",
     "KeyWindow",
+    "MemberList",
+    "MemberRemoved",
+    "MemberView",
     "ModelCard",
     "ModelList",
+    "OrgList",
+    "OrgView",
     "Readiness",
     "ReplicaView",
     "ResponseObject",
+    "SignedOut",
     "Stats",
     "StatsCurrent",
     "StatsMinute",
@@ -104,6 +127,9 @@ __all__ = [
     "UsageReport",
     "UsageRow",
     "UsageTotals",
+    "UserDeleted",
+    "UserList",
+    "UserView",
     "View",
     "WorkerList",
     "WorkerOrders",

@@ -30,6 +30,7 @@ class ApiKeyView(View):
     token_quota: int | None
     budget_usd: float | None
     budget_period: BudgetPeriod | None
+    org_id: str = Field(description="the organisation that owns the key")
 
 
 class ApiKeyCreated(ApiKeyView):

@@ -22,6 +22,7 @@ class UsageRow(View):
     completion_tokens: int
     total_tokens: int
     cost_usd: float
+    org_id: str | None = Field(None, description="the keys' organisation, with group_by=org")
     day: str | None = None
     hour: str | None = None
 
