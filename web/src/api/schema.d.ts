@@ -141,6 +141,26 @@ export interface paths {
         patch: operations["patch_deployment_api_deployments__ref__patch"];
         trace?: never;
     };
+    "/api/deployments/{ref}/rollback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rollback Deployment
+         * @description Roll back to the spec that ran before the latest change (409 when there is none).
+         */
+        post: operations["rollback_deployment_api_deployments__ref__rollback_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/jobs": {
         parameters: {
             query?: never;
@@ -389,6 +409,75 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Webhooks */
+        get: operations["list_webhooks_api_webhooks_get"];
+        put?: never;
+        /** Create Webhook */
+        post: operations["create_webhook_api_webhooks_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete Webhook */
+        delete: operations["delete_webhook_api_webhooks__webhook_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Deliveries */
+        get: operations["list_deliveries_api_webhooks__webhook_id__deliveries_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Redeliver */
+        post: operations["redeliver_api_webhooks__webhook_id__deliveries__delivery_id__redeliver_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/workers": {
         parameters: {
             query?: never;
@@ -577,6 +666,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/batches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Batches */
+        get: operations["list_batches_v1_batches_get"];
+        put?: never;
+        /** Create Batch */
+        post: operations["create_batch_v1_batches_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batches/{batch_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve Batch */
+        get: operations["retrieve_batch_v1_batches__batch_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batches/{batch_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel Batch */
+        post: operations["cancel_batch_v1_batches__batch_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/chat/completions": {
         parameters: {
             query?: never;
@@ -625,6 +766,59 @@ export interface paths {
          * @description Through the queue like any job (see `gateway.embeddings`); never streamed.
          */
         post: operations["embeddings_v1_embeddings_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Files */
+        get: operations["list_files_v1_files_get"];
+        put?: never;
+        /** Create File */
+        post: operations["create_file_v1_files_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/files/{file_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Retrieve File */
+        get: operations["retrieve_file_v1_files__file_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete File */
+        delete: operations["delete_file_v1_files__file_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/files/{file_id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** File Content */
+        get: operations["file_content_v1_files__file_id__content_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -695,6 +889,23 @@ export interface paths {
         get: operations["get_model_v1_models__model__get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/responses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create Response */
+        post: operations["create_response_v1_responses_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -943,8 +1154,11 @@ export interface components {
         };
         /** AssistantMessage */
         AssistantMessage: {
-            /** Content */
-            content: string;
+            /**
+             * Content
+             * @description null when the answer is tool calls only
+             */
+            content: string | null;
             /**
              * Refusal
              * @description always null here
@@ -955,6 +1169,8 @@ export interface components {
              * @constant
              */
             role: "assistant";
+            /** Tool Calls */
+            tool_calls?: components["schemas"]["ToolCallView"][] | null;
         };
         /** AuditList */
         AuditList: {
@@ -1005,6 +1221,173 @@ export interface components {
             /** Target */
             target: string | null;
         };
+        /** AutoscaleDecision */
+        AutoscaleDecision: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "scale_up" | "scale_down" | "hold";
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** From Replicas */
+            from_replicas: number;
+            /** Reason */
+            reason: string;
+            /** To Replicas */
+            to_replicas: number;
+        };
+        /**
+         * AutoscaleSpec
+         * @description Autoscaling bounds and targets (`deployments.autoscale`).
+         */
+        AutoscaleSpec: {
+            /** Max Replicas */
+            max_replicas: number;
+            /** Min Replicas */
+            min_replicas: number;
+            /**
+             * Scale Down Delay S
+             * @description calm this long before scaling down
+             * @default 60
+             */
+            scale_down_delay_s: number;
+            /**
+             * Target Queue Per Replica
+             * @description queued jobs per replica
+             * @default 4
+             */
+            target_queue_per_replica: number;
+            /**
+             * Target Wait S
+             * @description longest acceptable queue wait
+             */
+            target_wait_s?: number | null;
+        };
+        /** AutoscaleView */
+        AutoscaleView: {
+            last_decision: components["schemas"]["AutoscaleDecision"] | null;
+            /** Max Replicas */
+            max_replicas: number;
+            /** Min Replicas */
+            min_replicas: number;
+            /**
+             * Scale Down Delay S
+             * @description calm this long before scaling down
+             * @default 60
+             */
+            scale_down_delay_s: number;
+            /**
+             * Target Queue Per Replica
+             * @description queued jobs per replica
+             * @default 4
+             */
+            target_queue_per_replica: number;
+            /**
+             * Target Wait S
+             * @description longest acceptable queue wait
+             */
+            target_wait_s?: number | null;
+        };
+        /** BatchErrorItem */
+        BatchErrorItem: {
+            /** Code */
+            code: string;
+            /** Line */
+            line: number | null;
+            /** Message */
+            message: string;
+            /** Param */
+            param: string | null;
+        };
+        /** BatchErrors */
+        BatchErrors: {
+            /** Data */
+            data: components["schemas"]["BatchErrorItem"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** BatchList */
+        BatchList: {
+            /** Data */
+            data: components["schemas"]["BatchObject"][];
+            /** First Id */
+            first_id: string | null;
+            /** Has More */
+            has_more: boolean;
+            /** Last Id */
+            last_id: string | null;
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** BatchObject */
+        BatchObject: {
+            /** Cancelled At */
+            cancelled_at: number | null;
+            /** Cancelling At */
+            cancelling_at: number | null;
+            /** Completed At */
+            completed_at: number | null;
+            /** Completion Window */
+            completion_window: string;
+            /** Created At */
+            created_at: number;
+            /** Endpoint */
+            endpoint: string;
+            /** Error File Id */
+            error_file_id: string | null;
+            errors: components["schemas"]["BatchErrors"] | null;
+            /** Expired At */
+            expired_at: number | null;
+            /** Expires At */
+            expires_at: number | null;
+            /** Failed At */
+            failed_at: number | null;
+            /** Finalizing At */
+            finalizing_at: number | null;
+            /** Id */
+            id: string;
+            /** In Progress At */
+            in_progress_at: number | null;
+            /** Input File Id */
+            input_file_id: string;
+            /** Metadata */
+            metadata: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Object
+             * @constant
+             */
+            object: "batch";
+            /** Output File Id */
+            output_file_id: string | null;
+            request_counts: components["schemas"]["RequestCounts"];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
+        };
+        /** CalledFunction */
+        CalledFunction: {
+            /**
+             * Arguments
+             * @description JSON text of the arguments
+             */
+            arguments: string;
+            /** Name */
+            name: string;
+        };
         /** ChatChoice */
         ChatChoice: {
             /** Finish Reason */
@@ -1013,7 +1396,7 @@ export interface components {
             index: number;
             /**
              * Logprobs
-             * @description always null here (not supported)
+             * @description with `logprobs: true`: {content, refusal}
              */
             logprobs: {
                 [key: string]: unknown;
@@ -1038,11 +1421,6 @@ export interface components {
              * @constant
              */
             object: "chat.completion";
-            /**
-             * System Fingerprint
-             * @description always null here
-             */
-            system_fingerprint: string | null;
             usage: components["schemas"]["CompletionUsage"];
         };
         /** ChatCompletionRequest */
@@ -1069,6 +1447,8 @@ export interface components {
             model: string;
             /** N */
             n?: number | null;
+            /** Parallel Tool Calls */
+            parallel_tool_calls?: boolean | null;
             /** Presence Penalty */
             presence_penalty?: number | null;
             /** Priority */
@@ -1088,6 +1468,10 @@ export interface components {
             stream_options?: components["schemas"]["StreamOptions"] | null;
             /** Temperature */
             temperature?: number | null;
+            /** Tool Choice */
+            tool_choice?: ("none" | "auto" | "required") | components["schemas"]["NamedToolChoice"] | null;
+            /** Tools */
+            tools?: components["schemas"]["Tool"][] | null;
             /** Top Logprobs */
             top_logprobs?: number | null;
             /** Top P */
@@ -1110,6 +1494,8 @@ export interface components {
             role: "system" | "developer" | "user" | "assistant" | "tool";
             /** Tool Call Id */
             tool_call_id?: string | null;
+            /** Tool Calls */
+            tool_calls?: components["schemas"]["ToolCall"][] | null;
         };
         /** ClusterDeployment */
         ClusterDeployment: {
@@ -1241,8 +1627,33 @@ export interface components {
             /** Total Tokens */
             total_tokens: number;
         };
+        /** CreateBatch */
+        CreateBatch: {
+            /** Completion Window */
+            completion_window: string;
+            /**
+             * Endpoint
+             * @enum {string}
+             */
+            endpoint: "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings";
+            /** Input File Id */
+            input_file_id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            } | null;
+        };
+        /** CreateWebhook */
+        CreateWebhook: {
+            /** Events */
+            events: string[];
+            /** Url */
+            url: string;
+        };
         /** DeploymentCreate */
         DeploymentCreate: {
+            /** @description scale on queue pressure; null: fixed replicas */
+            autoscale?: components["schemas"]["AutoscaleSpec"] | null;
             /**
              * Engine
              * @enum {string}
@@ -1273,6 +1684,16 @@ export interface components {
             labels?: {
                 [key: string]: string;
             } | null;
+            /**
+             * Max Surge
+             * @description extra replicas during a roll (1)
+             */
+            max_surge?: number | null;
+            /**
+             * Max Unavailable
+             * @description replicas a roll may take down (0)
+             */
+            max_unavailable?: number | null;
             /**
              * Name
              * @description the model id clients use
@@ -1325,10 +1746,15 @@ export interface components {
         };
         /**
          * DeploymentPatch
-         * @description What may change after creation; only the fields sent change. Changing `engine_options`
-         *     reloads every replica; a new size or constraint moves the replicas that no longer fit.
+         * @description What may change after creation; only the fields sent change. Changing what runs (`engine`,
+         *     `source`, `engine_options`, `gpu_memory_gb`) is a rolling update, replica by replica, within
+         *     `max_surge` / `max_unavailable`; a new constraint moves the replicas that no longer fit.
          */
         DeploymentPatch: {
+            /** @description scale on queue pressure; null: fixed replicas */
+            autoscale?: components["schemas"]["AutoscaleSpec"] | null;
+            /** Engine */
+            engine?: ("simulated" | "transformers" | "openai" | "sentence-transformers") | null;
             /** Engine Options */
             engine_options?: {
                 [key: string]: string;
@@ -1350,6 +1776,16 @@ export interface components {
                 [key: string]: string;
             } | null;
             /**
+             * Max Surge
+             * @description extra replicas during a roll (1)
+             */
+            max_surge?: number | null;
+            /**
+             * Max Unavailable
+             * @description replicas a roll may take down (0)
+             */
+            max_unavailable?: number | null;
+            /**
              * On Demand
              * @description load on the first request, unload when idle
              */
@@ -1361,12 +1797,18 @@ export interface components {
              * @description copies to run
              */
             replicas?: number | null;
+            /**
+             * Source
+             * @description path under models_dir or hub id
+             */
+            source?: string | null;
         };
         /**
          * DeploymentView
          * @description A deployment (`deployments.views.deployment_view`).
          */
         DeploymentView: {
+            autoscale: components["schemas"]["AutoscaleView"] | null;
             /**
              * Created At
              * Format: date-time
@@ -1394,6 +1836,10 @@ export interface components {
             labels: {
                 [key: string]: string;
             };
+            /** Max Surge */
+            max_surge: number;
+            /** Max Unavailable */
+            max_unavailable: number;
             /** Name */
             name: string;
             /**
@@ -1416,8 +1862,11 @@ export interface components {
             replica_states: components["schemas"]["ReplicaView"][];
             /** Replicas */
             replicas: number;
+            rollout: components["schemas"]["RolloutView"] | null;
             /** Source */
             source: string | null;
+            /** Spec Version */
+            spec_version: number;
             /**
              * State
              * @enum {string}
@@ -1486,6 +1935,172 @@ export interface components {
             prompt_tokens: number;
             /** Total Tokens */
             total_tokens: number;
+        };
+        /** FileDeleted */
+        FileDeleted: {
+            /** Deleted */
+            deleted: boolean;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "file";
+        };
+        /** FileList */
+        FileList: {
+            /** Data */
+            data: components["schemas"]["FileObject"][];
+            /** First Id */
+            first_id: string | null;
+            /** Has More */
+            has_more: boolean;
+            /** Last Id */
+            last_id: string | null;
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** FileObject */
+        FileObject: {
+            /** Bytes */
+            bytes: number;
+            /** Created At */
+            created_at: number;
+            /** Expires At */
+            expires_at: number | null;
+            /** Filename */
+            filename: string;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "file";
+            /** Purpose */
+            purpose: string;
+            /**
+             * Status
+             * @constant
+             */
+            status: "processed";
+            /** Status Details */
+            status_details: string | null;
+        };
+        /** FunctionCall */
+        FunctionCall: {
+            /** Arguments */
+            arguments: string;
+            /** Name */
+            name: string;
+        };
+        /** FunctionCallItem */
+        FunctionCallItem: {
+            /** Arguments */
+            arguments: string;
+            /** Call Id */
+            call_id: string;
+            /** Id */
+            id?: string | null;
+            /** Name */
+            name: string;
+            /** Status */
+            status?: string | null;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function_call";
+        };
+        /** FunctionCallOutput */
+        FunctionCallOutput: {
+            /**
+             * Arguments
+             * @description JSON text of the arguments
+             */
+            arguments: string;
+            /** Call Id */
+            call_id: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "in_progress" | "completed" | "incomplete";
+            /**
+             * Type
+             * @constant
+             */
+            type: "function_call";
+        };
+        /** FunctionCallOutputItem */
+        FunctionCallOutputItem: {
+            /** Call Id */
+            call_id: string;
+            /** Id */
+            id?: string | null;
+            /** Output */
+            output: string;
+            /** Status */
+            status?: string | null;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function_call_output";
+        };
+        /** FunctionDefinition */
+        FunctionDefinition: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name: string;
+            /** Parameters */
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
+            /** Strict */
+            strict?: boolean | null;
+        };
+        /** FunctionTool */
+        FunctionTool: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name: string;
+            /** Parameters */
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
+            /** Strict */
+            strict?: boolean | null;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** NamedFunction */
+        gpucloud__gateway__responses_api__schemas__NamedFunction: {
+            /** Name */
+            name: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** NamedFunction */
+        gpucloud__gateway__schemas__NamedFunction: {
+            /** Name */
+            name: string;
         };
         /**
          * GpuIn
@@ -1572,6 +2187,26 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /** IncompleteDetails */
+        IncompleteDetails: {
+            /**
+             * Reason
+             * @constant
+             */
+            reason: "max_output_tokens";
+        };
+        /** InputText */
+        InputText: {
+            /** Annotations */
+            annotations?: unknown[] | null;
+            /** Text */
+            text: string;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "input_text" | "output_text";
+        };
         /** JobError */
         JobError: {
             /** Code */
@@ -1642,6 +2277,19 @@ export interface components {
             stream: boolean;
             /** Worker Id */
             worker_id: string | null;
+        };
+        /** JsonSchemaFormat */
+        JsonSchemaFormat: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name: string;
+            /** Schema */
+            schema?: {
+                [key: string]: unknown;
+            } | null;
+            /** Strict */
+            strict?: boolean | null;
         };
         /** KeyCreate */
         KeyCreate: {
@@ -1847,6 +2495,44 @@ export interface components {
             /** User Id */
             user_id: string;
         };
+        /** MessageItem */
+        MessageItem: {
+            /** Content */
+            content: string | components["schemas"]["InputText"][];
+            /** Id */
+            id?: string | null;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "user" | "assistant" | "system" | "developer";
+            /** Status */
+            status?: string | null;
+            /** Type */
+            type?: "message" | null;
+        };
+        /** MessageOutput */
+        MessageOutput: {
+            /** Content */
+            content: components["schemas"]["OutputText"][];
+            /** Id */
+            id: string;
+            /**
+             * Role
+             * @constant
+             */
+            role: "assistant";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "in_progress" | "completed" | "incomplete";
+            /**
+             * Type
+             * @constant
+             */
+            type: "message";
+        };
         /** ModelCard */
         ModelCard: {
             /** Created */
@@ -1870,6 +2556,15 @@ export interface components {
              * @constant
              */
             object: "list";
+        };
+        /** NamedToolChoice */
+        NamedToolChoice: {
+            function: components["schemas"]["gpucloud__gateway__schemas__NamedFunction"];
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
         };
         /** OrgCreate */
         OrgCreate: {
@@ -1949,6 +2644,20 @@ export interface components {
             token_quota: number | null;
             /** Tpm Limit */
             tpm_limit: number | null;
+        };
+        /** OutputText */
+        OutputText: {
+            /** Annotations */
+            annotations: unknown[];
+            /** Logprobs */
+            logprobs: unknown[];
+            /** Text */
+            text: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "output_text";
         };
         /** PasswordReset */
         PasswordReset: {
@@ -2036,6 +2745,8 @@ export interface components {
             last_used_at: string | null;
             /** Reason */
             reason: string | null;
+            /** Spec Version */
+            spec_version: number;
             /**
              * State
              * @enum {string}
@@ -2049,13 +2760,153 @@ export interface components {
             /** Worker Id */
             worker_id: string;
         };
+        /** RequestCounts */
+        RequestCounts: {
+            /** Completed */
+            completed: number;
+            /** Failed */
+            failed: number;
+            /** Total */
+            total: number;
+        };
         /** ResponseFormat */
         ResponseFormat: {
+            json_schema?: components["schemas"]["JsonSchemaFormat"] | null;
             /**
              * Type
+             * @enum {string}
+             */
+            type: "text" | "json_object" | "json_schema";
+        };
+        /**
+         * ResponseObject
+         * @description A response (`stream: true` answers typed `text/event-stream` events instead).
+         */
+        ResponseObject: {
+            /** Created At */
+            created_at: number;
+            /** Error */
+            error: {
+                [key: string]: unknown;
+            } | null;
+            /** Id */
+            id: string;
+            incomplete_details: components["schemas"]["IncompleteDetails"] | null;
+            /** Instructions */
+            instructions: string | null;
+            /** Max Output Tokens */
+            max_output_tokens: number | null;
+            /** Metadata */
+            metadata: {
+                [key: string]: string;
+            };
+            /** Model */
+            model: string;
+            /**
+             * Object
              * @constant
              */
-            type: "text";
+            object: "response";
+            /** Output */
+            output: (components["schemas"]["MessageOutput"] | components["schemas"]["FunctionCallOutput"])[];
+            /** Parallel Tool Calls */
+            parallel_tool_calls: boolean;
+            /**
+             * Previous Response Id
+             * @description always null here (responses are not stored)
+             */
+            previous_response_id: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "in_progress" | "completed" | "incomplete";
+            /**
+             * Store
+             * @description always false here
+             */
+            store: boolean;
+            /** Temperature */
+            temperature: number;
+            /** Text */
+            text: {
+                [key: string]: unknown;
+            };
+            /** Tool Choice */
+            tool_choice: string | {
+                [key: string]: unknown;
+            };
+            /** Tools */
+            tools: {
+                [key: string]: unknown;
+            }[];
+            /** Top P */
+            top_p: number;
+            /**
+             * Truncation
+             * @constant
+             */
+            truncation: "disabled";
+            /** @description absent until the answer is complete */
+            usage?: components["schemas"]["ResponseUsage"] | null;
+            /** User */
+            user?: string | null;
+        };
+        /** ResponsesRequest */
+        ResponsesRequest: {
+            /** Input */
+            input: string | (components["schemas"]["MessageItem"] | components["schemas"]["FunctionCallItem"] | components["schemas"]["FunctionCallOutputItem"])[];
+            /** Instructions */
+            instructions?: string | null;
+            /** Max Output Tokens */
+            max_output_tokens?: number | null;
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            } | null;
+            /** Model */
+            model: string;
+            /** Parallel Tool Calls */
+            parallel_tool_calls?: boolean | null;
+            /** Previous Response Id */
+            previous_response_id?: string | null;
+            /** Priority */
+            priority?: ("high" | "normal" | "low") | null;
+            /** Store */
+            store?: boolean | null;
+            /**
+             * Stream
+             * @default false
+             */
+            stream: boolean | null;
+            /** Temperature */
+            temperature?: number | null;
+            text?: components["schemas"]["TextOptions"] | null;
+            /** Tool Choice */
+            tool_choice?: ("none" | "auto" | "required") | components["schemas"]["gpucloud__gateway__responses_api__schemas__NamedFunction"] | null;
+            /** Tools */
+            tools?: components["schemas"]["FunctionTool"][] | null;
+            /** Top P */
+            top_p?: number | null;
+            /** User */
+            user?: string | null;
+        };
+        /** ResponseUsage */
+        ResponseUsage: {
+            /** Input Tokens */
+            input_tokens: number;
+            /** Input Tokens Details */
+            input_tokens_details: {
+                [key: string]: number;
+            };
+            /** Output Tokens */
+            output_tokens: number;
+            /** Output Tokens Details */
+            output_tokens_details: {
+                [key: string]: number;
+            };
+            /** Total Tokens */
+            total_tokens: number;
         };
         /** RoleChange */
         RoleChange: {
@@ -2064,6 +2915,25 @@ export interface components {
              * @description one of owner, admin, member, viewer
              */
             role: string;
+        };
+        /**
+         * RolloutView
+         * @description A rolling update's progress (`deployments.rollout`).
+         */
+        RolloutView: {
+            /** From Version */
+            from_version: number;
+            /** Reason */
+            reason: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "progressing" | "complete" | "failed";
+            /** To Version */
+            to_version: number;
+            /** Updated Replicas */
+            updated_replicas: number;
         };
         /** SignedOut */
         SignedOut: {
@@ -2152,7 +3022,7 @@ export interface components {
             index: number;
             /**
              * Logprobs
-             * @description always null here (not supported)
+             * @description with `logprobs`: tokens and their logprobs
              */
             logprobs: {
                 [key: string]: unknown;
@@ -2178,12 +3048,29 @@ export interface components {
              * @constant
              */
             object: "text_completion";
-            /**
-             * System Fingerprint
-             * @description always null here
-             */
-            system_fingerprint: string | null;
             usage: components["schemas"]["CompletionUsage"];
+        };
+        /** TextFormat */
+        TextFormat: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name?: string | null;
+            /** Schema */
+            schema?: {
+                [key: string]: unknown;
+            } | null;
+            /** Strict */
+            strict?: boolean | null;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "text" | "json_object" | "json_schema";
+        };
+        /** TextOptions */
+        TextOptions: {
+            format?: components["schemas"]["TextFormat"] | null;
         };
         /** TextPart */
         TextPart: {
@@ -2199,6 +3086,37 @@ export interface components {
         TokenCreate: {
             /** Name */
             name: string;
+        };
+        /** Tool */
+        Tool: {
+            function: components["schemas"]["FunctionDefinition"];
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** ToolCall */
+        ToolCall: {
+            function: components["schemas"]["FunctionCall"];
+            /** Id */
+            id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
+        };
+        /** ToolCallView */
+        ToolCallView: {
+            function: components["schemas"]["CalledFunction"];
+            /** Id */
+            id: string;
+            /**
+             * Type
+             * @constant
+             */
+            type: "function";
         };
         /** UsageReport */
         UsageReport: {
@@ -2350,6 +3268,77 @@ export interface components {
             /** Error Type */
             type: string;
         };
+        /** WebhookDeliveryList */
+        WebhookDeliveryList: {
+            /** Data */
+            data: components["schemas"]["WebhookDeliveryView"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** WebhookDeliveryView */
+        WebhookDeliveryView: {
+            /** Attempts */
+            attempts: number;
+            /** Created At */
+            created_at: number;
+            /** Delivered At */
+            delivered_at: number | null;
+            /** Endpoint Id */
+            endpoint_id: string;
+            /** Event Id */
+            event_id: string;
+            /** Event Type */
+            event_type: string;
+            /** Id */
+            id: string;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Status Code */
+            last_status_code: number | null;
+            /** Next Attempt At */
+            next_attempt_at: number | null;
+            /**
+             * Object
+             * @constant
+             */
+            object: "webhook_delivery";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "succeeded" | "failed";
+        };
+        /** WebhookEndpointList */
+        WebhookEndpointList: {
+            /** Data */
+            data: components["schemas"]["WebhookEndpointView"][];
+            /**
+             * Object
+             * @constant
+             */
+            object: "list";
+        };
+        /** WebhookEndpointView */
+        WebhookEndpointView: {
+            /** Created At */
+            created_at: number;
+            /** Events */
+            events: string[];
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @constant
+             */
+            object: "webhook_endpoint";
+            /** Secret */
+            secret: string | null;
+            /** Url */
+            url: string;
+        };
         /** WorkerList */
         WorkerList: {
             /** Data */
@@ -2371,6 +3360,11 @@ export interface components {
             draining: boolean;
             /** Heartbeat Interval S */
             heartbeat_interval_s: number;
+            /**
+             * Session
+             * @description registration only: the secret each heartbeat sends in x-gpucloud-worker-session
+             */
+            session?: string | null;
             /**
              * State
              * @enum {string}
@@ -2819,6 +3813,37 @@ export interface operations {
                 "application/json": components["schemas"]["DeploymentPatch"];
             };
         };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    rollback_deployment_api_deployments__ref__rollback_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                ref: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
         responses: {
             /** @description Successful Response */
             200: {
@@ -3571,6 +4596,155 @@ export interface operations {
             };
         };
     };
+    list_webhooks_api_webhooks_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointList"];
+                };
+            };
+        };
+    };
+    create_webhook_api_webhooks_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhook"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_webhook_api_webhooks__webhook_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookEndpointView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_deliveries_api_webhooks__webhook_id__deliveries_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    redeliver_api_webhooks__webhook_id__deliveries__delivery_id__redeliver_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                delivery_id: string;
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_workers_api_workers_get: {
         parameters: {
             query?: never;
@@ -3656,7 +4830,10 @@ export interface operations {
     heartbeat_api_workers__worker_id__heartbeat_post: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description the session secret registration returned */
+                "x-gpucloud-worker-session"?: string | null;
+            };
             path: {
                 worker_id: string;
             };
@@ -3905,6 +5082,133 @@ export interface operations {
             };
         };
     };
+    list_batches_v1_batches_get: {
+        parameters: {
+            query?: {
+                after?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_batch_v1_batches_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateBatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    retrieve_batch_v1_batches__batch_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_batch_v1_batches__batch_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BatchObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     chat_completions_v1_chat_completions_post: {
         parameters: {
             query?: never;
@@ -3991,6 +5295,161 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EmbeddingList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_files_v1_files_get: {
+        parameters: {
+            query?: {
+                after?: string | null;
+                limit?: number;
+                order?: "asc" | "desc";
+                purpose?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_file_v1_files_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                    purpose: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileObject"];
+                };
+            };
+        };
+    };
+    retrieve_file_v1_files__file_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_file_v1_files__file_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileDeleted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    file_content_v1_files__file_id__content_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
                 };
             };
             /** @description Validation Error */
@@ -4171,6 +5630,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ModelCard"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_response_v1_responses_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResponsesRequest"];
+            };
+        };
+        responses: {
+            /** @description JSON; with `stream: true`, typed `text/event-stream` events */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResponseObject"];
                 };
             };
             /** @description Validation Error */
