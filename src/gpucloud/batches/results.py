@@ -20,7 +20,7 @@ from gpucloud.db.models import BatchLine
 from gpucloud.gateway.embeddings import embedding_body
 from gpucloud.gateway.errors import envelope, status_of
 from gpucloud.gateway.formats import StoredJob, completion_body
-from gpucloud.gateway.inference import stored_error
+from gpucloud.gateway.job_errors import stored_error
 
 _PAGE = 1000
 

@@ -15,7 +15,8 @@ import orjson
 
 from gpucloud.errors import GpucloudError
 from gpucloud.gateway.errors import envelope, status_of
-from gpucloud.gateway.inference import Inference, Submitted, error_of, events_until_end
+from gpucloud.gateway.inference import Inference, Submitted, events_until_end
+from gpucloud.gateway.job_errors import error_of
 from gpucloud.gateway.middleware import RequestFacts
 from gpucloud.queue.protocol import EventKind, JobEvent
 

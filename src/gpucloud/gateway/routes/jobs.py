@@ -19,7 +19,8 @@ from gpucloud.errors import Conflict, InvalidRequest, NotFound
 from gpucloud.gateway.deps import AdminDep, InferenceDep, PrincipalDep, RuntimeDep, get_principal
 from gpucloud.gateway.embeddings import embedding_body
 from gpucloud.gateway.formats import StoredJob, completion_body
-from gpucloud.gateway.inference import PRIORITY_HEADER, idempotency_key, stored_error
+from gpucloud.gateway.inference import PRIORITY_HEADER, idempotency_key
+from gpucloud.gateway.job_errors import stored_error
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
 from gpucloud.gateway.views import JobList, JobView, documented

@@ -8,7 +8,8 @@ from starlette.responses import Response, StreamingResponse
 from gpucloud.gateway.deps import InferenceDep, PrincipalDep, RuntimeDep, facts, get_principal
 from gpucloud.gateway.embeddings import embedding_body, embedding_request
 from gpucloud.gateway.formats import completion_body, replay_sse, sse
-from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, error_of, idempotency_key
+from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, idempotency_key
+from gpucloud.gateway.job_errors import error_of
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.routing import FastRoute
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest

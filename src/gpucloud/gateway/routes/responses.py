@@ -14,7 +14,8 @@ from starlette.responses import Response, StreamingResponse
 
 from gpucloud.gateway.deps import InferenceDep, PrincipalDep, RuntimeDep, facts, get_principal
 from gpucloud.gateway.formats import sse
-from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, Submitted, error_of, idempotency_key
+from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, Submitted, idempotency_key
+from gpucloud.gateway.job_errors import error_of
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.responses_api.convert import build_response_generation
 from gpucloud.gateway.responses_api.output import ResponseStream, echoed, response_object

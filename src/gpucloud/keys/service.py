@@ -1,27 +1,11 @@
-"""API keys: their format, storage and authentication (docs/architecture.md §6).
-
-A key is `gc_` + 43 base62 characters (256 random bits) + a 6-character base62 CRC32 checksum of
-the random part. The checksum lets the gateway refuse mistyped or made-up keys without touching
-the database, and lets secret scanners recognise ours. Only the SHA-256 digest (keys carry 256 bits
-of entropy, so a plain digest cannot be brute-forced) and an 11-character display prefix are
-stored; the secret exists in a response exactly once, when the key is created. The operator's own
-key (GPUCLOUD_ADMIN_KEY, chosen by a person) stores no characters at all: it shows a fixed label,
-and must be at least 32 characters (`check_operator_key`).
-"""
+"""`KeyService`: keys in the database, and authentication through the per-process key cache."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
-import secrets
 import time
 import uuid
-import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,178 +14,20 @@ from gpucloud.db import ApiKey, Database, Organization
 from gpucloud.db.models import DEFAULT_ORG_ID, utcnow
 from gpucloud.errors import AuthenticationFailed, InvalidRequest, NotFound
 from gpucloud.keycache import CachedKey, KeyCache, KeyChanges, LocalKeyChanges
-from gpucloud.queue.protocol import Priority
-
-KEY_PREFIX = "gc_"
-WORKER_TOKEN_PREFIX = "gcw_"  # noqa: S105 (a prefix, not a secret); worker tokens (gpucloud.cluster.tokens); never an API key
-ROLES = ("admin", "user")
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_BODY_LEN = 43  # ceil(256 / log2(62))
-_CHECK_LEN = 6
-_DISPLAY_LEN = 11
-DISPLAY_LEN = _DISPLAY_LEN
-_MIN_OPERATOR_KEY_LEN = 32
-# What an operator-chosen key shows instead of its first characters: none of it is stored.
-OPERATOR_LABEL = "(operator key)"
-_OPERATOR_NAME = "admin (GPUCLOUD_ADMIN_KEY)"
-_OTHER_SECRET_PREFIXES = ("gcw_", "gcs_")  # worker tokens and worker sessions are never API keys
-
-
-def _base62(number: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        number, rest = divmod(number, 62)
-        chars.append(_ALPHABET[rest])
-    return "".join(reversed(chars))
-
-
-def _checksum(body: str) -> str:
-    return _base62(zlib.crc32(body.encode()), _CHECK_LEN)
-
-
-def generate_secret(prefix: str) -> str:
-    """`prefix` + 43 base62 characters (256 random bits) + their 6-character checksum. API keys
-    use `gc_`, worker tokens `gcw_` (`gpucloud.cluster.tokens`): distinct prefixes keep one kind
-    from ever passing for the other, and let secret scanners tell them apart."""
-    body = _base62(secrets.randbits(256), _BODY_LEN)
-    return f"{prefix}{body}{_checksum(body)}"
-
-
-def generate_key() -> str:
-    return generate_secret(KEY_PREFIX)
-
-
-def well_formed(key: str, prefix: str = KEY_PREFIX) -> bool:
-    """True for a `prefix` secret whose checksum matches; cheap, no database."""
-    if not key.startswith(prefix) or len(key) != len(prefix) + _BODY_LEN + _CHECK_LEN:
-        return False
-    body, check = key[len(prefix) : -_CHECK_LEN], key[-_CHECK_LEN:]
-    if any(c not in _ALPHABET for c in body):
-        return False
-    return hmac.compare_digest(_checksum(body), check)
-
-
-def check_operator_key(secret: str) -> None:
-    """ValueError (a one-line message that never quotes the key) unless `secret` is usable as
-    GPUCLOUD_ADMIN_KEY: printable ASCII with no whitespace (a trailing newline from a file is the
-    usual mistake), at least 32 characters, not a worker token, and a valid key if it is `gc_`."""
-    if any(c.isspace() for c in secret):
-        raise ValueError("contains whitespace (a trailing newline?); remove it")
-    if not secret.isascii() or not secret.isprintable():
-        raise ValueError("must be printable ASCII characters")
-    if secret.startswith(_OTHER_SECRET_PREFIXES):
-        raise ValueError("is a worker token (gcw_) or session (gcs_), not an API key")
-    if secret.startswith(KEY_PREFIX) and not well_formed(secret):
-        raise ValueError("starts with gc_ but is not a valid gpucloud key (bad checksum)")
-    if len(secret) < _MIN_OPERATOR_KEY_LEN:
-        raise ValueError(f"must be at least {_MIN_OPERATOR_KEY_LEN} characters")
-
-
-def digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class OrgLimits:
-    """The limits of the key's organisation (gpucloud.accounts), read with the key in one query."""
-
-    rpm_limit: int | None
-    tpm_limit: int | None
-    token_quota: int | None
-    budget_micros: int | None
-    budget_period: str | None
-
-    @classmethod
-    def of(cls, row: object) -> OrgLimits | None:
-        """From a key row joined with its organisation (`org_*` columns); None when it sets none."""
-        found = cls(*(getattr(row, f"org_{name}", None) for name in _ORG_LIMITS))
-        limits = (found.rpm_limit, found.tpm_limit, found.token_quota, found.budget_micros)
-        return None if all(v is None for v in limits) else found
-
-
-_ORG_LIMITS = ("rpm_limit", "tpm_limit", "token_quota", "budget_micros", "budget_period")
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the authenticated key, without its secret."""
-
-    key_id: str
-    name: str
-    role: str
-    allowed_models: tuple[str, ...] | None
-    default_priority: Priority
-    max_priority: Priority
-    rpm_limit: int | None = None
-    tpm_limit: int | None = None
-    max_concurrency: int | None = None
-    token_quota: int | None = None
-    budget_micros: int | None = None
-    budget_period: str | None = None
-    org_id: str | None = None  # the owning organisation (gpucloud.accounts); None for a signed-in user
-    org_limits: OrgLimits | None = None  # its limits, enforced with the key's (admission)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    def may_use(self, model: str) -> bool:
-        return self.allowed_models is None or model in self.allowed_models
-
-    @classmethod
-    def of(cls, row: ApiKey) -> Principal:
-        return cls(
-            key_id=row.id,
-            name=row.name,
-            role=row.role,
-            allowed_models=tuple(row.allowed_models) if row.allowed_models is not None else None,
-            default_priority=Priority(row.default_priority),
-            max_priority=Priority(row.max_priority),
-            rpm_limit=row.rpm_limit,
-            tpm_limit=row.tpm_limit,
-            max_concurrency=row.max_concurrency,
-            token_quota=row.token_quota,
-            budget_micros=row.budget_micros,
-            budget_period=row.budget_period,
-            org_id=row.org_id,
-            org_limits=OrgLimits.of(row),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class NewKey:
-    name: str
-    role: str = "user"
-    expires_at: datetime | None = None
-    allowed_models: Sequence[str] | None = None
-    default_priority: Priority = Priority.NORMAL
-    max_priority: Priority = Priority.NORMAL
-    rpm_limit: int | None = None
-    tpm_limit: int | None = None
-    max_concurrency: int | None = None
-    token_quota: int | None = None
-    budget_micros: int | None = None
-    budget_period: str | None = None
-    org_id: str | None = None  # None: the default organisation
-
-
-# Fields `KeyService.update` may change (PATCH /api/keys/{id}); None clears a limit.
-EDITABLE = frozenset(
-    {
-        "name",
-        "allowed_models",
-        "default_priority",
-        "max_priority",
-        "expires_at",
-        "rpm_limit",
-        "tpm_limit",
-        "max_concurrency",
-        "token_quota",
-        "budget_micros",
-        "budget_period",
-    }
+from gpucloud.keys.principal import EDITABLE, ORG_LIMIT_COLUMNS, NewKey, Principal
+from gpucloud.keys.secrets import (
+    DISPLAY_LEN,
+    KEY_PREFIX,
+    OPERATOR_LABEL,
+    OPERATOR_NAME,
+    ROLES,
+    WORKER_TOKEN_PREFIX,
+    check_operator_key,
+    digest,
+    generate_key,
+    well_formed,
 )
-BUDGET_PERIODS = ("daily", "monthly")
+from gpucloud.queue.protocol import Priority
 
 
 class KeyService:
@@ -219,7 +45,7 @@ class KeyService:
         table = ApiKey.__table__
         org = Organization.__table__
         self._by_digest = (
-            select(table, *(org.c[name].label(f"org_{name}") for name in _ORG_LIMITS))
+            select(table, *(org.c[name].label(f"org_{name}") for name in ORG_LIMIT_COLUMNS))
             .join(org, org.c.id == table.c.org_id)
             .where(table.c.digest == bindparam("digest"))
         )
@@ -250,7 +76,7 @@ class KeyService:
         row = ApiKey(
             id=f"key_{uuid.uuid4().hex[:24]}",
             name=new.name,
-            prefix=label or secret[:_DISPLAY_LEN],
+            prefix=label or secret[:DISPLAY_LEN],
             digest=digest(secret),
             role=new.role,
             allowed_models=list(new.allowed_models) if new.allowed_models is not None else None,
@@ -372,7 +198,7 @@ class KeyService:
                 # Replicas starting together may all try: the unique digest lets one win.
                 with contextlib.suppress(IntegrityError):
                     await self.create(
-                        NewKey(name=_OPERATOR_NAME, role="admin", max_priority=Priority.HIGH),
+                        NewKey(name=OPERATOR_NAME, role="admin", max_priority=Priority.HIGH),
                         secret=operator_key,
                         label=OPERATOR_LABEL,
                     )
@@ -388,7 +214,7 @@ class KeyService:
     async def _retire_other_operator_keys(self, current: str) -> None:
         """Revoke the operator keys of earlier GPUCLOUD_ADMIN_KEY values, and show none of any
         operator key's characters (rows from before labels stored the first 11)."""
-        operator = ApiKey.name == _OPERATOR_NAME
+        operator = ApiKey.name == OPERATOR_NAME
         async with self._db.transaction() as connection:
             retired = await connection.execute(
                 update(ApiKey)
