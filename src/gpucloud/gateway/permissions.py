@@ -23,7 +23,7 @@ import enum
 from fastapi import Request
 
 from gpucloud.accounts.orgs import MANAGERS, ORG_ROLES
-from gpucloud.errors import NotFound, PermissionDenied
+from gpucloud.errors import AuthenticationFailed, NotFound, PermissionDenied
 from gpucloud.keys import Principal
 
 
@@ -98,6 +98,24 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("PATCH", "/api/orgs/{org_id}/members/{user_id}"): M,
     ("DELETE", "/api/orgs/{org_id}/members/{user_id}"): M,
     ("GET", "/api/audit"): C,  # platform admins: all rows; owners and admins: their org's (the route)
+    ("POST", "/api/deployments/{ref}/rollback"): A,
+    ("POST", "/v1/responses"): K,
+    # Files and batches belong to the API key that made them (the routes narrow what others see).
+    ("POST", "/v1/files"): K,
+    ("GET", "/v1/files"): K,
+    ("GET", "/v1/files/{file_id}"): K,
+    ("GET", "/v1/files/{file_id}/content"): K,
+    ("DELETE", "/v1/files/{file_id}"): K,
+    ("POST", "/v1/batches"): K,
+    ("GET", "/v1/batches"): K,
+    ("GET", "/v1/batches/{batch_id}"): K,
+    ("POST", "/v1/batches/{batch_id}/cancel"): K,
+    # Webhook endpoints belong to an API key too (its events are the key's jobs and batches).
+    ("POST", "/api/webhooks"): K,
+    ("GET", "/api/webhooks"): K,
+    ("DELETE", "/api/webhooks/{webhook_id}"): K,
+    ("GET", "/api/webhooks/{webhook_id}/deliveries"): K,
+    ("POST", "/api/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): K,
 }
 
 
@@ -110,6 +128,8 @@ async def authorize(request: Request, principal: Principal) -> None:
     """Check the authenticated caller against the route's need (see the module docstring)."""
     route = getattr(request.scope.get("route"), "path_format", "")  # "/v1/models/{model}"
     need = ROUTES.get((request.scope["method"], route), Need.ADMIN)
+    if need is Need.KEY and user_id_of(principal) is not None:  # an access token on an /api route
+        raise AuthenticationFailed("This route takes an API key, not a user's access token.")
     if need in (Need.KEY, Need.CALLER):  # most calls: nothing more to check
         return
     if need in (Need.ADMIN, Need.ADMIN_KEY):  # an access token never reaches an admin-key route
