@@ -183,13 +183,8 @@ class BatchFeeder:
         return max(1, min(self._settings.in_flight, share))
 
     async def _principal(self, key_id: str) -> Principal | None:
-        try:
-            row = await self._keys.get(key_id)
-        except GpucloudError:
-            return None
-        if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= utcnow()):
-            return None
-        return Principal.of(row)
+        # With its organisation's limits: a batch line counts against them like any request.
+        return await self._keys.usable_principal(key_id)
 
     async def _cancel_in_flight(self, batch: Batch) -> None:
         """Stop the batch's jobs: a queued one ends now, a running one at its worker's next check."""

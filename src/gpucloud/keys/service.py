@@ -44,11 +44,11 @@ class KeyService:
         # Built once: constructing a statement costs more than running it (SQLAlchemy's Python).
         table = ApiKey.__table__
         org = Organization.__table__
-        self._by_digest = (
-            select(table, *(org.c[name].label(f"org_{name}") for name in ORG_LIMIT_COLUMNS))
-            .join(org, org.c.id == table.c.org_id)
-            .where(table.c.digest == bindparam("digest"))
+        with_org = select(table, *(org.c[name].label(f"org_{name}") for name in ORG_LIMIT_COLUMNS)).join(
+            org, org.c.id == table.c.org_id
         )
+        self._by_digest = with_org.where(table.c.digest == bindparam("digest"))
+        self._by_id = with_org.where(table.c.id == bindparam("key_id"))
 
     async def start(self) -> None:
         """Follow other processes' key changes (cluster mode: Redis pub/sub)."""
@@ -147,6 +147,18 @@ class KeyService:
         async with self._db.session() as session:
             rows = await session.execute(select(ApiKey).order_by(ApiKey.created_at))
             return list(rows.scalars())
+
+    async def usable_principal(self, key_id: str) -> Principal | None:
+        """The principal of a key that may still be used (not revoked, not expired), with its
+        organisation's limits, as authentication would give it; None otherwise. For work done on
+        a key's behalf without its secret (batch lines)."""
+        async with self._db.read() as connection:
+            row = (await connection.execute(self._by_id, {"key_id": key_id})).first()
+        if row is None or row.revoked_at is not None:
+            return None
+        if row.expires_at is not None and row.expires_at <= utcnow():
+            return None
+        return Principal.of(row)  # type: ignore[arg-type]  # a Core row has the same attributes
 
     async def get(self, key_id: str) -> ApiKey:
         async with self._db.session() as session:
