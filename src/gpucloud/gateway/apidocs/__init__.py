@@ -23,7 +23,7 @@ from fastapi.routing import APIRoute
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from gpucloud.errors import NotFound
-from gpucloud.gateway.deps import get_principal, get_worker
+from gpucloud.gateway.permissions import ROUTES, Need
 
 HERE = Path(__file__).resolve().parent
 STATIC = {
@@ -64,7 +64,6 @@ PAGE = """<!doctype html>
 </body>
 </html>
 """
-_AUTHENTICATORS: tuple[Callable[..., Any], ...] = (get_principal, get_worker)
 
 
 def install(app: FastAPI, routers: Sequence[APIRouter], *, enabled: bool) -> None:
@@ -89,26 +88,20 @@ def documented_schema(app: FastAPI, routes: Sequence[APIRoute]) -> dict[str, Any
     components.setdefault("securitySchemes", {})["bearer"] = {
         "type": "http",
         "scheme": "bearer",
-        "description": "An API key (`gc_…`); worker endpoints take a worker token (`gcw_…`).",
+        "description": "An API key (`gc_…`), or on `/api` routes a user's access token (sign in with "
+        "`POST /api/auth/login`); worker endpoints take a worker token (`gcw_…`).",
     }
     for route in routes:
-        if route.include_in_schema and _authenticated(route.dependant):
-            operations = schema["paths"].get(route.path_format, {})
-            for method in route.methods or ():
-                if method.lower() in operations:
-                    operations[method.lower()]["security"] = [{"bearer": []}]
+        if not route.include_in_schema:
+            continue
+        operations = schema["paths"].get(route.path_format, {})
+        for method in route.methods or ():
+            # The permission table says who may call it (gateway.permissions): all but public need one.
+            need = ROUTES.get((method, route.path_format), Need.ADMIN)
+            if method.lower() in operations and need is not Need.PUBLIC:
+                operations[method.lower()]["security"] = [{"bearer": []}]
     app.openapi_schema = schema
     return schema
-
-
-def _authenticated(dependant: Dependant) -> bool:
-    return any(dep.call in _AUTHENTICATORS for dep in _walk(dependant))
-
-
-def _walk(dependant: Dependant) -> Iterator[Dependant]:
-    for dep in dependant.dependencies:
-        yield dep
-        yield from _walk(dep)
 
 
 def _schema_endpoint(app: FastAPI, routes: Sequence[APIRoute]) -> Callable[[], Any]:
