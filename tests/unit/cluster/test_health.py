@@ -8,7 +8,7 @@ import pytest
 from gpucloud.cluster.health import HealthPolicy, WorkerState, beats_after, next_state, transition_reason
 
 POLICY = HealthPolicy(unhealthy_after_s=15, offline_after_s=60, recover_beats=2)
-H, U, O = WorkerState.HEALTHY, WorkerState.UNHEALTHY, WorkerState.OFFLINE
+H, U, OFF = WorkerState.HEALTHY, WorkerState.UNHEALTHY, WorkerState.OFFLINE
 
 
 @pytest.mark.parametrize(
@@ -17,11 +17,11 @@ H, U, O = WorkerState.HEALTHY, WorkerState.UNHEALTHY, WorkerState.OFFLINE
         (H, 0, 1, H),
         (H, 14.9, 1, H),
         (H, 15, 5, U),
-        (H, 60, 5, O),
+        (H, 60, 5, OFF),
         (U, 59.9, 0, U),
-        (O, 30, 0, O),  # silence never improves a state
-        (O, 1, 1, O),  # one beat after a gap is not enough
-        (O, 1, 2, H),
+        (OFF, 30, 0, OFF),  # silence never improves a state
+        (OFF, 1, 1, OFF),  # one beat after a gap is not enough
+        (OFF, 1, 2, H),
         (U, 1, 1, U),
         (U, 1, 2, H),
     ],
@@ -37,7 +37,7 @@ def test_a_beat_after_a_gap_starts_a_new_run() -> None:
 
 
 def test_a_flaky_worker_needs_two_steady_beats() -> None:
-    state, beats = O, 0
+    state, beats = OFF, 0
     for gap in (70.0, 1.0):  # back after a gap, then one steady beat
         beats = beats_after(beats, gap, POLICY)
         state = next_state(state, 0.0, beats, POLICY)
