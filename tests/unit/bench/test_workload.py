@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def test_synthetic_prompts_are_seeded_distinct_and_of_the_asked_length() -> None
 
 def test_a_dataset_takes_prompts_or_messages_with_their_budgets(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"prompt": "hello"},
         {
             "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
