@@ -51,7 +51,8 @@ async def _ledger(db: Database) -> tuple[str, str, str]:
 async def test_totals_group_by_day_key_and_model(db: Database) -> None:
     a, b, _ = await _ledger(db)
     totals = await UsageService(db).totals(UsageFilter())
-    assert totals == [
+    assert [t.period for t in totals] == ["2030-01-01", "2030-01-02", "2030-01-02"]  # oldest first
+    assert sorted(totals, key=lambda t: (t.period, t.total_tokens)) == [
         UsageTotal(a, "m1", "2030-01-01", 2, 30, 10, 40, 0.003),
         UsageTotal(a, "m2", "2030-01-02", 1, 1, 1, 2, 0.0),
         UsageTotal(b, "m1", "2030-01-02", 1, 100, 50, 150, 0.5),
