@@ -3,6 +3,9 @@ chat, completions and embeddings against the embedded simulated model."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import httpx2
 import openai
 import pytest
 
@@ -10,12 +13,13 @@ from tests.unit.gateway.conftest import MODEL, LiveApp
 
 
 @pytest.fixture
-async def client(live: LiveApp) -> openai.AsyncOpenAI:
+async def client(live: LiveApp) -> AsyncIterator[openai.AsyncOpenAI]:
     _, secret = await live.new_key()
-    sdk = openai.AsyncOpenAI(
-        base_url="http://127.0.0.1/v1", api_key=secret, http_client=live.client, max_retries=0
-    )
-    return sdk
+    # The SDK's own HTTP client type, on the app in process.
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=live.app)) as http:
+        yield openai.AsyncOpenAI(
+            base_url="http://127.0.0.1/v1", api_key=secret, http_client=http, max_retries=0
+        )
 
 
 async def test_models_are_listed_and_looked_up(client: openai.AsyncOpenAI) -> None:
