@@ -76,9 +76,6 @@ async def cluster_view(
     by_state = {state.value: 0 for state in WorkerState}
     for row in rows:
         by_state[row.state] = by_state.get(row.state, 0) + 1
-    gpus = [gpu for _, gpu in gpus_of(rows)]
-    used = sum(int(gpu["memory_used_bytes"] or 0) for gpu in gpus)
-    total = sum(int(gpu["memory_total_bytes"] or 0) for gpu in gpus)
     serving = [r for r in rows if r.state == WorkerState.HEALTHY.value and not r.draining]
     served = sorted({model for row in serving for model in hosted_models(row)})
     depth: dict[str, int] = {}
@@ -87,12 +84,7 @@ async def cluster_view(
     return {
         "object": "cluster",
         "workers": {"total": len(rows), "draining": sum(1 for r in rows if r.draining), **by_state},
-        "gpus": {
-            "count": len(gpus),
-            "memory_used_bytes": used,
-            "memory_free_bytes": max(0, total - used),
-            "memory_total_bytes": total,
-        },
+        "gpus": _gpu_totals(rows),
         "slots": sum(r.slots for r in serving),
         # An offline worker's last report is stale: its jobs were reclaimed by now.
         "running": sum(
@@ -100,13 +92,26 @@ async def cluster_view(
         ),
         "queue_depth": depth,
         "models": served,
-        "deployments": {
-            name: {
-                "state": view["state"],
-                "replicas": view["replicas"],
-                "ready_replicas": view["ready_replicas"],
-                "replica_states": {r["worker_id"]: r["state"] for r in view["replica_states"]},
-            }
-            for name, view in (deployments or {}).items()
-        },
+        "deployments": {name: _deployment_summary(view) for name, view in (deployments or {}).items()},
+    }
+
+
+def _gpu_totals(rows: Sequence[WorkerNode]) -> dict[str, int]:
+    gpus = [gpu for _, gpu in gpus_of(rows)]
+    used = sum(int(gpu["memory_used_bytes"] or 0) for gpu in gpus)
+    total = sum(int(gpu["memory_total_bytes"] or 0) for gpu in gpus)
+    return {
+        "count": len(gpus),
+        "memory_used_bytes": used,
+        "memory_free_bytes": max(0, total - used),
+        "memory_total_bytes": total,
+    }
+
+
+def _deployment_summary(view: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "state": view["state"],
+        "replicas": view["replicas"],
+        "ready_replicas": view["ready_replicas"],
+        "replica_states": {r["worker_id"]: r["state"] for r in view["replica_states"]},
     }
