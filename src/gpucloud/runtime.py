@@ -48,9 +48,11 @@ from gpucloud.settings import Settings
 from gpucloud.usage import UsageService
 from gpucloud.worker.agent import WorkerAgent
 from gpucloud.worker.consent import local_policy
-from gpucloud.worker.inventory import GpuProbe, NvmlProbe, SimulatedProbe
+from gpucloud.worker.inventory import GpuProbe
 from gpucloud.worker.local import LocalControl
 from gpucloud.worker.main import build_replicas
+from gpucloud.worker.nvml import NvmlProbe
+from gpucloud.worker.simulated_gpus import SimulatedProbe
 
 log = logging.getLogger(__name__)
 

@@ -153,8 +153,10 @@ def _control_plane(
 ) -> ControlPlane | None:
     """The control-plane client for `gpucloud worker --server`, or None without --server."""
     from gpucloud.worker.control import ControlPlane
-    from gpucloud.worker.inventory import GpuProbe, NvmlProbe, SimulatedProbe
+    from gpucloud.worker.inventory import GpuProbe
     from gpucloud.worker.main import parse_engine_options
+    from gpucloud.worker.nvml import NvmlProbe
+    from gpucloud.worker.simulated_gpus import SimulatedProbe
 
     if server is None:
         return None

@@ -27,10 +27,12 @@ from gpucloud.engines.protocol import Engine
 from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.protocol import JobQueue
 from gpucloud.worker.agent import WorkerAgent
+from gpucloud.worker.assignment import Assignment
 from gpucloud.worker.consent import EnginePolicy
 from gpucloud.worker.control import ControlPlane, Refused
-from gpucloud.worker.inventory import GpuProbe, InventoryError, SimulatedProbe
-from gpucloud.worker.replicas import Assignment, ReplicaSet
+from gpucloud.worker.inventory import GpuProbe, InventoryError
+from gpucloud.worker.replicas import ReplicaSet
+from gpucloud.worker.simulated_gpus import SimulatedProbe
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,10 @@ import pytest
 
 from gpucloud.engines import build_engine
 from gpucloud.engines.protocol import Engine, EngineError
+from gpucloud.worker.assignment import Assignment
 from gpucloud.worker.main import placed_options
-from gpucloud.worker.replicas import Assignment, BreakerPolicy, ReplicaSet
+from gpucloud.worker.replica import BreakerPolicy
+from gpucloud.worker.replicas import ReplicaSet
 
 GPU = "GPU-0"
 
