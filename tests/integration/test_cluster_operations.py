@@ -129,6 +129,7 @@ async def test_limits_fail_closed_when_redis_is_unreachable(
 async def test_an_evicting_redis_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     client = redis.Redis.from_url(REDIS_URL)
     before = client.config_get("maxmemory-policy")["maxmemory-policy"]
+    assert isinstance(before, str | bytes)
     queue = RedisJobQueue(REDIS_URL, prefix="gctest-evict")
     try:
         client.config_set("maxmemory-policy", "allkeys-lru")

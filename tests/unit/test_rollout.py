@@ -12,7 +12,7 @@ from gpucloud.deployments import plan
 from gpucloud.deployments.rollout import decide, new_version, spec_of
 from tests.unit.test_deployment_plan import deployment, replica, worker
 
-V1 = {"engine": "simulated", "source": None, "engine_options": {}, "gpu_memory_gb": 10.0}
+V1: dict[str, Any] = {"engine": "simulated", "source": None, "engine_options": {}, "gpu_memory_gb": 10.0}
 V2 = {**V1, "engine_options": {"load_s": "1"}}
 
 
