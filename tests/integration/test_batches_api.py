@@ -27,17 +27,19 @@ from tests.batch_support import (
 )
 from tests.conftest import MODEL, create_key
 from tests.s3_support import S3Server, moto_server
-from tests.support import REDIS_URL, SECRETS, Server, create_pg_database, drop_pg_database, make_server
+from tests.support import (
+    REDIS_URL,
+    SECRETS,
+    Server,
+    create_pg_database,
+    drop_pg_database,
+    error_body,
+    make_server,
+)
 from tests.webhook_support import receiver
 
 # Deliberately outside the SDK's Literal["24h"]: the server must refuse it with a 400.
 NOT_24H: Any = "1h"
-
-
-def error_body(exc: openai.APIStatusError) -> dict[str, Any]:
-    """The `error` object of a refused request (the SDK keeps the envelope's inner object)."""
-    assert isinstance(exc.body, dict), exc.body
-    return exc.body
 
 
 @pytest.fixture(scope="module")
