@@ -15,13 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, ViewportSize, expect
 
 from tests.e2e.conftest import ARTIFACTS
 from tests.support import SECRETS, Server
 
-LAPTOP = {"width": 1366, "height": 860}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1366, "height": 860}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 ADMIN_PAGES = [
     "Overview",
     "Playground",
@@ -40,7 +40,7 @@ console: list[str] = []
 
 
 def _context(browser: Browser) -> BrowserContext:
-    ctx = browser.new_context(viewport=LAPTOP)  # type: ignore[arg-type]
+    ctx = browser.new_context(viewport=LAPTOP)
     ctx.set_default_timeout(TIMEOUT_MS)
     ctx.grant_permissions(["clipboard-read", "clipboard-write"])
     return ctx
@@ -59,12 +59,12 @@ def _shoot(page: Page, name: str) -> None:
     """Screenshots of the current page at laptop and phone widths (a shown secret is masked)."""
     mask = [page.get_by_test_id("new-secret")]
     for width, size in (("laptop", LAPTOP), ("phone", PHONE)):
-        page.set_viewport_size(size)  # type: ignore[arg-type]
+        page.set_viewport_size(size)
         page.wait_for_timeout(250)  # charts re-measure their container after a resize
         page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True, mask=mask)
         if width == "phone":  # nothing may widen the page past a phone's screen
             assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
-    page.set_viewport_size(LAPTOP)  # type: ignore[arg-type]
+    page.set_viewport_size(LAPTOP)
 
 
 def _sign_in(page: Page, server: Server, key: str) -> None:

@@ -9,8 +9,8 @@ API docs (`/docs`, `/openapi.json`, see `gateway.apidocs`) follow `settings.api_
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -49,9 +49,63 @@ from gpucloud.settings import Settings
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
 
 
+ROUTE_MODULES = (
+    health,
+    openai,
+    responses,
+    jobs,
+    keys,
+    usage,
+    observe,
+    workers,
+    deployments,
+    files,
+    batches,
+    webhooks,
+    auth,
+    users,
+    orgs,
+    audit,
+)
+
+
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
     tracer = Tracer(settings.otlp_endpoint, "gpucloud-gateway")
+    app = FastAPI(
+        title="gpucloud",
+        version=__version__,
+        lifespan=_lifespan(settings, metrics, tracer),
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # Starlette's slash redirect builds an absolute URL from the Host header: an attacker's
+        # host in an unauthenticated 307. A path with a stray slash is a plain 404 instead.
+        redirect_slashes=False,
+    )
+    errors.install(app)
+    routers = [m.router for m in ROUTE_MODULES]
+    for router in routers:
+        app.include_router(router)
+    apidocs.install(app, routers, enabled=settings.api_docs)
+    webapp.mount(app.router.routes)  # the dashboard at /, after (and never shadowing) every API route
+    app.state.metrics = metrics
+    app.add_middleware(AuditMiddleware)  # inside the request context: it reads its facts
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.limits.max_body_bytes,
+        max_upload_bytes=settings.files.max_bytes + UPLOAD_OVERHEAD_BYTES,
+        metrics=metrics,
+        tracer=tracer,
+    )
+    return app
+
+
+def _lifespan(
+    settings: Settings, metrics: Metrics, tracer: Tracer
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: builds and starts the runtime and the services on it, closes them in
+    the reverse order."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,53 +132,7 @@ def create_app(settings: Settings) -> FastAPI:
             await app.state.auth_throttle.close()
             tracer.shutdown()
 
-    app = FastAPI(
-        title="gpucloud",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-        # Starlette's slash redirect builds an absolute URL from the Host header: an attacker's
-        # host in an unauthenticated 307. A path with a stray slash is a plain 404 instead.
-        redirect_slashes=False,
-    )
-    errors.install(app)
-    routers = [
-        m.router
-        for m in (
-            health,
-            openai,
-            responses,
-            jobs,
-            keys,
-            usage,
-            observe,
-            workers,
-            deployments,
-            files,
-            batches,
-            webhooks,
-            auth,
-            users,
-            orgs,
-            audit,
-        )
-    ]
-    for router in routers:
-        app.include_router(router)
-    apidocs.install(app, routers, enabled=settings.api_docs)
-    webapp.mount(app.router.routes)  # the dashboard at /, after (and never shadowing) every API route
-    app.state.metrics = metrics
-    app.add_middleware(AuditMiddleware)  # inside the request context: it reads its facts
-    app.add_middleware(
-        RequestContextMiddleware,
-        max_body_bytes=settings.limits.max_body_bytes,
-        max_upload_bytes=settings.files.max_bytes + UPLOAD_OVERHEAD_BYTES,
-        metrics=metrics,
-        tracer=tracer,
-    )
-    return app
+    return lifespan
 
 
 def app_from_environment() -> FastAPI:

@@ -22,9 +22,10 @@ from gpucloud.engines.protocol import Engine, EngineError, GenerationRequest
 from gpucloud.observability.context import bind_request
 from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.protocol import JobQueue, Lease, Outcome, OutcomeStatus, QueueError, WorkerInfo
+from gpucloud.worker.assignment import Assignment
 from gpucloud.worker.embedding import embed_choices
 from gpucloud.worker.events import ChoiceText, EventBatcher
-from gpucloud.worker.replicas import Assignment, ReplicaSet
+from gpucloud.worker.replicas import ReplicaSet
 
 log = logging.getLogger(__name__)
 
