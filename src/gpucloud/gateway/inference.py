@@ -64,19 +64,13 @@ class Submitted:
     model: str
     created: int
     n: int
-    watch_: JobWatch | None  # None for a repeat and for a job nobody waits on (asynchronous)
+    watch: JobWatch | None  # None for a repeat and for a job nobody waits on (asynchronous)
     repeat: bool = False  # an idempotent repeat: the job exists already, there is nothing to watch
     ticket: Ticket | None = None  # what admission reserved (its decision makes the rate-limit headers)
     message: JobMessage | None = None  # what was queued (an expiry of an unrecorded job carries it)
 
     def headers(self) -> dict[str, str]:
         return rate_headers(self.ticket.decision if self.ticket is not None else None)
-
-    @property
-    def watch(self) -> JobWatch:
-        if self.watch_ is None:
-            raise RuntimeError("a repeated request has no event watch")
-        return self.watch_
 
 
 class Inference:

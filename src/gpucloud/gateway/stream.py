@@ -52,9 +52,9 @@ class ClientJob:
         self._inference = inference
         self._job = submitted
         self._request = request
-        self._watch: JobWatch | None = submitted.watch_
+        self._watch: JobWatch | None = submitted.watch
         # A repeat has nothing to watch or cancel: the original job is someone else's to end.
-        self._ended = submitted.watch_ is None
+        self._ended = submitted.watch is None
         self._started_at: float | None = None
 
     @classmethod
