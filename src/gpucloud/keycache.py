@@ -9,7 +9,7 @@ within a second:
 
 * **Changes are announced** (`KeyChanges`): whoever changes a key publishes its id after the
   commit; every gateway drops that key from its cache on receipt, so its next request reads the
-  row again. In cluster mode that is Redis pub/sub (`{prefix}:keys:changed`), which every gateway
+  row again. In cluster mode that is Redis pub/sub (`{<prefix>}:keys:changed`), which every gateway
   subscribes to (the CLI publishes there too when it has the Redis URL). In embedded mode the
   gateway is one process, so its own changes are a call; the CLI may still change keys in the same
   SQLite file from another process, so the gateway also asks SQLite every 250 ms whether another
@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gpucloud.background import Background
+from gpucloud.redis_pools import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class LocalKeyChanges:
 class RedisKeyChanges:
     """Cluster mode: Redis pub/sub on one channel that every gateway subscribes to."""
 
-    def __init__(self, client: Redis, channel: str) -> None:
+    def __init__(self, client: RedisClient, channel: str) -> None:
         self._client = client
         self._channel = channel
         self._on_change: Callable[[str | None], None] = lambda _key_id: None

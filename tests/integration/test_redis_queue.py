@@ -28,7 +28,7 @@ from gpucloud.queue.protocol import (
     QueueUnavailable,
 )
 from gpucloud.queue.redis import RedisJobQueue
-from gpucloud.queue.redis import queue as redis_queue_module
+from gpucloud.queue.redis import outcomes as redis_outcomes_module
 
 pytestmark = pytest.mark.redis
 
@@ -47,7 +47,7 @@ async def raw(prefix: str) -> AsyncIterator[Redis]:
     """A plain client, to look at what the queue stored; deletes the test's keys at the end."""
     client = Redis.from_url(REDIS_URL, decode_responses=True)
     yield client
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+    keys = [key async for key in client.scan_iter(match=f"{{{prefix}}}:*", count=1000)]
     if keys:
         await client.delete(*keys)
     await client.aclose()
@@ -365,10 +365,10 @@ async def test_release_redelivers_without_counting_an_attempt(make_queue: MakeQu
 async def test_unacknowledged_outcomes_go_to_another_finalizer(
     make_queue: MakeQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(redis_queue_module, "OUTCOME_REDELIVERY_S", 0.2)
+    monkeypatch.setattr(redis_outcomes_module, "OUTCOME_REDELIVERY_S", 0.2)
     # One queue object plays both finalizers here, so it must look for abandoned outcomes on every
     # read (in production each gateway's queue looks every OUTCOME_RECLAIM_EVERY_S).
-    monkeypatch.setattr(redis_queue_module, "OUTCOME_RECLAIM_EVERY_S", 0.0)
+    monkeypatch.setattr(redis_outcomes_module, "OUTCOME_RECLAIM_EVERY_S", 0.0)
     queue = await make_queue()
     j = job()
     await queue.report(
