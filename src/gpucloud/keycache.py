@@ -41,7 +41,7 @@ from typing import Protocol
 from redis.exceptions import RedisError
 
 from gpucloud.background import Background
-from gpucloud.redis_pools import RedisClient
+from gpucloud.redis_pools import RedisClient, subscriber
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class RedisKeyChanges:
             await asyncio.sleep(0.5)
 
     async def _follow(self) -> None:
-        async with self._client.pubsub(ignore_subscribe_messages=True) as pubsub:
+        async with await subscriber(self._client) as pubsub:
             await pubsub.subscribe(self._channel)
             self._on_change(None)  # changes before this subscription were not heard
             self._subscribed.set()

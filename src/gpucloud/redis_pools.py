@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, TypeAlias
 
 from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis, RedisCluster
+from redis.asyncio.client import PubSub
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -106,3 +107,15 @@ def redis_client(
             url, max_connections=max_connections, timeout=pool_wait_s, **options
         )
     return Redis.from_pool(pool)
+
+
+async def subscriber(client: RedisClient) -> PubSub:
+    """A pub/sub object of `client` that skips subscribe confirmations.
+
+    A cluster client learns the slot map first: its pub/sub connects to the node serving the
+    channel's slot, looked up in that map, which a client that has not run a command yet lacks
+    (redis-py then fails with a KeyError). A PUBLISH reaches every node, so any node will do.
+    """
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+    return client.pubsub(ignore_subscribe_messages=True)

@@ -16,13 +16,14 @@ import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import cast
 
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from gpucloud.queue.names import RedisNames
 from gpucloud.queue.protocol import EventKind, JobEvent, QueueUnavailable
 from gpucloud.queue.redis import codec
 from gpucloud.queue.redis.connection import MAX_BLOCK_S, AnyPipeline, block_ms, guard
-from gpucloud.redis_pools import RedisClient
+from gpucloud.redis_pools import RedisClient, subscriber
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,10 @@ class EventsMixin:
         """
         backoff_s = 0.1
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub: PubSub | None = None
             try:
                 with guard("watch cancellations"):
+                    pubsub = await subscriber(self._redis)
                     await pubsub.subscribe(self.names.cancellations())
                 backoff_s = 0.1
                 while True:
@@ -124,8 +126,9 @@ class EventsMixin:
                 log.warning("cancellation channel lost (%s), subscribing again", exc)
             finally:
                 # Closing a connection that is already broken may fail; it is being dropped anyway.
-                with contextlib.suppress(RedisError):
-                    await cast(Callable[[], Awaitable[None]], pubsub.aclose)()
+                if pubsub is not None:
+                    with contextlib.suppress(RedisError):
+                        await cast(Callable[[], Awaitable[None]], pubsub.aclose)()
             await asyncio.sleep(backoff_s)
             backoff_s = min(5.0, backoff_s * 2)
 
