@@ -144,7 +144,7 @@ class Server:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def wait_for_model(self, model: str, timeout_s: float = 20.0) -> None:
+    def wait_for_model(self, model: str, timeout_s: float = 60.0) -> None:
         """Wait until `model` is listed (a worker announced it)."""
         deadline = time.monotonic() + timeout_s
         headers = {"Authorization": f"Bearer {self.admin_key}"}
@@ -155,7 +155,7 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"model {model} never appeared")
 
-    def start(self, timeout_s: float = 30.0) -> None:
+    def start(self, timeout_s: float = 120.0) -> None:
         port = self.base_url.rsplit(":", 1)[1]
         LOG_FILES.add(self.log_path)
         log = self.log_path.open("ab")

@@ -41,7 +41,7 @@ from typing import Protocol
 from redis.exceptions import RedisError
 
 from gpucloud.background import Background
-from gpucloud.redis_pools import RedisClient, subscriber
+from gpucloud.redis_pools import CONNECTION_CLOSED_UNDER_USE, RedisClient, subscriber
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,8 @@ class RedisKeyChanges:
     async def announce(self, key_id: str) -> None:
         try:
             await self._client.publish(self._channel, key_id)
-        except RedisError as exc:  # the TTL still bounds how long other gateways trust the old row
+        except (RedisError, CONNECTION_CLOSED_UNDER_USE) as exc:
+            # The TTL still bounds how long other gateways trust the old row.
             log.warning("could not announce a change of key %s: %s", key_id, exc)
         self._on_change(key_id)  # this process at once, whatever Redis did
 
@@ -180,7 +181,7 @@ class RedisKeyChanges:
         while True:
             try:
                 await self._follow()
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, CONNECTION_CLOSED_UNDER_USE) as exc:
                 log.warning("key change subscription lost, resubscribing: %s", exc)
             self._on_change(None)  # announcements may have been missed meanwhile
             await asyncio.sleep(0.5)

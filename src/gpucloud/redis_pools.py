@@ -29,6 +29,12 @@ from redis.backoff import NoBackoff
 # What every Redis user in the project holds: one server or a cluster, the same commands.
 RedisClient: TypeAlias = Redis | RedisCluster
 
+# When one connection to a cluster node fails, redis-py's cluster client closes that node's other
+# connections, also under commands still using them; such a command then fails with the event
+# loop's RuntimeError ("the handler is closed") instead of a redis ConnectionError. The callers'
+# guards count it as Redis being unavailable (what it is), not as a bug of theirs (a 500).
+CONNECTION_CLOSED_UNDER_USE = RuntimeError
+
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 # Connections per cluster node when the caller sets no bound. A cluster node refuses a command at
 # once (MaxConnectionsError, no waiting) when its connections are all busy, so the bound is higher

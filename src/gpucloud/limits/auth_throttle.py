@@ -30,7 +30,7 @@ from typing import Protocol, TypeVar
 from redis.exceptions import RedisError
 
 from gpucloud.errors import AuthenticationFailed, RateLimited
-from gpucloud.redis_pools import RedisClient, redis_client
+from gpucloud.redis_pools import CONNECTION_CLOSED_UNDER_USE, RedisClient, redis_client
 from gpucloud.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ class AuthThrottle:
         """Count a failed authentication from `address` (best effort: never raises)."""
         try:
             left = await self._store.add(address, self._max, self._window_s)
-        except RedisError as exc:
+        except (RedisError, CONNECTION_CLOSED_UNDER_USE) as exc:
             log.warning("auth throttle: could not count a failure (%s)", type(exc).__name__)
             return
         if left > 0:

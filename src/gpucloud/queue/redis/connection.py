@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gpucloud.queue.protocol import QueueError, QueueUnavailable
-from gpucloud.redis_pools import RedisClient, redis_client
+from gpucloud.redis_pools import CONNECTION_CLOSED_UNDER_USE, RedisClient, redis_client
 
 # A pipeline of either client (one server, or a cluster: there all its keys share one slot).
 AnyPipeline: TypeAlias = Pipeline | ClusterPipeline
@@ -61,7 +61,7 @@ def guard(action: str) -> Iterator[None]:
     """Turn Redis errors raised while doing `action` into the queue's errors."""
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+    except (RedisConnectionError, RedisTimeoutError, CONNECTION_CLOSED_UNDER_USE) as exc:
         raise QueueUnavailable(f"redis is unavailable ({action}: {type(exc).__name__})") from exc
     except RedisError as exc:
         raise QueueError(f"redis refused {action}: {type(exc).__name__}: {exc}") from exc

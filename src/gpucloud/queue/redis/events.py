@@ -93,11 +93,12 @@ class EventsMixin:
                 yield batch
 
     async def cancel(self, job_id: str) -> None:
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(self.names.cancelled(job_id), "1", px=self._cancel_ttl_ms)
-        pipe.publish(self.names.cancellations(), job_id)
+        """Mark the job cancelled, then announce it. Two commands, not a transaction: a cluster
+        client refuses PUBLISH in a pipeline. The marker goes first: should the PUBLISH then fail,
+        the caller gets the error as before, and the marker still keeps the job from starting."""
         with guard("cancel"):
-            await pipe.execute()
+            await self._redis.set(self.names.cancelled(job_id), "1", px=self._cancel_ttl_ms)
+            await self._redis.publish(self.names.cancellations(), job_id)
 
     async def is_cancelled(self, job_id: str) -> bool:
         with guard("is_cancelled"):
