@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 import pytest
 from redis.asyncio import Redis
 
@@ -437,6 +438,32 @@ async def test_cancel_is_seen_by_watchers_and_by_is_cancelled(make_queue: MakeQu
         if done:
             received.append(following.result())
     assert received == ["job_c"]
+    await watcher.aclose()
+
+
+async def test_a_cancel_sent_by_a_task_being_cancelled_is_marked_and_announced(
+    make_queue: MakeQueue, raw: Redis
+) -> None:
+    """A gateway cancels a job from the `finally` of a request whose client went away, inside a
+    cancelled anyio scope, where every suspension raises CancelledError again: both the marker
+    and the announcement must still reach Redis."""
+    gateway, worker = await make_queue(), await make_queue()
+    watcher = worker.watch_cancellations()
+    first = asyncio.ensure_future(watcher.__anext__())
+    await asyncio.sleep(0.3)  # subscribed
+
+    async def client_gone() -> None:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            try:
+                await anyio.sleep(3600)
+            finally:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gateway.cancel("job_gone")
+
+    await client_gone()
+    assert await asyncio.wait_for(first, 5.0) == "job_gone"
+    assert await raw.exists(gateway.names.cancelled("job_gone")) == 1
     await watcher.aclose()
 
 

@@ -1,6 +1,6 @@
 """Every Redis key the limit and budget stores use (docs/architecture.md §4: names live in one module).
 
-All keys sit under `<prefix>:limits:`, next to the queue's keys under the same prefix, so an
+All keys sit under `<prefix>:limits:`, next to the queue's keys (`{<prefix>}:…`), so an
 operator can find, size or delete what the limiters own with one `SCAN MATCH <prefix>:limits:*`.
 Every key carries a TTL: a subject that stops sending vanishes from Redis on its own.
 

@@ -50,6 +50,7 @@ class EventsMixin:
     _event_ttl_ms: int
     _cancel_ttl_ms: int
     _event_cursors: dict[str, str]
+    _cancelling: set[asyncio.Future[None]]  # cancels under way (a reference keeps each alive)
 
     async def publish(self, reply_to: str, events: Sequence[JobEvent]) -> None:
         if not events:
@@ -93,9 +94,20 @@ class EventsMixin:
                 yield batch
 
     async def cancel(self, job_id: str) -> None:
-        """Mark the job cancelled, then announce it. Two commands, not a transaction: a cluster
-        client refuses PUBLISH in a pipeline. The marker goes first: should the PUBLISH then fail,
-        the caller gets the error as before, and the marker still keeps the job from starting."""
+        """Mark the job cancelled and announce it, in a task of its own that the caller's
+        cancellation does not stop: gateways cancel a job when its client has gone, from a
+        `finally` of a request task that is itself being cancelled, where each of the caller's
+        suspensions raises CancelledError again. The caller still sees the outcome (or its own
+        cancellation); a failure nobody waits for any more is logged."""
+        task = asyncio.ensure_future(self._mark_cancelled(job_id))
+        self._cancelling.add(task)
+        task.add_done_callback(_forget_cancel)
+        task.add_done_callback(self._cancelling.discard)
+        await asyncio.shield(task)
+
+    async def _mark_cancelled(self, job_id: str) -> None:
+        """Two commands, not a transaction: a cluster client refuses PUBLISH in a pipeline. The
+        marker goes first: should the PUBLISH fail, the marker still keeps the job from starting."""
         with guard("cancel"):
             await self._redis.set(self.names.cancelled(job_id), "1", px=self._cancel_ttl_ms)
             await self._redis.publish(self.names.cancellations(), job_id)
@@ -132,6 +144,11 @@ class EventsMixin:
                         await cast(Callable[[], Awaitable[None]], pubsub.aclose)()
             await asyncio.sleep(backoff_s)
             backoff_s = min(5.0, backoff_s * 2)
+
+
+def _forget_cancel(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("could not cancel a job: %s", task.exception())
 
 
 def _progress(events: Sequence[JobEvent]) -> dict[str, tuple[int, int]]:

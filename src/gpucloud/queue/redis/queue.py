@@ -19,6 +19,7 @@ waiting clients are answered by the gateway's own deadline.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -97,6 +98,7 @@ class RedisJobQueue(OutcomesMixin, EventsMixin, presence.PresenceMixin):
         self._served: dict[str, int] = {}  # worker id → jobs taken from the waiting classes
         # reply channel → last event id read, so a reader restarted after an outage resumes
         self._event_cursors: dict[str, str] = {}
+        self._cancelling: set[asyncio.Future[None]] = set()
         self._outcome_group_ready = False
         self._outcomes_claimed_at = float("-inf")  # monotonic time of the last outcome reclaim
 
