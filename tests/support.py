@@ -144,7 +144,7 @@ class Server:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def wait_for_model(self, model: str, timeout_s: float = 60.0) -> None:
+    def wait_for_model(self, model: str, timeout_s: float = 120.0) -> None:
         """Wait until `model` is listed (a worker announced it)."""
         deadline = time.monotonic() + timeout_s
         headers = {"Authorization": f"Bearer {self.admin_key}"}
