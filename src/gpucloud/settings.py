@@ -183,6 +183,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".gpucloud")
     database_url: str | None = Field(None, description="default: SQLite file in data_dir")
     redis_url: SecretStr | None = Field(None, description="set: Redis queue and limits (cluster mode)")
+    redis_cluster: bool = Field(
+        False, description="the URL names a Redis Cluster node (same as a redis+cluster:// URL)"
+    )
     redis_prefix: str = Field(
         "gc", pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="namespace of every Redis key"
     )
@@ -246,7 +249,16 @@ class Settings(BaseSettings):
         return (self.models_dir or self.data_dir / "models").resolve()
 
     def redis_dsn(self) -> str | None:
-        return self.redis_url.get_secret_value() if self.redis_url else None
+        """The Redis URL; with `redis_cluster` in the `redis+cluster://` form, which is how every
+        client factory (`gpucloud.redis_pools.redis_client`) tells a cluster from one server."""
+        if not self.redis_url:
+            return None
+        url = self.redis_url.get_secret_value()
+        if self.redis_cluster:
+            from gpucloud.redis_pools import as_cluster_url  # redis is imported only in cluster mode
+
+            return as_cluster_url(url)
+        return url
 
     def local_worker_enabled(self) -> bool:
         if self.local_worker.enabled is not None:
