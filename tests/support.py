@@ -17,8 +17,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from openai import APIStatusError
 
 # Every secret the tests hand to a server, and every log file the servers write: at the end of the
 # session all those logs (written at DEBUG) are scanned for all those secrets (conftest.py).
@@ -230,3 +232,9 @@ def make_server(
         env=full_env,
         extra_args=extra_args or [],
     )
+
+
+def error_body(exc: APIStatusError) -> dict[str, Any]:
+    """The `error` object of a refused request (the SDK keeps the envelope's inner object)."""
+    assert isinstance(exc.body, dict), exc.body
+    return exc.body

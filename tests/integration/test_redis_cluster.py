@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from redis.asyncio import RedisCluster
 from redis.crc import key_slot
 
@@ -69,14 +70,14 @@ async def test_requests_and_streams_are_served_and_billed(
 ) -> None:
     cluster = await _on_cluster(cluster_factory, nodes)
     client = openai_client(cluster.server.v1, cluster.server.admin_key)
-    messages = [{"role": "user", "content": "hello cluster"}]
-    answer = await client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8)  # type: ignore[arg-type]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello cluster"}]
+    answer = await client.chat.completions.create(model=MODEL, messages=messages, max_tokens=8)
     assert answer.choices[0].message.content
     assert answer.usage is not None
     chunks, text, usage = 0, "", None
     stream = await client.chat.completions.create(
         model=MODEL,
-        messages=messages,  # type: ignore[arg-type]
+        messages=messages,
         max_tokens=12,
         stream=True,
         stream_options={"include_usage": True},

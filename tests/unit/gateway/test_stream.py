@@ -15,7 +15,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.types import Message
 
 from gpucloud.db import Job, UsageRecord
@@ -40,7 +40,12 @@ class Client:
     def __init__(self) -> None:
         self.gone = asyncio.Event()
         self.facts = RequestFacts()
-        scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": []}
+        scope: dict[str, Any] = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/chat/completions",
+            "headers": [],
+        }
         scope["state"] = {"request_id": "req_test", "facts": self.facts}
         self.request = Request(scope, self._receive)
 
@@ -49,12 +54,22 @@ class Client:
         return {"type": "http.disconnect"}
 
 
+def _body(response: Response) -> AsyncIterator[Any]:
+    """The body a streamed answer will send, chunk by chunk."""
+    assert isinstance(response, StreamingResponse)
+    body = response.body_iterator
+    assert isinstance(body, AsyncIterator)  # the route's async generator
+    return body
+
+
 async def _runtime(tmp_path: Path, **queue: float) -> AsyncIterator[Runtime]:
-    settings = Settings(
-        data_dir=tmp_path,
-        # Slow, and every answer runs to max_tokens: long enough to leave in the middle.
-        local_worker={"models": [SIM], "tokens_per_s": 50.0, "natural_end": False},
-        queue={"max_wait_s": 30.0, **queue},
+    settings = Settings.model_validate(
+        {
+            "data_dir": tmp_path,
+            # Slow, and every answer runs to max_tokens: long enough to leave in the middle.
+            "local_worker": {"models": [SIM], "tokens_per_s": 50.0, "natural_end": False},
+            "queue": {"max_wait_s": 30.0, **queue},
+        }
     )
     runtime = Runtime.build(settings)
     await runtime.start()
@@ -149,7 +164,7 @@ async def test_stream_renders_every_token_and_bills_what_it_sent(runtime: Runtim
     response = await job.sse(ChunkWriter(job, include_usage=True))
     assert isinstance(response, StreamingResponse)
     assert response.headers["cache-control"] == "no-cache"
-    body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[misc]
+    body = b"".join([chunk async for chunk in _body(response)])
     chunks = events(body)
     assert chunks[-1] == "[DONE]"
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
@@ -172,7 +187,7 @@ async def test_a_client_that_leaves_mid_stream_cancels_its_job_and_pays_for_what
 ) -> None:
     job, _ = await open_job(runtime, admin, chat(SIM, max_tokens=500), stream=True)
     response = await job.sse(ChunkWriter(job, include_usage=False))
-    body = response.body_iterator
+    body = _body(response)
     assert isinstance(body, AsyncIterator)
     await anext(body)  # the opening
     await anext(body)  # the first token(s)
@@ -219,7 +234,7 @@ async def _played(
     job, _ = await open_job(runtime, principal, chat(HAND), stream=True)
     worker = asyncio.ensure_future(play(await lease(runtime)))
     response = await job.sse(ChunkWriter(job, include_usage=False))
-    body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[misc]
+    body = b"".join([chunk async for chunk in _body(response)])
     await worker
     return job, events(body)
 
@@ -293,7 +308,7 @@ async def test_a_stream_past_the_request_timeout_ends_with_an_error_event(tmp_pa
         principal = await admin_of(runtime)
         job, _ = await open_job(runtime, principal, chat(SIM, max_tokens=500), stream=True)
         response = await job.sse(ChunkWriter(job, include_usage=False))
-        body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[misc]
+        body = b"".join([chunk async for chunk in _body(response)])
         assert events(body)[-1]["error"]["code"] == "queue_timeout"
         row, usage = await ended(runtime, job.job_id)
         assert row.status == "cancelled"  # the worker saw the cancel; what it generated is billed
