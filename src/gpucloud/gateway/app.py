@@ -35,6 +35,7 @@ from gpucloud.gateway.routes import (
     openai,
     orgs,
     responses,
+    sso,
     usage,
     users,
     webhooks,
@@ -62,7 +63,11 @@ def create_app(settings: Settings) -> FastAPI:
         if runtime.generated_admin_key:
             _announce_admin_key(runtime.generated_admin_key)
         accounts = Accounts(
-            runtime.db, settings.accounts, key_changes(settings), cache_ttl_s=settings.key_cache_ttl_s
+            runtime.db,
+            settings.accounts,
+            key_changes(settings),
+            cache_ttl_s=settings.key_cache_ttl_s,
+            oidc=settings.oidc,
         )
         await accounts.start()
         app.state.runtime = runtime
@@ -107,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
             batches,
             webhooks,
             auth,
+            sso,
             users,
             orgs,
             invitations,
