@@ -65,7 +65,8 @@ def sign_in(start: httpx.Client, callback: httpx.Client | None = None, **tamper:
     ended = (callback or start).get(f"{back.path}?{urlencode(query)}")
     assert ended.status_code == 302, ended.text
     landing = urlparse(ended.headers["location"])
-    assert landing.path == "/" and not landing.netloc
+    assert landing.path == "/"
+    assert not landing.netloc
     return {k: v[0] for k, v in parse_qs(landing.query).items()}
 
 
@@ -108,7 +109,8 @@ def test_full_flow_creates_the_user_once_and_the_code_is_single_use(
         token = granted.json()["access_token"]
         SECRETS.add(token)
         me = client.get("/api/auth/me", headers=auth(token)).json()
-        assert me["email"] == provider.email and me["is_admin"] is False
+        assert me["email"] == provider.email
+        assert me["is_admin"] is False
         members = httpx.get(
             f"{srv.base_url}/api/orgs/org_default/members", headers=auth(srv.admin_key), timeout=10
         ).json()["data"]
@@ -117,7 +119,8 @@ def test_full_flow_creates_the_user_once_and_the_code_is_single_use(
         assert_envelope(again, 400, param="code")
         assert again.json()["error"]["code"] == "invalid_sso_code"
         second = exchange(client, sign_in(client)["sso_code"])  # the same person, signed in again
-        assert client.get("/api/auth/me", headers=auth(second.json()["access_token"])).json()["id"] == me["id"]
+        again_me = client.get("/api/auth/me", headers=auth(second.json()["access_token"])).json()
+        assert again_me["id"] == me["id"]
     rows = [r for r in callback_rows(srv) if r["target"] == provider.email]
     assert [(r["result"], r["actor"]) for r in rows] == [("success", me["id"])] * 2
 
