@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from gpucloud import __version__
 from gpucloud.accounts import Accounts
+from gpucloud.accounts.retention import AuditRetention
 from gpucloud.gateway import apidocs, errors, webapp
 from gpucloud.gateway.audit import AuditMiddleware
 from gpucloud.gateway.inference import Inference
@@ -70,6 +71,14 @@ def create_app(settings: Settings) -> FastAPI:
             oidc=settings.oidc,
         )
         await accounts.start()
+        retention = AuditRetention(
+            accounts.audit,
+            runtime.queue,
+            runtime.instance_id,
+            days=settings.accounts.audit_retention_days,
+            every_s=settings.accounts.audit_retention_every_s,
+        )
+        retention.start()
         app.state.runtime = runtime
         app.state.inference = Inference(runtime)
         app.state.offline = offline = Offline.build(runtime, app.state.inference)
@@ -78,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await retention.close()
             await accounts.close()
             await offline.close()
             await runtime.close()
