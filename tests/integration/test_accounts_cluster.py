@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
 
 from tests.integration.accounts_support import auth, create_user, login, new_email, new_password
 from tests.integration.oidc_provider import OidcProvider
-from tests.integration.test_oidc_sso import oidc_env, sign_in
+from tests.integration.test_oidc_sso import oidc_env
 from tests.integration.test_openai_api import assert_envelope
 from tests.support import (
     REDIS_URL,
@@ -91,20 +92,21 @@ def test_sign_on_started_at_one_gateway_finishes_at_the_other(
 ) -> None:
     first, second = gateways
     provider.email = new_email("roaming")
-    with (
-        httpx.Client(base_url=first.base_url, timeout=10) as at_first,
-        httpx.Client(base_url=second.base_url, timeout=10) as at_second,
-    ):
-        at_second.cookies = at_first.cookies  # one browser: the load balancer picks the gateway
-        landing = sign_in(at_first, callback=at_second)
+    with httpx.Client(timeout=10) as browser:  # one browser; the load balancer picks the gateway
+        began = browser.get(f"{first.base_url}/api/auth/oidc/login")
+        back = urlparse(httpx.get(began.headers["location"], timeout=10).headers["location"])
+        ended = browser.get(f"{second.base_url}{back.path}?{back.query}")
+        landing = parse_qs(urlparse(ended.headers["location"]).query)
         assert set(landing) == {"sso_code"}, landing
-        SECRETS.add(landing["sso_code"])
-        granted = at_first.post("/api/auth/oidc/exchange", json={"code": landing["sso_code"]})
+        code = landing["sso_code"][0]
+        SECRETS.add(code)
+        granted = browser.post(f"{first.base_url}/api/auth/oidc/exchange", json={"code": code})
         assert granted.status_code == 200, granted.text
         token = granted.json()["access_token"]
         SECRETS.add(token)
-        assert at_second.get("/api/auth/me", headers=auth(token)).json()["email"] == provider.email
-        again = at_second.post("/api/auth/oidc/exchange", json={"code": landing["sso_code"]})
+        me = browser.get(f"{second.base_url}/api/auth/me", headers=auth(token))
+        assert me.json()["email"] == provider.email
+        again = browser.post(f"{second.base_url}/api/auth/oidc/exchange", json={"code": code})
         assert_envelope(again, 400, param="code")
 
 
