@@ -48,6 +48,9 @@ def gateways(provider: OidcProvider, tmp_path_factory: pytest.TempPathFactory) -
         "GPUCLOUD_LOCAL_WORKER__ENABLED": "false",
     }
     first = make_server(tmp / "a", database_url=database_url, redis_url=REDIS_URL, env=env)
+    # The callback URL registered with the provider: the first gateway's (behind a load balancer,
+    # the public one); the token request from either gateway must name the same.
+    first.env["GPUCLOUD_OIDC__REDIRECT_URI"] = f"{first.base_url}/api/auth/oidc/callback"
     second = Server(
         base_url=f"http://127.0.0.1:{free_port()}",
         admin_key=first.admin_key,
@@ -96,6 +99,7 @@ def test_sign_on_started_at_one_gateway_finishes_at_the_other(
         began = browser.get(f"{first.base_url}/api/auth/oidc/login")
         back = urlparse(httpx.get(began.headers["location"], timeout=10).headers["location"])
         ended = browser.get(f"{second.base_url}{back.path}?{back.query}")
+        assert ended.status_code == 302, ended.text
         landing = parse_qs(urlparse(ended.headers["location"]).query)
         assert set(landing) == {"sso_code"}, landing
         code = landing["sso_code"][0]
