@@ -16,6 +16,7 @@ from sqlalchemy import select
 from gpucloud.accounts.audit import AuditLog
 from gpucloud.accounts.invitations import InvitationService
 from gpucloud.accounts.orgs import OrgService
+from gpucloud.accounts.passwords import Passwords
 from gpucloud.accounts.sso import SingleSignOn
 from gpucloud.accounts.throttle import FailureLog, LoginThrottle, MemoryFailureLog
 from gpucloud.accounts.tokens import Claims, TokenSigner, signing_secret
@@ -74,6 +75,7 @@ class Accounts:
         changes: KeyChanges,
         *,
         cache_ttl_s: float,
+        passwords: Passwords | None = None,
         oidc: OidcSettings | None = None,
         failures: FailureLog | None = None,
     ) -> None:
@@ -83,7 +85,7 @@ class Accounts:
         self._cache_ttl_s = cache_ttl_s
         self._cache: dict[str, UserState] = {}
         self._signer: TokenSigner | None = None
-        self.users = UserService(db, changes)
+        self.users = UserService(db, changes, passwords)
         self.orgs = OrgService(db, changes)
         self.audit = AuditLog(db)
         self.invitations = InvitationService(db, self.users, self.orgs, ttl_s=settings.invitation_ttl_s)
