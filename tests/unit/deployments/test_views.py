@@ -1,5 +1,6 @@
-"""What the API shows of deployments: the view carries the derived state, a worker is told the
-spec of the version its replica runs, and the catalog lists what may take requests."""
+"""Deployments' derived state: the view carries it, a worker is told the spec of the version its
+replica runs, and the catalog lists what may take requests (the views are built in
+`gateway.views.deployments`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from gpucloud.db import Database
 from gpucloud.deployments.spec import DeploymentRequest, validate
 from gpucloud.deployments.states import ReplicaState
 from gpucloud.deployments.store import DeploymentStore, PlacedReplica, ReplicaReport
-from gpucloud.deployments.views import assignment_view, by_deployment, catalog, deployment_view
+from gpucloud.deployments.views import by_deployment, catalog
+from gpucloud.gateway.views.deployments import assignment_view, deployment_view
 
 
 async def _deployment(store: DeploymentStore, name: str, **fields: object) -> str:
@@ -25,19 +27,23 @@ async def test_the_view_shows_the_derived_state_and_the_replicas(db: Database) -
     )
     await store.apply_reports("w1", [ReplicaReport(dep_id, 0, ReplicaState.READY)])
     view = deployment_view(await store.get(dep_id), await store.replicas(dep_id))
-    assert (view["object"], view["state"], view["ready_replicas"]) == ("deployment", "ready", 1)
-    assert view["reason"] == "1 of 2 replicas ready"
-    assert [(r["index"], r["worker_id"], r["state"]) for r in view["replica_states"]] == [(0, "w1", "ready")]
-    assert view["autoscale"] is None
+    assert (view.object, view.state, view.ready_replicas) == ("deployment", "ready", 1)
+    assert view.reason == "1 of 2 replicas ready"
+    assert [(r.index, r.worker_id, r.state) for r in view.replica_states] == [(0, "w1", "ready")]
+    assert view.autoscale is None
 
 
 async def test_a_pending_deployment_waits_for_the_scheduler(db: Database) -> None:
     store = DeploymentStore(db)
     dep_id = await _deployment(store, "m", autoscale={"min_replicas": 0, "max_replicas": 2})
-    await store.autoscaled({dep_id: (1, {"reason": "r"})})
+    decision = {"at": "2030-01-01T00:00:00+00:00", "action": "hold", "from_replicas": 0, "to_replicas": 0}
+    await store.autoscaled({dep_id: (1, {**decision, "reason": "r"})})
     view = deployment_view(await store.get(dep_id), [])
-    assert (view["state"], view["reason"]) == ("pending", "waiting for the scheduler")
-    assert view["autoscale"] == {"min_replicas": 0, "max_replicas": 2, "last_decision": {"reason": "r"}}
+    assert (view.state, view.reason) == ("pending", "waiting for the scheduler")
+    assert view.autoscale is not None
+    assert (view.autoscale.min_replicas, view.autoscale.max_replicas) == (0, 2)
+    assert view.autoscale.last_decision is not None
+    assert (view.autoscale.last_decision.action, view.autoscale.last_decision.reason) == ("hold", "r")
 
 
 async def test_a_worker_is_told_the_spec_of_its_replicas_version(db: Database) -> None:
@@ -48,9 +54,9 @@ async def test_a_worker_is_told_the_spec_of_its_replicas_version(db: Database) -
     await store.replace_placements([PlacedReplica(dep_id, 1, "w1", ("g1",), 2)], [], {})
     deployment = await store.get(dep_id)
     old, new = await store.replicas(dep_id)
-    assert assignment_view(old, deployment)["engine_options"] == {"seed": "1"}
+    assert assignment_view(old, deployment).engine_options == {"seed": "1"}
     told = assignment_view(new, deployment)
-    assert (told["engine_options"], told["gpu_uuids"], told["index"], told["name"]) == (
+    assert (told.engine_options, told.gpu_uuids, told.index, told.name) == (
         {"seed": "2"},
         ["g1"],
         1,

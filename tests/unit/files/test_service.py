@@ -10,7 +10,8 @@ import pytest
 
 from gpucloud.db import Database
 from gpucloud.errors import InvalidRequest, NotFound
-from gpucloud.files.service import FileService, NewFile, file_view
+from gpucloud.files.service import FileService, NewFile
+from gpucloud.gateway.views.offline import file_view
 from gpucloud.keys import KeyService, NewKey, Principal
 from gpucloud.settings import FilesSettings
 from gpucloud.storage import LocalStore
@@ -49,7 +50,7 @@ async def test_an_upload_is_stored_and_read_back_by_its_owner(db: Database, tmp_
     assert b"".join([c async for c in files.content(row)]) == _batch("a", "b")
     assert [r.custom_id for r in await files.requests(await files.get(row.id, owner))] == ["a", "b"]
     view = file_view(row)
-    assert (view["id"], view["object"], view["status"]) == (row.id, "file", "processed")
+    assert (view.id, view.object, view.status) == (row.id, "file", "processed")
 
 
 async def test_other_keys_cannot_see_a_file_but_an_admin_can(db: Database, tmp_path: Path) -> None:

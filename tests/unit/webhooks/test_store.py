@@ -11,9 +11,10 @@ from sqlalchemy import insert, select
 from gpucloud.db import Database
 from gpucloud.db.models import OutboxEvent, WebhookDelivery, utcnow
 from gpucloud.errors import NotFound
+from gpucloud.gateway.views.offline import endpoint_view
 from gpucloud.keys import KeyService, NewKey, Principal
 from gpucloud.webhooks.signing import SECRET_PREFIX
-from gpucloud.webhooks.store import NewEndpoint, WebhookStore, endpoint_view
+from gpucloud.webhooks.store import NewEndpoint, WebhookStore
 
 
 async def _principal(db: Database) -> Principal:
@@ -45,9 +46,9 @@ async def test_an_endpoint_is_created_with_a_secret_and_seen_by_its_key_only(db:
     assert secret.startswith(SECRET_PREFIX)
     assert row.secret == secret
     view = endpoint_view(row)
-    assert view["secret"] is None  # shown once, at creation, only when asked
-    assert endpoint_view(row, secret)["secret"] == secret
-    assert (view["object"], view["events"]) == ("webhook_endpoint", ["job.completed"])
+    assert view.secret is None  # shown once, at creation, only when asked
+    assert endpoint_view(row, secret).secret == secret
+    assert (view.object, view.events) == ("webhook_endpoint", ["job.completed"])
     assert [e.id for e in await store.page(mine)] == [row.id]
     assert await store.page(other) == []
     with pytest.raises(NotFound) as hidden:
@@ -65,7 +66,7 @@ async def test_removal_hides_the_endpoint_and_drops_only_pending_deliveries(db: 
     assert await store.page(mine) == []
     with pytest.raises(NotFound):
         await store.get(row.id, mine)
-    assert [d["id"] for d in await store.deliveries(row, 10)] == [done]
+    assert [d.id for d, _ in await store.deliveries(row, 10)] == [done]
 
 
 async def test_deliveries_list_newest_first_and_redelivery_makes_one_due(db: Database) -> None:
@@ -75,11 +76,15 @@ async def test_deliveries_list_newest_first_and_redelivery_makes_one_due(db: Dat
     first = await _delivery(db, row.id, mine.key_id, "failed", 1)
     second = await _delivery(db, row.id, mine.key_id, "succeeded", 2)
     listed = await store.deliveries(row, 10)
-    assert [d["id"] for d in listed] == [second, first]
-    assert listed[0]["event_type"] == "job.completed"
-    assert [d["id"] for d in await store.deliveries(row, 1)] == [second]
-    again = await store.redeliver(row, first)
-    assert (again["status"], again["attempts"]) == ("pending", 3)  # attempts keep counting
+    assert [d.id for d, _ in listed] == [second, first]
+    assert listed[0][1] == "job.completed"
+    assert [d.id for d, _ in await store.deliveries(row, 1)] == [second]
+    again, event_type = await store.redeliver(row, first)
+    assert (again.status, again.attempts, event_type) == (
+        "pending",
+        3,
+        "job.completed",
+    )  # attempts keep counting
     async with db.read() as connection:
         due = await connection.execute(
             select(WebhookDelivery.next_attempt_at).where(WebhookDelivery.id == first)

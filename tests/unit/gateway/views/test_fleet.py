@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from gpucloud.gateway.views.deployments import DeploymentDeleted, DeploymentList, DeploymentView
 from gpucloud.gateway.views.fleet import (
     ClusterView,
-    DeploymentDeleted,
-    DeploymentList,
-    DeploymentView,
     WorkerList,
     WorkerOrders,
     WorkerTokenCreated,
