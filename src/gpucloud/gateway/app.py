@@ -16,6 +16,9 @@ from fastapi import FastAPI
 
 from gpucloud import __version__
 from gpucloud.accounts import Accounts
+from gpucloud.accounts.retention import AuditRetention
+from gpucloud.accounts.throttle import FailureLog, MemoryFailureLog
+from gpucloud.accounts.throttle_redis import RedisFailureLog
 from gpucloud.gateway import apidocs, errors, webapp
 from gpucloud.gateway.audit import AuditMiddleware
 from gpucloud.gateway.inference import Inference
@@ -28,12 +31,14 @@ from gpucloud.gateway.routes import (
     deployments,
     files,
     health,
+    invitations,
     jobs,
     keys,
     observe,
     openai,
     orgs,
     responses,
+    sso,
     usage,
     users,
     webhooks,
@@ -63,8 +68,10 @@ ROUTE_MODULES = (
     batches,
     webhooks,
     auth,
+    sso,
     users,
     orgs,
+    invitations,
     audit,
 )
 
@@ -114,10 +121,7 @@ def _lifespan(
         await runtime.start()
         if runtime.generated_admin_key:
             _announce_admin_key(runtime.generated_admin_key)
-        accounts = Accounts(
-            runtime.db, settings.accounts, key_changes(settings), cache_ttl_s=settings.key_cache_ttl_s
-        )
-        await accounts.start()
+        accounts, retention = await _start_accounts(settings, runtime)
         app.state.runtime = runtime
         app.state.inference = Inference(runtime)
         app.state.offline = offline = Offline.build(runtime, app.state.inference)
@@ -126,6 +130,7 @@ def _lifespan(
         try:
             yield
         finally:
+            await retention.close()
             await accounts.close()
             await offline.close()
             await runtime.close()
@@ -133,6 +138,34 @@ def _lifespan(
             tracer.shutdown()
 
     return lifespan
+
+
+async def _start_accounts(settings: Settings, runtime: Runtime) -> tuple[Accounts, AuditRetention]:
+    """Users, organisations and sign-in, and the task that ages out old audit rows."""
+    accounts = Accounts(
+        runtime.db,
+        settings.accounts,
+        key_changes(settings),
+        cache_ttl_s=settings.key_cache_ttl_s,
+        oidc=settings.oidc,
+        failures=login_failures(settings),
+    )
+    await accounts.start()
+    retention = AuditRetention(
+        accounts.audit,
+        runtime.queue,
+        runtime.instance_id,
+        days=settings.accounts.audit_retention_days,
+        every_s=settings.accounts.audit_retention_every_s,
+    )
+    retention.start()
+    return accounts, retention
+
+
+def login_failures(settings: Settings) -> FailureLog:
+    """Where wrong passwords are counted: Redis in cluster mode (shared by every gateway)."""
+    url = settings.redis_dsn()
+    return MemoryFailureLog() if url is None else RedisFailureLog(url, settings.redis_prefix)
 
 
 def app_from_environment() -> FastAPI:
