@@ -1,4 +1,5 @@
-// API keys (admin): list, create (the secret shown once), change limits, revoke.
+// API keys (admin): list, create (the secret shown once), change limits, revoke. With an
+// organisation chosen in the header, only its keys are listed and new keys belong to it.
 import { type FormEvent, useState } from "react";
 import { describeError, unwrap } from "../api/client";
 import type { ApiKey, CreatedKey, ListOf } from "../api/views";
@@ -9,10 +10,16 @@ import { dateTime, num, usd } from "../lib/format";
 import type { FieldErrors } from "../lib/forms";
 import { type KeyForm, type LimitsForm, emptyKeyForm, limitsOf, parseKeyForm, parseLimitsPatch } from "../lib/keyForm";
 import { useLoad } from "../lib/hooks";
+import { useOrg } from "../org";
 
 export function Keys() {
   const { client } = useSession();
-  const keys = useLoad(async () => unwrap<ListOf<ApiKey>>(await client.GET("/api/keys")).data, [client]);
+  const { org } = useOrg();
+  const orgId = org?.id ?? null;
+  const keys = useLoad(async () => {
+    const all = unwrap<ListOf<ApiKey>>(await client.GET("/api/keys")).data;
+    return orgId ? all.filter((k) => k.org_id === orgId) : all;
+  }, [client, orgId]);
   const [created, setCreated] = useState<CreatedKey | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
 
@@ -28,7 +35,7 @@ export function Keys() {
 
   return (
     <section aria-labelledby="keys-title">
-      <h1 id="keys-title">API keys</h1>
+      <h1 id="keys-title">API keys{org ? ` of ${org.name}` : ""}</h1>
       {created && <NewSecret created={created} onDone={() => setCreated(null)} />}
       <CreateKey
         onCreated={async (k) => {
@@ -127,6 +134,7 @@ function LimitFields({ form, errors, set }: { form: LimitsForm; errors: FieldErr
 
 function CreateKey({ onCreated }: { onCreated: (k: CreatedKey) => Promise<void> }) {
   const { client } = useSession();
+  const { org } = useOrg();
   const [open, setOpen] = useState(false);
   const [form, setForm] = useState<KeyForm>(emptyKeyForm);
   const [errors, setErrors] = useState<FieldErrors>({});
@@ -145,7 +153,8 @@ function CreateKey({ onCreated }: { onCreated: (k: CreatedKey) => Promise<void> 
     setError(null);
     setBusy(true);
     try {
-      const created = unwrap<CreatedKey>(await client.POST("/api/keys", { body: parsed.value }));
+      const body = org ? { ...parsed.value, org_id: org.id } : parsed.value;
+      const created = unwrap<CreatedKey>(await client.POST("/api/keys", { body }));
       setForm(emptyKeyForm);
       setOpen(false);
       await onCreated(created);
