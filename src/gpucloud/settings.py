@@ -168,6 +168,42 @@ class AccountSettings(BaseModel):
     login_max_failures: int = Field(5, ge=1, description="wrong passwords per account per window")
     login_ip_max_failures: int = Field(50, ge=1, description="wrong passwords per client IP per window")
     login_window_s: float = Field(900.0, gt=0, description="the window failures are counted over")
+    invitation_ttl_s: int = Field(
+        7 * 86400, ge=60, description="how long an invitation to an organisation may be accepted"
+    )
+    audit_retention_days: int = Field(
+        365, ge=0, description="audit rows older than this are deleted daily; 0: kept forever"
+    )
+
+
+class OidcSettings(BaseModel):
+    """Single sign-on with an OpenID Connect provider (gpucloud.accounts.oidc): on when `issuer`
+    and `client_id` are set."""
+
+    issuer: str | None = Field(None, description="the provider's issuer URL (discovery is read from it)")
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    display_name: str | None = Field(None, description="the dashboard's button: 'Sign in with …'")
+    allowed_domains: list[str] = Field(
+        default_factory=list, description="email domains that may sign in; empty: any"
+    )
+    default_role: str | None = Field(
+        "member", pattern="^(admin|member|viewer)$", description="role in default_org of a new user"
+    )
+    default_org: str = Field("org_default", description="the organisation new users join")
+    redirect_uri: str | None = Field(
+        None, description="the callback URL registered with the provider; unset: from the request"
+    )
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    timeout_s: float = Field(10.0, gt=0, description="calls to the provider")
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [domain.strip().lower().lstrip("@") for domain in value if domain.strip()]
+
+    def enabled(self) -> bool:
+        return bool(self.issuer and self.client_id)
 
 
 _PREFIX = "GPUCLOUD_"
@@ -211,6 +247,7 @@ class Settings(BaseSettings):
     batches: BatchSettings = Field(default_factory=BatchSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     accounts: AccountSettings = Field(default_factory=AccountSettings)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
     worker_token: SecretStr | None = Field(None, description="`gpucloud worker --server`'s token")
     # Price table: model → price; `default_price` for models not listed. JSON in the environment:
     # GPUCLOUD_PRICES='{"llama-3-8b": {"input_per_million": 0.2, "output_per_million": 0.6}}'

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from gpucloud.accounts.audit import AuditLog
+from gpucloud.accounts.invitations import InvitationService
 from gpucloud.accounts.orgs import OrgService
 from gpucloud.accounts.throttle import LoginThrottle
 from gpucloud.accounts.tokens import Claims, TokenSigner, signing_secret
@@ -77,6 +78,7 @@ class Accounts:
         self.users = UserService(db, changes)
         self.orgs = OrgService(db, changes)
         self.audit = AuditLog(db)
+        self.invitations = InvitationService(db, self.users, self.orgs, ttl_s=settings.invitation_ttl_s)
         self._throttle = LoginThrottle(
             account_limit=settings.login_max_failures,
             ip_limit=settings.login_ip_max_failures,
@@ -108,6 +110,12 @@ class Accounts:
             self._throttle.failed(email, client_ip)
             raise AuthenticationFailed(_WRONG, code="invalid_credentials")
         self._throttle.succeeded(email)
+        return self._grant(user.id, user.token_version, None)
+
+    def grant(self, user: User) -> TokenGrant:
+        """A sign-in for a user whose identity another way proved (an invitation, single sign-on)."""
+        if user.disabled_at is not None:
+            raise AuthenticationFailed("This account is disabled.", code="account_disabled")
         return self._grant(user.id, user.token_version, None)
 
     async def refresh(self, token: str) -> TokenGrant:

@@ -28,6 +28,7 @@ from gpucloud.gateway.routes import (
     deployments,
     files,
     health,
+    invitations,
     jobs,
     keys,
     observe,
@@ -108,6 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
             auth,
             users,
             orgs,
+            invitations,
             audit,
         )
     ]

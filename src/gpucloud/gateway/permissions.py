@@ -83,6 +83,11 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("POST", "/api/auth/refresh"): U,
     ("POST", "/api/auth/logout"): U,
     ("GET", "/api/auth/me"): U,
+    ("GET", "/api/auth/config"): P,
+    ("POST", "/api/auth/invitations/accept"): P,  # the invitation's token is the credential
+    ("GET", "/api/auth/oidc/login"): P,
+    ("GET", "/api/auth/oidc/callback"): P,  # the state (and its cookie) and the provider's code
+    ("POST", "/api/auth/oidc/exchange"): P,  # the one-time code is the credential
     ("GET", "/api/users"): A,
     ("POST", "/api/users"): A,
     ("GET", "/api/users/{user_id}"): A,
@@ -97,6 +102,9 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("POST", "/api/orgs/{org_id}/members"): M,
     ("PATCH", "/api/orgs/{org_id}/members/{user_id}"): M,
     ("DELETE", "/api/orgs/{org_id}/members/{user_id}"): M,
+    ("POST", "/api/orgs/{org_id}/invitations"): M,
+    ("GET", "/api/orgs/{org_id}/invitations"): M,
+    ("DELETE", "/api/orgs/{org_id}/invitations/{invitation_id}"): M,
     ("GET", "/api/audit"): C,  # platform admins: all rows; owners and admins: their org's (the route)
     ("POST", "/api/deployments/{ref}/rollback"): A,
     ("POST", "/v1/responses"): K,

@@ -131,7 +131,7 @@ async def list_members(org_id: str, accounts: AccountsDep) -> Response:
 async def add_member(
     org_id: str, body: MemberAdd, request: Request, principal: PrincipalDep, accounts: AccountsDep
 ) -> Response:
-    await _may_grant(request, principal, org_id, body.role)
+    await may_grant(request, principal, org_id, body.role)
     request.scope["state"]["audit_target"] = body.user_id
     row = await accounts.orgs.add_member(org_id, body.user_id, body.role)
     email = (await accounts.users.get(body.user_id)).email
@@ -147,8 +147,8 @@ async def change_role(
     principal: PrincipalDep,
     accounts: AccountsDep,
 ) -> Response:
-    await _may_grant(request, principal, org_id, body.role)
-    await _may_grant(request, principal, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
+    await may_grant(request, principal, org_id, body.role)
+    await may_grant(request, principal, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
     await accounts.orgs.set_role(org_id, user_id, body.role)
     found = {m.user_id: (m, email) for m, email in await accounts.orgs.members(org_id)}
     return json_response(member_view(*found[user_id]))
@@ -158,12 +158,12 @@ async def change_role(
 async def remove_member(
     org_id: str, user_id: str, request: Request, principal: PrincipalDep, accounts: AccountsDep
 ) -> Response:
-    await _may_grant(request, principal, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
+    await may_grant(request, principal, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
     await accounts.orgs.remove_member(org_id, user_id)
     return json_response({"object": "org_member", "org_id": org_id, "user_id": user_id, "deleted": True})
 
 
-async def _may_grant(request: Request, principal: Principal, org_id: str, role: str) -> None:
+async def may_grant(request: Request, principal: Principal, org_id: str, role: str) -> None:
     """Beyond the table (owners and admins manage members): only owners and platform admins grant,
     change or remove the owner role."""
     mine = await require_role(request, principal, org_id, MANAGERS)
