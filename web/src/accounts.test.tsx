@@ -47,7 +47,7 @@ function serve(oidc = false) {
       if (route === "GET /api/orgs") return json(200, { object: "list", data: [org("org_a", "Acme"), org("org_b", "Beta")] });
       const m = url.pathname.match(/^\/api\/orgs\/(org_[ab])\/(members|invitations)$/);
       if (m && input.method === "GET") return json(200, { object: "list", data: m[2] === "members" ? members[m[1]!] : [] });
-      if (url.pathname === "/api/orgs/org_a/invitations") return json(201, { id: "inv_1", email: body.email, role: body.role, expires_at: "2026-02-01T00:00:00Z", url: "/?invite=inv-tok", token: "inv-tok" });
+      if (url.pathname === "/api/orgs/org_a/invitations") return json(201, { id: "inv_1", object: "invitation", org_id: "org_a", email: body.email, role: body.role, status: "pending", created_by: "usr_ann", created_at: "2026-01-01T00:00:00Z", expires_at: "2026-02-01T00:00:00Z", accepted_at: null, revoked_at: null, url: "/?invite=inv-tok", token: "inv-tok" });
       if (route === "PATCH /api/orgs/org_a/members/usr_bob") return refused(403, "Only an owner can grant or change the owner role.");
       if (url.pathname === "/api/usage") return json(200, { object: "list", granularity: "day", data: [], totals: { requests: 0, prompt_tokens: 0, completion_tokens: 0, total_tokens: 0, cost_usd: 0 } });
       if (url.pathname === "/api/audit") return json(200, { object: "list", data: [], next_cursor: null });

@@ -1,68 +1,46 @@
-// The sign-in and invitation routes, by name: `/api/auth/config`, the OIDC code exchange,
-// accepting an invitation and an organisation's invitations. Calls go through the same client (and
-// so carry the same bearer token) as every other call.
+// The sign-in and invitation calls the pages share: how people may sign in, the single sign-on
+// code exchange, accepting an invitation, and an organisation's invitations.
 import { type Client, unwrap } from "./client";
-import type { AccessToken, OrgRole } from "./views";
+import type { AccessToken, AuthConfig, Invitation, ListOf, OrgRole } from "./views";
 
-export interface AuthConfig {
-  password: boolean;
-  oidc: { enabled: boolean; name: string | null };
-}
-
-export interface Invitation {
-  id: string;
-  email: string;
-  role: OrgRole;
-  expires_at: string;
-  created_at?: string;
-}
+export type { AuthConfig, Invitation } from "./views";
 
 /** The create call's answer: the only one that carries the link (its token is a secret). */
-export interface CreatedInvitation extends Invitation {
-  url: string;
-  token: string;
-}
-
-type Result = { data?: unknown; error?: unknown; response: Response };
-interface Untyped {
-  GET(path: string, init?: object): Promise<Result>;
-  POST(path: string, init?: object): Promise<Result>;
-  DELETE(path: string, init?: object): Promise<Result>;
-}
-
-// These routes are served by the accounts package; reaching them through the same client keeps
-// its middleware (the bearer token, signing out on a 401).
-function raw(client: Client): Untyped {
-  return client as unknown as Untyped;
-}
+export type CreatedInvitation = Invitation & { url: string; token: string };
 
 /** How people may sign in here; password only when the server cannot say. */
 export async function authConfig(client: Client): Promise<AuthConfig> {
   try {
-    const cfg = unwrap(await raw(client).GET("/api/auth/config")) as Partial<AuthConfig>;
-    return { password: cfg.password ?? true, oidc: { enabled: cfg.oidc?.enabled === true, name: cfg.oidc?.name ?? null } };
+    return unwrap<AuthConfig>(await client.GET("/api/auth/config"));
   } catch {
     return { password: true, oidc: { enabled: false, name: null } };
   }
 }
 
+// The exchange route comes with the OIDC sign-in itself; reached through the same client so the
+// answer is handled like every other call's.
+type Untyped = { POST(path: string, init: object): Promise<{ data?: unknown; error?: unknown; response: Response }> };
+
 export async function exchangeSsoCode(client: Client, code: string): Promise<AccessToken> {
-  return unwrap(await raw(client).POST("/api/auth/oidc/exchange", { body: { code } })) as AccessToken;
+  return unwrap((await (client as unknown as Untyped).POST("/api/auth/oidc/exchange", { body: { code } })) as { data?: AccessToken; error?: unknown; response: Response });
 }
 
 export async function acceptInvitation(client: Client, token: string, password: string): Promise<AccessToken> {
-  return unwrap(await raw(client).POST("/api/auth/invitations/accept", { body: { token, password } })) as AccessToken;
+  return unwrap<AccessToken>(await client.POST("/api/auth/invitations/accept", { body: { token, password } }));
 }
 
+const orgPath = (orgId: string) => ({ params: { path: { org_id: orgId } } });
+
 export async function listInvitations(client: Client, orgId: string): Promise<Invitation[]> {
-  const list = unwrap(await raw(client).GET(`/api/orgs/${encodeURIComponent(orgId)}/invitations`)) as { data: Invitation[] };
-  return list.data;
+  return unwrap<ListOf<Invitation>>(await client.GET("/api/orgs/{org_id}/invitations", orgPath(orgId))).data;
 }
 
 export async function invite(client: Client, orgId: string, email: string, role: OrgRole): Promise<CreatedInvitation> {
-  return unwrap(await raw(client).POST(`/api/orgs/${encodeURIComponent(orgId)}/invitations`, { body: { email, role } })) as CreatedInvitation;
+  const created = unwrap<Invitation>(await client.POST("/api/orgs/{org_id}/invitations", { ...orgPath(orgId), body: { email, role } }));
+  if (!created.token || !created.url) throw new Error("The server did not send the invitation's link.");
+  return { ...created, token: created.token, url: created.url };
 }
 
 export async function revokeInvitation(client: Client, orgId: string, invId: string): Promise<void> {
-  unwrap(await raw(client).DELETE(`/api/orgs/${encodeURIComponent(orgId)}/invitations/${encodeURIComponent(invId)}`));
+  unwrap(await client.DELETE("/api/orgs/{org_id}/invitations/{invitation_id}", { params: { path: { org_id: orgId, invitation_id: invId } } }));
 }

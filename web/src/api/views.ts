@@ -56,3 +56,5 @@ export type OrgRole = S["MemberView"]["role"];
 export type Member = S["MemberView"];
 export type AuditRow = S["AuditRow"];
 export type AuditList = S["AuditList"];
+export type Invitation = S["InvitationView"];
+export type AuthConfig = S["AuthConfig"];

@@ -55,7 +55,8 @@ function PasswordForm({ config }: { config: AuthConfig | null }) {
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const { error, busy, submit } = useSubmit(() => loginPassword(email, password));
-  const sso = config?.oidc.enabled ? (config.oidc.name ?? "SSO") : null;
+  // The server names the provider ("single sign-on" when the operator did not).
+  const sso = config?.oidc.enabled ? (config.oidc.name && config.oidc.name !== "single sign-on" ? `SSO (${config.oidc.name})` : "SSO") : null;
   return (
     <form className="card" onSubmit={submit} aria-label="Sign in with your account">
       <h2>Sign in</h2>
@@ -68,7 +69,7 @@ function PasswordForm({ config }: { config: AuthConfig | null }) {
         </button>
         {sso && (
           <button type="button" className="secondary" onClick={() => globalThis.location.assign("/api/auth/oidc/login")}>
-            Sign in with {sso === "SSO" ? "SSO" : `SSO (${sso})`}
+            Sign in with {sso}
           </button>
         )}
       </div>

@@ -7,7 +7,7 @@ import { describeError, unwrap } from "../api/client";
 import type { ListOf, Member, Org, OrgRole } from "../api/views";
 import { useSession } from "../auth";
 import { ConfirmButton, CopyButton, Field, Select } from "../components/Controls";
-import { Empty, ErrorBox, Gate } from "../components/Status";
+import { Badge, Empty, ErrorBox, Gate } from "../components/Status";
 import { dateTime } from "../lib/format";
 import { useLoad } from "../lib/hooks";
 import { canManage, useOrg } from "../org";
@@ -176,24 +176,25 @@ function Pending({ orgId, invitations }: { orgId: string; invitations: ReturnTyp
   }
   return (
     <>
-      <h2>Pending invitations</h2>
+      <h2>Invitations</h2>
       {error && <ErrorBox title="Could not revoke">{error}</ErrorBox>}
       <Gate {...invitations} what="invitations">
         {(list) =>
           list.length ? (
             <div className="table-wrap">
-              <table aria-label="Pending invitations">
+              <table aria-label="Invitations">
                 <thead>
-                  <tr><th>Email</th><th>Role</th><th>Expires</th><th><span className="sr-only">Actions</span></th></tr>
+                  <tr><th>Email</th><th>Role</th><th>State</th><th>Expires</th><th><span className="sr-only">Actions</span></th></tr>
                 </thead>
                 <tbody>
                   {list.map((inv) => (
                     <tr key={inv.id}>
                       <td>{inv.email}</td>
                       <td>{inv.role}</td>
+                      <td><Badge state={inv.status} /></td>
                       <td>{dateTime(inv.expires_at)}</td>
                       <td className="actions">
-                        <ConfirmButton label="Revoke" question={`Revoke the invitation of ${inv.email}?`} confirmLabel="Yes, revoke" onConfirm={() => revoke(inv)} />
+                        {inv.status === "pending" && <ConfirmButton label="Revoke" question={`Revoke the invitation of ${inv.email}?`} confirmLabel="Yes, revoke" onConfirm={() => revoke(inv)} />}
                       </td>
                     </tr>
                   ))}
@@ -201,7 +202,7 @@ function Pending({ orgId, invitations }: { orgId: string; invitations: ReturnTyp
               </table>
             </div>
           ) : (
-            <Empty>No pending invitations.</Empty>
+            <Empty>No invitations yet.</Empty>
           )
         }
       </Gate>
