@@ -41,7 +41,8 @@ function serve(oidc = false) {
       if (route === "POST /api/auth/login") return body.password === "pw-ann" ? json(200, grant("tok-ann")) : refused(401, "Wrong email or password.");
       if (route === "POST /api/auth/oidc/exchange") return body.code === "good-code" ? json(200, grant("tok-ann")) : refused(400, "This sign-in code is unknown or used.");
       if (route === "POST /api/auth/invitations/accept") return body.token === "inv-tok" ? json(200, grant("tok-ann")) : refused(400, "This invitation is unknown or expired.");
-      if (auth !== "Bearer tok-ann") return refused(401, "Sign in first.");
+      if (auth !== "Bearer tok-ann" && auth !== "Bearer tok-ann-2") return refused(401, "Sign in first.");
+      if (route === "POST /api/auth/refresh") return json(200, grant("tok-ann-2"));
       if (route === "GET /api/auth/me") return json(200, user("usr_ann", "ann@example.com"));
       if (route === "POST /api/auth/logout") return json(200, { object: "sign_out", revoked: true });
       if (route === "GET /api/orgs") return json(200, { object: "list", data: [org("org_a", "Acme"), org("org_b", "Beta")] });
@@ -116,6 +117,18 @@ describe("sign-in with email and password", () => {
     serve(true);
     renderApp();
     expect(await screen.findByRole("button", { name: "Sign in with SSO (Example IdP)" })).toBeTruthy();
+  });
+});
+
+describe("a user's token", () => {
+  it("is refreshed before it expires, and the new one is kept and used", async () => {
+    serve();
+    // Two seconds left: refreshed at 80% of that (a long token: a minute before it expires).
+    localStorage.setItem(TOKEN_KEY, JSON.stringify({ token: "tok-ann", expiresAt: Date.now() + 2_000 }));
+    renderApp();
+    await navLinks();
+    await waitFor(() => expect(calls.some((c) => c.path === "/api/auth/refresh" && c.auth === "Bearer tok-ann")).toBe(true), { timeout: 10_000 });
+    await waitFor(() => expect(JSON.parse(localStorage.getItem(TOKEN_KEY) ?? "{}").token).toBe("tok-ann-2"));
   });
 });
 
