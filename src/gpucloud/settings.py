@@ -172,7 +172,10 @@ class AccountSettings(BaseModel):
         7 * 86400, ge=60, description="how long an invitation to an organisation may be accepted"
     )
     audit_retention_days: int = Field(
-        365, ge=0, description="audit rows older than this are deleted daily; 0: kept forever"
+        365, ge=0, description="audit rows older than this are deleted; 0: kept forever"
+    )
+    audit_retention_every_s: float = Field(
+        3600.0, gt=0, description="how often rows past retention are looked for"
     )
 
 

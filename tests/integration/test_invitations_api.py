@@ -71,14 +71,16 @@ def test_invite_accept_sign_in_and_single_use(server: Server) -> None:
     created = _invite(server, org_id, server.admin_key, email.upper(), "viewer")
     assert created.status_code == 201, created.text
     invitation = created.json()
-    assert invitation["email"] == email and invitation["role"] == "viewer"
+    assert invitation["email"] == email
+    assert invitation["role"] == "viewer"
     assert invitation["status"] == "pending"
     assert invitation["url"] == f"/?invite={invitation['token']}"
     listed = httpx.get(
         f"{server.base_url}/api/orgs/{org_id}/invitations", headers=auth(server.admin_key), timeout=10
     ).json()["data"]
     assert [i["id"] for i in listed] == [invitation["id"]]
-    assert "token" not in listed[0] and "url" not in listed[0]  # shown once only
+    assert "token" not in listed[0]
+    assert "url" not in listed[0]
 
     accepted = _accept(server, invitation["token"], password)
     assert accepted.status_code == 200, accepted.text
@@ -108,7 +110,8 @@ def test_revoked_expired_and_existing_accounts(server: Server) -> None:
         headers=auth(server.admin_key),
         timeout=10,
     )
-    assert gone.status_code == 200 and gone.json()["status"] == "revoked"
+    assert gone.status_code == 200
+    assert gone.json()["status"] == "revoked"
     refused = _accept(server, revoked["token"], new_password())
     assert_envelope(refused, 400, param="token")
     assert refused.json()["error"]["code"] == "invitation_revoked"
@@ -116,7 +119,8 @@ def test_revoked_expired_and_existing_accounts(server: Server) -> None:
     expired = _invite(server, org_id, server.admin_key, new_email()).json()
     db_rows(server, "UPDATE invitations SET expires_at = created_at WHERE id = ?", expired["id"])
     late = _accept(server, expired["token"], new_password())
-    assert late.status_code == 400 and late.json()["error"]["code"] == "invitation_expired"
+    assert late.status_code == 400
+    assert late.json()["error"]["code"] == "invitation_expired"
 
     email, password = new_email("existing"), new_password()
     create_user(server, email, password)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from gpucloud.accounts.audit import AuditLog
 from gpucloud.accounts.invitations import InvitationService
 from gpucloud.accounts.orgs import OrgService
+from gpucloud.accounts.sso import SingleSignOn
 from gpucloud.accounts.throttle import LoginThrottle
 from gpucloud.accounts.tokens import Claims, TokenSigner, signing_secret
 from gpucloud.accounts.users import UserService
@@ -24,7 +25,7 @@ from gpucloud.errors import AuthenticationFailed
 from gpucloud.keycache import KeyChanges
 from gpucloud.keys import Principal
 from gpucloud.queue.protocol import Priority
-from gpucloud.settings import AccountSettings
+from gpucloud.settings import AccountSettings, OidcSettings
 
 _WRONG = "Incorrect email or password."
 _REVOKED = "Invalid or expired access token. Sign in again."
@@ -67,7 +68,13 @@ class Accounts:
     """See the module docstring. Built and started by the gateway's lifespan."""
 
     def __init__(
-        self, db: Database, settings: AccountSettings, changes: KeyChanges, *, cache_ttl_s: float
+        self,
+        db: Database,
+        settings: AccountSettings,
+        changes: KeyChanges,
+        *,
+        cache_ttl_s: float,
+        oidc: OidcSettings | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -79,6 +86,8 @@ class Accounts:
         self.orgs = OrgService(db, changes)
         self.audit = AuditLog(db)
         self.invitations = InvitationService(db, self.users, self.orgs, ttl_s=settings.invitation_ttl_s)
+        # Single sign-on through an OpenID Connect provider, when one is configured.
+        self.sso = SingleSignOn(db, oidc, self.users) if oidc is not None and oidc.enabled() else None
         self._throttle = LoginThrottle(
             account_limit=settings.login_max_failures,
             ip_limit=settings.login_ip_max_failures,

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from gpucloud import __version__
 from gpucloud.accounts import Accounts
+from gpucloud.accounts.retention import AuditRetention
 from gpucloud.gateway import apidocs, errors, webapp
 from gpucloud.gateway.audit import AuditMiddleware
 from gpucloud.gateway.inference import Inference
@@ -35,6 +36,7 @@ from gpucloud.gateway.routes import (
     openai,
     orgs,
     responses,
+    sso,
     usage,
     users,
     webhooks,
@@ -62,9 +64,21 @@ def create_app(settings: Settings) -> FastAPI:
         if runtime.generated_admin_key:
             _announce_admin_key(runtime.generated_admin_key)
         accounts = Accounts(
-            runtime.db, settings.accounts, key_changes(settings), cache_ttl_s=settings.key_cache_ttl_s
+            runtime.db,
+            settings.accounts,
+            key_changes(settings),
+            cache_ttl_s=settings.key_cache_ttl_s,
+            oidc=settings.oidc,
         )
         await accounts.start()
+        retention = AuditRetention(
+            accounts.audit,
+            runtime.queue,
+            runtime.instance_id,
+            days=settings.accounts.audit_retention_days,
+            every_s=settings.accounts.audit_retention_every_s,
+        )
+        retention.start()
         app.state.runtime = runtime
         app.state.inference = Inference(runtime)
         app.state.offline = offline = Offline.build(runtime, app.state.inference)
@@ -73,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await retention.close()
             await accounts.close()
             await offline.close()
             await runtime.close()
@@ -107,6 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
             batches,
             webhooks,
             auth,
+            sso,
             users,
             orgs,
             invitations,

@@ -74,8 +74,8 @@ async def me(request: Request, accounts: AccountsDep) -> Response:
 
 
 @router.get("/config", responses=documented(AuthConfig))
-async def config(request: Request) -> Response:
+async def config(accounts: AccountsDep) -> Response:
     """How people may sign in (public): the dashboard shows a single sign-on button when on."""
-    oidc = request.app.state.runtime.settings.oidc
-    name = (oidc.display_name or "single sign-on") if oidc.enabled() else None
-    return json_response({"password": True, "oidc": {"enabled": oidc.enabled(), "name": name}})
+    sso = accounts.sso
+    name = sso.display_name if sso is not None else None
+    return json_response({"password": True, "oidc": {"enabled": sso is not None, "name": name}})

@@ -8,7 +8,7 @@ admin who creates an organisation becomes its owner.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,6 +45,9 @@ class OrgLimitsPatch(BaseModel):
     budget_usd: float | None = Field(None, ge=0, description="spend per budget period, in USD")
     budget_period: Literal["daily", "monthly"] | None = Field(
         None, description="null: the organisation's lifetime"
+    )
+    allowed_models: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=1000, description="models its keys may use (on top of each key's); null: any"
     )
 
 
