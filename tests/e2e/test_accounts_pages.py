@@ -11,6 +11,7 @@ sign-on button shows only on a server with OIDC configured.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from tests.support import SECRETS, Server, make_server
 OWNER = ("owner@example.com", "owner-password-1")
 NEWBIE = ("newbie@example.com", "newbie-password-1")
 SECRETS.update({OWNER[1], NEWBIE[1]})
-OWNER_PAGES = ["Usage", "Members", "Organisation", "Audit log"]
+OWNER_PAGES = ["API keys", "Usage", "Members", "Organisation", "Audit log"]
+MEMBER_PAGES = ["API keys", "Usage", "Members", "Organisation"]
 VIEWER_PAGES = ["Usage", "Members", "Organisation"]
 
 
@@ -179,6 +181,19 @@ def test_an_invitation_is_accepted_in_a_fresh_browser(
     expect(other.get_by_role("banner")).to_contain_text(NEWBIE[0])
     assert "invite" not in other.url
     newbie["page"] = other
+    assert _nav_titles(other) == MEMBER_PAGES
+    # A member makes its own key in the organisation (a user key; the secret shown once).
+    _go(other, "API keys")
+    other.get_by_role("button", name="Create a key").click()
+    expect(other.get_by_label("Role", exact=True)).to_have_count(0)  # members make user keys only
+    other.get_by_label("Name").fill("newbie's key")
+    other.get_by_role("button", name="Create key").click()
+    secret = other.get_by_test_id("new-secret")
+    expect(secret).to_have_value(re.compile(r"^gc_"))
+    SECRETS.add(secret.input_value())
+    other.get_by_role("button", name="I have stored it").click()
+    expect(other.get_by_role("table")).to_contain_text("newbie's key")
+    expect(other.get_by_role("button", name="Edit limits")).to_have_count(0)  # a platform admin's call
 
     page.reload()
     expect(_member_row(page, NEWBIE[0]).get_by_label(f"Role of {NEWBIE[0]}")).to_have_value("member")

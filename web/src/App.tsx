@@ -25,9 +25,10 @@ import { Link, navigate, usePath } from "./router";
 /**
  * Who a page serves: `admin` platform admins; `key` API keys (the inference routes take no user
  * token); `key-or-admin` both; `any` everyone; `org` platform admins and members of the chosen
- * organisation; `org-manager` platform admins and its owners and admins.
+ * organisation; `org-maker` platform admins and those who make keys in it (owners, admins,
+ * members: not viewers); `org-manager` platform admins and its owners and admins.
  */
-export type Audience = "admin" | "key" | "key-or-admin" | "any" | "org" | "org-manager";
+export type Audience = "admin" | "key" | "key-or-admin" | "any" | "org" | "org-maker" | "org-manager";
 
 export interface Page {
   path: string;
@@ -39,7 +40,7 @@ export interface Page {
 export const PAGES: Page[] = [
   { path: "/", title: "Overview", audience: "admin", component: Overview },
   { path: "/playground", title: "Playground", audience: "key", component: Playground },
-  { path: "/keys", title: "API keys", audience: "admin", component: Keys },
+  { path: "/keys", title: "API keys", audience: "org-maker", component: Keys },
   { path: "/usage", title: "Usage", audience: "any", component: Usage },
   { path: "/deployments", title: "Deployments", audience: "admin", component: Deployments },
   { path: "/workers", title: "Workers & GPUs", audience: "admin", component: Workers },
@@ -59,6 +60,7 @@ export function pagesFor(session: Pick<Session, "kind" | "isAdmin">, myRole: MyR
     "key-or-admin": session.kind === "key" || session.isAdmin,
     any: true,
     org: session.isAdmin || (session.kind === "user" && myRole !== null),
+    "org-maker": session.isAdmin || (session.kind === "user" && (canManage(myRole) || myRole === "member")),
     "org-manager": session.isAdmin || canManage(myRole),
   };
   return PAGES.filter((p) => opens[p.audience]);
@@ -136,6 +138,7 @@ function Shell({ session }: { session: Session }) {
 function refusal(session: Session, page: Page): string {
   if (session.kind === "key") return page.audience === "key" ? "This page needs an API key." : "This page needs an admin API key.";
   if (page.audience === "key") return "This page takes an API key: sign out and sign in with one to use it.";
+  if (page.audience === "org-maker") return "Viewers do not make API keys: ask an owner or admin for the member role.";
   if (page.audience === "org-manager") return "This page needs the owner or admin role in the organisation.";
   if (page.audience === "org") return "Choose an organisation you belong to.";
   return "This page needs a platform admin.";

@@ -97,7 +97,7 @@ describe("sign-in with email and password", () => {
     const u = userEvent.setup();
     await u.type(await screen.findByLabelText("Email"), "ann@example.com");
     await u.type(screen.getByLabelText("Password"), "pw-ann{Enter}");
-    await waitFor(async () => expect(await navLinks()).toEqual(["Usage", "Members", "Organisation", "Audit log"]));
+    await waitFor(async () => expect(await navLinks()).toEqual(["API keys", "Usage", "Members", "Organisation", "Audit log"]));
     expect(JSON.parse(localStorage.getItem(TOKEN_KEY) ?? "{}").token).toBe("tok-ann");
     expect(localStorage.getItem(STORAGE_KEY)).toBeNull();
     expect(screen.getByText("ann@example.com")).toBeTruthy();

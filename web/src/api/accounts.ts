@@ -17,12 +17,8 @@ export async function authConfig(client: Client): Promise<AuthConfig> {
   }
 }
 
-// The exchange route comes with the OIDC sign-in itself; reached through the same client so the
-// answer is handled like every other call's.
-type Untyped = { POST(path: string, init: object): Promise<{ data?: unknown; error?: unknown; response: Response }> };
-
 export async function exchangeSsoCode(client: Client, code: string): Promise<AccessToken> {
-  return unwrap((await (client as unknown as Untyped).POST("/api/auth/oidc/exchange", { body: { code } })) as { data?: AccessToken; error?: unknown; response: Response });
+  return unwrap<AccessToken>(await client.POST("/api/auth/oidc/exchange", { body: { code } }));
 }
 
 export async function acceptInvitation(client: Client, token: string, password: string): Promise<AccessToken> {

@@ -107,6 +107,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/auth/oidc/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Oidc Callback */
+        get: operations["oidc_callback_api_auth_oidc_callback_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/oidc/exchange": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Oidc Exchange */
+        post: operations["oidc_exchange_api_auth_oidc_exchange_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/oidc/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Oidc Login */
+        get: operations["oidc_login_api_auth_oidc_login_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/refresh": {
         parameters: {
             query?: never;
@@ -1052,6 +1103,11 @@ export interface components {
              * @description the organisation that owns the key
              */
             org_id: string;
+            /**
+             * Owner User Id
+             * @description the member who made the key for themselves; null: made by an admin
+             */
+            owner_user_id: string | null;
             /** Prefix */
             prefix: string;
             /** Revoked At */
@@ -1109,6 +1165,11 @@ export interface components {
              * @description the organisation that owns the key
              */
             org_id: string;
+            /**
+             * Owner User Id
+             * @description the member who made the key for themselves; null: made by an admin
+             */
+            owner_user_id: string | null;
             /** Prefix */
             prefix: string;
             /** Revoked At */
@@ -1180,6 +1241,11 @@ export interface components {
              * @description the organisation that owns the key
              */
             org_id: string;
+            /**
+             * Owner User Id
+             * @description the member who made the key for themselves; null: made by an admin
+             */
+            owner_user_id: string | null;
             /** Prefix */
             prefix: string;
             /** Revoked At */
@@ -2017,6 +2083,11 @@ export interface components {
             /** Total Tokens */
             total_tokens: number;
         };
+        /** Exchange */
+        Exchange: {
+            /** Code */
+            code: string;
+        };
         /** FileDeleted */
         FileDeleted: {
             /** Deleted */
@@ -2743,6 +2814,11 @@ export interface components {
          *     organisation's keys on every gateway, on top of each key's own limits.
          */
         OrgLimitsPatch: {
+            /**
+             * Allowed Models
+             * @description models its keys may use (on top of each key's); null: any
+             */
+            allowed_models?: string[] | null;
             /**
              * Budget Period
              * @description null: the organisation's lifetime
@@ -3860,6 +3936,75 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["UserView"];
                 };
+            };
+        };
+    };
+    oidc_callback_api_auth_oidc_callback_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    oidc_exchange_api_auth_oidc_exchange_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Exchange"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccessToken"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    oidc_login_api_auth_oidc_login_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

@@ -10,6 +10,12 @@ describe("organisation limits form", () => {
     expect(parseOrgLimits(form, org)).toEqual({ ok: true, value: { rpm_limit: null, budget_usd: 12.5 } });
     expect(parseOrgLimits(orgLimitsOf(org), org)).toEqual({ ok: true, value: {} });
   });
+  it("sends the allowed models as a list, or null for any", () => {
+    expect(parseOrgLimits({ ...orgLimitsOf(org), allowed_models: " m1, m2,m1 " }, org)).toEqual({ ok: true, value: { allowed_models: ["m1", "m2"] } });
+    const limited = { ...org, allowed_models: ["m1"] };
+    expect(parseOrgLimits({ ...orgLimitsOf(limited), allowed_models: "" }, limited)).toEqual({ ok: true, value: { allowed_models: null } });
+    expect(parseOrgLimits(orgLimitsOf(limited), limited)).toEqual({ ok: true, value: {} });
+  });
   it("names the field that does not parse", () => {
     const parsed = parseOrgLimits({ ...orgLimitsOf(org), tpm_limit: "-3", budget_usd: "x" }, org);
     expect(parsed.ok).toBe(false);

@@ -9,6 +9,8 @@ export interface OrgLimitsForm {
   token_quota: string;
   budget_usd: string;
   budget_period: "" | "daily" | "monthly";
+  /** Comma-separated; empty: any model. */
+  allowed_models: string;
 }
 
 export interface OrgLimitsPatch {
@@ -17,6 +19,7 @@ export interface OrgLimitsPatch {
   token_quota?: number | null;
   budget_usd?: number | null;
   budget_period?: "daily" | "monthly" | null;
+  allowed_models?: string[] | null;
 }
 
 const text = (v: number | null) => (v === null ? "" : String(v));
@@ -28,6 +31,7 @@ export function orgLimitsOf(org: Org): OrgLimitsForm {
     token_quota: text(org.token_quota),
     budget_usd: text(org.budget_usd),
     budget_period: org.budget_period ?? "",
+    allowed_models: org.allowed_models?.join(", ") ?? "",
   };
 }
 
@@ -45,7 +49,15 @@ export function parseOrgLimits(form: OrgLimitsForm, org: Org): Parsed<OrgLimitsP
   else if (budget !== org.budget_usd) patch.budget_usd = budget;
   const period = form.budget_period || null;
   if (period !== org.budget_period) patch.budget_period = period;
+  const models = modelList(form.allowed_models);
+  if (JSON.stringify(models) !== JSON.stringify(org.allowed_models)) patch.allowed_models = models;
   return Object.keys(errors).length ? { ok: false, errors } : { ok: true, value: patch };
+}
+
+/** "a, b ,a" → ["a", "b"]; "" → null (any model). */
+export function modelList(text: string): string[] | null {
+  const names = [...new Set(text.split(",").map((m) => m.trim()).filter(Boolean))];
+  return names.length ? names : null;
 }
 
 /** The limits in words: "600 rpm, 1,000 tokens per day", or "unlimited". */

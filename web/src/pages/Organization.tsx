@@ -79,6 +79,7 @@ function EditLimits({ org, onDone, onCancel }: { org: Org; onDone: () => Promise
         <Field label="Token quota" inputMode="numeric" value={form.token_quota} error={errors.token_quota} hint={hint} onChange={(e) => set("token_quota", e.target.value)} />
         <Field label="Budget (USD)" inputMode="decimal" value={form.budget_usd} error={errors.budget_usd} hint={hint} onChange={(e) => set("budget_usd", e.target.value)} />
         <Select label="Budget period" value={form.budget_period} options={[["", "organisation's lifetime"], ["daily", "daily"], ["monthly", "monthly"]]} onChange={(e) => set("budget_period", e.target.value)} />
+        <Field label="Allowed models" value={form.allowed_models} hint="comma-separated; empty: any (each key may narrow it)" onChange={(e) => set("allowed_models", e.target.value)} />
       </div>
       <div className="actions">
         <button type="submit">Save limits</button>
