@@ -20,6 +20,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 from tests.e2e.test_dashboard import _context, _nav_titles, _open, _shoot, _watch, console
+from tests.integration.oidc_provider import OidcProvider
+from tests.integration.test_oidc_sso import oidc_env
 from tests.support import SECRETS, Server, make_server
 
 OWNER = ("owner@example.com", "owner-password-1")
@@ -273,14 +275,20 @@ def test_no_secret_reached_the_console() -> None:
 
 
 @pytest.fixture(scope="module")
-def sso_server(built_app: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server with single sign-on configured (the provider is not called to show the button)."""
-    env = {
-        "GPUCLOUD_OIDC__ISSUER": "http://127.0.0.1:9/unused",
-        "GPUCLOUD_OIDC__CLIENT_ID": "gpucloud-dashboard",
-        "GPUCLOUD_OIDC__DISPLAY_NAME": "Example IdP",
-    }
-    server = make_server(tmp_path_factory.mktemp("e2e-sso"), env=env)
+def provider() -> Iterator[OidcProvider]:
+    idp = OidcProvider().start()
+    try:
+        yield idp
+    finally:
+        idp.stop()
+
+
+@pytest.fixture(scope="module")
+def sso_server(
+    built_app: Path, provider: OidcProvider, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server signing people in with the test OpenID Connect provider."""
+    server = make_server(tmp_path_factory.mktemp("e2e-sso"), env=oidc_env(provider))
     server.start(timeout_s=START_TIMEOUT_S)
     try:
         yield server
@@ -288,14 +296,22 @@ def sso_server(built_app: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         server.stop()
 
 
-def test_the_sso_button_shows_when_configured(browser: Browser, sso_server: Server) -> None:
+def test_single_sign_on_in_the_browser(browser: Browser, sso_server: Server, provider: OidcProvider) -> None:
     ctx = _browser(browser)
     page = _watch(ctx.new_page())
     page.goto(sso_server.base_url + "/")
-    button = page.get_by_role("button", name="Sign in with SSO (Example IdP)")
-    expect(button).to_be_visible()
     _shoot(page, "login-sso")
-    page.goto(sso_server.base_url + "/?sso_error=access_denied")
-    expect(page.get_by_role("alert")).to_contain_text("The identity provider refused the sign-in.")
+    page.get_by_role("button", name="Sign in with SSO (Test IdP)").click()
+    # Provider, callback, then back at the app with a one-time code it exchanges and drops.
+    expect(page.get_by_role("banner")).to_contain_text(provider.email)
+    assert "sso_code" not in page.url
+    token = page.evaluate("JSON.parse(localStorage.getItem('gpucloud.accessToken')).token")
+    SECRETS.add(token)
+
+    page.get_by_role("button", name="Sign out").click()
+    provider.email = "eve@elsewhere.org"  # a domain the server does not allow
+    page.get_by_role("button", name="Sign in with SSO (Test IdP)").click()
+    expect(page.get_by_role("alert")).to_contain_text("Accounts with this email domain may not sign in here.")
     assert "sso_error" not in page.url
+    assert page.evaluate("localStorage.getItem('gpucloud.accessToken')") is None
     ctx.close()

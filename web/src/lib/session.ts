@@ -95,11 +95,18 @@ export function clearHandoff(): void {
 
 /** Words for an `sso_error` code from the callback. */
 export function ssoErrorText(code: string): string {
+  // The reasons the server's callback gives (gpucloud.accounts.oidc and .sso).
   const known: Record<string, string> = {
     access_denied: "The identity provider refused the sign-in.",
+    provider_error: "The identity provider refused or failed the sign-in.",
+    provider_unreachable: "The identity provider could not be reached. Try again shortly.",
+    invalid_id_token: "The identity provider's answer could not be verified.",
     invalid_state: "The sign-in took too long or was started elsewhere. Try again.",
-    not_invited: "Your account is not a member here yet. Ask an administrator for an invitation.",
-    disabled: "This account is disabled.",
+    no_email: "The identity provider did not share an email address.",
+    email_not_verified: "Your email address is not verified with the identity provider.",
+    domain_not_allowed: "Accounts with this email domain may not sign in here.",
+    account_disabled: "This account is disabled.",
+    sso_disabled: "Single sign-on is not configured on this server.",
   };
   return known[code] ?? `Single sign-on failed (${code}). Try again, or sign in with your password.`;
 }

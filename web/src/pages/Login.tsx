@@ -42,7 +42,7 @@ export function Login() {
     <main className="login">
       <div className="login-card">
         <h1 id="login-title">gpucloud</h1>
-        {notice && <ErrorBox title="Signed out">{notice}</ErrorBox>}
+        {notice && <ErrorBox title="Not signed in">{notice}</ErrorBox>}
         <PasswordForm config={config} />
         <KeyForm />
       </div>
