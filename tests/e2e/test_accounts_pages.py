@@ -183,6 +183,8 @@ def test_an_invitation_is_accepted_in_a_fresh_browser(
     expect(other.get_by_role("banner")).to_contain_text(NEWBIE[0])
     assert "invite" not in other.url
     newbie["page"] = other
+    links = other.get_by_role("navigation", name="Pages").get_by_role("link")
+    expect(links).to_have_count(len(MEMBER_PAGES))  # once its role in the organisation is known
     assert _nav_titles(other) == MEMBER_PAGES
     # A member makes its own key in the organisation (a user key; the secret shown once).
     _go(other, "API keys")
