@@ -17,7 +17,7 @@ from gpucloud.accounts.audit import AuditLog
 from gpucloud.accounts.invitations import InvitationService
 from gpucloud.accounts.orgs import OrgService
 from gpucloud.accounts.sso import SingleSignOn
-from gpucloud.accounts.throttle import LoginThrottle
+from gpucloud.accounts.throttle import FailureLog, LoginThrottle, MemoryFailureLog
 from gpucloud.accounts.tokens import Claims, TokenSigner, signing_secret
 from gpucloud.accounts.users import UserService
 from gpucloud.db import Database, User
@@ -75,6 +75,7 @@ class Accounts:
         *,
         cache_ttl_s: float,
         oidc: OidcSettings | None = None,
+        failures: FailureLog | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -89,6 +90,7 @@ class Accounts:
         # Single sign-on through an OpenID Connect provider, when one is configured.
         self.sso = SingleSignOn(db, oidc, self.users) if oidc is not None and oidc.enabled() else None
         self._throttle = LoginThrottle(
+            failures or MemoryFailureLog(),
             account_limit=settings.login_max_failures,
             ip_limit=settings.login_ip_max_failures,
             window_s=settings.login_window_s,
@@ -103,6 +105,7 @@ class Accounts:
 
     async def close(self) -> None:
         await self._changes.close()
+        await self._throttle.close()
 
     @property
     def signer(self) -> TokenSigner:
@@ -112,13 +115,13 @@ class Accounts:
 
     async def login(self, email: str, password: str, client_ip: str) -> TokenGrant:
         email = email.strip().lower()
-        self._throttle.check(email, client_ip)
+        await self._throttle.check(email, client_ip)
         user = await self.users.find(email)
         matches = await self.users.passwords.verify(user.password_hash if user else None, password)
         if user is None or not matches or user.disabled_at is not None:
-            self._throttle.failed(email, client_ip)
+            await self._throttle.failed(email, client_ip)
             raise AuthenticationFailed(_WRONG, code="invalid_credentials")
-        self._throttle.succeeded(email)
+        await self._throttle.succeeded(email)
         return self._grant(user.id, user.token_version, None)
 
     def grant(self, user: User) -> TokenGrant:

@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from gpucloud import __version__
 from gpucloud.accounts import Accounts
 from gpucloud.accounts.retention import AuditRetention
+from gpucloud.accounts.throttle import FailureLog, MemoryFailureLog
+from gpucloud.accounts.throttle_redis import RedisFailureLog
 from gpucloud.gateway import apidocs, errors, webapp
 from gpucloud.gateway.audit import AuditMiddleware
 from gpucloud.gateway.inference import Inference
@@ -69,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
             key_changes(settings),
             cache_ttl_s=settings.key_cache_ttl_s,
             oidc=settings.oidc,
+            failures=login_failures(settings),
         )
         await accounts.start()
         retention = AuditRetention(
@@ -143,6 +146,12 @@ def create_app(settings: Settings) -> FastAPI:
         tracer=tracer,
     )
     return app
+
+
+def login_failures(settings: Settings) -> FailureLog:
+    """Where wrong passwords are counted: Redis in cluster mode (shared by every gateway)."""
+    url = settings.redis_dsn()
+    return MemoryFailureLog() if url is None else RedisFailureLog(url, settings.redis_prefix)
 
 
 def app_from_environment() -> FastAPI:

@@ -68,3 +68,9 @@ class LimitNames:
         they are then counted as spent in full (the job may well have run). Expires with `budget`.
         """
         return f"{self.prefix}:limits:budget-holds:{len(period)}:{period}:{subject}"
+
+    def login_failures(self, subject: str) -> str:
+        """Sorted set: failure id → time (µs, Redis clock), the wrong passwords of one account or
+        client IP (`subject` is a digest) within the login throttle's window
+        (gpucloud.accounts.throttle); expires one window after the last failure."""
+        return f"{self.prefix}:limits:login-failures:{subject}"

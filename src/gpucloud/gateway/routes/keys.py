@@ -202,9 +202,13 @@ def _within_defaults(limits: dict[str, Any], defaults: KeyDefaults) -> None:
 
 
 async def _visible_key(principal: Principal, runtime: RuntimeDep, key_id: str) -> ApiKey:
-    """The key if the caller may see it: an admin any, a member the keys it owns (else 404)."""
+    """The key if the caller may see it: an admin any, a member the keys it owns, a user key
+    itself (else 404)."""
     row = await runtime.keys.get(key_id)
-    if not principal.is_admin and (row.owner_user_id is None or row.owner_user_id != user_id_of(principal)):
+    mine = row.id == principal.key_id or (
+        row.owner_user_id is not None and row.owner_user_id == user_id_of(principal)
+    )
+    if not principal.is_admin and not mine:
         raise NotFound(f"No API key with id {key_id!r}.")
     return row
 
@@ -215,8 +219,8 @@ async def list_keys(principal: PrincipalDep, runtime: RuntimeDep) -> Response:
         rows = await runtime.keys.list()
     elif (user_id := user_id_of(principal)) is not None:
         rows = await runtime.keys.list(owner_user_id=user_id)
-    else:
-        raise PermissionDenied("Only an admin key lists API keys.", code="admin_required")
+    else:  # a user key sees itself only (as GET /api/me)
+        rows = [await runtime.keys.get(principal.key_id)]
     return json_response({"object": "list", "data": [key_view(k) for k in rows]})
 
 
@@ -244,6 +248,8 @@ async def update_key(key_id: str, body: KeyPatch, _: AdminDep, runtime: RuntimeD
 @router.delete("/keys/{key_id}", responses=documented(ApiKeyView))
 async def revoke_key(key_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
     await _visible_key(principal, runtime, key_id)
+    if not principal.is_admin and user_id_of(principal) is None:
+        raise PermissionDenied("Only an admin revokes API keys.", code="admin_required")
     return json_response(key_view(await runtime.keys.revoke(key_id)))
 
 
