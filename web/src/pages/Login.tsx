@@ -82,7 +82,7 @@ function KeyForm() {
   const [key, setKey] = useState("");
   const { error, busy, submit } = useSubmit(() => login(key));
   return (
-    <form className="card" onSubmit={submit} aria-label="Sign in with an API key">
+    <form className="card" onSubmit={submit} aria-label="Sign in with a key, for automation">
       <h2>Or with an API key</h2>
       <p className="muted">For automation users. An admin key opens every page; a user key opens the playground, its own usage and its own jobs.</p>
       {error && <ErrorBox title="Sign-in failed">{error}</ErrorBox>}
