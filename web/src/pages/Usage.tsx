@@ -26,7 +26,7 @@ function daysAgo(n: number): string {
 }
 
 export function Usage() {
-  const { client, isAdmin } = useSession();
+  const { client, isAdmin, kind } = useSession();
   const { org, myRole } = useOrg();
   // The chosen organisation scopes the report for those who may read its usage.
   const orgId = org && canSeeUsage(myRole) ? org.id : undefined;
@@ -69,7 +69,7 @@ export function Usage() {
   return (
     <section aria-labelledby="usage-title">
       <h1 id="usage-title">Usage</h1>
-      <p className="muted">{org && orgId ? `The usage of ${org.name}'s keys, from the ledger.` : isAdmin ? "Every key's usage, from the ledger." : "Your own usage, from the ledger."} Days and hours are UTC.</p>
+      <p className="muted">{org && orgId ? `The usage of ${org.name}'s keys, from the ledger.` : isAdmin ? "Every key's usage, from the ledger." : kind === "key" ? "This key's usage, from the ledger." : "Your own usage, from the ledger."} Days and hours are UTC.</p>
       <form className="card filters" onSubmit={(e) => { e.preventDefault(); void report.reload(); }} aria-label="Usage filters">
         <Field label="From" type="date" value={filters.start} onChange={(e) => set("start", e.target.value)} />
         <Field label="To" type="date" value={filters.end} onChange={(e) => set("end", e.target.value)} />
