@@ -32,6 +32,9 @@ ADMIN_PAGES = [
     "Jobs",
     "Batches",
     "Webhooks",
+    "Members",
+    "Organisation",
+    "Audit log",
 ]
 USER_PAGES = ["Playground", "Usage", "Jobs", "Batches", "Webhooks"]
 TIMEOUT_MS = 15_000
@@ -123,7 +126,7 @@ def test_a_bad_key_is_refused(browser: Browser, dashboard_server: Server) -> Non
     page = _watch(ctx.new_page())
     page.goto(dashboard_server.base_url + "/")
     page.get_by_label("API key").fill("gc_this-is-not-a-key")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in with key").click()
     expect(page.get_by_role("alert")).to_contain_text("This API key was not accepted")
     assert page.evaluate("localStorage.getItem('gpucloud.apiKey')") is None
     _shoot(page, "login-refused")
