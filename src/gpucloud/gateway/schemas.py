@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gpucloud.gateway.inputs import refuse_control
+from gpucloud.queue.messages import Priority
 
 
 class _Strict(BaseModel):
@@ -104,7 +105,7 @@ class _Sampling(_Strict):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     logit_bias: dict[str, float] | None = None
-    priority: Literal["high", "normal", "low"] | None = None  # gpucloud: queue class
+    priority: Priority | None = None  # gpucloud: queue class
 
     # Stored as columns (PostgreSQL refuses NUL in text): no control characters (gateway.inputs).
     _clean_ids = field_validator("model", "user")(refuse_control)
@@ -156,6 +157,6 @@ class EmbeddingRequest(_Strict):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1)
     user: str | None = Field(None, max_length=256)
-    priority: Literal["high", "normal", "low"] | None = None  # gpucloud: queue class
+    priority: Priority | None = None  # gpucloud: queue class
 
     _clean_ids = field_validator("model", "user")(refuse_control)

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gpucloud.queue.messages import Priority
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -91,4 +93,4 @@ class ResponsesRequest(_Strict):
     previous_response_id: str | None = None  # refused: there is no stored conversation
     metadata: dict[str, str] | None = None  # refused with store
     user: str | None = Field(None, max_length=256)
-    priority: Literal["high", "normal", "low"] | None = None  # gpucloud: queue class
+    priority: Priority | None = None  # gpucloud: queue class

@@ -31,7 +31,6 @@ from gpucloud.settings import KeyDefaults
 
 router = APIRouter(prefix="/api", tags=["keys"], dependencies=[Depends(get_principal)])
 
-PriorityName = Literal["high", "normal", "low"]
 BudgetPeriod = Literal["daily", "monthly"]
 _INT32 = 2**31 - 1
 MAKERS = ("owner", "admin", "member")  # organisation roles that create keys for themselves
@@ -68,8 +67,8 @@ class KeyCreate(_KeyLimits):
     role: Literal["admin", "user"] = "user"
     expires_at: datetime | None = None
     allowed_models: list[str] | None = Field(None, max_length=1000)
-    default_priority: PriorityName = "normal"
-    max_priority: PriorityName | None = None
+    default_priority: Priority = Priority.NORMAL
+    max_priority: Priority | None = None
     org_id: str | None = Field(
         None, max_length=40, description="the owning organisation; default: the default one"
     )
@@ -81,8 +80,8 @@ class KeyPatch(_KeyLimits):
     name: str | None = Field(None, min_length=1, max_length=200)
     expires_at: datetime | None = None
     allowed_models: list[str] | None = Field(None, max_length=1000)
-    default_priority: PriorityName | None = None
-    max_priority: PriorityName | None = None
+    default_priority: Priority | None = None
+    max_priority: Priority | None = None
 
 
 def _micros(usd: float | None) -> int | None:
