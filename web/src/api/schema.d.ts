@@ -1183,7 +1183,7 @@ export interface components {
         };
         /**
          * ApiKeyView
-         * @description An API key as the API shows it: never the secret, never the digest (`routes.keys.key_view`).
+         * @description An API key as the API shows it: never the secret, never the digest (`key_view`).
          */
         ApiKeyView: {
             /** Allowed Models */
@@ -1575,8 +1575,7 @@ export interface components {
             parallel_tool_calls?: boolean | null;
             /** Presence Penalty */
             presence_penalty?: number | null;
-            /** Priority */
-            priority?: ("high" | "normal" | "low") | null;
+            priority?: components["schemas"]["Priority"] | null;
             response_format?: components["schemas"]["ResponseFormat"] | null;
             /** Seed */
             seed?: number | null;
@@ -1715,8 +1714,7 @@ export interface components {
             n?: number | null;
             /** Presence Penalty */
             presence_penalty?: number | null;
-            /** Priority */
-            priority?: ("high" | "normal" | "low") | null;
+            priority?: components["schemas"]["Priority"] | null;
             /** Prompt */
             prompt: string | string[];
             /** Seed */
@@ -2051,8 +2049,7 @@ export interface components {
             input: unknown;
             /** Model */
             model: string;
-            /** Priority */
-            priority?: ("high" | "normal" | "low") | null;
+            priority?: components["schemas"]["Priority"] | null;
             /** User */
             user?: string | null;
         };
@@ -2513,12 +2510,8 @@ export interface components {
              * @description spend per budget period, in USD
              */
             budget_usd?: number | null;
-            /**
-             * Default Priority
-             * @default normal
-             * @enum {string}
-             */
-            default_priority: "high" | "normal" | "low";
+            /** @default normal */
+            default_priority: components["schemas"]["Priority"];
             /** Expires At */
             expires_at?: string | null;
             /**
@@ -2526,8 +2519,7 @@ export interface components {
              * @description requests in flight at once
              */
             max_concurrency?: number | null;
-            /** Max Priority */
-            max_priority?: ("high" | "normal" | "low") | null;
+            max_priority?: components["schemas"]["Priority"] | null;
             /** Name */
             name: string;
             /**
@@ -2574,8 +2566,7 @@ export interface components {
              * @description spend per budget period, in USD
              */
             budget_usd?: number | null;
-            /** Default Priority */
-            default_priority?: ("high" | "normal" | "low") | null;
+            default_priority?: components["schemas"]["Priority"] | null;
             /** Expires At */
             expires_at?: string | null;
             /**
@@ -2583,8 +2574,7 @@ export interface components {
              * @description requests in flight at once
              */
             max_concurrency?: number | null;
-            /** Max Priority */
-            max_priority?: ("high" | "normal" | "low") | null;
+            max_priority?: components["schemas"]["Priority"] | null;
             /** Name */
             name?: string | null;
             /**
@@ -3097,8 +3087,7 @@ export interface components {
             parallel_tool_calls?: boolean | null;
             /** Previous Response Id */
             previous_response_id?: string | null;
-            /** Priority */
-            priority?: ("high" | "normal" | "low") | null;
+            priority?: components["schemas"]["Priority"] | null;
             /** Store */
             store?: boolean | null;
             /**
