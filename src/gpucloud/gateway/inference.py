@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 
@@ -34,9 +35,12 @@ from gpucloud.gateway.generation import build_generation
 from gpucloud.gateway.job_errors import error_of, stored_error
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
 from gpucloud.jobs import NewJob, new_job_id
+from gpucloud.jobs.store import request_document, stored_request
 from gpucloud.keys import Principal
 from gpucloud.queue.protocol import (
+    ErrorEvent,
     EventKind,
+    FinalEvent,
     JobEvent,
     JobMessage,
     Outcome,
@@ -147,11 +151,10 @@ class Inference:
         is recorded first.
         """
         self._rt.registry.resolve(principal, generation.model)
-        payload = generation.to_dict()
         if idempotency_key is not None:
             existing = await self._rt.jobs.find_idempotent(principal.key_id, idempotency_key)
             if existing is not None:
-                return self._repeat(existing, payload)
+                return self._repeat(existing, generation)
         job_id = new_job_id()
         # Counting the prompt costs a tokenizer pass: only limits that reserve tokens need it.
         prompt_tokens = self.prompt_tokens(generation) if counts_tokens(principal) else 0
@@ -164,7 +167,7 @@ class Inference:
             job_id=job_id,
             model=generation.model,
             priority=priority,
-            request=payload,
+            request=generation,
             reply_to=self._rt.router.reply_to,
             stream=stream,
             enqueued_at=now,
@@ -196,7 +199,7 @@ class Inference:
         except BaseException:
             watch.close()
             raise
-        kind: RequestKind = message.request.get("kind", "chat")
+        kind: RequestKind = message.request.kind
         return Submitted(
             message.job_id,
             kind,
@@ -222,10 +225,10 @@ class Inference:
                     id=message.job_id,
                     key_id=principal.key_id,
                     model=message.model,
-                    endpoint=str(message.request.get("kind", "chat")),
+                    endpoint=message.request.kind,
                     priority=message.priority.value,
                     stream=message.stream,
-                    request=message.request,
+                    request=request_document(message.request),
                     request_id=message.request_id,
                     idempotency_key=idempotency_key,
                 )
@@ -237,13 +240,13 @@ class Inference:
             await self._rt.admission.abandon(ticket)
             return self._repeat(existing, message.request)
         try:
-            return await self._queue(message, ticket, int(message.request.get("n") or 1))
+            return await self._queue(message, ticket, message.request.n)
         except BaseException:
             await self._rt.jobs.discard(message.job_id)
             raise
 
-    def _repeat(self, existing: Job, payload: dict[str, Any]) -> Submitted:
-        if existing.request != payload:
+    def _repeat(self, existing: Job, generation: GenerationRequest) -> Submitted:
+        if stored_request(existing.request) != generation:
             raise Conflict(
                 "This Idempotency-Key was already used with a different request.",
                 code="idempotency_key_reused",
@@ -347,13 +350,19 @@ class Inference:
                     raise Unavailable(
                         "The client closed the connection.", retry_after_s=1, code="client_closed"
                     ) from None
-                if event.kind is EventKind.FINAL:
-                    return event.data
-                if event.kind is EventKind.ERROR:
+                if isinstance(event, FinalEvent):
+                    return final_document(event)
+                if isinstance(event, ErrorEvent):
                     raise error_of(event)
         finally:
             watcher.cancel()
             job.watch.close()
+
+
+def final_document(event: FinalEvent) -> dict[str, Any]:
+    """A FINAL event as the response bodies read a result (the shape of a stored one)."""
+    document: dict[str, Any] = msgspec.to_builtins(event)
+    return document
 
 
 async def _tell_when_gone(request: Request, watch: JobWatch) -> None:

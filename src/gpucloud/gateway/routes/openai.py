@@ -22,7 +22,7 @@ from gpucloud.gateway.views import (
     documented,
 )
 from gpucloud.keys import Principal
-from gpucloud.queue.protocol import EventKind
+from gpucloud.queue.protocol import ErrorEvent, EventKind
 
 router = APIRouter(
     prefix="/v1", tags=["openai"], dependencies=[Depends(get_principal)], route_class=FastRoute
@@ -118,7 +118,7 @@ async def _complete(
         first = await inference.next_event(job)
         while first.kind is EventKind.STARTED:
             first = await inference.next_event(job)
-        if first.kind is EventKind.ERROR:
+        if isinstance(first, ErrorEvent):
             raise error_of(first)  # nothing was sent yet: the error keeps its HTTP status
     except BaseException:
         job.watch.close()

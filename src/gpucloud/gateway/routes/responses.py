@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response, StreamingResponse
 
 from gpucloud.gateway.deps import InferenceDep, PrincipalDep, RuntimeDep, facts, get_principal
-from gpucloud.gateway.formats import sse
+from gpucloud.gateway.formats import replayed_delta, sse
 from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, Submitted, idempotency_key
 from gpucloud.gateway.job_errors import error_of
 from gpucloud.gateway.responses import json_response
@@ -21,7 +21,7 @@ from gpucloud.gateway.responses_api.convert import build_response_generation
 from gpucloud.gateway.responses_api.output import ResponseStream, echoed, response_object
 from gpucloud.gateway.responses_api.schemas import ResponsesRequest
 from gpucloud.gateway.views import ResponseObject, documented
-from gpucloud.queue.protocol import EventKind, JobEvent
+from gpucloud.queue.protocol import ErrorEvent, EventKind, JobEvent
 
 router = APIRouter(prefix="/v1", tags=["openai"], dependencies=[Depends(get_principal)])
 
@@ -90,7 +90,7 @@ async def _first_event(inference: Inference, job: Submitted) -> JobEvent:
         first = await inference.next_event(job)
         while first.kind is EventKind.STARTED:
             first = await inference.next_event(job)
-        if first.kind is EventKind.ERROR:
+        if isinstance(first, ErrorEvent):
             raise error_of(first)
     except BaseException:
         job.watch.close()
@@ -102,6 +102,4 @@ async def _first_event(inference: Inference, job: Submitted) -> JobEvent:
 def _replayed(writer: ResponseStream, job: Submitted, final: dict[str, object]) -> bytes:
     choices = final.get("choices")
     choice = dict(choices[0]) if isinstance(choices, list) and choices else {}
-    calls = choice.get("tool_calls")
-    choice["tool_calls"] = [{"index": i, **c} for i, c in enumerate(calls if isinstance(calls, list) else [])]
-    return writer.delta(JobEvent(job.job_id, EventKind.DELTA, 0, {**choice, "index": 0}))
+    return writer.delta(replayed_delta(job.job_id, {**choice, "index": 0}))

@@ -23,14 +23,16 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
+import msgspec
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 from redis.typing import KeyT, StreamIdT
 
 from gpucloud.queue import names as queue_names
+from gpucloud.queue.codec import Codec
 from gpucloud.queue.protocol import (
     PRIORITIES_HIGH_FIRST,
-    EventKind,
+    DeltaEvent,
     JobEvent,
     JobMessage,
     Lease,
@@ -39,6 +41,7 @@ from gpucloud.queue.protocol import (
     Priority,
     QueueFull,
     QueueUnavailable,
+    StartedEvent,
     carried,
 )
 from gpucloud.queue.redis import codec, presence
@@ -108,6 +111,7 @@ class RedisJobQueue(presence.PresenceMixin):
         # How often a blocked `lease` looks for expired or released deliveries.
         self._poll_s = min(1.0, max(0.05, lease_timeout_s / 4))
         self._redis = connect(url)
+        self._codec = Codec()
         self._scripts = Scripts(self._redis)
         self._served: dict[str, int] = {}  # worker id → jobs taken from the waiting classes
         # reply channel → last event id read, so a reader restarted after an outage resumes
@@ -151,7 +155,7 @@ class RedisJobQueue(presence.PresenceMixin):
             self.names.WORKERS_GROUP,
             self._max_depth,
             job.priority.rank + 1,
-            codec.job_json(job),
+            self._codec.encode_str(job),
         ]
         with guard("submit"):
             added, detail = cast(list[Any], await self._scripts.submit(keys=keys, args=args))
@@ -195,7 +199,9 @@ class RedisJobQueue(presence.PresenceMixin):
             fresh, flat, tails = cast(list[Any], await self._scripts.lease(keys=keys, args=args))
         if int(fresh):
             self._served[worker_id] = served + int(fresh)
-        return codec.leases_from_script(worker_id, flat), dict(zip(streams, map(str, tails), strict=False))
+        return codec.leases_from_script(self._codec, worker_id, flat), dict(
+            zip(streams, map(str, tails), strict=False)
+        )
 
     async def _wait_for_jobs(self, tails: dict[str, str], wait_s: float) -> None:
         """Block until an entry is added after `tails` or `wait_s` passes (never consumes it).
@@ -247,10 +253,10 @@ class RedisJobQueue(presence.PresenceMixin):
             at=time.time(),
             job=carried(job),
         )
-        event = JobEvent(job.job_id, EventKind.STARTED, lease.attempt, {"worker_id": lease.worker_id})
+        event = StartedEvent(job.job_id, lease.attempt, lease.worker_id)
         pipe = self._redis.pipeline(transaction=True)
         pipe.exists(self.names.cancelled(job.job_id))  # the cancel check rides along: one round trip
-        pipe.xadd(self.names.outcomes(), {codec.OUTCOME_FIELD: codec.dumps(started.to_dict())})
+        pipe.xadd(self.names.outcomes(), {codec.OUTCOME_FIELD: self._codec.encode(started)})
         if job.stream:
             # Who runs it, for the INTERRUPTED outcome should this worker be lost mid-stream.
             pipe.hset(self.names.progress(job.job_id), "worker", lease.worker_id)
@@ -272,16 +278,14 @@ class RedisJobQueue(presence.PresenceMixin):
             lease.worker_id,
             lease.token,
             codec.deliveries(lease),
-            codec.dumps({**outcome.to_dict(), "job": job.to_dict() if job.unrecorded else None}),
+            self._codec.encode_str(msgspec.structs.replace(outcome, job=carried(job))),
         ]
         with guard("complete"):
             await self._scripts.complete(keys=keys, args=args)
 
     async def report(self, outcome: Outcome) -> None:
         with guard("report"):
-            await self._redis.xadd(
-                self.names.outcomes(), {codec.OUTCOME_FIELD: codec.dumps(outcome.to_dict())}
-            )
+            await self._redis.xadd(self.names.outcomes(), {codec.OUTCOME_FIELD: self._codec.encode(outcome)})
 
     async def read_outcomes(self, consumer: str, count: int, timeout_s: float) -> list[Outcome]:
         if count <= 0:
@@ -320,7 +324,7 @@ class RedisJobQueue(presence.PresenceMixin):
             # The server lost the group (restarted without persistence): make it again.
             self._outcome_group_ready = False
             return []
-        return codec.outcomes(codec.entries(claimed[1]))
+        return codec.outcomes(self._codec, codec.entries(claimed[1]))
 
     async def _read_new_outcomes(self, consumer: str, count: int, remaining_s: float) -> list[Outcome]:
         block = block_ms(remaining_s) if remaining_s > 0 else None
@@ -336,7 +340,7 @@ class RedisJobQueue(presence.PresenceMixin):
             self._outcome_group_ready = False
             await self._ensure_outcome_group()
             return []
-        return codec.outcomes(codec.stream_entries(reply))
+        return codec.outcomes(self._codec, codec.stream_entries(reply))
 
     async def _ensure_outcome_group(self) -> None:
         if self._outcome_group_ready:
@@ -385,7 +389,7 @@ class RedisJobQueue(presence.PresenceMixin):
 
     def _add_events(self, pipe: Pipeline, reply_to: str, events: Sequence[JobEvent]) -> None:
         key = self.names.events(reply_to)
-        pipe.xadd(key, {codec.EVENTS_FIELD: codec.events_json(events)}, maxlen=EVENT_STREAM_MAXLEN)
+        pipe.xadd(key, {codec.EVENTS_FIELD: self._codec.encode(events)}, maxlen=EVENT_STREAM_MAXLEN)
         pipe.pexpire(key, self._event_ttl_ms)
 
     async def read_events(self, reply_to: str) -> AsyncGenerator[list[JobEvent], None]:
@@ -410,7 +414,7 @@ class RedisJobQueue(presence.PresenceMixin):
                 continue
             cursor = items[-1][0]
             self._event_cursors[reply_to] = cursor
-            batch = codec.events(items)
+            batch = codec.events(self._codec, items)
             if batch:
                 yield batch
 
@@ -468,17 +472,17 @@ class RedisJobQueue(presence.PresenceMixin):
         with guard("dead letters"):
             job_ids = cast(list[str], await self._redis.zrange(self.names.dead_order(), 0, limit - 1))
             raws = await self._redis.hmget(self.names.dead_jobs(), job_ids) if job_ids else []
-        return [codec.dead_letter(raw)[0] for raw in raws if raw is not None]
+        return [codec.dead_letter(self._codec, raw)[0] for raw in raws if raw is not None]
 
     async def replay(self, job_id: str) -> bool:
         with guard("replay"):
             raw = await self._redis.hget(self.names.dead_jobs(), job_id)
             if raw is None:
                 return False
-            job, attempts = codec.dead_letter(raw)
+            job, attempts = codec.dead_letter(self._codec, raw)
             job.attempt_base = attempts  # the database's fence keeps rejecting the old attempts
             keys = [self.names.jobs(job.model, job.priority), self.names.dead_jobs(), self.names.dead_order()]
-            args: list[ScriptArg] = [self.names.WORKERS_GROUP, job_id, codec.job_json(job)]
+            args: list[ScriptArg] = [self.names.WORKERS_GROUP, job_id, self._codec.encode_str(job)]
             return bool(await self._scripts.replay(keys=keys, args=args))
 
 
@@ -486,10 +490,7 @@ def _progress(events: Sequence[JobEvent]) -> dict[str, tuple[int, int]]:
     """Per job in `events`: completion tokens carried by its DELTA events, and its prompt tokens."""
     progress: dict[str, tuple[int, int]] = {}
     for event in events:
-        if event.kind is not EventKind.DELTA:
-            continue
-        done, prompt = progress.get(event.job_id, (0, 0))
-        tokens = int(event.data.get("tokens") or 0)
-        prompt = max(prompt, int(event.data.get("prompt_tokens") or 0))
-        progress[event.job_id] = (done + tokens, prompt)
+        if isinstance(event, DeltaEvent):
+            done, prompt = progress.get(event.job_id, (0, 0))
+            progress[event.job_id] = (done + event.tokens, max(prompt, event.prompt_tokens))
     return progress
