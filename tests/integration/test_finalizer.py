@@ -13,10 +13,10 @@ from sqlalchemy import func, select
 
 from gpucloud.db import Database, Job, UsageRecord
 from gpucloud.db.migrate import upgrade_async
+from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.jobs import Finalizer, JobStore, NewJob, new_job_id
 from gpucloud.keys import KeyService, NewKey
 from gpucloud.queue.memory import MemoryJobQueue
-from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.queue.protocol import (
     Choice,
     EventKind,
@@ -135,7 +135,8 @@ async def test_final_event_carries_text_only_when_not_streamed(db: Database, str
     # A streamed client got the text with the deltas: its FINAL says how each choice ended.
     assert final.choices == [Choice(0, "" if stream else "hello there", "stop")]
     stored = await JobStore(db).load(job_id)
-    assert stored is not None and stored.result is not None
+    assert stored is not None
+    assert stored.result is not None
     assert stored.result["choices"][0]["text"] == "hello there"  # kept for repeats either way
     await events.aclose()
 

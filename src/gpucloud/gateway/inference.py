@@ -156,19 +156,14 @@ class Inference:
             if existing is not None:
                 return self._repeat(existing, generation)
         job_id = new_job_id()
-        # Counting the prompt costs a tokenizer pass: only limits that reserve tokens need it.
-        prompt_tokens = self.prompt_tokens(generation) if counts_tokens(principal) else 0
-        completions = 0 if generation.kind == "embedding" else generation.n  # embeddings generate none
-        ticket = await self._rt.admission.admit(
-            principal, generation.model, job_id, prompt_tokens, generation.max_tokens, completions
-        )
+        ticket = await self._admit(principal, generation, job_id)
         now = time.time()
         message = JobMessage(
-            job_id=job_id,
-            model=generation.model,
-            priority=priority,
-            request=generation,
-            reply_to=self._rt.router.reply_to,
+            job_id,
+            generation.model,
+            priority,
+            generation,  # validated by the route's model: the worker takes it as is (§12)
+            self._rt.router.reply_to,
             stream=stream,
             enqueued_at=now,
             deadline=now + (max_wait_s or self._queue_settings.max_wait_s),
@@ -182,6 +177,14 @@ class Inference:
         except BaseException:
             await self._rt.admission.abandon(ticket)  # it never reached the queue: nothing was used
             raise
+
+    async def _admit(self, principal: Principal, generation: GenerationRequest, job_id: str) -> Ticket:
+        # Counting the prompt costs a tokenizer pass: only limits that reserve tokens need it.
+        prompt_tokens = self.prompt_tokens(generation) if counts_tokens(principal) else 0
+        completions = 0 if generation.kind == "embedding" else generation.n  # embeddings generate none
+        return await self._rt.admission.admit(
+            principal, generation.model, job_id, prompt_tokens, generation.max_tokens, completions
+        )
 
     def prompt_tokens(self, generation: GenerationRequest) -> int:
         """The prompt as admission counts it (cl100k); the engine's own count is what is billed."""

@@ -131,9 +131,10 @@ class ToolCall(msgspec.Struct):
     arguments: str = ""
 
 
-class Choice(msgspec.Struct, omit_defaults=True):
+class Choice(msgspec.Struct):
     """One choice of a result. A streamed job's FINAL event carries its choices without text, tool
-    calls or log probabilities: the client got those with the deltas."""
+    calls or log probabilities: the client got those with the deltas. Every field is encoded: the
+    response bodies read a stored choice's `text` as it is."""
 
     index: int
     text: str = ""

@@ -99,7 +99,9 @@ choices = st.builds(
     index=counts,
     text=text,
     finish_reason=optional() | text,
-    tool_calls=st.lists(st.builds(ToolCall, id=optional() | text, name=optional() | text, arguments=text), max_size=2),
+    tool_calls=st.lists(
+        st.builds(ToolCall, id=optional() | text, name=optional() | text, arguments=text), max_size=2
+    ),
     logprobs=st.lists(logprobs, max_size=2),
     embedding_base64=optional() | text,
 )
