@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -75,20 +76,38 @@ def user_client(server: Server, user_key: str) -> openai.OpenAI:
 
 
 MODEL = "gpucloud-sim-1"
+_WORKER_LEAKS = pytest.StashKey[list[str]]()
 
 
 def tmp_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """No secret handed to any server in this session appears in any log it wrote (at DEBUG)."""
+def _secret_leaks() -> list[str]:
     leaks = []
     for path in sorted(LOG_FILES):
         if not path.exists():
             continue
         text = path.read_text(errors="replace")
         leaks += [f"{path}: a secret starting {secret[:8]}…" for secret in SECRETS if secret in text]
+    return leaks
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Under pytest-xdist each worker scans its own servers' logs; the controller gathers them."""
+    leaks = node.workeroutput.get("secret_leaks", [])
+    node.config.stash.setdefault(_WORKER_LEAKS, []).extend(leaks)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No secret handed to any server in this session appears in any log it wrote (at DEBUG)."""
+    leaks = _secret_leaks()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: the controller reports for all of them
+        workeroutput["secret_leaks"] = leaks
+        return
+    leaks += session.config.stash.get(_WORKER_LEAKS, [])
     if leaks:
         print("\nSECRET LEAK in server logs:\n  " + "\n  ".join(leaks))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -155,7 +155,7 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"model {model} never appeared")
 
-    def start(self, timeout_s: float = 30.0) -> None:
+    def start(self, timeout_s: float = 60.0) -> None:
         port = self.base_url.rsplit(":", 1)[1]
         LOG_FILES.add(self.log_path)
         log = self.log_path.open("ab")

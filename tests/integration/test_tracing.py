@@ -4,6 +4,7 @@ job attempt, both carrying the request id of the response, to a real OTLP/HTTP r
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -56,7 +57,10 @@ def test_request_and_job_spans_share_the_request_id(
     tmp_path: Path, collector: tuple[str, list[Span]]
 ) -> None:
     endpoint, spans = collector
-    srv = make_server(tmp_path, env={"GPUCLOUD_OTLP_ENDPOINT": endpoint})
+    # Spans go out in batches every 200 ms (the SDK's own setting), so the test waits for them
+    # instead of racing the exporter's flush against the process's shutdown on a loaded machine.
+    env = {"GPUCLOUD_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    srv = make_server(tmp_path, env=env)
     srv.start()
     try:
         r = httpx.post(
@@ -66,8 +70,9 @@ def test_request_and_job_spans_share_the_request_id(
         )
         assert r.status_code == 200
         request_id = r.headers["x-request-id"]
+        _wait_for(spans, {"POST /v1/chat/completions", "job attempt"})
     finally:
-        srv.stop()  # shutting down flushes the batch of spans
+        srv.stop()
     request_spans = [s for s in spans if s[1] == "POST /v1/chat/completions"]
     job_spans = [s for s in spans if s[1] == "job attempt"]
     assert [s[2]["request_id"] for s in request_spans] == [request_id]
@@ -75,6 +80,12 @@ def test_request_and_job_spans_share_the_request_id(
     assert request_spans[0][0] == "gpucloud-gateway"
     assert request_spans[0][2]["gpucloud.model"] == MODEL
     assert job_spans[0][2]["gpucloud.status"] == "completed"
+
+
+def _wait_for(spans: list[Span], names: set[str], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not names <= {s[1] for s in spans} and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def test_no_endpoint_no_spans(tmp_path: Path, collector: tuple[str, list[Span]]) -> None:

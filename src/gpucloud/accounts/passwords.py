@@ -25,10 +25,11 @@ def check_policy(password: str, param: str = "password") -> None:
 
 
 class Passwords:
-    """argon2id with the library's recommended parameters."""
+    """argon2id with the library's recommended parameters (a `hasher` with others may be given:
+    the unit tests use cheap ones, since each default hash costs about a second on a busy CPU)."""
 
-    def __init__(self) -> None:
-        self._hasher = PasswordHasher()
+    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+        self._hasher = hasher or PasswordHasher()
         self._decoy: str | None = None
 
     async def hash(self, password: str) -> str:

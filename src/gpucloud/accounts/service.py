@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from gpucloud.accounts.audit import AuditLog
 from gpucloud.accounts.orgs import OrgService
+from gpucloud.accounts.passwords import Passwords
 from gpucloud.accounts.throttle import LoginThrottle
 from gpucloud.accounts.tokens import Claims, TokenSigner, signing_secret
 from gpucloud.accounts.users import UserService
@@ -66,7 +67,13 @@ class Accounts:
     """See the module docstring. Built and started by the gateway's lifespan."""
 
     def __init__(
-        self, db: Database, settings: AccountSettings, changes: KeyChanges, *, cache_ttl_s: float
+        self,
+        db: Database,
+        settings: AccountSettings,
+        changes: KeyChanges,
+        *,
+        cache_ttl_s: float,
+        passwords: Passwords | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -74,7 +81,7 @@ class Accounts:
         self._cache_ttl_s = cache_ttl_s
         self._cache: dict[str, UserState] = {}
         self._signer: TokenSigner | None = None
-        self.users = UserService(db, changes)
+        self.users = UserService(db, changes, passwords)
         self.orgs = OrgService(db, changes)
         self.audit = AuditLog(db)
         self._throttle = LoginThrottle(

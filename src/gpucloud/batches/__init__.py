@@ -6,7 +6,6 @@ from gpucloud.batches.feeder import BatchFeeder
 from gpucloud.batches.states import BatchStatus, LineState
 from gpucloud.batches.store import BatchStore, Counts, NewBatch
 from gpucloud.batches.submit import BATCH_KEY_PREFIX, batch_idempotency_key
-from gpucloud.batches.views import batch_view
 
 __all__ = [
     "BATCH_KEY_PREFIX",
@@ -17,5 +16,4 @@ __all__ = [
     "LineState",
     "NewBatch",
     "batch_idempotency_key",
-    "batch_view",
 ]

@@ -107,7 +107,8 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session for reads; whatever it wrote would be rolled back."""
+        """A session for reads only: never write through it (on SQLite its connections run in
+        autocommit mode, so a statement would commit at once; writes go through `transaction()`)."""
         async with self._reads() as session:
             yield session
 

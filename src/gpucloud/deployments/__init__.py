@@ -6,7 +6,6 @@ from gpucloud.deployments.controller import DeploymentController, plan
 from gpucloud.deployments.spec import ENGINES, DeploymentRequest, validate
 from gpucloud.deployments.states import DeploymentState, ReplicaState
 from gpucloud.deployments.store import DeploymentStore, ReplicaReport
-from gpucloud.deployments.views import assignment_view, deployment_view
 
 __all__ = [
     "ENGINES",
@@ -16,8 +15,6 @@ __all__ = [
     "DeploymentStore",
     "ReplicaReport",
     "ReplicaState",
-    "assignment_view",
-    "deployment_view",
     "plan",
     "validate",
 ]

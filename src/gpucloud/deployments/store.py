@@ -205,7 +205,7 @@ class DeploymentStore:
             .order_by(DeploymentReplica.deployment_id, DeploymentReplica.index)
         )
         async with self._db.session() as session:
-            return [(r, d) for r, d in (await session.execute(query)).tuples()]
+            return [(r, d) for r, d in (await session.execute(query)).all()]
 
     async def apply_reports(
         self, worker_id: str, reports: Sequence[ReplicaReport]

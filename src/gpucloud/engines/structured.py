@@ -12,6 +12,7 @@ two different tools at once when there are several and `parallel_tool_calls` is 
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -171,11 +172,24 @@ def _scalar(kind: str, schema: dict[str, Any], rng: random.Random) -> Any:
 
 
 def _bounds(schema: dict[str, Any], step: float) -> tuple[float, float]:
-    low = schema.get("minimum", schema["exclusiveMinimum"] + step if "exclusiveMinimum" in schema else 0)
-    high = schema.get("maximum", schema["exclusiveMaximum"] - step if "exclusiveMaximum" in schema else 100)
-    if step == 1:
+    whole = step == 1
+    low = schema.get(
+        "minimum", _beyond(schema["exclusiveMinimum"], step, whole) if "exclusiveMinimum" in schema else 0
+    )
+    high = schema.get(
+        "maximum", _beyond(schema["exclusiveMaximum"], -step, whole) if "exclusiveMaximum" in schema else 100
+    )
+    if whole:
         low, high = -(-low // 1), high // 1  # whole numbers inside the bounds
     return low, max(low, high)
+
+
+def _beyond(bound: float, step: float, whole: bool) -> float:
+    """The first value strictly past an exclusive bound: for integers the next whole number (past
+    2.5 comes 3, not 2.5 + 1), for numbers one step on."""
+    if whole:
+        return math.floor(bound) + 1 if step > 0 else math.ceil(bound) - 1
+    return bound + step
 
 
 def _string(schema: dict[str, Any], rng: random.Random) -> str:

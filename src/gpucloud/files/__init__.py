@@ -2,7 +2,7 @@
 the API key that uploaded it. Batch input files are checked line by line as they arrive."""
 
 from gpucloud.files.jsonl import BATCH_ENDPOINTS, BatchRequestLine, LineChecker, parse_batch_line
-from gpucloud.files.service import FileService, NewFile, file_view
+from gpucloud.files.service import FileService, NewFile
 
 __all__ = [
     "BATCH_ENDPOINTS",
@@ -10,6 +10,5 @@ __all__ = [
     "FileService",
     "LineChecker",
     "NewFile",
-    "file_view",
     "parse_batch_line",
 ]

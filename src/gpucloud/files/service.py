@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import delete, insert, select
 
@@ -29,20 +28,6 @@ UPLOAD_PURPOSES = ("batch", "user_data", "assistants", "fine-tune", "vision", "e
 
 def new_file_id() -> str:
     return f"file-{uuid.uuid4().hex[:24]}"
-
-
-def file_view(row: StoredFile) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "file",
-        "bytes": row.bytes,
-        "created_at": int(row.created_at.timestamp()),
-        "filename": row.filename,
-        "purpose": row.purpose,
-        "status": "processed",
-        "status_details": None,
-        "expires_at": None,
-    }
 
 
 @dataclass(frozen=True, slots=True)

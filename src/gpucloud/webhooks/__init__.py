@@ -4,7 +4,7 @@ the SSRF guard on every outbound URL (`ssrf`)."""
 
 from gpucloud.webhooks.sender import WebhookSender
 from gpucloud.webhooks.ssrf import UnsafeTarget, check_url
-from gpucloud.webhooks.store import NewEndpoint, WebhookStore, delivery_view, endpoint_view
+from gpucloud.webhooks.store import NewEndpoint, WebhookStore
 
 __all__ = [
     "NewEndpoint",
@@ -12,6 +12,4 @@ __all__ = [
     "WebhookSender",
     "WebhookStore",
     "check_url",
-    "delivery_view",
-    "endpoint_view",
 ]

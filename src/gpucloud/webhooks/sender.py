@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gpucloud.background import Background
 from gpucloud.db import Database
 from gpucloud.db.models import OutboxEvent, WebhookDelivery, WebhookEndpoint, utcnow
+from gpucloud.db.models.offline import DeliveryStatus
 from gpucloud.queue.protocol import JobQueue, QueueError
 from gpucloud.settings import WebhookSettings
 from gpucloud.webhooks import signing
@@ -132,7 +133,9 @@ class WebhookSender:
             select(WebhookDelivery, WebhookEndpoint, OutboxEvent)
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= utcnow())
+            .where(
+                WebhookDelivery.status == DeliveryStatus.PENDING, WebhookDelivery.next_attempt_at <= utcnow()
+            )
             .order_by(WebhookDelivery.next_attempt_at)
             .limit(_BATCH)
         )
@@ -179,9 +182,9 @@ class WebhookSender:
         attempts = delivery.attempts + 1
         values: dict[str, Any] = {"attempts": attempts, "last_status_code": status, "last_error": error}
         if error is None:
-            values.update(status="succeeded", delivered_at=utcnow(), next_attempt_at=None)
+            values.update(status=DeliveryStatus.SUCCEEDED, delivered_at=utcnow(), next_attempt_at=None)
         elif attempts >= self._settings.max_attempts:
-            values.update(status="failed", next_attempt_at=None)
+            values.update(status=DeliveryStatus.FAILED, next_attempt_at=None)
         else:
             delay = min(_MAX_DELAY_S, self._settings.backoff_s * 2 ** (attempts - 1))
             values.update(next_attempt_at=utcnow() + timedelta(seconds=delay))
@@ -202,7 +205,7 @@ def _deliveries(events: Sequence[Any], endpoints: Sequence[Any]) -> list[dict[st
             "id": f"whd_{uuid.uuid4().hex[:24]}",
             "endpoint_id": endpoint.id,
             "event_id": event.id,
-            "status": "pending",
+            "status": DeliveryStatus.PENDING,
             "attempts": 0,
             "next_attempt_at": now,
             "created_at": now,

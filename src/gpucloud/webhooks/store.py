@@ -6,48 +6,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
 from gpucloud.db import Database
 from gpucloud.db.models import OutboxEvent, WebhookDelivery, WebhookEndpoint, utcnow
+from gpucloud.db.models.offline import DeliveryStatus
 from gpucloud.errors import NotFound
 from gpucloud.keys import Principal
 from gpucloud.webhooks.signing import new_secret
-
-
-def _unix(value: datetime | None) -> int | None:
-    return int(value.timestamp()) if value is not None else None
-
-
-def endpoint_view(row: WebhookEndpoint, secret: str | None = None) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "webhook_endpoint",
-        "url": row.url,
-        "events": list(row.events),
-        "created_at": _unix(row.created_at),
-        "secret": secret,
-    }
-
-
-def delivery_view(row: WebhookDelivery, event_type: str) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "object": "webhook_delivery",
-        "endpoint_id": row.endpoint_id,
-        "event_id": row.event_id,
-        "event_type": event_type,
-        "status": row.status,
-        "attempts": row.attempts,
-        "next_attempt_at": _unix(row.next_attempt_at),
-        "last_status_code": row.last_status_code,
-        "last_error": row.last_error,
-        "created_at": _unix(row.created_at),
-        "delivered_at": _unix(row.delivered_at),
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +67,13 @@ class WebhookStore:
             )
             await connection.execute(
                 delete(WebhookDelivery).where(
-                    WebhookDelivery.endpoint_id == endpoint.id, WebhookDelivery.status == "pending"
+                    WebhookDelivery.endpoint_id == endpoint.id,
+                    WebhookDelivery.status == DeliveryStatus.PENDING,
                 )
             )
 
-    async def deliveries(self, endpoint: WebhookEndpoint, limit: int) -> list[dict[str, Any]]:
+    async def deliveries(self, endpoint: WebhookEndpoint, limit: int) -> list[tuple[WebhookDelivery, str]]:
+        """The newest deliveries to the endpoint, each with its event's type."""
         query = (
             select(WebhookDelivery, OutboxEvent.type)
             .join(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
@@ -114,15 +83,15 @@ class WebhookStore:
         )
         async with self._db.session() as session:
             rows = (await session.execute(query)).all()
-        return [delivery_view(delivery, event_type) for delivery, event_type in rows]
+        return [(delivery, str(event_type)) for delivery, event_type in rows]
 
-    async def redeliver(self, endpoint: WebhookEndpoint, delivery_id: str) -> dict[str, Any]:
+    async def redeliver(self, endpoint: WebhookEndpoint, delivery_id: str) -> tuple[WebhookDelivery, str]:
         """Send a delivery again now, whatever became of it (its attempts keep counting)."""
         async with self._db.transaction() as connection:
             changed = await connection.execute(
                 update(WebhookDelivery)
                 .where(WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint.id)
-                .values(status="pending", next_attempt_at=utcnow())
+                .values(status=DeliveryStatus.PENDING, next_attempt_at=utcnow())
             )
         if not changed.rowcount:
             raise NotFound(f"No delivery with id {delivery_id!r} for this endpoint.", param="delivery_id")
@@ -133,4 +102,4 @@ class WebhookStore:
         )
         async with self._db.session() as session:
             delivery, event_type = (await session.execute(query)).one()
-        return delivery_view(delivery, event_type)
+        return delivery, str(event_type)

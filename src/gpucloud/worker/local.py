@@ -20,7 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from gpucloud.background import Background
 from gpucloud.cluster.directory import Beat, Registration, WorkerDirectory
 from gpucloud.db import Deployment, DeploymentReplica
-from gpucloud.deployments import DeploymentStore, ReplicaReport, assignment_view
+from gpucloud.deployments import DeploymentStore, ReplicaReport
+from gpucloud.gateway.views.deployments import assignment_view
 from gpucloud.worker.agent import WorkerAgent
 from gpucloud.worker.inventory import GpuProbe, read_gpus, read_host
 
@@ -94,7 +95,9 @@ class LocalControl:
         self._assign(held)
 
     def _assign(self, held: Sequence[tuple[DeploymentReplica, Deployment]]) -> None:
-        self._agent.apply_assignments([assignment_view(replica, deployment) for replica, deployment in held])
+        # The same orders the HTTP control plane sends a remote worker, as the JSON it would decode.
+        orders = [assignment_view(replica, deployment).model_dump() for replica, deployment in held]
+        self._agent.apply_assignments(orders)
 
     async def _run(self) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
@@ -118,6 +119,14 @@ class WebhookEndpoint(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class DeliveryStatus(enum.StrEnum):
+    """Where a webhook delivery stands; the sender moves it."""
+
+    PENDING = "pending"  # due at `next_attempt_at`
+    SUCCEEDED = "succeeded"  # the endpoint answered 2xx
+    FAILED = "failed"  # out of attempts, or refused for good
+
+
 class WebhookDelivery(Base):
     """One event to one endpoint, tried until it succeeds or `max_attempts` runs out."""
 
@@ -130,7 +139,7 @@ class WebhookDelivery(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # "whd_…"
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     event_id: Mapped[str] = mapped_column(ForeignKey("outbox_events.id"))
-    status: Mapped[str] = mapped_column(String(16))  # pending | succeeded | failed
+    status: Mapped[str] = mapped_column(String(16))  # a DeliveryStatus
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from gpucloud.batches import BatchStore, NewBatch, batch_view
+from gpucloud.batches import BatchStore, NewBatch
 from gpucloud.batches.states import WINDOWS
 from gpucloud.db.models import Batch
 from gpucloud.errors import InvalidRequest
@@ -18,7 +18,7 @@ from gpucloud.gateway.deps import PrincipalDep, RuntimeDep, get_principal
 from gpucloud.gateway.offline import Offline, get_offline
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views.base import documented
-from gpucloud.gateway.views.offline import BatchList, BatchObject
+from gpucloud.gateway.views.offline import BatchList, BatchObject, batch_list, batch_view
 
 router = APIRouter(tags=["batches"], dependencies=[Depends(get_principal)])
 OfflineDep = Annotated[Offline, Depends(get_offline)]
@@ -33,7 +33,7 @@ class CreateBatch(BaseModel):
     metadata: dict[str, str] | None = Field(None, max_length=16)
 
 
-async def _view(batches: BatchStore, row: Batch) -> dict[str, object]:
+async def _view(batches: BatchStore, row: Batch) -> BatchObject:
     counts = await batches.counts([row.id])
     return batch_view(row, counts[row.id])
 
@@ -71,16 +71,7 @@ async def list_batches(
 ) -> Response:
     rows = await offline.batches.page(principal, limit=limit + 1, after=after)
     counts = await offline.batches.counts([r.id for r in rows[:limit]])
-    data = [batch_view(r, counts[r.id]) for r in rows[:limit]]
-    return json_response(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": len(rows) > limit,
-        }
-    )
+    return json_response(batch_list(rows, counts, limit))
 
 
 @router.get("/v1/batches/{batch_id}", responses=documented(BatchObject))

@@ -12,13 +12,13 @@ from fastapi import APIRouter, Depends, Path
 from pydantic import ConfigDict, Field, StringConstraints
 from starlette.responses import Response
 
-from gpucloud.deployments import DeploymentRequest, deployment_view, validate
+from gpucloud.deployments import DeploymentRequest, validate
 from gpucloud.deployments.views import by_deployment
 from gpucloud.gateway.deps import AdminDep, RuntimeDep, get_admin
 from gpucloud.gateway.inputs import CleanInput
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views import DeploymentDeleted, DeploymentList, DeploymentView, documented
-from gpucloud.gateway.views.fleet import AutoscaleSpec
+from gpucloud.gateway.views.deployments import AutoscaleSpec, deleted_view, deployment_view
 from gpucloud.runtime import Runtime
 
 router = APIRouter(prefix="/api", tags=["deployments"], dependencies=[Depends(get_admin)])
@@ -96,7 +96,7 @@ def _merged(current: Any, changes: dict[str, Any]) -> DeploymentRequest:
     )
 
 
-async def _view(runtime: Runtime, ref: str) -> dict[str, Any]:
+async def _view(runtime: Runtime, ref: str) -> DeploymentView:
     row = await runtime.deployments.get(ref)
     return deployment_view(row, await runtime.deployments.replicas(row.id))
 
@@ -114,7 +114,7 @@ async def list_deployments(runtime: RuntimeDep) -> Response:
     replicas = await runtime.deployments.replicas()
     grouped = by_deployment(replicas)
     data = [deployment_view(row, grouped.get(row.id, [])) for row in rows]
-    return json_response({"object": "list", "data": data})
+    return json_response(DeploymentList(object="list", data=data))
 
 
 @router.get("/deployments/{ref:path}", responses=documented(DeploymentView))
@@ -152,4 +152,4 @@ async def delete_deployment(ref: Ref, runtime: RuntimeDep) -> Response:
     row = await runtime.deployments.delete(ref)
     await runtime.queue.forget_model(row.name)  # the registries retire it; this covers restarts
     await runtime.kick_controller()
-    return json_response({"id": row.id, "object": "deployment", "name": row.name, "deleted": True})
+    return json_response(deleted_view(row))

@@ -13,12 +13,11 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response, StreamingResponse
 
 from gpucloud.errors import InvalidRequest, NotFound
-from gpucloud.files import file_view
 from gpucloud.gateway.deps import PrincipalDep, get_principal
 from gpucloud.gateway.offline import Offline, get_offline
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views.base import documented
-from gpucloud.gateway.views.offline import FileDeleted, FileList, FileObject
+from gpucloud.gateway.views.offline import FileDeleted, FileList, FileObject, file_list, file_view
 from gpucloud.storage.protocol import ObjectMissing
 
 router = APIRouter(tags=["files"], dependencies=[Depends(get_principal)])
@@ -74,16 +73,7 @@ async def list_files(
     rows = await offline.files.list(
         principal, purpose=purpose, limit=limit + 1, after=after, ascending=order == "asc"
     )
-    data = [file_view(r) for r in rows[:limit]]
-    return json_response(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": len(rows) > limit,
-        }
-    )
+    return json_response(file_list(rows, limit))
 
 
 @router.get("/v1/files/{file_id}", responses=documented(FileObject))
@@ -121,4 +111,4 @@ async def _opened(chunks: AsyncIterator[bytes], file_id: str) -> AsyncIterator[b
 @router.delete("/v1/files/{file_id}", responses=documented(FileDeleted))
 async def delete_file(file_id: str, principal: PrincipalDep, offline: OfflineDep) -> Response:
     row = await offline.files.delete(file_id, principal)
-    return json_response({"id": row.id, "object": "file", "deleted": True})
+    return json_response(FileDeleted(id=row.id, object="file", deleted=True))

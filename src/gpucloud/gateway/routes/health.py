@@ -6,6 +6,7 @@ They say "ok" or name the failing part, nothing more, so they need no protection
 from __future__ import annotations
 
 import logging
+from typing import Literal
 
 from fastapi import APIRouter
 from starlette.responses import Response
@@ -21,12 +22,12 @@ log = logging.getLogger(__name__)
 
 @router.get("/health", responses=documented(Health))
 async def health() -> Response:
-    return json_response({"status": "ok"})
+    return json_response(Health(status="ok"))
 
 
 @router.get("/ready", responses={**documented(Readiness), **documented(Readiness, 503)})
 async def ready(runtime: RuntimeDep) -> Response:
-    checks = {"database": "ok", "queue": "ok"}
+    checks: dict[str, Literal["ok", "unavailable"]] = {"database": "ok", "queue": "ok"}
     try:
         await runtime.db.ping()
     except Exception as exc:  # noqa: BLE001 — any driver error means "not ready"; the detail goes to the log only
@@ -37,6 +38,5 @@ async def ready(runtime: RuntimeDep) -> Response:
     except QueueError:
         checks["queue"] = "unavailable"
     ok = all(v == "ok" for v in checks.values())
-    return json_response(
-        {"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503
-    )
+    body = Readiness(status="ok" if ok else "unavailable", checks=checks)
+    return json_response(body, status_code=200 if ok else 503)

@@ -20,9 +20,11 @@ from gpucloud.gateway.views.offline import (
     WebhookDeliveryView,
     WebhookEndpointList,
     WebhookEndpointView,
+    delivery_view,
+    endpoint_view,
 )
 from gpucloud.outbox import EVENT_TYPES
-from gpucloud.webhooks import NewEndpoint, check_url, endpoint_view
+from gpucloud.webhooks import NewEndpoint, check_url
 
 router = APIRouter(tags=["webhooks"], dependencies=[Depends(get_principal)])
 OfflineDep = Annotated[Offline, Depends(get_offline)]
@@ -55,7 +57,7 @@ async def create_webhook(
 @router.get("/api/webhooks", responses=documented(WebhookEndpointList))
 async def list_webhooks(principal: PrincipalDep, offline: OfflineDep) -> Response:
     rows = await offline.webhooks.page(principal)
-    return json_response({"object": "list", "data": [endpoint_view(r) for r in rows]})
+    return json_response(WebhookEndpointList(object="list", data=[endpoint_view(r) for r in rows]))
 
 
 @router.delete("/api/webhooks/{webhook_id}", responses=documented(WebhookEndpointView))
@@ -70,7 +72,8 @@ async def list_deliveries(
     webhook_id: str, principal: PrincipalDep, offline: OfflineDep, limit: int = Query(50, ge=1, le=500)
 ) -> Response:
     row = await offline.webhooks.get(webhook_id, principal)
-    return json_response({"object": "list", "data": await offline.webhooks.deliveries(row, limit)})
+    data = [delivery_view(d, event_type) for d, event_type in await offline.webhooks.deliveries(row, limit)]
+    return json_response(WebhookDeliveryList(object="list", data=data))
 
 
 @router.post(
@@ -82,4 +85,4 @@ async def redeliver(
     webhook_id: str, delivery_id: str, principal: PrincipalDep, offline: OfflineDep
 ) -> Response:
     row = await offline.webhooks.get(webhook_id, principal)
-    return json_response(await offline.webhooks.redeliver(row, delivery_id), status_code=202)
+    return json_response(delivery_view(*await offline.webhooks.redeliver(row, delivery_id)), status_code=202)

@@ -11,10 +11,10 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator
 from starlette.responses import Response
 
 from gpucloud.cluster import Beat, Registration
+from gpucloud.cluster.health import WorkerState
 from gpucloud.cluster.sessions import WorkerCredential, new_session
-from gpucloud.cluster.views import cluster_view, worker_view
-from gpucloud.db import Deployment, DeploymentReplica, WorkerNode, WorkerToken
-from gpucloud.deployments import ReplicaReport, assignment_view, deployment_view
+from gpucloud.db import Deployment, DeploymentReplica, WorkerNode
+from gpucloud.deployments import ReplicaReport
 from gpucloud.deployments.views import by_deployment
 from gpucloud.gateway.deps import AdminDep, RuntimeDep, WorkerDep
 from gpucloud.gateway.inputs import CleanInput
@@ -29,6 +29,8 @@ from gpucloud.gateway.views import (
     WorkerView,
     documented,
 )
+from gpucloud.gateway.views.deployments import assignment_view, deployment_view
+from gpucloud.gateway.views.fleet import cluster_view, token_view, worker_view
 from gpucloud.wire import SESSION_HEADER
 
 router = APIRouter(prefix="/api", tags=["workers"])
@@ -113,30 +115,24 @@ class TokenCreate(CleanInput):
     name: str = Field(min_length=1, max_length=200)
 
 
-def token_view(row: WorkerToken) -> dict[str, object]:
-    """A worker token as the API shows it: never the secret, never the digest."""
-    return {
-        "id": row.id,
-        "object": "worker_token",
-        "name": row.name,
-        "prefix": row.prefix,
-        "created_at": row.created_at.isoformat(),
-        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
-    }
-
-
 def _orders(
-    row: WorkerNode, runtime: RuntimeDep, held: Sequence[tuple[DeploymentReplica, Deployment]]
-) -> dict[str, object]:
+    row: WorkerNode,
+    runtime: RuntimeDep,
+    held: Sequence[tuple[DeploymentReplica, Deployment]],
+    session: str | None = None,
+) -> WorkerOrders:
     """What a worker learns from each call: its state, whether to drain, how often to beat, and
     the replicas it is to hold (`held`: it loads what is new and unloads what is gone)."""
-    return {
-        "worker_id": row.id,
-        "state": row.state,
-        "draining": row.draining,
-        "heartbeat_interval_s": runtime.settings.cluster.heartbeat_interval_s,
-        "assignments": [assignment_view(replica, deployment) for replica, deployment in held],
-    }
+    orders = WorkerOrders(
+        worker_id=row.id,
+        state=WorkerState(row.state),
+        draining=row.draining,
+        heartbeat_interval_s=runtime.settings.cluster.heartbeat_interval_s,
+        assignments=[assignment_view(replica, deployment) for replica, deployment in held],
+    )
+    if session is not None:  # registration only: the one time the session secret is shown
+        orders.session = session
+    return orders
 
 
 # worker tokens (admin) ------------------------------------------------------------------------
@@ -145,13 +141,14 @@ def _orders(
 @router.post("/workers/tokens", status_code=201, responses=documented(WorkerTokenCreated, 201))
 async def create_token(body: TokenCreate, _: AdminDep, runtime: RuntimeDep) -> Response:
     row, secret = await runtime.worker_tokens.create(body.name)
-    return json_response({**token_view(row), "token": secret}, status_code=201)  # the only time
+    created = WorkerTokenCreated(**token_view(row).model_dump(), token=secret)  # the only time
+    return json_response(created, status_code=201)
 
 
 @router.get("/workers/tokens", responses=documented(WorkerTokenList))
 async def list_tokens(_: AdminDep, runtime: RuntimeDep) -> Response:
     rows = await runtime.worker_tokens.list()
-    return json_response({"object": "list", "data": [token_view(r) for r in rows]})
+    return json_response(WorkerTokenList(object="list", data=[token_view(r) for r in rows]))
 
 
 @router.delete("/workers/tokens/{token_id}", responses=documented(WorkerTokenView))
@@ -177,8 +174,8 @@ async def register(body: RegisterIn, caller: WorkerDep, runtime: RuntimeDep) -> 
     )
     session, session_digest = new_session()
     row = await runtime.workers.register(registration, caller.token_id, session_digest)
-    orders = _orders(row, runtime, await runtime.deployments.replicas_of_worker(row.id))
-    return json_response({**orders, "session": session})  # the only time it is shown
+    held = await runtime.deployments.replicas_of_worker(row.id)
+    return json_response(_orders(row, runtime, held, session))
 
 
 SessionHeader = Annotated[
@@ -215,7 +212,7 @@ async def heartbeat(
 @router.get("/workers", responses=documented(WorkerList))
 async def list_workers(_: AdminDep, runtime: RuntimeDep) -> Response:
     rows = await runtime.workers.list_workers()
-    return json_response({"object": "list", "data": [worker_view(r) for r in rows]})
+    return json_response(WorkerList(object="list", data=[worker_view(r) for r in rows]))
 
 
 @router.get("/workers/{worker_id}", responses=documented(WorkerView))

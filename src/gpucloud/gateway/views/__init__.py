@@ -1,11 +1,12 @@
-"""The JSON bodies the HTTP API answers with, as pydantic models for the OpenAPI schema only.
+"""The JSON bodies the HTTP API answers with, as pydantic models, and the functions that build them.
 
-The routes build their answers as plain dicts (the view functions in `deployments.views`,
-`cluster.views`, `routes.keys`, …) and render them with orjson (`gateway.responses`); nothing here
-runs on the request path. The models are attached to the routes with `responses={200: {"model": …}}`
-so the schema, and the dashboard's client generated from it, types what each route returns.
-`extra="forbid"` lets tests/integration/test_response_schemas.py prove each model matches the wire:
-a field the server sends but a model lacks fails that test.
+A route builds its answer as one of these models (keyword construction, so mypy checks every
+field name and type against the model) and renders it with orjson (`gateway.responses`). The
+models are attached to the routes with `responses={200: {"model": …}}`, so the schema, and the
+dashboard's client generated from it, types what each route returns. `extra="forbid"` lets
+tests/integration/test_response_schemas.py prove each model matches the wire. The OpenAI
+inference answers are the exception: `gateway.formats` renders them as dicts on the hot path,
+and the models here (`views.openai`) document them.
 """
 
 from gpucloud.gateway.views.accounts import (
@@ -23,17 +24,19 @@ from gpucloud.gateway.views.accounts import (
     UserView,
 )
 from gpucloud.gateway.views.base import View, documented
-from gpucloud.gateway.views.fleet import (
+from gpucloud.gateway.views.deployments import (
     Assignment,
+    DeploymentDeleted,
+    DeploymentList,
+    DeploymentView,
+    ReplicaView,
+)
+from gpucloud.gateway.views.fleet import (
     ClusterDeployment,
     ClusterGpus,
     ClusterView,
     ClusterWorkers,
-    DeploymentDeleted,
-    DeploymentList,
-    DeploymentView,
     GpuView,
-    ReplicaView,
     WorkerList,
     WorkerOrders,
     WorkerReplica,

@@ -1,4 +1,9 @@
-"""The base of the response models, the literal types they share, and `documented`."""
+"""The base of the response models, the types they share, and `documented`.
+
+Every status and priority is the one enum its owner defines (the queue's `Priority`, the job
+table's `JobStatus`, the deployments' and the fleet's states), re-exported here so that a view, the
+code that sets it and the OpenAPI schema name the same values.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Priority = Literal["high", "normal", "low"]
+from gpucloud.cluster.health import WorkerState
+from gpucloud.db.models.core import JobStatus
+from gpucloud.deployments.states import DeploymentState, ReplicaState
+from gpucloud.queue.messages import Priority
+
 Role = Literal["admin", "user"]
 BudgetPeriod = Literal["daily", "monthly"]
-JobStatus = Literal["queued", "running", "completed", "failed", "cancelled", "dead"]
-DeploymentState = Literal["pending", "scheduled", "loading", "ready", "failed", "unschedulable"]
-ReplicaState = Literal["scheduled", "loading", "ready", "standby", "failed", "unloading"]
-WorkerState = Literal["healthy", "unhealthy", "offline"]
+
+__all__ = [
+    "BudgetPeriod",
+    "DeploymentState",
+    "JobStatus",
+    "Priority",
+    "ReplicaState",
+    "Role",
+    "View",
+    "WorkerState",
+    "documented",
+]
 
 
 class View(BaseModel):

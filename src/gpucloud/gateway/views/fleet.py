@@ -1,13 +1,19 @@
-"""Workers, the cluster, worker tokens and deployments (`routes.workers`, `routes.deployments`)."""
+"""Workers, the cluster and worker tokens (`routes.workers`): the models and their builders."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
+from gpucloud.cluster.views import gpu_reading, gpus_of, hosted_models
+from gpucloud.db import WorkerNode, WorkerToken
+from gpucloud.db.models import utcnow
 from gpucloud.gateway.views.base import DeploymentState, ReplicaState, View, WorkerState
+from gpucloud.gateway.views.deployments import Assignment, DeploymentView
+from gpucloud.queue.protocol import JobQueue
 
 
 class GpuView(View):
@@ -118,21 +124,6 @@ class WorkerTokenList(View):
     data: list[WorkerTokenView]
 
 
-class Assignment(View):
-    """A replica a worker is to hold (`deployments.views.assignment_view`)."""
-
-    deployment_id: str
-    name: str
-    index: int
-    engine: str
-    source: str | None
-    engine_options: dict[str, str]
-    gpu_uuids: list[str]
-    gpu_memory_gb: float
-    on_demand: bool
-    idle_unload_seconds: int | None
-
-
 class WorkerOrders(View):
     """The answer to a worker's registration or heartbeat."""
 
@@ -147,87 +138,94 @@ class WorkerOrders(View):
     )
 
 
-class ReplicaView(View):
-    index: int
-    worker_id: str
-    gpu_uuids: list[str]
-    state: ReplicaState
-    reason: str | None
-    updated_at: datetime
-    last_used_at: datetime | None
-    spec_version: int
+def worker_view(row: WorkerNode, now: datetime | None = None) -> WorkerView:
+    now = now or utcnow()
+    load = row.load or {}
+    inventory = row.inventory or {}
+    return WorkerView(
+        id=row.id,
+        object="worker",
+        hostname=row.hostname,
+        labels=row.labels,
+        state=WorkerState(row.state),
+        draining=row.draining,
+        registered_at=row.registered_at,
+        last_heartbeat_at=row.last_heartbeat_at,
+        last_heartbeat_age_s=round(max(0.0, (now - row.last_heartbeat_at).total_seconds()), 3),
+        consecutive_beats=row.consecutive_beats,
+        slots=row.slots,
+        running=int(load.get("running", 0)),
+        queued=int(load.get("queued", 0)),
+        tokens_per_s=float(load.get("tokens_per_s", 0.0)),
+        models=hosted_models(row),
+        replicas=load.get("replicas", []),
+        engine_load=load.get("engines", {}),
+        cpu_count=inventory.get("cpu_count"),
+        memory_total_bytes=inventory.get("memory_total_bytes"),
+        memory_available_bytes=inventory.get("memory_available_bytes"),
+        gpus=[GpuView(**gpu_reading(gpu)) for gpu in inventory.get("gpus", [])],
+    )
 
 
-class RolloutView(View):
-    """A rolling update's progress (`deployments.rollout`)."""
-
-    state: Literal["progressing", "complete", "failed"]
-    reason: str | None
-    updated_replicas: int
-    from_version: int
-    to_version: int
-
-
-class AutoscaleSpec(View):
-    """Autoscaling bounds and targets (`deployments.autoscale`)."""
-
-    min_replicas: int = Field(ge=0, le=1000)
-    max_replicas: int = Field(ge=1, le=1000)
-    target_queue_per_replica: float = Field(4.0, gt=0, le=100_000, description="queued jobs per replica")
-    target_wait_s: float | None = Field(None, gt=0, le=86400, description="longest acceptable queue wait")
-    scale_down_delay_s: float = Field(60.0, ge=0, le=86400, description="calm this long before scaling down")
+def token_view(row: WorkerToken) -> WorkerTokenView:
+    """A worker token as the API shows it: never the secret, never the digest."""
+    return WorkerTokenView(
+        id=row.id,
+        object="worker_token",
+        name=row.name,
+        prefix=row.prefix,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
 
 
-class AutoscaleDecision(View):
-    at: datetime
-    action: Literal["scale_up", "scale_down", "hold"]
-    from_replicas: int
-    to_replicas: int
-    reason: str
+async def cluster_view(
+    rows: Sequence[WorkerNode], queue: JobQueue, deployments: Mapping[str, DeploymentView]
+) -> ClusterView:
+    """Totals over the fleet, queue depth per model from the queue, and each deployment's replicas."""
+    serving = [r for r in rows if r.state == WorkerState.HEALTHY.value and not r.draining]
+    served = sorted({model for row in serving for model in hosted_models(row)})
+    depth: dict[str, int] = {}
+    for model in sorted(set(served) | set(await queue.known_models()) | set(deployments)):
+        depth[model] = sum((await queue.depth(model)).values())
+    return ClusterView(
+        object="cluster",
+        workers=_worker_totals(rows),
+        gpus=_gpu_totals(rows),
+        slots=sum(r.slots for r in serving),
+        # An offline worker's last report is stale: its jobs were reclaimed by now.
+        running=sum(
+            int((r.load or {}).get("running", 0)) for r in rows if r.state != WorkerState.OFFLINE.value
+        ),
+        queue_depth=depth,
+        models=served,
+        deployments={name: _cluster_deployment(view) for name, view in deployments.items()},
+    )
 
 
-class AutoscaleView(AutoscaleSpec):
-    last_decision: AutoscaleDecision | None
+def _worker_totals(rows: Sequence[WorkerNode]) -> ClusterWorkers:
+    by_state = {state.value: 0 for state in WorkerState}
+    for row in rows:
+        by_state[row.state] = by_state.get(row.state, 0) + 1
+    return ClusterWorkers(total=len(rows), draining=sum(1 for r in rows if r.draining), **by_state)
 
 
-class DeploymentView(View):
-    """A deployment (`deployments.views.deployment_view`)."""
-
-    id: str
-    object: Literal["deployment"]
-    name: str
-    engine: str
-    source: str | None
-    engine_options: dict[str, str]
-    replicas: int
-    gpu_memory_gb: float
-    gpu_memory_estimated: bool
-    gpu_count: int
-    labels: dict[str, str]
-    gpu_type: str | None
-    policy: Literal["spread", "binpack"]
-    on_demand: bool
-    idle_unload_seconds: int | None
-    state: DeploymentState
-    reason: str | None
-    ready_replicas: int
-    created_at: datetime
-    updated_at: datetime
-    replica_states: list[ReplicaView]
-    spec_version: int
-    max_surge: int
-    max_unavailable: int
-    rollout: RolloutView | None
-    autoscale: AutoscaleView | None
+def _gpu_totals(rows: Sequence[WorkerNode]) -> ClusterGpus:
+    gpus = [gpu for _, gpu in gpus_of(rows)]
+    used = sum(int(gpu["memory_used_bytes"] or 0) for gpu in gpus)
+    total = sum(int(gpu["memory_total_bytes"] or 0) for gpu in gpus)
+    return ClusterGpus(
+        count=len(gpus),
+        memory_used_bytes=used,
+        memory_free_bytes=max(0, total - used),
+        memory_total_bytes=total,
+    )
 
 
-class DeploymentList(View):
-    object: Literal["list"]
-    data: list[DeploymentView]
-
-
-class DeploymentDeleted(View):
-    id: str
-    object: Literal["deployment"]
-    name: str
-    deleted: Literal[True]
+def _cluster_deployment(view: DeploymentView) -> ClusterDeployment:
+    return ClusterDeployment(
+        state=view.state,
+        replicas=view.replicas,
+        ready_replicas=view.ready_replicas,
+        replica_states={r.worker_id: r.state for r in view.replica_states},
+    )

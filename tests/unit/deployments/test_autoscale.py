@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from gpucloud.deployments.autoscale import Autoscaler, Policy, Signals, desired
 from gpucloud.queue.memory import MemoryJobQueue
-from tests.unit.test_deployment_plan import deployment
+from tests.unit.deployments.test_controller import deployment
 
 POLICY = Policy(min_replicas=1, max_replicas=3, target_queue_per_replica=4, target_wait_s=2.0)
 

@@ -1,6 +1,5 @@
-"""The parts of the engine-server path that the `transformers serve` tests cannot reach: vLLM's
-Prometheus series and its per-chunk usage (`continuous_usage_stats`), preset commands, and the
-trimming of upstream error messages."""
+"""The engine server's stream reading (engines/server/stream.py): vLLM's per-chunk usage
+(`continuous_usage_stats`), the final usage chunk, and the trimming of upstream error messages."""
 
 from __future__ import annotations
 
@@ -8,26 +7,7 @@ import httpx
 import pytest
 
 from gpucloud.engines.protocol import EngineError
-from gpucloud.engines.server.metrics import parse_prometheus
-from gpucloud.engines.server.presets import PRESETS, render
 from gpucloud.engines.server.stream import UsageStream, upstream_error
-
-VLLM_METRICS = """\
-# HELP vllm:num_requests_running Number of requests in model execution batches.
-# TYPE vllm:num_requests_running gauge
-vllm:num_requests_running{engine="0",model_name="m"} 3.0
-vllm:num_requests_running{engine="1",model_name="m"} 2.0
-vllm:num_requests_waiting{engine="0",model_name="m"} 7.0
-vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.25
-vllm:kv_cache_usage_perc{engine="1",model_name="m"} 0.5
-vllm:gpu_cache_usage_perc{model_name="a b"} 0.125
-vllm:prompt_tokens_total{model_name="m"} 12345.0
-"""
-
-
-def test_engine_server_reads_vllm_metrics() -> None:
-    load = parse_prometheus(VLLM_METRICS, PRESETS["vllm"].metrics)
-    assert load == {"running_requests": 5.0, "waiting_requests": 7.0, "kv_cache_usage": 0.5}
 
 
 def test_engine_server_continuous_usage_counts_exactly() -> None:
@@ -74,13 +54,3 @@ async def test_engine_server_upstream_errors_are_mapped_and_trimmed() -> None:
     failed = await upstream_error(httpx.Response(503, json={"detail": "overloaded"}))
     assert failed.retryable
     assert "overloaded" in str(failed)
-
-
-def test_engine_server_preset_commands_bind_loopback() -> None:
-    values = {"model": "m x", "source": "/models/m", "host": "127.0.0.1", "port": "8001", "python": "py"}
-    argv = render(PRESETS["vllm"].command, values)
-    assert argv[:3] == ["vllm", "serve", "/models/m"]
-    assert argv[argv.index("--host") + 1] == "127.0.0.1"
-    assert argv[argv.index("--served-model-name") + 1] == "m x"  # one argument, not two
-    for preset in PRESETS.values():
-        assert "{host}" in preset.command

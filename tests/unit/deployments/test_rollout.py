@@ -10,9 +10,9 @@ from typing import Any
 from gpucloud.db import Deployment, DeploymentReplica
 from gpucloud.deployments import plan
 from gpucloud.deployments.rollout import decide, new_version, spec_of
-from tests.unit.test_deployment_plan import deployment, replica, worker
+from tests.unit.deployments.test_controller import deployment, replica, worker
 
-V1 = {"engine": "simulated", "source": None, "engine_options": {}, "gpu_memory_gb": 10.0}
+V1: dict[str, Any] = {"engine": "simulated", "source": None, "engine_options": {}, "gpu_memory_gb": 10.0}
 V2 = {**V1, "engine_options": {"load_s": "1"}}
 
 

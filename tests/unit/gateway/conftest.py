@@ -1,0 +1,50 @@
+"""One real gateway app in process for the gateway's unit tests: `create_app` with its lifespan
+run (SQLite in a temporary directory, the in-process queue, the embedded simulated worker), called
+through `httpx.ASGITransport`, so route modules are tested without a server process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from gpucloud.gateway.app import create_app
+from gpucloud.settings import Settings
+
+MODEL = "gpucloud-sim-1"
+
+
+@dataclass
+class LiveApp:
+    app: FastAPI
+    client: httpx.AsyncClient
+    admin_key: str
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
+
+    async def new_key(self, **fields: object) -> tuple[str, str]:
+        """A fresh API key: (its id, its secret)."""
+        r = await self.client.post("/api/keys", json={"name": "unit test"} | fields, headers=self.admin)
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"]), str(r.json()["key"])
+
+
+@pytest.fixture(scope="session")
+async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveApp]:
+    admin_key = "gc-test-admin-unit-" + "k" * 24
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("gateway-unit"),
+        admin_key=admin_key,
+        api_docs=False,
+        auth_throttle={"max_failures": 100000},
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            yield LiveApp(app, client, admin_key)

@@ -1,0 +1,99 @@
+"""`WebhookStore` on a real database: endpoints are private to their key, removal stops pending
+deliveries, and redelivery makes a delivery due again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import insert, select
+
+from gpucloud.db import Database
+from gpucloud.db.models import OutboxEvent, WebhookDelivery, utcnow
+from gpucloud.errors import NotFound
+from gpucloud.gateway.views.offline import endpoint_view
+from gpucloud.keys import KeyService, NewKey, Principal
+from gpucloud.webhooks.signing import SECRET_PREFIX
+from gpucloud.webhooks.store import NewEndpoint, WebhookStore
+
+
+async def _principal(db: Database) -> Principal:
+    row, _ = await KeyService(db).create(NewKey(name="k"))
+    return Principal.of(row)
+
+
+async def _delivery(db: Database, endpoint_id: str, key_id: str, status: str, n: int) -> str:
+    event = {"id": f"evt_{n}", "key_id": key_id, "type": "job.completed", "data": {}, "created_at": utcnow()}
+    delivery = {
+        "id": f"whd_{n}",
+        "endpoint_id": endpoint_id,
+        "event_id": f"evt_{n}",
+        "status": status,
+        "attempts": 3,
+        "next_attempt_at": None,
+        "created_at": utcnow() + timedelta(seconds=n),
+    }
+    async with db.transaction() as connection:
+        await connection.execute(insert(OutboxEvent), event)
+        await connection.execute(insert(WebhookDelivery), delivery)
+    return str(delivery["id"])
+
+
+async def test_an_endpoint_is_created_with_a_secret_and_seen_by_its_key_only(db: Database) -> None:
+    store = WebhookStore(db)
+    mine, other = await _principal(db), await _principal(db)
+    row, secret = await store.create(NewEndpoint(mine.key_id, "https://example.com/hook", ["job.completed"]))
+    assert secret.startswith(SECRET_PREFIX)
+    assert row.secret == secret
+    view = endpoint_view(row)
+    assert view.secret is None  # shown once, at creation, only when asked
+    assert endpoint_view(row, secret).secret == secret
+    assert (view.object, view.events) == ("webhook_endpoint", ["job.completed"])
+    assert [e.id for e in await store.page(mine)] == [row.id]
+    assert await store.page(other) == []
+    with pytest.raises(NotFound) as hidden:
+        await store.get(row.id, other)
+    assert hidden.value.param == "webhook_id"
+
+
+async def test_removal_hides_the_endpoint_and_drops_only_pending_deliveries(db: Database) -> None:
+    store = WebhookStore(db)
+    mine = await _principal(db)
+    row, _ = await store.create(NewEndpoint(mine.key_id, "https://example.com/hook", ["job.completed"]))
+    await _delivery(db, row.id, mine.key_id, "pending", 1)
+    done = await _delivery(db, row.id, mine.key_id, "succeeded", 2)
+    await store.remove(row)
+    assert await store.page(mine) == []
+    with pytest.raises(NotFound):
+        await store.get(row.id, mine)
+    assert [d.id for d, _ in await store.deliveries(row, 10)] == [done]
+
+
+async def test_deliveries_list_newest_first_and_redelivery_makes_one_due(db: Database) -> None:
+    store = WebhookStore(db)
+    mine = await _principal(db)
+    row, _ = await store.create(NewEndpoint(mine.key_id, "https://example.com/hook", ["job.completed"]))
+    first = await _delivery(db, row.id, mine.key_id, "failed", 1)
+    second = await _delivery(db, row.id, mine.key_id, "succeeded", 2)
+    listed = await store.deliveries(row, 10)
+    assert [d.id for d, _ in listed] == [second, first]
+    assert listed[0][1] == "job.completed"
+    assert [d.id for d, _ in await store.deliveries(row, 1)] == [second]
+    again, event_type = await store.redeliver(row, first)
+    assert (again.status, again.attempts, event_type) == (
+        "pending",
+        3,
+        "job.completed",
+    )  # attempts keep counting
+    async with db.read() as connection:
+        due = await connection.execute(
+            select(WebhookDelivery.next_attempt_at).where(WebhookDelivery.id == first)
+        )
+        next_attempt_at = due.scalar_one()
+    assert next_attempt_at is not None
+    assert next_attempt_at <= utcnow()
+    with pytest.raises(NotFound):
+        await store.redeliver(row, "whd_missing")
+    other, _ = await store.create(NewEndpoint(mine.key_id, "https://example.com/b", ["job.failed"]))
+    with pytest.raises(NotFound):
+        await store.redeliver(other, first)  # not this endpoint's delivery
