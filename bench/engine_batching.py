@@ -26,6 +26,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import openai
@@ -37,7 +38,7 @@ from tests.support import REDIS_URL, Server, make_server  # noqa: E402 - the rep
 from tests.tiny_models import make_tiny_llama  # noqa: E402
 
 from gpucloud.engines import build_engine  # noqa: E402
-from gpucloud.engines.protocol import GenerationRequest  # noqa: E402
+from gpucloud.engines.protocol import Delta, GenerationRequest  # noqa: E402
 
 MODEL = "bench-tiny"
 CONCURRENCY = (1, 4, 16)
@@ -74,8 +75,8 @@ async def in_process(models: Path, args: argparse.Namespace, concurrency: int) -
         await engine.stop()
 
 
-async def _drain(stream: object) -> int:
-    return sum([delta.tokens async for delta in stream])  # type: ignore[attr-defined]
+async def _drain(stream: AsyncIterator[Delta]) -> int:
+    return sum([delta.tokens async for delta in stream])
 
 
 async def through_platform(srv: Server, concurrency: int, args: argparse.Namespace) -> float:

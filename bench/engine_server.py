@@ -133,12 +133,12 @@ async def measure(
                 merged[name]["latencies"] += got["latencies"]
                 merged[name]["tokens"] += got["tokens"]
                 merged[name]["wall"] += got["wall"]
-        for name, got in merged.items():
+        for name, tally in merged.items():
             results[f"{name} c={concurrency}"] = {
-                "requests": len(got["latencies"]),
-                "p50_ms": round(percentile(got["latencies"], 0.5) * 1000, 2),
-                "p90_ms": round(percentile(got["latencies"], 0.9) * 1000, 2),
-                "tokens_per_s": round(got["tokens"] / got["wall"], 1),
+                "requests": len(tally["latencies"]),
+                "p50_ms": round(percentile(tally["latencies"], 0.5) * 1000, 2),
+                "p90_ms": round(percentile(tally["latencies"], 0.9) * 1000, 2),
+                "tokens_per_s": round(tally["tokens"] / tally["wall"], 1),
             }
     return results
 

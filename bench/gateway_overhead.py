@@ -624,55 +624,41 @@ def _sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # unwinds through the `finally` that stops the servers
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _sigterm)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
-    tmp = Path(tempfile.mkdtemp(prefix="gc-gateway-bench-"))
-    targets = make_targets(tmp, args.redis_url, args.database_url)
-    names = args.targets
+def run_rounds(args: argparse.Namespace, bench: Bench, targets: dict[str, Target]) -> list[Measurement]:
+    """Starts the chosen servers, then measures each in turn, round after round."""
+    print(
+        f"python {platform.python_version()} on {os.cpu_count()} CPU(s); load generator: {bench.client}",
+        flush=True,
+    )
+    for name in args.targets:
+        targets[name].start()
+        print(f"{name} server ready on :{targets[name].port} (pid {targets[name].pid})", flush=True)
     measurements: list[Measurement] = []
-    failed = False
-    try:
-        bench = Bench(args, tmp)
-        print(
-            f"python {platform.python_version()} on {os.cpu_count()} CPU(s); load generator: {bench.client}",
-            flush=True,
-        )
-        for name in names:
-            targets[name].start()
-            print(f"{name} server ready on :{targets[name].port} (pid {targets[name].pid})", flush=True)
-        for round_no in range(1, args.rounds + 1):
-            for name in names:
-                measurements.extend(bench.measure(round_no, targets[name]))
-    except KeyboardInterrupt:
-        print("\ninterrupted: stopping servers", file=sys.stderr)
-        return 130
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        for target in targets.values():
-            target.stop()
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    for round_no in range(1, args.rounds + 1):
+        for name in args.targets:
+            measurements.extend(bench.measure(round_no, targets[name]))
+    return measurements
 
+
+def report_errors(measurements: list[Measurement]) -> bool:
+    """Prints the non-200 answers (True when there were any) or the count of measured responses."""
     errors = [m for m in measurements if m.run.errors]
-    if errors:
-        failed = True
-        print("\nERRORS (every response must be 200):")
-        for m in errors:
-            print(f"  round {m.round} {m.target} c={m.concurrency}: {dict(m.run.errors)}")
-            for sample in m.run.error_samples:
-                print(f"    e.g. {sample}")
-    else:
+    if not errors:
         total = sum(m.run.requests for m in measurements)
         print(f"\nall {total} measured responses were 200")
+        return False
+    print("\nERRORS (every response must be 200):")
+    for m in errors:
+        print(f"  round {m.round} {m.target} c={m.concurrency}: {dict(m.run.errors)}")
+        for sample in m.run.error_samples:
+            print(f"    e.g. {sample}")
+    return True
 
-    result: dict[str, Any] = {
-        "load_generator": bench.client,
+
+def result_document(args: argparse.Namespace, client: str, measurements: list[Measurement]) -> dict[str, Any]:
+    """The --json document: settings, machine and every run (the summary is added by the caller)."""
+    return {
+        "load_generator": client,
         "settings": {
             "duration_s": args.duration,
             "concurrency": args.concurrency,
@@ -688,6 +674,33 @@ def main(argv: list[str] | None = None) -> int:
         },
         "runs": [m.row() for m in measurements],
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _sigterm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
+    tmp = Path(tempfile.mkdtemp(prefix="gc-gateway-bench-"))
+    targets = make_targets(tmp, args.redis_url, args.database_url)
+    try:
+        bench = Bench(args, tmp)
+        measurements = run_rounds(args, bench, targets)
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping servers", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        for target in targets.values():
+            target.stop()
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    failed = report_errors(measurements)
+    result = result_document(args, bench.client, measurements)
     summary = summarise(measurements, args.concurrency)
     result["summary"] = summary
     print_summary(summary, args, bench.client)

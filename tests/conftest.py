@@ -107,7 +107,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if workeroutput is not None:  # an xdist worker: the controller reports for all of them
         workeroutput["secret_leaks"] = leaks
         return
-    leaks += session.config.stash.get(_WORKER_LEAKS, [])
+    gathered: list[str] = session.config.stash.get(_WORKER_LEAKS, [])
+    leaks += gathered
     if leaks:
         print("\nSECRET LEAK in server logs:\n  " + "\n  ".join(leaks))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

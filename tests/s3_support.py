@@ -11,10 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from tests.support import SECRETS, free_port
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 ACCESS_KEY = "gctest-access"
 SECRET_KEY = "gctest-secret-" + uuid.uuid4().hex
@@ -36,7 +40,7 @@ class S3Server:
             "GPUCLOUD_STORAGE__SECRET_ACCESS_KEY": SECRET_KEY,
         }
 
-    def client(self) -> object:
+    def client(self) -> S3Client:
         import boto3
 
         return boto3.client(
@@ -49,11 +53,11 @@ class S3Server:
 
     def create_bucket(self) -> str:
         name = f"gctest-{uuid.uuid4().hex[:12]}"
-        self.client().create_bucket(Bucket=name)  # type: ignore[attr-defined]
+        self.client().create_bucket(Bucket=name)
         return name
 
     def keys(self, bucket: str) -> list[str]:
-        listed = self.client().list_objects_v2(Bucket=bucket)  # type: ignore[attr-defined]
+        listed = self.client().list_objects_v2(Bucket=bucket)
         return [str(o["Key"]) for o in listed.get("Contents", [])]
 
 

@@ -17,8 +17,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
+from openai import APIStatusError
 
 # Every secret the tests hand to a server, and every log file the servers write: at the end of the
 # session all those logs (written at DEBUG) are scanned for all those secrets (conftest.py).
@@ -144,7 +146,7 @@ class Server:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def wait_for_model(self, model: str, timeout_s: float = 20.0) -> None:
+    def wait_for_model(self, model: str, timeout_s: float = 120.0) -> None:
         """Wait until `model` is listed (a worker announced it)."""
         deadline = time.monotonic() + timeout_s
         headers = {"Authorization": f"Bearer {self.admin_key}"}
@@ -155,7 +157,7 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError(f"model {model} never appeared")
 
-    def start(self, timeout_s: float = 60.0) -> None:
+    def start(self, timeout_s: float = 120.0) -> None:
         port = self.base_url.rsplit(":", 1)[1]
         LOG_FILES.add(self.log_path)
         log = self.log_path.open("ab")
@@ -230,3 +232,9 @@ def make_server(
         env=full_env,
         extra_args=extra_args or [],
     )
+
+
+def error_body(exc: APIStatusError) -> dict[str, Any]:
+    """The `error` object of a refused request (the SDK keeps the envelope's inner object)."""
+    assert isinstance(exc.body, dict), exc.body
+    return exc.body

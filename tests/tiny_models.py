@@ -144,7 +144,8 @@ def _make_tokenizer(vocabulary: Vocabulary, vocab_size: int, chat_template: str 
         )
         tok.train_from_iterator(list(_CORPUS) * 4, trainer=trainer)
     tok.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(
+    # transformers' TokenizersBackend (PreTrainedTokenizerFast) has an unannotated __init__.
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
         unk_token="<unk>",
         bos_token="<s>",

@@ -9,7 +9,7 @@ within a second:
 
 * **Changes are announced** (`KeyChanges`): whoever changes a key publishes its id after the
   commit; every gateway drops that key from its cache on receipt, so its next request reads the
-  row again. In cluster mode that is Redis pub/sub (`{prefix}:keys:changed`), which every gateway
+  row again. In cluster mode that is Redis pub/sub (`{<prefix>}:keys:changed`), which every gateway
   subscribes to (the CLI publishes there too when it has the Redis URL). In embedded mode the
   gateway is one process, so its own changes are a call; the CLI may still change keys in the same
   SQLite file from another process, so the gateway also asks SQLite every 250 ms whether another
@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gpucloud.background import Background
+from gpucloud.redis_pools import CONNECTION_CLOSED_UNDER_USE, RedisClient, subscriber
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ class LocalKeyChanges:
 class RedisKeyChanges:
     """Cluster mode: Redis pub/sub on one channel that every gateway subscribes to."""
 
-    def __init__(self, client: Redis, channel: str) -> None:
+    def __init__(self, client: RedisClient, channel: str) -> None:
         self._client = client
         self._channel = channel
         self._on_change: Callable[[str | None], None] = lambda _key_id: None
@@ -172,7 +172,8 @@ class RedisKeyChanges:
     async def announce(self, key_id: str) -> None:
         try:
             await self._client.publish(self._channel, key_id)
-        except RedisError as exc:  # the TTL still bounds how long other gateways trust the old row
+        except (RedisError, CONNECTION_CLOSED_UNDER_USE) as exc:
+            # The TTL still bounds how long other gateways trust the old row.
             log.warning("could not announce a change of key %s: %s", key_id, exc)
         self._on_change(key_id)  # this process at once, whatever Redis did
 
@@ -180,13 +181,13 @@ class RedisKeyChanges:
         while True:
             try:
                 await self._follow()
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, CONNECTION_CLOSED_UNDER_USE) as exc:
                 log.warning("key change subscription lost, resubscribing: %s", exc)
             self._on_change(None)  # announcements may have been missed meanwhile
             await asyncio.sleep(0.5)
 
     async def _follow(self) -> None:
-        async with self._client.pubsub(ignore_subscribe_messages=True) as pubsub:
+        async with await subscriber(self._client) as pubsub:
             await pubsub.subscribe(self._channel)
             self._on_change(None)  # changes before this subscription were not heard
             self._subscribed.set()

@@ -165,8 +165,9 @@ class ModelRegistry:
                 f"The model '{model}' does not exist or you do not have access to it.", param="model"
             )
         if not principal.may_use(model):
+            whose = "This API key" if not principal.key_may_use(model) else "This API key's organisation"
             raise PermissionDenied(
-                f"This API key is not allowed to use the model '{model}'.",
+                f"{whose} is not allowed to use the model '{model}'.",
                 param="model",
                 code="model_not_allowed",
             )

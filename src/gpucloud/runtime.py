@@ -48,9 +48,11 @@ from gpucloud.settings import Settings
 from gpucloud.usage import UsageService
 from gpucloud.worker.agent import WorkerAgent
 from gpucloud.worker.consent import local_policy
-from gpucloud.worker.inventory import GpuProbe, NvmlProbe, SimulatedProbe
+from gpucloud.worker.inventory import GpuProbe
 from gpucloud.worker.local import LocalControl
 from gpucloud.worker.main import build_replicas
+from gpucloud.worker.nvml import NvmlProbe
+from gpucloud.worker.simulated_gpus import SimulatedProbe
 
 log = logging.getLogger(__name__)
 
@@ -115,31 +117,98 @@ def instance_name(settings: Settings) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
+def build_reconciler(settings: Settings, db: Database, queue: JobQueue, router: ReplyRouter) -> Reconciler:
+    q = settings.queue
+    return Reconciler(
+        db,
+        queue,
+        result_ttl_s=q.result_ttl_s,
+        reply_to=router.reply_to,
+        lone_gateway=settings.redis_url is None,
+        orphan_after_s=q.max_wait_s + q.request_timeout_s + 60,
+    )
+
+
+def local_worker(
+    settings: Settings,
+    queue: JobQueue,
+    instance_id: str,
+    tracer: Tracer | None,
+    directory: WorkerDirectory,
+    deployments: DeploymentStore,
+) -> tuple[WorkerAgent | None, LocalControl | None]:
+    """The worker inside the gateway process (embedded mode, or when asked for), and its link to
+    the control plane's tables; (None, None) when there is none."""
+    if not settings.local_worker_enabled():
+        return None, None
+    # Embedded mode has one process per database: a stable id keeps one row across restarts.
+    worker_id = f"local-{socket.gethostname()}" if settings.redis_url is None else f"local-{instance_id}"
+    probe = local_probe(settings, worker_id)
+    worker = WorkerAgent(
+        queue,
+        local_engines(settings),
+        worker_id=worker_id,
+        slots=settings.local_worker.slots,
+        lease_timeout_s=settings.queue.lease_timeout_s,
+        tracer=tracer,
+        replicas=build_replicas(settings.resolved_models_dir(), probe, local_policy(settings)),
+    )
+    return worker, LocalControl(worker, directory, deployments, probe=probe)
+
+
 @dataclass
 class Runtime:
+    """`build` picks the implementations (database, queue, stores); the services that only wire
+    those together are derived from them in `__post_init__`."""
+
     settings: Settings
     db: Database
     queue: JobQueue
-    keys: KeyService
-    jobs: JobStore
     usage: UsageService
     admission: Admission
     registry: ModelRegistry
     router: ReplyRouter
-    finalizer: Finalizer
-    reconciler: Reconciler
     metrics: Metrics
-    cluster_gauges: ClusterGauges
-    stats: LiveStats
     instance_id: str
-    worker_tokens: WorkerTokenService
     workers: WorkerDirectory
-    monitor: WorkerMonitor
     deployments: DeploymentStore
     controller: DeploymentController
     worker: WorkerAgent | None = None
     local_control: LocalControl | None = None
     generated_admin_key: str | None = field(default=None, repr=False)
+    keys: KeyService = field(init=False)
+    jobs: JobStore = field(init=False)
+    finalizer: Finalizer = field(init=False)
+    reconciler: Reconciler = field(init=False)
+    cluster_gauges: ClusterGauges = field(init=False)
+    stats: LiveStats = field(init=False)
+    worker_tokens: WorkerTokenService = field(init=False)
+    monitor: WorkerMonitor = field(init=False)
+
+    def __post_init__(self) -> None:
+        settings, db, queue, instance_id = self.settings, self.db, self.queue, self.instance_id
+        self.keys = KeyService(db, KeyCache(settings.key_cache_ttl_s), key_changes(settings))
+        self.jobs = JobStore(db)
+        self.finalizer = Finalizer(
+            db, queue, consumer=f"finalizer-{instance_id}", metrics=self.metrics, admission=self.admission
+        )
+        self.reconciler = build_reconciler(settings, db, queue, self.router)
+        self.cluster_gauges = ClusterGauges(
+            self.metrics,
+            queue,
+            instance_id,
+            fleet=self.workers.list_workers,
+            replicas=self.deployments.replica_counts,
+        )
+        self.stats = LiveStats(db, queue, self.registry)
+        self.worker_tokens = WorkerTokenService(db)
+        self.monitor = WorkerMonitor(
+            self.workers,
+            queue,
+            instance_id,
+            every_s=settings.cluster.monitor_every_s,
+            then=self.controller.step,
+        )
 
     @classmethod
     def build(
@@ -154,64 +223,24 @@ class Runtime:
         deployments = DeploymentStore(db)
         registry = ModelRegistry(queue, catalog=functools.partial(catalog, deployments))
         usage = UsageService(db)
-        admission = build_admission(settings, usage)
         directory = WorkerDirectory(db, health_policy(settings))
         autoscaler = Autoscaler(queue, db, metrics.registry)  # sizes autoscaled deployments
-        controller = DeploymentController(deployments, directory, autoscaler)
-        router = ReplyRouter(queue, f"gw-{instance_id}")
-        worker = local_control = None
-        if settings.local_worker_enabled():
-            # Embedded mode has one process per database: a stable id keeps one row across restarts.
-            worker_id = (
-                f"local-{socket.gethostname()}" if settings.redis_url is None else f"local-{instance_id}"
-            )
-            probe = local_probe(settings, worker_id)
-            worker = WorkerAgent(
-                queue,
-                local_engines(settings),
-                worker_id=worker_id,
-                slots=settings.local_worker.slots,
-                lease_timeout_s=settings.queue.lease_timeout_s,
-                tracer=tracer,
-                replicas=build_replicas(settings.resolved_models_dir(), probe, local_policy(settings)),
-            )
-            local_control = LocalControl(worker, directory, deployments, probe=probe)
+        worker, local_control = local_worker(settings, queue, instance_id, tracer, directory, deployments)
         return cls(
             settings=settings,
             db=db,
             queue=queue,
-            keys=KeyService(db, KeyCache(settings.key_cache_ttl_s), key_changes(settings)),
-            jobs=JobStore(db),
             usage=usage,
-            admission=admission,
+            admission=build_admission(settings, usage),
             registry=registry,
-            router=router,
-            finalizer=Finalizer(
-                db, queue, consumer=f"finalizer-{instance_id}", metrics=metrics, admission=admission
-            ),
+            router=ReplyRouter(queue, f"gw-{instance_id}"),
             metrics=metrics,
-            cluster_gauges=ClusterGauges(
-                metrics, queue, instance_id, fleet=directory.list_workers, replicas=deployments.replica_counts
-            ),
-            stats=LiveStats(db, queue, registry),
-            reconciler=Reconciler(
-                db,
-                queue,
-                result_ttl_s=settings.queue.result_ttl_s,
-                reply_to=router.reply_to,
-                lone_gateway=settings.redis_url is None,
-                orphan_after_s=settings.queue.max_wait_s + settings.queue.request_timeout_s + 60,
-            ),
             instance_id=instance_id,
-            worker_tokens=WorkerTokenService(db),
             workers=directory,
-            monitor=WorkerMonitor(
-                directory, queue, instance_id, every_s=settings.cluster.monitor_every_s, then=controller.step
-            ),
             deployments=deployments,
-            controller=controller,
-            local_control=local_control,
+            controller=DeploymentController(deployments, directory, autoscaler),
             worker=worker,
+            local_control=local_control,
         )
 
     async def start(self) -> None:

@@ -168,6 +168,45 @@ class AccountSettings(BaseModel):
     login_max_failures: int = Field(5, ge=1, description="wrong passwords per account per window")
     login_ip_max_failures: int = Field(50, ge=1, description="wrong passwords per client IP per window")
     login_window_s: float = Field(900.0, gt=0, description="the window failures are counted over")
+    invitation_ttl_s: int = Field(
+        7 * 86400, ge=60, description="how long an invitation to an organisation may be accepted"
+    )
+    audit_retention_days: int = Field(
+        365, ge=0, description="audit rows older than this are deleted; 0: kept forever"
+    )
+    audit_retention_every_s: float = Field(
+        3600.0, gt=0, description="how often rows past retention are looked for"
+    )
+
+
+class OidcSettings(BaseModel):
+    """Single sign-on with an OpenID Connect provider (gpucloud.accounts.oidc): on when `issuer`
+    and `client_id` are set."""
+
+    issuer: str | None = Field(None, description="the provider's issuer URL (discovery is read from it)")
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    display_name: str | None = Field(None, description="the dashboard's button: 'Sign in with …'")
+    allowed_domains: list[str] = Field(
+        default_factory=list, description="email domains that may sign in; empty: any"
+    )
+    default_role: str | None = Field(
+        "member", pattern="^(admin|member|viewer)$", description="role in default_org of a new user"
+    )
+    default_org: str = Field("org_default", description="the organisation new users join")
+    redirect_uri: str | None = Field(
+        None, description="the callback URL registered with the provider; unset: from the request"
+    )
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email", "profile"])
+    timeout_s: float = Field(10.0, gt=0, description="calls to the provider")
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [domain.strip().lower().lstrip("@") for domain in value if domain.strip()]
+
+    def enabled(self) -> bool:
+        return bool(self.issuer and self.client_id)
 
 
 _PREFIX = "GPUCLOUD_"
@@ -183,6 +222,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=lambda: Path.home() / ".gpucloud")
     database_url: str | None = Field(None, description="default: SQLite file in data_dir")
     redis_url: SecretStr | None = Field(None, description="set: Redis queue and limits (cluster mode)")
+    redis_cluster: bool = Field(
+        False, description="the URL names a Redis Cluster node (same as a redis+cluster:// URL)"
+    )
     redis_prefix: str = Field(
         "gc", pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="namespace of every Redis key"
     )
@@ -211,6 +253,7 @@ class Settings(BaseSettings):
     batches: BatchSettings = Field(default_factory=BatchSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     accounts: AccountSettings = Field(default_factory=AccountSettings)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
     worker_token: SecretStr | None = Field(None, description="`gpucloud worker --server`'s token")
     # Price table: model → price; `default_price` for models not listed. JSON in the environment:
     # GPUCLOUD_PRICES='{"llama-3-8b": {"input_per_million": 0.2, "output_per_million": 0.6}}'
@@ -246,7 +289,16 @@ class Settings(BaseSettings):
         return (self.models_dir or self.data_dir / "models").resolve()
 
     def redis_dsn(self) -> str | None:
-        return self.redis_url.get_secret_value() if self.redis_url else None
+        """The Redis URL; with `redis_cluster` in the `redis+cluster://` form, which is how every
+        client factory (`gpucloud.redis_pools.redis_client`) tells a cluster from one server."""
+        if not self.redis_url:
+            return None
+        url = self.redis_url.get_secret_value()
+        if self.redis_cluster:
+            from gpucloud.redis_pools import as_cluster_url  # redis is imported only in cluster mode
+
+            return as_cluster_url(url)
+        return url
 
     def local_worker_enabled(self) -> bool:
         if self.local_worker.enabled is not None:

@@ -23,6 +23,7 @@ class UsageFilter:
     by_model: bool = True
     org_id: str | None = None  # only keys of this organisation
     by_org: bool = False
+    owner_user_id: str | None = None  # only keys this member made for themselves
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +76,10 @@ class UsageService:
             func.coalesce(func.sum(u.total_tokens), 0),
             func.coalesce(func.sum(u.cost_micros), 0),
         ).group_by(*groups)
-        if where.by_org or where.org_id is not None:
+        if where.by_org or where.org_id is not None or where.owner_user_id is not None:
             query = query.join(ApiKey, ApiKey.id == u.key_id)
+        if where.owner_user_id is not None:
+            query = query.where(ApiKey.owner_user_id == where.owner_user_id)
         if where.org_id is not None:
             query = query.where(ApiKey.org_id == where.org_id)
         if where.key_id is not None:

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, ViewportSize, expect
 
 from tests.e2e.conftest import ARTIFACTS
 from tests.support import SECRETS, Server
 
-LAPTOP = {"width": 1366, "height": 860}
-PHONE = {"width": 390, "height": 844}
+LAPTOP: ViewportSize = {"width": 1366, "height": 860}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 ADMIN_PAGES = [
     "Overview",
     "Playground",
@@ -32,6 +32,9 @@ ADMIN_PAGES = [
     "Jobs",
     "Batches",
     "Webhooks",
+    "Members",
+    "Organisation",
+    "Audit log",
 ]
 USER_PAGES = ["Playground", "Usage", "Jobs", "Batches", "Webhooks"]
 TIMEOUT_MS = 15_000
@@ -40,7 +43,7 @@ console: list[str] = []
 
 
 def _context(browser: Browser) -> BrowserContext:
-    ctx = browser.new_context(viewport=LAPTOP)  # type: ignore[arg-type]
+    ctx = browser.new_context(viewport=LAPTOP)
     ctx.set_default_timeout(TIMEOUT_MS)
     ctx.grant_permissions(["clipboard-read", "clipboard-write"])
     return ctx
@@ -59,12 +62,12 @@ def _shoot(page: Page, name: str) -> None:
     """Screenshots of the current page at laptop and phone widths (a shown secret is masked)."""
     mask = [page.get_by_test_id("new-secret")]
     for width, size in (("laptop", LAPTOP), ("phone", PHONE)):
-        page.set_viewport_size(size)  # type: ignore[arg-type]
+        page.set_viewport_size(size)
         page.wait_for_timeout(250)  # charts re-measure their container after a resize
         page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True, mask=mask)
         if width == "phone":  # nothing may widen the page past a phone's screen
             assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"], name
-    page.set_viewport_size(LAPTOP)  # type: ignore[arg-type]
+    page.set_viewport_size(LAPTOP)
 
 
 def _sign_in(page: Page, server: Server, key: str) -> None:
@@ -123,7 +126,7 @@ def test_a_bad_key_is_refused(browser: Browser, dashboard_server: Server) -> Non
     page = _watch(ctx.new_page())
     page.goto(dashboard_server.base_url + "/")
     page.get_by_label("API key").fill("gc_this-is-not-a-key")
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in with key").click()
     expect(page.get_by_role("alert")).to_contain_text("This API key was not accepted")
     assert page.evaluate("localStorage.getItem('gpucloud.apiKey')") is None
     _shoot(page, "login-refused")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import openai
@@ -26,8 +27,19 @@ from tests.batch_support import (
 )
 from tests.conftest import MODEL, create_key
 from tests.s3_support import S3Server, moto_server
-from tests.support import REDIS_URL, SECRETS, Server, create_pg_database, drop_pg_database, make_server
+from tests.support import (
+    REDIS_URL,
+    SECRETS,
+    Server,
+    create_pg_database,
+    drop_pg_database,
+    error_body,
+    make_server,
+)
 from tests.webhook_support import receiver
+
+# Deliberately outside the SDK's Literal["24h"]: the server must refuse it with a 400.
+NOT_24H: Any = "1h"
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +102,18 @@ def test_sdk_flow_mixed_batch_with_invalid_lines(backend: tuple[Server, str | No
     assert [o["custom_id"] for o in output] == sorted(batch_input.custom_ids - batch_input.invalid)
     assert {e["custom_id"] for e in errors} == batch_input.invalid
     by_id = {line["custom_id"]: line for line in batch_input.lines}
+    check_output_lines(output, by_id)
+    check_error_lines(errors, by_id)
+    check_ledger(server, batch.id, batch.request_counts.completed)
+    if bucket is not None:  # cluster mode: the files live in S3
+        stored = set(s3.keys(bucket))
+        assert f"gc/files/{created.input_file_id}" in stored
+        assert f"gc/files/{batch.output_file_id}" in stored
+        assert f"gc/files/{batch.error_file_id}" in stored
+
+
+def check_output_lines(output: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]) -> None:
+    """Every output line is a 200 answer of its request's kind (chat completion or embeddings)."""
     for line in output:
         assert line["id"].startswith("batch_req_")
         assert line["error"] is None
@@ -102,6 +126,10 @@ def test_sdk_flow_mixed_batch_with_invalid_lines(backend: tuple[Server, str | No
         else:
             assert body["object"] == "chat.completion"
             assert body["choices"][0]["message"]["content"]
+
+
+def check_error_lines(errors: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]) -> None:
+    """An error line is a 500 when the engine refused the line, else the route's 400/404."""
     for line in errors:
         status = line["response"]["status_code"]
         request = by_id[line["custom_id"]]
@@ -112,23 +140,20 @@ def test_sdk_flow_mixed_batch_with_invalid_lines(backend: tuple[Server, str | No
             assert status == (404 if request["url"] == "/v1/embeddings" else 400), line
         assert line["response"]["body"]["error"]["message"]
 
-    # The ledger: one row per successful line, at the batch price (half the model's price).
+
+def check_ledger(server: Server, batch_id: str, completed: int) -> None:
+    """The ledger: one row per successful line, at the batch price (half the model's price)."""
     usage = db_rows(
         server,
         "SELECT u.prompt_tokens, u.completion_tokens, u.cost_micros, j.priority FROM usage_records u "
         "JOIN jobs j ON j.id = u.job_id WHERE j.idempotency_key LIKE ? AND u.status = 'completed'",
-        f"batch:{batch.id}:%",
+        f"batch:{batch_id}:%",
     )
-    assert len(usage) == batch.request_counts.completed
+    assert len(usage) == completed
     for prompt, completion, cost, priority in usage:
         assert priority == "low"
         assert prompt > 0
         assert cost == batch_cost(prompt, completion)
-    if bucket is not None:  # cluster mode: the files live in S3
-        stored = set(s3.keys(bucket))
-        assert f"gc/files/{created.input_file_id}" in stored
-        assert f"gc/files/{batch.output_file_id}" in stored
-        assert f"gc/files/{batch.error_file_id}" in stored
 
 
 def test_create_refuses_bad_input(backend: tuple[Server, str | None]) -> None:
@@ -139,14 +164,14 @@ def test_create_refuses_bad_input(backend: tuple[Server, str | None]) -> None:
     uploaded = owner.files.create(file=("notes.txt", b"hello"), purpose="user_data")
     with pytest.raises(openai.BadRequestError) as window:
         owner.batches.create(
-            input_file_id=batch.input_file_id, endpoint="/v1/chat/completions", completion_window="1h"
-        )  # type: ignore[arg-type]
-    assert window.value.body["param"] == "completion_window"  # type: ignore[index]
+            input_file_id=batch.input_file_id, endpoint="/v1/chat/completions", completion_window=NOT_24H
+        )
+    assert error_body(window.value)["param"] == "completion_window"
     with pytest.raises(openai.BadRequestError) as purpose:
         owner.batches.create(
             input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
         )
-    assert purpose.value.body["param"] == "input_file_id"  # type: ignore[index]
+    assert error_body(purpose.value)["param"] == "input_file_id"
     with pytest.raises(openai.NotFoundError):
         stranger.batches.create(
             input_file_id=batch.input_file_id, endpoint="/v1/chat/completions", completion_window="24h"

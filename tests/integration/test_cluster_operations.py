@@ -58,8 +58,8 @@ async def test_a_dead_lettered_job_is_replayed_and_billed_once(cluster_factory: 
             json={"endpoint": "completions", "model": MODEL, "prompt": "POISON pill", "max_tokens": 4},
         )
         job_id = submitted.json()["id"]
-        crasher.process.wait(timeout=20)  # type: ignore[union-attr]
         assert crasher.process is not None
+        crasher.process.wait(timeout=20)
         assert crasher.process.returncode == 86
         # nobody re-leases it until a worker polls: one that does not crash on it
         cluster.worker(MODEL, worker_id="healthy", slots=1)
@@ -129,6 +129,7 @@ async def test_limits_fail_closed_when_redis_is_unreachable(
 async def test_an_evicting_redis_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     client = redis.Redis.from_url(REDIS_URL)
     before = client.config_get("maxmemory-policy")["maxmemory-policy"]
+    assert isinstance(before, str | bytes)
     queue = RedisJobQueue(REDIS_URL, prefix="gctest-evict")
     try:
         client.config_set("maxmemory-policy", "allkeys-lru")

@@ -359,7 +359,7 @@ def test_killed_worker_replica_moves_and_no_request_is_lost(fleet: tuple[Server,
 
         def moved() -> bool:
             x = ready(server, "survivor", 2)
-            return bool(x) and victim_id not in {rep["worker_id"] for rep in x["replica_states"]}
+            return x is not None and victim_id not in {rep["worker_id"] for rep in x["replica_states"]}
 
         while not await asyncio.to_thread(moved):
             assert time.monotonic() - killed < OFFLINE_S + 10, show(server, "survivor")

@@ -30,7 +30,7 @@ MINILM = "minilm-test"
 
 def _usage(server: Server, key: dict[str, object]) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {server.admin_key}"}
-    r = httpx.get(f"{server.base_url}/api/usage", headers=auth, params={"key_id": key["id"]}, timeout=10)
+    r = httpx.get(f"{server.base_url}/api/usage", headers=auth, params={"key_id": str(key["id"])}, timeout=10)
     assert r.status_code == 200, r.text
     totals: dict[str, Any] = r.json()["totals"]
     return totals

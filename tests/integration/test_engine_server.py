@@ -90,7 +90,9 @@ def _usage_totals(server: Server, key_id: object, requests: int) -> dict[str, An
     auth = {"Authorization": f"Bearer {server.admin_key}"}
     deadline = time.monotonic() + 10
     while True:
-        r = httpx.get(f"{server.base_url}/api/usage", headers=auth, params={"key_id": key_id}, timeout=10)
+        r = httpx.get(
+            f"{server.base_url}/api/usage", headers=auth, params={"key_id": str(key_id)}, timeout=10
+        )
         totals: dict[str, Any] = r.json()["totals"]
         if totals["requests"] >= requests or time.monotonic() > deadline:
             return totals

@@ -161,7 +161,10 @@ def test_completions_logprobs_pass_as_a_number(client: openai.OpenAI) -> None:
 def test_the_servers_tool_calls_are_relayed(client: openai.OpenAI) -> None:
     messages: Any = [{"role": "user", "content": "find rivers"}]
     answer = client.chat.completions.create(model=MODEL, messages=messages, tools=TOOLS, tool_choice="auto")
-    (call,) = answer.choices[0].message.tool_calls
+    tool_calls = answer.choices[0].message.tool_calls
+    assert tool_calls is not None
+    (call,) = tool_calls
+    assert call.type == "function"
     assert (call.id, call.function.name, call.function.arguments) == ("call_up1", "lookup", '{"q": "rivers"}')
     assert answer.choices[0].finish_reason == "tool_calls"
     chunks = list(
@@ -171,6 +174,7 @@ def test_the_servers_tool_calls_are_relayed(client: openai.OpenAI) -> None:
     )
     pieces = [p for c in chunks for ch in c.choices for p in ch.delta.tool_calls or []]
     assert pieces[0].id == "call_up1"
+    assert pieces[0].function is not None
     assert pieces[0].function.name == "lookup"
-    assert [p.function.arguments for p in pieces if p.function.arguments] == ARGUMENT_PIECES
+    assert [p.function.arguments for p in pieces if p.function and p.function.arguments] == ARGUMENT_PIECES
     assert [ch.finish_reason for c in chunks for ch in c.choices if ch.finish_reason] == ["tool_calls"]

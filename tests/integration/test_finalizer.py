@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -105,6 +105,7 @@ async def test_started_then_completed_bills_once(db: Database) -> None:
 async def test_stale_attempt_is_rejected_after_a_newer_one_started(db: Database) -> None:
     queue = MemoryJobQueue()
     events = queue.read_events("gw")
+    assert isinstance(events, AsyncGenerator)  # closed at the end
     first_batch = asyncio.ensure_future(events.__anext__())  # subscribe before anything is published
     await asyncio.sleep(0)
     fin = Finalizer(db, queue, "f")
@@ -123,6 +124,7 @@ async def test_stale_attempt_is_rejected_after_a_newer_one_started(db: Database)
 async def test_final_event_carries_text_only_when_not_streamed(db: Database, stream: bool) -> None:
     queue = MemoryJobQueue()
     events = queue.read_events("gw")
+    assert isinstance(events, AsyncGenerator)  # closed at the end
     first_batch = asyncio.ensure_future(events.__anext__())
     await asyncio.sleep(0)
     job_id = await _job(db)

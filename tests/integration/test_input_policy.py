@@ -65,7 +65,7 @@ def test_control_characters_in_bodies_are_400s_naming_the_field(server: Server, 
     refused(call(server, "POST", "/api/keys", json={"name": bad}), "name")
     refused(call(server, "POST", "/api/keys", json={"name": "k", "allowed_models": [bad]}), "allowed_models")
     refused(call(server, "POST", "/api/workers/tokens", json={"name": bad}), "name")
-    deployment = {"name": "d1", "engine": "simulated", "gpu_type": bad}
+    deployment: dict[str, object] = {"name": "d1", "engine": "simulated", "gpu_type": bad}
     refused(call(server, "POST", "/api/deployments", json=deployment), "gpu_type")
     deployment = {"name": "d1", "engine": "simulated", "labels": {"zone": bad}}
     refused(call(server, "POST", "/api/deployments", json=deployment), "labels")

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.conftest import MODEL, create_key
 from tests.support import Server, make_server
@@ -33,12 +34,8 @@ def _wait_status(
 
 
 def test_async_job_returns_202_then_the_same_body_as_the_sync_endpoint(server: Server, user_key: str) -> None:
-    request = {
-        "model": MODEL,
-        "messages": [{"role": "user", "content": "async please"}],
-        "max_tokens": 12,
-        "seed": 42,
-    }
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "async please"}]
+    request = {"model": MODEL, "messages": messages, "max_tokens": 12, "seed": 42}
     r = httpx.post(
         f"{server.v1}/jobs", headers=_auth(user_key), json={"endpoint": "chat.completions", **request}
     )
@@ -55,7 +52,7 @@ def test_async_job_returns_202_then_the_same_body_as_the_sync_endpoint(server: S
     assert done["attempts"] == 1
     body = done["result"]
     sync = openai.OpenAI(base_url=server.v1, api_key=user_key, max_retries=0).chat.completions.create(
-        **request
+        model=MODEL, messages=messages, max_tokens=12, seed=42
     )
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"]["content"] == sync.choices[0].message.content
@@ -194,7 +191,7 @@ async def test_idempotency_key_one_job_one_bill_same_result(server: Server) -> N
     key = str(create_key(server, name="idempotent")["key"])
     client = openai.AsyncOpenAI(base_url=server.v1, api_key=key, max_retries=0)
     idem = {"Idempotency-Key": f"order-{uuid.uuid4()}"}
-    messages = [{"role": "user", "content": "charge me once"}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "charge me once"}]
 
     async def call() -> openai.types.chat.ChatCompletion:
         return await client.chat.completions.create(

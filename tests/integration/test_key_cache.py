@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -37,14 +38,17 @@ def _new_key(server: Server, **limits: object) -> tuple[str, str]:
 
 
 def _chat(server: Server, key: str, client: httpx.Client | None = None) -> httpx.Response:
-    return (client or httpx).post(f"{server.v1}/chat/completions", json=BODY, headers=_auth(key), timeout=10)
+    url = f"{server.v1}/chat/completions"
+    if client is None:
+        return httpx.post(url, json=BODY, headers=_auth(key), timeout=10)
+    return client.post(url, json=BODY, headers=_auth(key), timeout=10)
 
 
-def _until(check: object, within_s: float) -> float:
+def _until(check: Callable[[], bool], within_s: float) -> float:
     """Seconds until `check()` holds, polled every 20 ms; fails past `within_s`."""
     started = time.monotonic()
     while time.monotonic() - started < within_s:
-        if check():  # type: ignore[operator]
+        if check():
             return time.monotonic() - started
         time.sleep(0.02)
     raise AssertionError(f"not within {within_s} s")
@@ -87,7 +91,8 @@ async def test_a_new_rpm_limit_applies_on_the_other_gateway_within_a_second(
     assert r.status_code == 200, r.text
 
     def limited() -> bool:
-        return _chat(b, key).headers.get("x-ratelimit-limit-requests") == "1000"
+        limit: str | None = _chat(b, key).headers.get("x-ratelimit-limit-requests")
+        return limit == "1000"
 
     assert await asyncio.to_thread(_until, limited, 1.0) < 1.0
 

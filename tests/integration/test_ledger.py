@@ -8,8 +8,12 @@ import random
 import time
 
 import httpx
+import httpx2
 import openai
 import pytest
+from openai import AsyncStream
+from openai.types import Completion
+from openai.types.chat import ChatCompletionChunk, ChatCompletionStreamOptionsParam
 
 from tests.conftest import MODEL, create_key
 from tests.support import Server
@@ -33,7 +37,8 @@ async def _one(client: openai.AsyncOpenAI, rng: random.Random, i: int) -> tuple[
         c = await client.completions.create(model=MODEL, prompt=content, max_tokens=max_tokens, n=n)
         assert c.usage is not None
         return c.usage.prompt_tokens, c.usage.completion_tokens
-    opts = {"include_usage": True}
+    opts: ChatCompletionStreamOptionsParam = {"include_usage": True}
+    stream: AsyncStream[ChatCompletionChunk] | AsyncStream[Completion]
     if kind == "chat_stream":
         stream = await client.chat.completions.create(
             model=MODEL,
@@ -89,7 +94,8 @@ async def test_200_concurrent_requests_all_succeed(server: Server) -> None:
         base_url=server.v1,
         api_key=key,
         max_retries=0,
-        http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=250)),
+        # The SDK's own HTTP library (httpx2) with room for every request at once.
+        http_client=httpx2.AsyncClient(limits=httpx2.Limits(max_connections=250)),
     )
 
     async def call(i: int) -> int:

@@ -13,11 +13,13 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.conftest import MODEL, create_key
 from tests.support import REDIS_URL, Server, create_pg_database, drop_pg_database, make_server
 
-CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "count me"}], "max_tokens": 5}
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "count me"}]
+CHAT: dict[str, object] = {"model": MODEL, "messages": MESSAGES, "max_tokens": 5}
 _DURATION = re.compile(r"^(\d+ms|\d+(\.\d+)?s|\d+m\d+s)$")
 
 
@@ -117,9 +119,9 @@ def test_budget_is_never_overshot_by_concurrent_requests(gateway: Server) -> Non
 def test_token_quota_refuses_with_insufficient_quota(gateway: Server) -> None:
     key = str(create_key(gateway, name="quota", token_quota=50, budget_period="daily")["key"])
     client = openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=2)
-    client.chat.completions.create(**{**CHAT, "max_tokens": 10})  # type: ignore[call-overload]
+    client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=10)
     with pytest.raises(openai.RateLimitError) as caught:
-        client.chat.completions.create(**{**CHAT, "max_tokens": 100})  # type: ignore[call-overload]
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=100)
     assert caught.value.code == "insufficient_quota"
 
 
@@ -157,9 +159,11 @@ def test_patch_changes_limits_and_the_sdk_retries_until_capacity_returns(
         patient = openai.AsyncOpenAI(base_url=slow.v1, api_key=slow_key, max_retries=3)
 
         async def both() -> list[object]:
-            first = asyncio.create_task(patient.chat.completions.create(**{**CHAT, "max_tokens": 10}))
+            first = asyncio.create_task(
+                patient.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=10)
+            )
             await asyncio.sleep(0.2)
-            second = patient.chat.completions.create(**{**CHAT, "max_tokens": 2})
+            second = patient.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2)
             return list(await asyncio.gather(first, second))
 
         started = time.monotonic()

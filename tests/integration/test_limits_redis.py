@@ -20,6 +20,7 @@ import pytest
 from redis.asyncio import Redis
 
 from gpucloud.limits import (
+    LimitNames,
     Limits,
     LimitStore,
     LimitUnavailable,
@@ -142,7 +143,7 @@ async def test_burst_across_three_processes_admits_exactly_the_limit(prefix: str
         assert proc.returncode == 0, err.decode()
     allowed = [int(out) for out, _ in outputs]
     assert sum(allowed) == 100
-    assert await raw.zcard(f"{prefix}:limits:window:k") == 100
+    assert await raw.zcard(LimitNames(prefix).window("k")) == 100
 
 
 # --- tokens ----------------------------------------------------------------------------------------

@@ -11,20 +11,21 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from gpucloud.gateway.app import create_app
 from gpucloud.settings import Settings
 from tests.conftest import MODEL, create_key
 from tests.support import Server
 
-CHAT = [{"role": "user", "content": "Tell me about the river."}]
+CHAT: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Tell me about the river."}]
 ANY = object()  # "any value" for the envelope checks
 _LEAK = re.compile(r"Traceback|/src/|\.py\b|site-packages|File \"")
 
@@ -33,8 +34,20 @@ def _auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+class HttpResponse(Protocol):
+    """What the envelope checks read of a response: httpx's, or the SDK's (its own httpx fork)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+    @property
+    def text(self) -> str: ...
+    def json(self, **kwargs: Any) -> Any: ...
+
+
 def assert_envelope(
-    response: httpx.Response,
+    response: HttpResponse,
     status: int,
     *,
     code: object = ANY,
@@ -532,7 +545,7 @@ def test_health_and_ready_need_no_key(server: Server) -> None:
 def _route_table() -> list[tuple[str, str]]:
     """Every (method, path) the gateway serves, from its own OpenAPI schema."""
     schema = create_app(Settings()).openapi()
-    table = []
+    table: list[tuple[str, str]] = []
     for path, operations in schema["paths"].items():
         concrete = re.sub(r"\{[^}]+\}", "x", path)
         table.extend((method.upper(), concrete) for method in sorted(operations))

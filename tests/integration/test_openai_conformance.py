@@ -26,7 +26,7 @@ from tests.conftest import MODEL
 from tests.support import Server
 
 SPEC = Path(__file__).resolve().parents[1] / "openai_spec" / "openai-schemas.yaml"
-TOOLS = [
+TOOLS: list[dict[str, Any]] = [
     {
         "type": "function",
         "function": {

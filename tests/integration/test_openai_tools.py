@@ -217,6 +217,11 @@ def test_chat_logprobs_are_well_formed(client: openai.OpenAI) -> None:
 def test_completion_logprobs_are_well_formed(client: openai.OpenAI) -> None:
     answer = client.completions.create(model=MODEL, prompt="Once", logprobs=2, seed=4, max_tokens=10)
     logprobs = answer.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.tokens is not None
+    assert logprobs.token_logprobs is not None
+    assert logprobs.text_offset is not None
+    assert logprobs.top_logprobs is not None
     assert len(logprobs.tokens) == len(logprobs.token_logprobs) == len(logprobs.text_offset) == 10
     assert "".join(logprobs.tokens) == answer.choices[0].text
     assert logprobs.text_offset[0] == 0

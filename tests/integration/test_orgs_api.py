@@ -69,7 +69,7 @@ def test_admin_creates_organisations_and_keys_in_them(server: Server) -> None:
 
 
 def test_members_and_their_roles(server: Server) -> None:
-    org_id = _org(server)["id"]
+    org_id = str(_org(server)["id"])
     (owner, owner_token), (admin, admin_token), (viewer, viewer_token) = (_person(server) for _ in range(3))
     outsider, outsider_token = _person(server)
     assert _add(server, org_id, server.admin_key, owner, "owner").status_code == 201
@@ -119,7 +119,7 @@ def test_members_and_their_roles(server: Server) -> None:
 
 
 def test_usage_per_organisation(server: Server) -> None:
-    org_id = _org(server)["id"]
+    org_id = str(_org(server)["id"])
     key = str(create_key(server, org_id=org_id)["key"])
     client = openai.OpenAI(base_url=server.v1, api_key=key, max_retries=0)
     for _ in range(2):

@@ -85,9 +85,8 @@ def test_redis_data_loss_is_reconciled(tmp_path: Path) -> None:
         ids = _submit(server, key, 6, max_tokens=5)
         prefix = server.env["GPUCLOUD_REDIS_PREFIX"]
         client = redis.Redis.from_url(REDIS_URL)
-        lost = [
-            k for k in client.scan_iter(match=f"{prefix}:*") if b":workers" not in k and b":models" not in k
-        ]
+        queued = client.scan_iter(match=f"{{{prefix}}}:*")
+        lost = [k for k in queued if b":workers" not in k and b":models" not in k]
         assert lost, "the jobs should be in Redis before the loss"
         client.delete(*lost)  # what a Redis restart without persistence does to the queue
         server.add_worker("--model", MODEL, "--slots", "4")

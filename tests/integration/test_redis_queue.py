@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import anyio
 import msgspec
 import pytest
 from redis.asyncio import Redis
@@ -31,7 +32,7 @@ from gpucloud.queue.protocol import (
     StartedEvent,
 )
 from gpucloud.queue.redis import RedisJobQueue
-from gpucloud.queue.redis import queue as redis_queue_module
+from gpucloud.queue.redis import outcomes as redis_outcomes_module
 
 pytestmark = pytest.mark.redis
 
@@ -50,7 +51,7 @@ async def raw(prefix: str) -> AsyncIterator[Redis]:
     """A plain client, to look at what the queue stored; deletes the test's keys at the end."""
     client = Redis.from_url(REDIS_URL, decode_responses=True)
     yield client
-    keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+    keys = [key async for key in client.scan_iter(match=f"{{{prefix}}}:*", count=1000)]
     if keys:
         await client.delete(*keys)
     await client.aclose()
@@ -368,10 +369,10 @@ async def test_release_redelivers_without_counting_an_attempt(make_queue: MakeQu
 async def test_unacknowledged_outcomes_go_to_another_finalizer(
     make_queue: MakeQueue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(redis_queue_module, "OUTCOME_REDELIVERY_S", 0.2)
+    monkeypatch.setattr(redis_outcomes_module, "OUTCOME_REDELIVERY_S", 0.2)
     # One queue object plays both finalizers here, so it must look for abandoned outcomes on every
     # read (in production each gateway's queue looks every OUTCOME_RECLAIM_EVERY_S).
-    monkeypatch.setattr(redis_queue_module, "OUTCOME_RECLAIM_EVERY_S", 0.0)
+    monkeypatch.setattr(redis_outcomes_module, "OUTCOME_RECLAIM_EVERY_S", 0.0)
     queue = await make_queue()
     j = job()
     await queue.report(
@@ -438,6 +439,32 @@ async def test_cancel_is_seen_by_watchers_and_by_is_cancelled(make_queue: MakeQu
         if done:
             received.append(following.result())
     assert received == ["job_c"]
+    await watcher.aclose()
+
+
+async def test_a_cancel_sent_by_a_task_being_cancelled_is_marked_and_announced(
+    make_queue: MakeQueue, raw: Redis
+) -> None:
+    """A gateway cancels a job from the `finally` of a request whose client went away, inside a
+    cancelled anyio scope, where every suspension raises CancelledError again: both the marker
+    and the announcement must still reach Redis."""
+    gateway, worker = await make_queue(), await make_queue()
+    watcher = worker.watch_cancellations()
+    first = asyncio.ensure_future(watcher.__anext__())
+    await asyncio.sleep(0.3)  # subscribed
+
+    async def client_gone() -> None:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            try:
+                await anyio.sleep(3600)
+            finally:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await gateway.cancel("job_gone")
+
+    await client_gone()
+    assert await asyncio.wait_for(first, 5.0) == "job_gone"
+    assert await raw.exists(gateway.names.cancelled("job_gone")) == 1
     await watcher.aclose()
 
 

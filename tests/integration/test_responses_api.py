@@ -16,6 +16,7 @@ import httpx
 import jsonschema
 import openai
 import pytest
+from openai.types.responses import Response, ResponseStreamEvent
 
 from tests.conftest import MODEL
 from tests.integration.test_openai_api import assert_sdk_error
@@ -35,6 +36,12 @@ def client(user_client: openai.OpenAI) -> openai.OpenAI:
     return user_client
 
 
+def completed(event: ResponseStreamEvent) -> Response:
+    """The response a stream's last event carries (it must be `response.completed`)."""
+    assert event.type == "response.completed", event.type
+    return event.response
+
+
 def test_plain_response(client: openai.OpenAI) -> None:
     response = client.responses.create(
         model=MODEL, input="Tell me about rivers.", instructions="Be brief.", temperature=0.7
@@ -47,9 +54,11 @@ def test_plain_response(client: openai.OpenAI) -> None:
     assert item.type == "message"
     assert item.role == "assistant"
     assert item.content[0].type == "output_text"
-    assert response.usage.input_tokens > 0
-    assert response.usage.output_tokens > 0
-    assert response.usage.total_tokens == response.usage.input_tokens + response.usage.output_tokens
+    usage = response.usage
+    assert usage is not None
+    assert usage.input_tokens > 0
+    assert usage.output_tokens > 0
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens
     assert response.instructions == "Be brief."
     assert response.temperature == 0.7
 
@@ -57,7 +66,9 @@ def test_plain_response(client: openai.OpenAI) -> None:
 def test_max_output_tokens_makes_an_incomplete_response(client: openai.OpenAI) -> None:
     response = client.responses.create(model=MODEL, input="Go on.", max_output_tokens=5)
     assert response.status == "incomplete"
+    assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "max_output_tokens"
+    assert response.usage is not None
     assert response.usage.output_tokens == 5
 
 
@@ -82,9 +93,10 @@ def test_streamed_response_event_sequence(client: openai.OpenAI) -> None:
     assert [event.sequence_number for event in events] == list(range(len(events)))
     text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
     done = next(event for event in events if event.type == "response.output_text.done")
-    final = events[-1].response
+    final = completed(events[-1])
     assert text == done.text == final.output_text
     assert final.status == "completed"
+    assert final.usage is not None
     assert final.usage.output_tokens > 0
 
 
@@ -123,15 +135,18 @@ def test_streamed_function_tool(client: openai.OpenAI) -> None:
         )
     )
     kinds = [event.type for event in events]
-    assert kinds[2] == "response.output_item.added"
-    assert events[2].item.type == "function_call"
+    added = events[2]
+    assert added.type == "response.output_item.added"
+    assert added.item.type == "function_call"
     assert "response.function_call_arguments.delta" in kinds
     arguments = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
     done = next(e for e in events if e.type == "response.function_call_arguments.done")
     assert done.arguments == arguments
     jsonschema.validate(json.loads(arguments), WEATHER)
     assert kinds[-2:] == ["response.output_item.done", "response.completed"]
-    assert events[-1].response.output[0].arguments == arguments
+    call = completed(events[-1]).output[0]
+    assert call.type == "function_call"
+    assert call.arguments == arguments
 
 
 def test_text_format_json_schema(client: openai.OpenAI) -> None:
@@ -149,6 +164,7 @@ def test_a_response_is_a_job_billed_like_chat(server: Server, client: openai.Ope
     headers = {"Authorization": f"Bearer {user_key}"}
     job = httpx.get(f"{server.v1}/jobs/{job_id}", headers=headers, timeout=10).json()
     assert job["status"] == "completed", job
+    assert response.usage is not None
     assert job["result"]["usage"]["completion_tokens"] == response.usage.output_tokens == 7
     assert job["result"]["usage"]["prompt_tokens"] == response.usage.input_tokens
 
@@ -190,5 +206,5 @@ def test_an_idempotent_repeat_gets_the_same_response(client: openai.OpenAI) -> N
     )
     assert replayed[0].type == "response.created"
     assert replayed[-1].type == "response.completed"
-    assert replayed[-1].response.output_text == events[-1].response.output_text
-    assert replayed[-1].response.id == events[-1].response.id
+    assert completed(replayed[-1]).output_text == completed(events[-1]).output_text
+    assert completed(replayed[-1]).id == completed(events[-1]).id

@@ -94,7 +94,7 @@ def test_rolling_update_under_load_fails_nothing(fleet: tuple[Server, str]) -> N
             return rolled(server, "rolling", changed["spec_version"], 3)
 
         try:
-            d = wait_until(finished, timeout_s=60, every_s=0.1)
+            d: dict[str, Any] = wait_until(finished, timeout_s=60, every_s=0.1)
         except AssertionError:
             raise AssertionError(f"the roll did not finish: {seen[-1]}") from None
         most = max(len(x["replica_states"]) for x in seen)
@@ -122,9 +122,10 @@ def test_a_failing_spec_stops_the_roll_and_rollback_restores(fleet: tuple[Server
 
     def bad_roll() -> dict[str, Any]:
         patch(server, "guarded", engine_options={"no_such_option": "1"})
-        return wait_until(
+        result: dict[str, Any] = wait_until(
             lambda: (x := show(server, "guarded"))["rollout"]["state"] == "failed" and x, timeout_s=30
         )
+        return result
 
     done, failed, stopped, _ = under_traffic(server, "guarded", bad_roll)
     assert failed == [], failed[:5]

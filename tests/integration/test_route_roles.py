@@ -98,7 +98,7 @@ def _call(server: Server, method: str, path: str, token: str | None, org_id: str
     for name in ("model", "job_id", "key_id", "token_id", "worker_id", "ref", "user_id"):
         url = url.replace("{" + name + "}", f"nope-{name}")
     headers = auth(token) if token else {}
-    body = {} if method in ("POST", "PATCH") else None
+    body: dict[str, object] | None = {} if method in ("POST", "PATCH") else None
     return httpx.request(method, url, json=body, headers=headers, timeout=30)
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, BatchEncoding
 
 from gpucloud.engines import ENGINE_KINDS, build_engine
 from gpucloud.engines.protocol import Delta, Engine, EngineError, GenerationRequest
@@ -25,7 +25,10 @@ from gpucloud.engines.transformers.prompts import render_fallback
 from tests.tiny_models import make_tiny_llama
 
 CYCLE = "日🙂é"
-MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello world!"}]
+MESSAGES: list[dict[str, str]] = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Hello world!"},
+]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +88,8 @@ def reference_greedy(path: Path, prompt: str, max_new_tokens: int) -> str:
     model = AutoModelForCausalLM.from_pretrained(path)
     ids = tokenizer(prompt)["input_ids"]
     out = model.generate(torch.tensor([ids]), max_new_tokens=max_new_tokens, do_sample=False)
-    text: str = tokenizer.decode(out[0][len(ids) :], skip_special_tokens=True)
+    text = tokenizer.decode(out[0][len(ids) :], skip_special_tokens=True)
+    assert isinstance(text, str)  # one sequence decodes to one string
     return text
 
 
@@ -103,6 +107,7 @@ async def test_chat_uses_the_chat_template_and_counts_with_the_model_tokenizer(
     templated = tokenizer.apply_chat_template(
         MESSAGES, add_generation_prompt=True, tokenize=True, return_dict=True
     )
+    assert isinstance(templated, BatchEncoding)  # return_dict=True
     assert tiny.count_prompt_tokens(chat()) == len(templated["input_ids"])
     plain = len(tokenizer("Be brief.Hello world!")["input_ids"])
     assert tiny.count_prompt_tokens(chat()) > plain + 5  # the template's framing is counted
@@ -245,7 +250,7 @@ async def test_closing_the_stream_stops_generation(tiny: TransformersEngine) -> 
     stream = tiny.generate(completion(max_tokens=480, temperature=0), 0)
     for _ in range(3):
         await anext(stream)
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     await wait_until_idle(tiny)
     after = tiny.stats
     assert after.cancelled == before.cancelled + 1  # dropped by the loop, not run to its end

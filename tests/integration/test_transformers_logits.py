@@ -19,6 +19,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from transformers import PreTrainedTokenizerBase
 
 from gpucloud.engines import build_engine
 from gpucloud.engines.protocol import Delta, EngineError, GenerationRequest
@@ -55,14 +56,20 @@ async def test_the_engine_declares_what_it_honours(tiny: TransformersEngine) -> 
     assert (caps.penalties, caps.logit_bias, caps.logprobs, caps.seed) == (True, True, True, True)
 
 
+def token_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
+    assert isinstance(ids, list)  # a list of tokens converts to a list of ids
+    return ids
+
+
 async def test_logit_bias_forces_and_bans_tokens(tiny: TransformersEngine) -> None:
     greedy = await run(tiny, completion(temperature=0, logprobs=True))
     first = greedy[0].logprobs[0]
     tokenizer = tiny._require().tokenizer
-    chosen = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(first.token))[0]
+    chosen = token_ids(tokenizer, first.token)[0]
     banned = await run(tiny, completion(temperature=0, logprobs=True, logit_bias={str(chosen): -100}))
     assert banned[0].logprobs[0].token != first.token
-    forced_id = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(" river"))[0]
+    forced_id = token_ids(tokenizer, " river")[0]
     forced = await run(tiny, completion(temperature=0, logprobs=True, logit_bias={str(forced_id): 100}))
     pieces = [item.token for d in forced for item in d.logprobs]
     assert len(pieces) == 12

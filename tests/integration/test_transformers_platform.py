@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, BatchEncoding
 
 from tests.integration.cluster_support import (
     ClusterFactory,
@@ -24,7 +24,8 @@ from tests.tiny_models import make_tiny_llama
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
 MODEL = "tiny-chat"
-MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Hello! Tell me about the river."}]
+PROMPT = "Hello! Tell me about the river."
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": PROMPT}]
 
 
 async def test_chat_through_the_platform_is_billed_with_the_model_tokenizer(
@@ -40,11 +41,11 @@ async def test_chat_through_the_platform_is_billed_with_the_model_tokenizer(
     )  # fmt: skip
     await asyncio.to_thread(cluster.server.wait_for_model, MODEL, 60.0)
     tokenizer = AutoTokenizer.from_pretrained(models / "llama" / "tiny")
-    prompt_tokens = len(
-        tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=True, return_dict=True)[
-            "input_ids"
-        ]
+    templated = tokenizer.apply_chat_template(
+        [{"role": "user", "content": PROMPT}], add_generation_prompt=True, tokenize=True, return_dict=True
     )
+    assert isinstance(templated, BatchEncoding)  # return_dict=True
+    prompt_tokens = len(templated["input_ids"])
     client = openai_client(cluster.server.v1, cluster.server.admin_key, timeout=60)
     try:
         reply = await client.chat.completions.create(

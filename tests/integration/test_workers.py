@@ -136,8 +136,8 @@ def test_heartbeats_carry_the_engines_own_load(fleet: tuple[Server, str]) -> Non
                 assert r.status_code == 200, r.text
 
     def running() -> float:
-        return sum(
-            w["engine_load"].get(MODEL, {}).get("running_requests", 0) for w in workers(server).values()
+        return float(
+            sum(w["engine_load"].get(MODEL, {}).get("running_requests", 0) for w in workers(server).values())
         )
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -213,7 +213,7 @@ def test_a_killed_worker_goes_unhealthy_then_offline_and_recovers(fleet: tuple[S
     seen: dict[str, float] = {}
 
     def offline() -> bool:
-        state = workers(server)["w2"]["state"]
+        state = str(workers(server)["w2"]["state"])
         seen.setdefault(state, time.monotonic() - killed)
         return state == "offline"
 

@@ -144,7 +144,7 @@ def cli_context(argv: list[str]) -> tuple[str, Any]:
     Returns the subcommand's path (`"worker"`, `"db upgrade"`) and the parsed click context.
     """
     command: Any = typer.main.get_command(app)
-    args, path = list(argv), []
+    args, path = list(argv), list[str]()
     while getattr(command, "commands", None) is not None:  # a group (typer may vendor click)
         assert args, f"gpucloud {' '.join(path)} needs a subcommand"
         name = args.pop(0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from gpucloud import keycache
 from gpucloud.keycache import CachedKey, KeyCache, LocalKeyChanges
 
 
@@ -20,7 +19,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(keycache.time, "monotonic", fake)
+    monkeypatch.setattr("gpucloud.keycache.time.monotonic", fake)
     return fake
 
 

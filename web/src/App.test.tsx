@@ -62,9 +62,9 @@ describe("sign-in", () => {
     renderApp();
     const user = userEvent.setup();
     await user.type(await screen.findByLabelText("API key"), "gc_admin");
-    await user.click(screen.getByRole("button", { name: "Sign in" }));
+    await user.click(screen.getByRole("button", { name: "Sign in with key" }));
     const nav = await screen.findByRole("navigation", { name: "Pages" });
-    expect([...nav.querySelectorAll("a")].map((a) => a.textContent)).toEqual(["Overview", "Playground", "API keys", "Usage", "Deployments", "Workers & GPUs", "Jobs", "Batches", "Webhooks"]);
+    expect([...nav.querySelectorAll("a")].map((a) => a.textContent)).toEqual(["Overview", "Playground", "API keys", "Usage", "Deployments", "Workers & GPUs", "Jobs", "Batches", "Webhooks", "Members", "Organisation", "Audit log"]);
     expect(localStorage.getItem(STORAGE_KEY)).toBe("gc_admin");
     await user.click(screen.getByRole("button", { name: "Sign out" }));
     expect(await screen.findByLabelText("API key")).toBeTruthy();

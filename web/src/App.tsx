@@ -1,12 +1,20 @@
-// The shell: sign-in gate, navigation (admin pages only for admin keys), and the page for the path.
+// The shell: sign-in gate (or an invitation to accept), navigation (each page for whom it serves:
+// admin pages for platform admins, API-key pages for keys, organisation pages by role), the
+// organisation switcher, and the page for the path. The server still decides every call.
 import { type ComponentType, useEffect, useState } from "react";
-import { useAuth } from "./auth";
+import { type Session, useAuth } from "./auth";
 import { Loading } from "./components/Status";
+import { readHandoff } from "./lib/session";
+import { type MyRole, OrgProvider, OrgSwitcher, canManage, useOrg } from "./org";
+import { AcceptInvite } from "./pages/AcceptInvite";
+import { Audit } from "./pages/Audit";
 import { Batches } from "./pages/Batches";
 import { Deployments } from "./pages/Deployments";
 import { Jobs } from "./pages/Jobs";
 import { Keys } from "./pages/Keys";
 import { Login } from "./pages/Login";
+import { Members } from "./pages/Members";
+import { Organization } from "./pages/Organization";
 import { Overview } from "./pages/Overview";
 import { Playground } from "./pages/Playground";
 import { Usage } from "./pages/Usage";
@@ -14,28 +22,48 @@ import { Webhooks } from "./pages/Webhooks";
 import { Workers } from "./pages/Workers";
 import { Link, navigate, usePath } from "./router";
 
+/**
+ * Who a page serves: `admin` platform admins; `key` API keys (the inference routes take no user
+ * token); `key-or-admin` both; `any` everyone; `org` platform admins and members of the chosen
+ * organisation; `org-maker` platform admins and those who make keys in it (owners, admins,
+ * members: not viewers); `org-manager` platform admins and its owners and admins.
+ */
+export type Audience = "admin" | "key" | "key-or-admin" | "any" | "org" | "org-maker" | "org-manager";
+
 export interface Page {
   path: string;
   title: string;
-  adminOnly: boolean;
+  audience: Audience;
   component: ComponentType;
 }
 
 export const PAGES: Page[] = [
-  { path: "/", title: "Overview", adminOnly: true, component: Overview },
-  { path: "/playground", title: "Playground", adminOnly: false, component: Playground },
-  { path: "/keys", title: "API keys", adminOnly: true, component: Keys },
-  { path: "/usage", title: "Usage", adminOnly: false, component: Usage },
-  { path: "/deployments", title: "Deployments", adminOnly: true, component: Deployments },
-  { path: "/workers", title: "Workers & GPUs", adminOnly: true, component: Workers },
-  { path: "/jobs", title: "Jobs", adminOnly: false, component: Jobs },
-  { path: "/batches", title: "Batches", adminOnly: false, component: Batches },
-  { path: "/webhooks", title: "Webhooks", adminOnly: false, component: Webhooks },
+  { path: "/", title: "Overview", audience: "admin", component: Overview },
+  { path: "/playground", title: "Playground", audience: "key", component: Playground },
+  { path: "/keys", title: "API keys", audience: "org-maker", component: Keys },
+  { path: "/usage", title: "Usage", audience: "any", component: Usage },
+  { path: "/deployments", title: "Deployments", audience: "admin", component: Deployments },
+  { path: "/workers", title: "Workers & GPUs", audience: "admin", component: Workers },
+  { path: "/jobs", title: "Jobs", audience: "key-or-admin", component: Jobs },
+  { path: "/batches", title: "Batches", audience: "key", component: Batches },
+  { path: "/webhooks", title: "Webhooks", audience: "key", component: Webhooks },
+  { path: "/members", title: "Members", audience: "org", component: Members },
+  { path: "/organization", title: "Organisation", audience: "org", component: Organization },
+  { path: "/audit", title: "Audit log", audience: "org-manager", component: Audit },
 ];
 
-/** The pages a key may open. */
-export function pagesFor(isAdmin: boolean): Page[] {
-  return PAGES.filter((p) => isAdmin || !p.adminOnly);
+/** The pages a session may open, given its role in the chosen organisation. */
+export function pagesFor(session: Pick<Session, "kind" | "isAdmin">, myRole: MyRole = null): Page[] {
+  const opens: Record<Audience, boolean> = {
+    admin: session.isAdmin,
+    key: session.kind === "key",
+    "key-or-admin": session.kind === "key" || session.isAdmin,
+    any: true,
+    org: session.isAdmin || (session.kind === "user" && myRole !== null),
+    "org-maker": session.isAdmin || (session.kind === "user" && (canManage(myRole) || myRole === "member")),
+    "org-manager": session.isAdmin || canManage(myRole),
+  };
+  return PAGES.filter((p) => opens[p.audience]);
 }
 
 export function App() {
@@ -44,22 +72,30 @@ export function App() {
   useEffect(() => {
     restore().finally(() => setRestoring(false));
   }, [restore]);
+  const [invite, setInvite] = useState(() => readHandoff(globalThis.location?.search ?? "").invite);
+  if (invite) return <AcceptInvite token={invite} onDone={() => setInvite(null)} />;
   if (restoring) return <Loading what="Signing in" />;
-  return session ? <Shell /> : <Login />;
+  return session ? (
+    <OrgProvider>
+      <Shell session={session} />
+    </OrgProvider>
+  ) : (
+    <Login />
+  );
 }
 
-function Shell() {
-  const { session, logout } = useAuth();
+function Shell({ session }: { session: Session }) {
+  const { logout } = useAuth();
+  const { myRole, loading: orgLoading } = useOrg();
   const path = usePath();
   const [menuOpen, setMenuOpen] = useState(false);
-  const isAdmin = session?.isAdmin ?? false;
-  const pages = pagesFor(isAdmin);
+  const pages = pagesFor(session, myRole);
   const page = PAGES.find((p) => p.path === path);
   const allowed = page && pages.includes(page);
 
   useEffect(() => {
     // A user key's home is the playground; an unknown path goes home.
-    if (!page || (!allowed && path === "/")) navigate(pages[0]?.path ?? "/playground", true);
+    if (!page || (!allowed && path === "/")) navigate(pages[0]?.path ?? "/usage", true);
   }, [page, allowed, path, pages]);
   useEffect(() => {
     document.title = page ? `${page.title} · gpucloud` : "gpucloud";
@@ -83,8 +119,9 @@ function Shell() {
           ))}
         </nav>
         <div className="who">
-          <span title={session?.me.id}>
-            {session?.me.name} <small className="muted">({session?.me.role})</small>
+          <OrgSwitcher />
+          <span title={session.id}>
+            {session.name} <small className="muted">({session.role})</small>
           </span>
           <button type="button" className="secondary" onClick={() => logout()}>
             Sign out
@@ -92,8 +129,17 @@ function Shell() {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
-        {Current ? <Current /> : page ? <p role="alert">This page needs an admin API key.</p> : <Loading />}
+        {Current ? <Current /> : page && !orgLoading ? <p role="alert">{refusal(session, page)}</p> : <Loading />}
       </main>
     </div>
   );
+}
+
+function refusal(session: Session, page: Page): string {
+  if (session.kind === "key") return page.audience === "key" ? "This page needs an API key." : "This page needs an admin API key.";
+  if (page.audience === "key") return "This page takes an API key: sign out and sign in with one to use it.";
+  if (page.audience === "org-maker") return "Viewers do not make API keys: ask an owner or admin for the member role.";
+  if (page.audience === "org-manager") return "This page needs the owner or admin role in the organisation.";
+  if (page.audience === "org") return "Choose an organisation you belong to.";
+  return "This page needs a platform admin.";
 }

@@ -1,8 +1,8 @@
 """`AuditLog`: the append-only record of state-changing management calls.
 
 Rows are written by the gateway's audit middleware (`gateway.audit`), one per call, and read by
-`GET /api/audit` newest first with a cursor (the last row id seen). Nothing here updates or
-deletes a row.
+`GET /api/audit` newest first with a cursor (the last row id seen). Nothing updates a row; the
+only deletion is `delete_before`, which the retention task (`accounts.retention`) runs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
 from gpucloud.db import AuditEntry, Database
 from gpucloud.db.models import utcnow
@@ -80,3 +80,9 @@ class AuditLog:
             query = query.where(a.id < where.before_id)
         async with self._db.session() as session:
             return list((await session.execute(query)).scalars())
+
+    async def delete_before(self, cutoff: datetime) -> int:
+        """Delete rows written before `cutoff` (retention); the number deleted."""
+        async with self._db.transaction() as connection:
+            result = await connection.execute(delete(AuditEntry).where(AuditEntry.at < cutoff))
+        return int(result.rowcount or 0)

@@ -21,7 +21,9 @@ ORG_ROLES = ("owner", "admin", "member", "viewer")
 MANAGERS = ("owner", "admin")
 
 
-LIMIT_FIELDS = frozenset({"rpm_limit", "tpm_limit", "token_quota", "budget_micros", "budget_period"})
+LIMIT_FIELDS = frozenset(
+    {"rpm_limit", "tpm_limit", "token_quota", "budget_micros", "budget_period", "allowed_models"}
+)
 
 
 class OrgService:
@@ -30,8 +32,8 @@ class OrgService:
         self._changes = changes
 
     async def set_limits(self, org_id: str, values: dict[str, object]) -> Organization:
-        """Change the organisation's limits (None: unlimited). Its keys carry the limits in every
-        gateway's key cache, so each of its keys is announced as changed."""
+        """Change the organisation's limits and allowed models (None: unlimited, any model). Its
+        keys carry them in every gateway's key cache, so each of its keys is announced as changed."""
         await self.get(org_id)
         if values:
             async with self._db.transaction() as connection:

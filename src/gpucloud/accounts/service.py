@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from gpucloud.accounts.audit import AuditLog
+from gpucloud.accounts.invitations import InvitationService
 from gpucloud.accounts.orgs import OrgService
 from gpucloud.accounts.passwords import Passwords
-from gpucloud.accounts.throttle import LoginThrottle
+from gpucloud.accounts.sso import SingleSignOn
+from gpucloud.accounts.throttle import FailureLog, LoginThrottle, MemoryFailureLog
 from gpucloud.accounts.tokens import Claims, TokenSigner, signing_secret
 from gpucloud.accounts.users import UserService
 from gpucloud.db import Database, User
@@ -24,7 +26,7 @@ from gpucloud.errors import AuthenticationFailed
 from gpucloud.keycache import KeyChanges
 from gpucloud.keys import Principal
 from gpucloud.queue.protocol import Priority
-from gpucloud.settings import AccountSettings
+from gpucloud.settings import AccountSettings, OidcSettings
 
 _WRONG = "Incorrect email or password."
 _REVOKED = "Invalid or expired access token. Sign in again."
@@ -74,6 +76,8 @@ class Accounts:
         *,
         cache_ttl_s: float,
         passwords: Passwords | None = None,
+        oidc: OidcSettings | None = None,
+        failures: FailureLog | None = None,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -84,7 +88,11 @@ class Accounts:
         self.users = UserService(db, changes, passwords)
         self.orgs = OrgService(db, changes)
         self.audit = AuditLog(db)
+        self.invitations = InvitationService(db, self.users, self.orgs, ttl_s=settings.invitation_ttl_s)
+        # Single sign-on through an OpenID Connect provider, when one is configured.
+        self.sso = SingleSignOn(db, oidc, self.users) if oidc is not None and oidc.enabled() else None
         self._throttle = LoginThrottle(
+            failures or MemoryFailureLog(),
             account_limit=settings.login_max_failures,
             ip_limit=settings.login_ip_max_failures,
             window_s=settings.login_window_s,
@@ -99,6 +107,7 @@ class Accounts:
 
     async def close(self) -> None:
         await self._changes.close()
+        await self._throttle.close()
 
     @property
     def signer(self) -> TokenSigner:
@@ -108,13 +117,19 @@ class Accounts:
 
     async def login(self, email: str, password: str, client_ip: str) -> TokenGrant:
         email = email.strip().lower()
-        self._throttle.check(email, client_ip)
+        await self._throttle.check(email, client_ip)
         user = await self.users.find(email)
         matches = await self.users.passwords.verify(user.password_hash if user else None, password)
         if user is None or not matches or user.disabled_at is not None:
-            self._throttle.failed(email, client_ip)
+            await self._throttle.failed(email, client_ip)
             raise AuthenticationFailed(_WRONG, code="invalid_credentials")
-        self._throttle.succeeded(email)
+        await self._throttle.succeeded(email)
+        return self._grant(user.id, user.token_version, None)
+
+    def grant(self, user: User) -> TokenGrant:
+        """A sign-in for a user whose identity another way proved (an invitation, single sign-on)."""
+        if user.disabled_at is not None:
+            raise AuthenticationFailed("This account is disabled.", code="account_disabled")
         return self._grant(user.id, user.token_version, None)
 
     async def refresh(self, token: str) -> TokenGrant:

@@ -15,7 +15,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gpucloud.accounts.passwords import Passwords, check_policy
-from gpucloud.db import Database, OrgMember, User
+from gpucloud.db import ApiKey, Database, OrgMember, User
 from gpucloud.db.models import utcnow
 from gpucloud.errors import Conflict, InvalidRequest, NotFound
 from gpucloud.keycache import KeyChanges
@@ -103,12 +103,21 @@ class UserService:
         await self._change(user_id, {})
 
     async def delete(self, user_id: str) -> None:
+        """Delete the user and its memberships, and revoke the API keys it made for itself."""
+        revoke = (
+            update(ApiKey)
+            .where(ApiKey.owner_user_id == user_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+            .returning(ApiKey.id)
+        )
         async with self._db.transaction() as connection:
             await connection.execute(delete(OrgMember).where(OrgMember.user_id == user_id))
             result = await connection.execute(delete(User).where(User.id == user_id))
-        if result.rowcount == 0:
-            raise NotFound(f"No user with id {user_id!r}.")
-        await self._changes.announce(user_id)
+            if result.rowcount == 0:
+                raise NotFound(f"No user with id {user_id!r}.")
+            revoked = list((await connection.execute(revoke)).scalars())
+        for key_id in [user_id, *revoked]:  # every gateway drops the user and the keys
+            await self._changes.announce(key_id)
 
     async def _change(self, user_id: str, values: dict[str, object]) -> None:
         """Apply `values` and bump the token version in one statement, then announce it."""

@@ -68,11 +68,10 @@ async def submit_line(
             request_id=f"{batch.id}-{line.line}",
             idempotency_key=batch_idempotency_key(batch.id, line.custom_id),
             max_wait_s=max(1.0, batch.expires_at.timestamp() - time.time()),
+            asynchronous=True,  # nobody waits on the job's events: its row is read when it ends
         )
     except (errors.RetryableError, errors.RateLimited) as exc:
         raise Later(str(exc)) from None
     except errors.GpucloudError as exc:
         return error_result(exc)
-    if not job.repeat:
-        job.watch.close()  # nobody waits on the job's events: its row is read when it ends
     return Queued(job.job_id)

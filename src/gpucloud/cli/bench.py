@@ -49,10 +49,7 @@ def bench(
 ) -> None:
     """Load-test an OpenAI-compatible endpoint; metrics as vLLM's benchmark defines them."""
     levels = _parse_levels(concurrency, request_rate)
-    if requests is not None and duration is not None:
-        raise typer.BadParameter("give --requests or --duration, not both", param_hint="--duration")
-    if duration is not None and (not math.isfinite(duration) or duration <= 0):
-        raise typer.BadParameter("must be a positive number of seconds", param_hint="--duration")
+    _check_amount(requests, duration)
     if endpoint not in ("chat", "completions"):
         raise typer.BadParameter("chat or completions", param_hint="--endpoint")
     from gpucloud.bench import session  # here: the rest of the CLI need not import it
@@ -68,6 +65,14 @@ def bench(
     }
     target = Target(base_url, model, endpoint, stream)
     session.run(target, plan_args, (prompt_tokens, output_tokens), dataset, levels, (json_out, plot))
+
+
+def _check_amount(requests: int | None, duration: float | None) -> None:
+    """Each level runs --requests requests or for --duration seconds, never both."""
+    if requests is not None and duration is not None:
+        raise typer.BadParameter("give --requests or --duration, not both", param_hint="--duration")
+    if duration is not None and (not math.isfinite(duration) or duration <= 0):
+        raise typer.BadParameter("must be a positive number of seconds", param_hint="--duration")
 
 
 def _parse_levels(concurrency: str | None, request_rate: str | None) -> list[tuple[str, float]]:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from gpucloud.cli.users import users_app
 from gpucloud.errors import GpucloudError
-from gpucloud.logs import configure_logging
 from gpucloud.queue.protocol import Priority
-from gpucloud.settings import Settings, export_overrides
+from gpucloud.settings import Settings
 
 if TYPE_CHECKING:
     # The control plane's modules (database, keys) are imported by the commands that use them: a
@@ -25,7 +22,6 @@ if TYPE_CHECKING:
     from gpucloud.cluster.tokens import WorkerTokenService
     from gpucloud.db import Database
     from gpucloud.keys import KeyService
-    from gpucloud.worker.control import ControlPlane
 
 app = typer.Typer(help="gpucloud: a self-hosted GPU inference cloud.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -89,192 +85,6 @@ def _with_db(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> 
     except GpucloudError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None
-
-
-@app.command()
-def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to bind (default 8000).")] = None,
-    data_dir: DataDir = None,
-    local_worker: Annotated[
-        bool | None,
-        typer.Option(
-            "--local-worker/--no-local-worker", help="Run a worker in this process (default: without Redis)."
-        ),
-    ] = None,
-    workers: Annotated[
-        int,
-        typer.Option(min=1, max=64, help="Gateway processes sharing the port (cluster mode only)."),
-    ] = 1,
-) -> None:
-    """Run the gateway (and, in embedded mode, a local worker with the simulated engine)."""
-    import uvicorn
-
-    from gpucloud.gateway.app import create_app
-
-    overrides: dict[str, Any] = {"host": host, "port": port, "data_dir": data_dir}
-    settings = load_settings(data_dir, host=host, port=port)
-    if local_worker is not None:
-        settings = settings.model_copy(
-            update={"local_worker": settings.local_worker.model_copy(update={"enabled": local_worker})}
-        )
-        overrides["local_worker__enabled"] = local_worker
-    if workers > 1 and settings.redis_url is None:
-        typer.echo(
-            "error: --workers needs cluster mode (GPUCLOUD_REDIS_URL): embedded mode's in-process "
-            "queue lives in one process.",
-            err=True,
-        )
-        raise typer.Exit(2)
-    configure_logging(settings.log_level, settings.log_format)
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_config": None,
-        "log_level": settings.log_level.lower(),
-        "access_log": False,  # the gateway writes its own line per request (gpucloud.access)
-        # Longer than clients' and load balancers' idle timeouts (5 s for httpx, 60 s for most
-        # balancers): the side that closes an idle connection first must be the client, or a
-        # request sent just as the server closes it fails.
-        "timeout_keep_alive": 75,
-        "timeout_graceful_shutdown": 10,
-    }
-    if workers == 1:
-        uvicorn.run(create_app(settings), **options)
-        return
-    # Each process builds its own app (its own runtime, reply channel and finalizer consumer) from
-    # the same settings; leader-only duties are leases in Redis, so they stay single across them.
-    from gpucloud.db.migrate import upgrade
-
-    export_overrides(overrides)
-    if settings.database_url is None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url())  # once, before the processes race to do it
-    uvicorn.run("gpucloud.gateway.app:app_from_environment", factory=True, workers=workers, **options)
-
-
-@app.command()
-def worker(
-    model: Annotated[
-        list[str] | None,
-        typer.Option(help="A model to serve (repeatable); with --server, deployments add more."),
-    ] = None,
-    redis_url: Annotated[
-        str | None, typer.Option(help="Redis queue URL (default GPUCLOUD_REDIS_URL).")
-    ] = None,
-    engine: Annotated[str, typer.Option(help="Engine kind.")] = "simulated",
-    engine_option: Annotated[
-        list[str] | None, typer.Option(help="Engine option KEY=VALUE (repeatable).")
-    ] = None,
-    slots: Annotated[int, typer.Option(min=1, help="Jobs run at once.")] = 8,
-    worker_id: Annotated[str | None, typer.Option(help="Consumer name (default host-pid-random).")] = None,
-    burst: Annotated[bool, typer.Option(help="Drain the queue, then exit.")] = False,
-    grace: Annotated[float, typer.Option(help="Seconds running jobs get to finish on SIGTERM.")] = 10.0,
-    server: Annotated[
-        str | None, typer.Option(help="Control plane URL: register there and heartbeat (needs --token).")
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(help="Worker token gcw_… (default GPUCLOUD_WORKER_TOKEN).", show_default=False),
-    ] = None,
-    label: Annotated[list[str] | None, typer.Option(help="A label KEY=VALUE (repeatable).")] = None,
-    simulate_gpus: Annotated[
-        str | None, typer.Option(help="Simulated GPUs instead of NVML, e.g. 'H100:80,A10:24x2'.")
-    ] = None,
-    source: Annotated[
-        str | None,
-        typer.Option(help="Weights of the --model engines: a path under the models dir or a hub id."),
-    ] = None,
-    models_dir: Annotated[
-        Path | None,
-        typer.Option(help="Where deployment sources live (default GPUCLOUD_MODELS_DIR or data_dir/models)."),
-    ] = None,
-    allow_command: Annotated[
-        list[str] | None,
-        typer.Option(help="Let deployments run this engine program or preset (shell pattern; repeatable)."),
-    ] = None,
-    allow_url: Annotated[
-        list[str] | None,
-        typer.Option(help="Let deployments attach to engine server URLs matching this (repeatable)."),
-    ] = None,
-) -> None:
-    """Run a worker: lease jobs for MODEL from the Redis queue and run them on an engine."""
-    from gpucloud.observability.tracing import Tracer
-    from gpucloud.queue.factory import build_queue
-    from gpucloud.worker.consent import EnginePolicy
-    from gpucloud.worker.main import WorkerOptions, default_worker_id, parse_engine_options, run_worker
-
-    settings = load_settings()
-    if redis_url is not None:
-        settings = settings.model_copy(update={"redis_url": SecretStr(redis_url)})
-    if settings.redis_url is None:
-        typer.echo("error: a worker needs the Redis queue: --redis-url or GPUCLOUD_REDIS_URL", err=True)
-        raise typer.Exit(2)
-    configure_logging(settings.log_level, settings.log_format)
-    if not model and server is None:
-        typer.echo(
-            "error: give --model, or --server to serve the deployments a control plane assigns", err=True
-        )
-        raise typer.Exit(2)
-    try:
-        options = WorkerOptions(
-            models=model or [],
-            engine=engine,
-            engine_options=parse_engine_options(engine_option or []),
-            slots=slots,
-            worker_id=worker_id,
-            burst=burst,
-            grace_s=grace,
-            lease_timeout_s=settings.queue.lease_timeout_s,
-            models_dir=(models_dir or settings.resolved_models_dir()).resolve(),
-            source=source,
-            policy=EnginePolicy.of(allow_command or [], allow_url or []),
-        )
-        worker_id = options.worker_id or default_worker_id()
-        options = dataclasses.replace(options, worker_id=worker_id)
-        control = _control_plane(settings, server, token, label or [], simulate_gpus, worker_id)
-        tracer = Tracer(settings.otlp_endpoint, "gpucloud-worker")
-        status = asyncio.run(run_worker(build_queue(settings), options, tracer, control))
-    except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    if status:
-        typer.echo("error: the control plane refused this worker (see the log above)", err=True)
-        raise typer.Exit(status)
-
-
-def _control_plane(
-    settings: Settings,
-    server: str | None,
-    token: str | None,
-    labels: list[str],
-    simulate_gpus: str | None,
-    worker_id: str,
-) -> ControlPlane | None:
-    """The control-plane client for `gpucloud worker --server`, or None without --server."""
-    from gpucloud.worker.control import ControlPlane
-    from gpucloud.worker.inventory import GpuProbe, NvmlProbe, SimulatedProbe
-    from gpucloud.worker.main import parse_engine_options
-
-    if server is None:
-        return None
-    secret = token or (settings.worker_token.get_secret_value() if settings.worker_token else None)
-    if not secret:
-        raise ValueError("--server needs a worker token: --token or GPUCLOUD_WORKER_TOKEN")
-    probe: GpuProbe | None = (
-        SimulatedProbe.parse(simulate_gpus, seed=worker_id) if simulate_gpus else NvmlProbe.create()
-    )
-    parsed = parse_engine_options(labels, "--label")
-    return ControlPlane(server, secret, labels=parsed, probe=probe)
-
-
-@app.command()
-def openapi() -> None:
-    """Print the HTTP API's OpenAPI schema (for generated clients)."""
-    from gpucloud.gateway.app import create_app
-
-    api = create_app(Settings())
-    typer.echo(json.dumps(api.openapi(), indent=2))
 
 
 @db_app.command("upgrade")

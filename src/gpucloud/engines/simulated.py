@@ -66,6 +66,23 @@ _NATURAL_LENGTH = (20, 200)
 _ARGUMENT_TOKENS = 4  # tool-call arguments stream in pieces of this many tokens
 
 
+def _check_numbers(**values: float) -> None:
+    for name, value in values.items():
+        check_non_negative(name, value)
+
+
+def _check_sizes(**sizes: int) -> None:
+    for name, size in sizes.items():
+        if size < 1:
+            raise ValueError(f"{name} must be at least 1, got {size}")
+
+
+def _check_markers(**markers: str | None) -> None:
+    for name, marker in markers.items():
+        if marker is not None and not marker:
+            raise ValueError(f"{name} must not be empty (it would match every prompt)")
+
+
 class SimulatedEngine:
     """A simulated model (see module docstring)."""
 
@@ -85,24 +102,12 @@ class SimulatedEngine:
         load_s: float = 0.0,
         capabilities: Capabilities | None = None,
     ) -> None:
+        _check_numbers(ttft_ms=ttft_ms, tokens_per_s=tokens_per_s, load_s=load_s)
+        _check_sizes(max_model_tokens=max_model_tokens, embedding_dim=embedding_dim)
+        _check_markers(crash_marker=crash_marker, fail_marker=fail_marker, flaky_marker=flaky_marker)
         self._capabilities = capabilities or Capabilities.everything()
-        if embedding_dim < 1:
-            raise ValueError(f"embedding_dim must be at least 1, got {embedding_dim}")
         self._embedding_dim = embedding_dim
-        check_non_negative("load_s", load_s)
         self._load_s = load_s  # how long `start` takes: stands for loading weights
-        check_non_negative("ttft_ms", ttft_ms)
-        check_non_negative("tokens_per_s", tokens_per_s)
-        if max_model_tokens < 1:
-            raise ValueError(f"max_model_tokens must be at least 1, got {max_model_tokens}")
-        markers = (
-            ("crash_marker", crash_marker),
-            ("fail_marker", fail_marker),
-            ("flaky_marker", flaky_marker),
-        )
-        for name, marker in markers:
-            if marker is not None and not marker:
-                raise ValueError(f"{name} must not be empty (it would match every prompt)")
         self._model = model
         self._ttft_s = ttft_ms / 1000.0
         self._interval_s = 1.0 / tokens_per_s if tokens_per_s > 0 else 0.0

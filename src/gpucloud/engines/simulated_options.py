@@ -30,6 +30,16 @@ def engine_kwargs(options: Mapping[str, str]) -> dict[str, Any]:
             f"unknown simulated engine option(s) {', '.join(unknown)}; "
             f"known options: {', '.join(OPTION_NAMES)}"
         )
+    kwargs: dict[str, Any] = _typed_options(options)
+    if "lacks" in options:  # a model without some of the optional parameters
+        kwargs["capabilities"] = capabilities_of_kind("simulated", options)
+    if "natural_end" in options:
+        kwargs["natural_end"] = _parse_bool("natural_end", options["natural_end"])
+    return kwargs
+
+
+def _typed_options(options: Mapping[str, str]) -> dict[str, Any]:
+    """The numeric and string options, each parsed as its constructor argument's type."""
     kwargs: dict[str, Any] = {}
     for key in ("load_s", "ttft_ms", "tokens_per_s"):
         if key in options:
@@ -40,13 +50,6 @@ def engine_kwargs(options: Mapping[str, str]) -> dict[str, Any]:
     for key in ("crash_marker", "fail_marker", "flaky_marker"):
         if key in options:
             kwargs[key] = options[key]
-    if "lacks" in options:  # a model without some of the optional parameters
-        kwargs["capabilities"] = capabilities_of_kind("simulated", options)
-    if "natural_end" in options:
-        value = options["natural_end"].strip().lower()
-        if value not in ("true", "false", "1", "0", "yes", "no"):
-            raise ValueError(f"natural_end must be true or false, got {options['natural_end']!r}")
-        kwargs["natural_end"] = value in ("true", "1", "yes")
     return kwargs
 
 
@@ -67,3 +70,10 @@ def _parse_int(key: str, raw: str) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"engine option {key}={raw!r}: expected a whole number") from None
+
+
+def _parse_bool(key: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"{key} must be true or false, got {raw!r}")
+    return value in ("true", "1", "yes")

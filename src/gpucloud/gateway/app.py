@@ -9,13 +9,16 @@ API docs (`/docs`, `/openapi.json`, see `gateway.apidocs`) follow `settings.api_
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 
 from gpucloud import __version__
 from gpucloud.accounts import Accounts
+from gpucloud.accounts.retention import AuditRetention
+from gpucloud.accounts.throttle import FailureLog, MemoryFailureLog
+from gpucloud.accounts.throttle_redis import RedisFailureLog
 from gpucloud.gateway import apidocs, errors, webapp
 from gpucloud.gateway.audit import AuditMiddleware
 from gpucloud.gateway.inference import Inference
@@ -28,12 +31,14 @@ from gpucloud.gateway.routes import (
     deployments,
     files,
     health,
+    invitations,
     jobs,
     keys,
     observe,
     openai,
     orgs,
     responses,
+    sso,
     usage,
     users,
     webhooks,
@@ -49,39 +54,35 @@ from gpucloud.settings import Settings
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
 
 
+ROUTE_MODULES = (
+    health,
+    openai,
+    responses,
+    jobs,
+    keys,
+    usage,
+    observe,
+    workers,
+    deployments,
+    files,
+    batches,
+    webhooks,
+    auth,
+    sso,
+    users,
+    orgs,
+    invitations,
+    audit,
+)
+
+
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
     tracer = Tracer(settings.otlp_endpoint, "gpucloud-gateway")
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime.build(settings, metrics, tracer)
-        app.state.auth_throttle = build_auth_throttle(settings)
-        await runtime.start()
-        if runtime.generated_admin_key:
-            _announce_admin_key(runtime.generated_admin_key)
-        accounts = Accounts(
-            runtime.db, settings.accounts, key_changes(settings), cache_ttl_s=settings.key_cache_ttl_s
-        )
-        await accounts.start()
-        app.state.runtime = runtime
-        app.state.inference = Inference(runtime)
-        app.state.offline = offline = Offline.build(runtime, app.state.inference)
-        await offline.start()
-        app.state.accounts = accounts
-        try:
-            yield
-        finally:
-            await accounts.close()
-            await offline.close()
-            await runtime.close()
-            await app.state.auth_throttle.close()
-            tracer.shutdown()
-
     app = FastAPI(
         title="gpucloud",
         version=__version__,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, metrics, tracer),
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
@@ -90,27 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
         redirect_slashes=False,
     )
     errors.install(app)
-    routers = [
-        m.router
-        for m in (
-            health,
-            openai,
-            responses,
-            jobs,
-            keys,
-            usage,
-            observe,
-            workers,
-            deployments,
-            files,
-            batches,
-            webhooks,
-            auth,
-            users,
-            orgs,
-            audit,
-        )
-    ]
+    routers = [m.router for m in ROUTE_MODULES]
     for router in routers:
         app.include_router(router)
     apidocs.install(app, routers, enabled=settings.api_docs)
@@ -125,6 +106,66 @@ def create_app(settings: Settings) -> FastAPI:
         tracer=tracer,
     )
     return app
+
+
+def _lifespan(
+    settings: Settings, metrics: Metrics, tracer: Tracer
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app's lifespan: builds and starts the runtime and the services on it, closes them in
+    the reverse order."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime.build(settings, metrics, tracer)
+        app.state.auth_throttle = build_auth_throttle(settings)
+        await runtime.start()
+        if runtime.generated_admin_key:
+            _announce_admin_key(runtime.generated_admin_key)
+        accounts, retention = await _start_accounts(settings, runtime)
+        app.state.runtime = runtime
+        app.state.inference = Inference(runtime)
+        app.state.offline = offline = Offline.build(runtime, app.state.inference)
+        await offline.start()
+        app.state.accounts = accounts
+        try:
+            yield
+        finally:
+            await retention.close()
+            await accounts.close()
+            await offline.close()
+            await runtime.close()
+            await app.state.auth_throttle.close()
+            tracer.shutdown()
+
+    return lifespan
+
+
+async def _start_accounts(settings: Settings, runtime: Runtime) -> tuple[Accounts, AuditRetention]:
+    """Users, organisations and sign-in, and the task that ages out old audit rows."""
+    accounts = Accounts(
+        runtime.db,
+        settings.accounts,
+        key_changes(settings),
+        cache_ttl_s=settings.key_cache_ttl_s,
+        oidc=settings.oidc,
+        failures=login_failures(settings),
+    )
+    await accounts.start()
+    retention = AuditRetention(
+        accounts.audit,
+        runtime.queue,
+        runtime.instance_id,
+        days=settings.accounts.audit_retention_days,
+        every_s=settings.accounts.audit_retention_every_s,
+    )
+    retention.start()
+    return accounts, retention
+
+
+def login_failures(settings: Settings) -> FailureLog:
+    """Where wrong passwords are counted: Redis in cluster mode (shared by every gateway)."""
+    url = settings.redis_dsn()
+    return MemoryFailureLog() if url is None else RedisFailureLog(url, settings.redis_prefix)
 
 
 def app_from_environment() -> FastAPI:

@@ -1,13 +1,13 @@
-"""OpenAI response bodies and SSE chunks for chat and text completions.
+"""OpenAI response bodies and SSE chunks for chat and text completions: pure rendering.
 
 Bytes are produced with orjson; a chunk is `data: <json>\n\n`, the stream ends with
 `data: [DONE]\n\n`, and an error after the stream began is `data: {"error": …}\n\n` (docs/architecture.md §5).
+`StreamWriter` is what any API's stream renderer offers (`ChunkWriter` here, the Responses API's
+`ResponseStream`); waiting for the events it renders is `gateway.stream.ClientJob`'s.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,16 +16,13 @@ import orjson
 
 from gpucloud.errors import GpucloudError
 from gpucloud.gateway.errors import envelope, status_of
-from gpucloud.gateway.inference import Inference, Submitted, events_until_end, final_document
-from gpucloud.gateway.job_errors import error_of
-from gpucloud.gateway.middleware import RequestFacts
-from gpucloud.queue.protocol import DeltaEvent, ErrorEvent, EventKind, FinalEvent, JobEvent
+from gpucloud.queue.protocol import DeltaEvent
 
 DONE = b"data: [DONE]\n\n"
 
 
 class JobMeta(Protocol):
-    """What a response body needs to know of its job (a live `Submitted` or a stored row)."""
+    """What a response body needs to know of its job (a live `ClientJob` or a stored row)."""
 
     @property
     def job_id(self) -> str: ...
@@ -247,53 +244,12 @@ class StreamWriter(Protocol):
     def error(self, exc: Exception) -> bytes: ...
 
 
-async def sse(
-    inference: Inference,
-    job: Submitted,
-    first: JobEvent,
-    include_usage: bool,
-    facts: RequestFacts | None = None,
-    writer: StreamWriter | None = None,
-) -> AsyncIterator[bytes]:
-    """The SSE body; if it is closed before the end (client gone), the job is cancelled."""
-    writer = writer or ChunkWriter(job, include_usage)
-    finished = False
-    try:
-        yield writer.opening()
-        async for batch in events_until_end(inference, job, first):
-            out = b""
-            for event in batch:
-                if event.kind is EventKind.STARTED:
-                    job.started_at = job.started_at or time.time()
-                elif isinstance(event, DeltaEvent):
-                    out += writer.delta(event)
-                elif isinstance(event, FinalEvent):
-                    # A streamed job's FINAL has no text (the deltas brought it): usage and endings.
-                    out += writer.closing(final_document(event))
-                    if facts is not None:
-                        facts.prompt_tokens = event.prompt_tokens
-                        facts.completion_tokens = event.completion_tokens
-                    finished = True
-                elif isinstance(event, ErrorEvent):
-                    out += writer.error(error_of(event))
-                    finished = True
-            if out:
-                yield out
-    except GpucloudError as exc:  # timed out mid-stream
-        finished = True
-        yield writer.error(exc)
-    finally:
-        job.watch.close()
-        if not finished:
-            await inference.cancel(job)
-
-
-def replay_sse(job: JobMeta, final: dict[str, Any], include_usage: bool) -> bytes:
-    """A whole stream for a job that already ended (an idempotent repeat of a streamed request)."""
-    writer = ChunkWriter(job, include_usage)
+def replay(writer: StreamWriter, job_id: str, final: dict[str, Any]) -> bytes:
+    """A whole stream for a job that already ended (an idempotent repeat of a streamed request):
+    each choice as one delta, its tool calls each in one piece."""
     out = writer.opening()
     for choice in sorted(final.get("choices", []), key=lambda c: int(c["index"])):
-        out += writer.delta(replayed_delta(job.job_id, choice))
+        out += writer.delta(replayed_delta(job_id, choice))
     return out + writer.closing(final)
 
 

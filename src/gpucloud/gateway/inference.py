@@ -1,21 +1,18 @@
-"""The inference path of the gateway: validate → record the job → queue it → answer.
+"""Submitting jobs: validate → admit → record the job (when needed) → queue it.
 
-Every request goes through the queue (docs/architecture.md §1). A non-streamed request waits for the FINAL
-event (sent by the finalizer after the ledger write); a streamed one waits for the first event
-before it commits to a 200, so that errors before the first token keep their HTTP status, then
-relays deltas as SSE. A client that goes away cancels its job.
+Every request goes through the queue (docs/architecture.md §1). `Inference.submit_request` is the
+one way an HTTP route submits (priority from the body or header, Idempotency-Key, request id);
+`Inference.submit` is what it and the Batch API's feeder share. Waiting for the answer, streaming
+it and cancelling on the client's behalf are `gateway.stream.ClientJob`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from sqlalchemy.exc import IntegrityError
 from starlette.requests import Request
 
@@ -32,32 +29,17 @@ from gpucloud.errors import (
     Unavailable,
 )
 from gpucloud.gateway.generation import build_generation
-from gpucloud.gateway.job_errors import error_of, stored_error
+from gpucloud.gateway.job_errors import stored_error
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
 from gpucloud.jobs import NewJob, new_job_id
 from gpucloud.jobs.store import request_document, stored_request
 from gpucloud.keys import Principal
-from gpucloud.queue.protocol import (
-    ErrorEvent,
-    EventKind,
-    FinalEvent,
-    JobEvent,
-    JobMessage,
-    Outcome,
-    OutcomeStatus,
-    Priority,
-    QueueFull,
-    QueueUnavailable,
-    Unrecorded,
-    carried,
-)
-from gpucloud.queue.router import ClientGone, JobWatch
+from gpucloud.queue.protocol import JobMessage, Jobs, Priority, QueueFull, QueueUnavailable, Unrecorded
+from gpucloud.queue.router import JobWatch
 from gpucloud.reconciler import deadline_at
 from gpucloud.runtime import Runtime
+from gpucloud.settings import QueueSettings
 
-# Extra time the gateway gives a job past its queue deadline before giving up on it itself: the
-# worker that leases an expired job reports it, and that report should win the race.
-_START_GRACE_S = 5.0
 PRIORITY_HEADER = "x-gpucloud-priority"
 IDEMPOTENCY_HEADER = "idempotency-key"
 
@@ -83,20 +65,13 @@ class Submitted:
     model: str
     created: int
     n: int
-    watch_: JobWatch | None
-    started_at: float | None = None
+    watch: JobWatch | None  # None for a repeat and for a job nobody waits on (asynchronous)
     repeat: bool = False  # an idempotent repeat: the job exists already, there is nothing to watch
     ticket: Ticket | None = None  # what admission reserved (its decision makes the rate-limit headers)
     message: JobMessage | None = None  # what was queued (an expiry of an unrecorded job carries it)
 
     def headers(self) -> dict[str, str]:
         return rate_headers(self.ticket.decision if self.ticket is not None else None)
-
-    @property
-    def watch(self) -> JobWatch:
-        if self.watch_ is None:
-            raise RuntimeError("a repeated request has no event watch")
-        return self.watch_
 
 
 class Inference:
@@ -105,6 +80,14 @@ class Inference:
         self._limits = runtime.settings.limits
         self._queue_settings = runtime.settings.queue
         self._tokenizer = Tokenizer()
+
+    @property
+    def queue(self) -> Jobs:
+        return self._rt.queue
+
+    @property
+    def queue_settings(self) -> QueueSettings:
+        return self._queue_settings
 
     # admission ------------------------------------------------------------------------------
 
@@ -131,6 +114,31 @@ class Inference:
             )
         return priority
 
+    async def submit_request(
+        self,
+        request: Request,
+        principal: Principal,
+        generation: GenerationRequest,
+        requested_priority: str | None,
+        *,
+        stream: bool = False,
+        asynchronous: bool = False,
+        max_wait_s: float | None = None,
+    ) -> Submitted:
+        """Submit for an HTTP request: the priority its header or body asks for (within the key's
+        ceiling), its Idempotency-Key and its request id."""
+        priority = self.priority(principal, requested_priority, request.headers.get(PRIORITY_HEADER))
+        return await self.submit(
+            principal,
+            generation,
+            stream=stream,
+            priority=priority,
+            request_id=request.state.request_id,
+            idempotency_key=idempotency_key(request),
+            max_wait_s=max_wait_s,
+            asynchronous=asynchronous,
+        )
+
     async def submit(
         self,
         principal: Principal,
@@ -147,43 +155,55 @@ class Inference:
 
         A synchronous job is queued without a database row (`queue.protocol.Unrecorded`): its
         client waits here, so nothing needs the row before the finalizer writes it with the job's
-        start or ending. An asynchronous job (polled later) or an idempotent one (found by repeats)
-        is recorded first.
+        start or ending. An asynchronous job (polled later; nobody watches its events) or an
+        idempotent one (found by repeats) is recorded first.
         """
         self._rt.registry.resolve(principal, generation.model)
         if idempotency_key is not None:
             existing = await self._rt.jobs.find_idempotent(principal.key_id, idempotency_key)
             if existing is not None:
                 return self._repeat(existing, generation)
-        job_id = new_job_id()
-        ticket = await self._admit(principal, generation, job_id)
-        now = time.time()
-        message = JobMessage(
-            job_id,
-            generation.model,
-            priority,
-            generation,  # validated by the route's model: the worker takes it as is (§12)
-            self._rt.router.reply_to,
-            stream=stream,
-            enqueued_at=now,
-            deadline=now + (max_wait_s or self._queue_settings.max_wait_s),
-            request_id=request_id,
-        )
+        ticket = await self._admit(principal, generation)
+        message = self._message(ticket.job_id, generation, priority, stream, request_id, max_wait_s)
         try:
             if asynchronous or idempotency_key is not None:
-                return await self._record_and_queue(principal, message, ticket, idempotency_key)
+                return await self._record_and_queue(
+                    principal, message, ticket, idempotency_key, watched=not asynchronous
+                )
             message.unrecorded = Unrecorded(principal.key_id, generation.kind, ticket.to_dict())
-            return await self._queue(message, ticket, generation.n)
+            return await self._queue(message, ticket, generation.n, watched=True)
         except BaseException:
             await self._rt.admission.abandon(ticket)  # it never reached the queue: nothing was used
             raise
 
-    async def _admit(self, principal: Principal, generation: GenerationRequest, job_id: str) -> Ticket:
+    async def _admit(self, principal: Principal, generation: GenerationRequest) -> Ticket:
         # Counting the prompt costs a tokenizer pass: only limits that reserve tokens need it.
         prompt_tokens = self.prompt_tokens(generation) if counts_tokens(principal) else 0
         completions = 0 if generation.kind == "embedding" else generation.n  # embeddings generate none
         return await self._rt.admission.admit(
-            principal, generation.model, job_id, prompt_tokens, generation.max_tokens, completions
+            principal, generation.model, new_job_id(), prompt_tokens, generation.max_tokens, completions
+        )
+
+    def _message(
+        self,
+        job_id: str,
+        generation: GenerationRequest,
+        priority: Priority,
+        stream: bool,
+        request_id: str,
+        max_wait_s: float | None,
+    ) -> JobMessage:
+        now = time.time()
+        return JobMessage(
+            job_id=job_id,
+            model=generation.model,
+            priority=priority,
+            request=generation,  # validated by the route's model: the worker takes it as is (§12)
+            reply_to=self._rt.router.reply_to,
+            stream=stream,
+            enqueued_at=now,
+            deadline=now + (max_wait_s or self._queue_settings.max_wait_s),
+            request_id=request_id,
         )
 
     def prompt_tokens(self, generation: GenerationRequest) -> int:
@@ -194,13 +214,15 @@ class Inference:
             return sum(self._tokenizer.count(text) for text in generation.input or ())
         return self._tokenizer.count(generation.prompt or "")
 
-    async def _queue(self, message: JobMessage, ticket: Ticket, n: int) -> Submitted:
-        """Watch the job's events (before it can produce any), then put it on the queue."""
-        watch = self._rt.router.watch(message.job_id)
+    async def _queue(self, message: JobMessage, ticket: Ticket, n: int, *, watched: bool) -> Submitted:
+        """Watch the job's events (before it can produce any) when a client waits for them, then
+        put it on the queue."""
+        watch = self._rt.router.watch(message.job_id) if watched else None
         try:
             await self._enqueue(message)
         except BaseException:
-            watch.close()
+            if watch is not None:
+                watch.close()
             raise
         kind: RequestKind = message.request.kind
         return Submitted(
@@ -215,7 +237,13 @@ class Inference:
         )
 
     async def _record_and_queue(
-        self, principal: Principal, message: JobMessage, ticket: Ticket, idempotency_key: str | None
+        self,
+        principal: Principal,
+        message: JobMessage,
+        ticket: Ticket,
+        idempotency_key: str | None,
+        *,
+        watched: bool,
     ) -> Submitted:
         epoch = await self._rt.reconciler.current_epoch()
         try:
@@ -243,7 +271,7 @@ class Inference:
             await self._rt.admission.abandon(ticket)
             return self._repeat(existing, message.request)
         try:
-            return await self._queue(message, ticket, message.request.n)
+            return await self._queue(message, ticket, message.request.n, watched=watched)
         except BaseException:
             await self._rt.jobs.discard(message.job_id)
             raise
@@ -297,93 +325,3 @@ class Inference:
         # Jobs ahead of a retry divided by how many run at once, at about one second each: rough,
         # but it grows with the backlog and stays within the 1..120 s that clients honour.
         return max(1.0, min(120.0, depth / max(1, self._rt.registry.slots(model))))
-
-    # waiting --------------------------------------------------------------------------------
-
-    async def next_event(self, job: Submitted) -> JobEvent:
-        """The job's next event; on no news within the bounds, the job is given up (503)."""
-        if job.started_at is None:
-            timeout = self._queue_settings.max_wait_s + _START_GRACE_S
-        else:
-            timeout = max(0.0, job.started_at + self._queue_settings.request_timeout_s - time.time())
-        try:
-            event = await job.watch.next(timeout)
-        except TimeoutError:
-            await self._give_up(job)
-            raise Unavailable(
-                "No worker started the request in time; retry later.",
-                retry_after_s=self._queue_settings.max_wait_s,
-                code="queue_timeout",
-            ) from None
-        if event.kind is EventKind.STARTED:
-            job.started_at = time.time()
-        return event
-
-    async def _give_up(self, job: Submitted) -> None:
-        with contextlib.suppress(QueueUnavailable):
-            await self._rt.queue.cancel(job.job_id)
-            await self._rt.queue.report(
-                Outcome(
-                    job_id=job.job_id,
-                    attempt=0,
-                    status=OutcomeStatus.EXPIRED,
-                    reply_to="",
-                    model=job.model,
-                    error="no worker started the job in time",
-                    error_code="queue_timeout",
-                    at=time.time(),
-                    job=carried(job.message) if job.message is not None else None,
-                )
-            )
-
-    async def cancel(self, job: Submitted) -> None:
-        with contextlib.suppress(QueueUnavailable):
-            await self._rt.queue.cancel(job.job_id)
-
-    async def final(self, job: Submitted, request: Request) -> dict[str, Any]:
-        """Wait for the accepted outcome, cancelling the job if the client disconnects first."""
-        watcher = asyncio.ensure_future(_tell_when_gone(request, job.watch))
-        try:
-            while True:
-                try:
-                    event = await self.next_event(job)
-                except ClientGone:
-                    await self.cancel(job)
-                    # Nobody is left to read this answer; it only ends the handler.
-                    raise Unavailable(
-                        "The client closed the connection.", retry_after_s=1, code="client_closed"
-                    ) from None
-                if isinstance(event, FinalEvent):
-                    return final_document(event)
-                if isinstance(event, ErrorEvent):
-                    raise error_of(event)
-        finally:
-            watcher.cancel()
-            job.watch.close()
-
-
-def final_document(event: FinalEvent) -> dict[str, Any]:
-    """A FINAL event as the response bodies read a result (the shape of a stored one)."""
-    document: dict[str, Any] = msgspec.to_builtins(event)
-    return document
-
-
-async def _tell_when_gone(request: Request, watch: JobWatch) -> None:
-    while True:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            watch.client_gone()
-            return
-
-
-async def events_until_end(
-    inference: Inference, job: Submitted, first: JobEvent
-) -> AsyncIterator[list[JobEvent]]:
-    """Batches of events from `first` to the FINAL or ERROR event (timeouts raise)."""
-    batch = [first]
-    while True:
-        batch.extend(job.watch.drain())
-        yield batch
-        if any(e.kind in (EventKind.FINAL, EventKind.ERROR) for e in batch):
-            return
-        batch = [await inference.next_event(job)]

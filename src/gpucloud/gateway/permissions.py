@@ -55,11 +55,12 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("DELETE", "/v1/jobs/{job_id}"): K,
     ("GET", "/api/jobs"): A,
     ("POST", "/api/jobs/{job_id}/retry"): A,
-    ("GET", "/api/keys"): A,
-    ("POST", "/api/keys"): A,
-    ("GET", "/api/keys/{key_id}"): A,
+    # Members make, see and revoke their own keys in their organisations (the routes narrow it).
+    ("GET", "/api/keys"): C,
+    ("POST", "/api/keys"): C,
+    ("GET", "/api/keys/{key_id}"): C,
     ("PATCH", "/api/keys/{key_id}"): A,
-    ("DELETE", "/api/keys/{key_id}"): A,
+    ("DELETE", "/api/keys/{key_id}"): C,
     ("GET", "/api/me"): C,
     ("GET", "/api/usage"): C,
     ("GET", "/metrics"): AK,
@@ -83,6 +84,11 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("POST", "/api/auth/refresh"): U,
     ("POST", "/api/auth/logout"): U,
     ("GET", "/api/auth/me"): U,
+    ("GET", "/api/auth/config"): P,
+    ("POST", "/api/auth/invitations/accept"): P,  # the invitation's token is the credential
+    ("GET", "/api/auth/oidc/login"): P,
+    ("GET", "/api/auth/oidc/callback"): P,  # the state (and its cookie) and the provider's code
+    ("POST", "/api/auth/oidc/exchange"): P,  # the one-time code is the credential
     ("GET", "/api/users"): A,
     ("POST", "/api/users"): A,
     ("GET", "/api/users/{user_id}"): A,
@@ -97,6 +103,9 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("POST", "/api/orgs/{org_id}/members"): M,
     ("PATCH", "/api/orgs/{org_id}/members/{user_id}"): M,
     ("DELETE", "/api/orgs/{org_id}/members/{user_id}"): M,
+    ("POST", "/api/orgs/{org_id}/invitations"): M,
+    ("GET", "/api/orgs/{org_id}/invitations"): M,
+    ("DELETE", "/api/orgs/{org_id}/invitations/{invitation_id}"): M,
     ("GET", "/api/audit"): C,  # platform admins: all rows; owners and admins: their org's (the route)
     ("POST", "/api/deployments/{ref}/rollback"): A,
     ("POST", "/v1/responses"): K,

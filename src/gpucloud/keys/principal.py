@@ -50,12 +50,19 @@ class Principal:
     budget_period: str | None = None
     org_id: str | None = None  # the owning organisation (gpucloud.accounts); None for a signed-in user
     org_limits: OrgLimits | None = None  # its limits, enforced with the key's (admission)
+    org_allowed_models: tuple[str, ...] | None = None  # its models (None: any), on top of the key's
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
     def may_use(self, model: str) -> bool:
+        """Both the key and its organisation allow the model."""
+        return self.key_may_use(model) and (
+            self.org_allowed_models is None or model in self.org_allowed_models
+        )
+
+    def key_may_use(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models
 
     @classmethod
@@ -75,7 +82,12 @@ class Principal:
             budget_period=row.budget_period,
             org_id=row.org_id,
             org_limits=OrgLimits.of(row),
+            org_allowed_models=_models(getattr(row, "org_allowed_models", None)),
         )
+
+
+def _models(value: object) -> tuple[str, ...] | None:
+    return tuple(str(m) for m in value) if isinstance(value, list) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +105,7 @@ class NewKey:
     budget_micros: int | None = None
     budget_period: str | None = None
     org_id: str | None = None  # None: the default organisation
+    owner_user_id: str | None = None  # the member who made it for themselves (None: an admin)
 
 
 # Fields `KeyService.update` may change (PATCH /api/keys/{id}); None clears a limit.

@@ -44,7 +44,8 @@ class KeyService:
         # Built once: constructing a statement costs more than running it (SQLAlchemy's Python).
         table = ApiKey.__table__
         org = Organization.__table__
-        with_org = select(table, *(org.c[name].label(f"org_{name}") for name in ORG_LIMIT_COLUMNS)).join(
+        org_columns = (*ORG_LIMIT_COLUMNS, "allowed_models")  # the organisation's, in the key's cache
+        with_org = select(table, *(org.c[name].label(f"org_{name}") for name in org_columns)).join(
             org, org.c.id == table.c.org_id
         )
         self._by_digest = with_org.where(table.c.digest == bindparam("digest"))
@@ -91,6 +92,7 @@ class KeyService:
             budget_micros=new.budget_micros,
             budget_period=new.budget_period,
             org_id=new.org_id or DEFAULT_ORG_ID,
+            owner_user_id=new.owner_user_id,
         )
         async with self._db.transaction() as connection:
             await connection.execute(insert(ApiKey).values(row.column_values()))
@@ -143,10 +145,13 @@ class KeyService:
         self._cache.put(key_digest, entry)
         return entry
 
-    async def list(self) -> list[ApiKey]:
+    async def list(self, owner_user_id: str | None = None) -> list[ApiKey]:
+        """Every key, or those `owner_user_id` made for themselves."""
+        query = select(ApiKey).order_by(ApiKey.created_at)
+        if owner_user_id is not None:
+            query = query.where(ApiKey.owner_user_id == owner_user_id)
         async with self._db.session() as session:
-            rows = await session.execute(select(ApiKey).order_by(ApiKey.created_at))
-            return list(rows.scalars())
+            return list((await session.execute(query)).scalars())
 
     async def usable_principal(self, key_id: str) -> Principal | None:
         """The principal of a key that may still be used (not revoked, not expired), with its

@@ -27,11 +27,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gpucloud.errors import AuthenticationFailed, RateLimited
-from gpucloud.redis_pools import redis_client
+from gpucloud.redis_pools import CONNECTION_CLOSED_UNDER_USE, RedisClient, redis_client
 from gpucloud.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,7 +78,7 @@ class RedisFailures:
     """The same windows in Redis (cluster mode), shared by every gateway."""
 
     def __init__(self, url: str, prefix: str) -> None:
-        self._redis: Redis = redis_client(url, connect_timeout_s=1.0, socket_timeout_s=1.0)
+        self._redis: RedisClient = redis_client(url, connect_timeout_s=1.0, socket_timeout_s=1.0)
         self._prefix = prefix
         self._script = self._redis.register_script(_COUNT)
 
@@ -136,7 +135,7 @@ class AuthThrottle:
         """Count a failed authentication from `address` (best effort: never raises)."""
         try:
             left = await self._store.add(address, self._max, self._window_s)
-        except RedisError as exc:
+        except (RedisError, CONNECTION_CLOSED_UNDER_USE) as exc:
             log.warning("auth throttle: could not count a failure (%s)", type(exc).__name__)
             return
         if left > 0:

@@ -21,7 +21,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from gpucloud.limits.budget import DEFAULT_HOLD_TTL_S, Baseline, BaselineLoader, check_period, check_reserve
@@ -37,7 +36,7 @@ from gpucloud.limits.protocol import (
 )
 from gpucloud.limits.scripts import LimitScripts
 from gpucloud.limits.validation import check_amount, check_ids, check_tokens
-from gpucloud.redis_pools import redis_client
+from gpucloud.redis_pools import CONNECTION_CLOSED_UNDER_USE, RedisClient, redis_client
 
 CONNECT_TIMEOUT_S = 1.0
 SOCKET_TIMEOUT_S = 2.0
@@ -53,7 +52,7 @@ KEY_TTL_MARGIN_S = 60.0
 ScriptArg = str | int | float
 
 
-def connect(url: str) -> Redis:
+def connect(url: str) -> RedisClient:
     """A client for `url` with the timeouts and pool above; nothing connects before the first command."""
     return redis_client(
         url,
@@ -73,7 +72,7 @@ def guard(action: str) -> Iterator[None]:
     except ResponseError as exc:
         # The server's own message (script error, OOM under noeviction, read-only replica): no URL in it.
         raise LimitUnavailable(f"redis refused {action}: {type(exc).__name__}: {exc}") from exc
-    except RedisError as exc:
+    except (RedisError, CONNECTION_CLOSED_UNDER_USE) as exc:
         raise LimitUnavailable(f"redis is unavailable ({action}: {type(exc).__name__})") from exc
 
 

@@ -11,8 +11,9 @@ conversion may, and HINCRBY refuses "1e+15"). "Never" is returned as -1.
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from gpucloud.redis_pools import RedisClient
 
 # Helpers shared by the scripts (prepended to each; EVAL has no imports).
 _LIB = """
@@ -219,7 +220,7 @@ return 1
 class LimitScripts:
     """The scripts registered on one client (EVALSHA, reloaded on NOSCRIPT after a restart)."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self.admit: AsyncScript = client.register_script(_LIB + _WINDOW_LIB + ADMIT)
         self.settle: AsyncScript = client.register_script(_LIB + _WINDOW_LIB + SETTLE)
         self.budget: AsyncScript = client.register_script(_LIB + _BUDGET_LIB + BUDGET)

@@ -36,137 +36,138 @@ _TOKEN_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64
 
 
 class Metrics:
+    """The series, grouped by concern: HTTP, jobs (per-process), cluster and GPU gauges (leader only)."""
+
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
         self._series: dict[tuple[int, tuple[str, ...]], Any] = {}
-        self.http_requests = Counter(
+        self._http_series()
+        self._job_series()
+        self._cluster_gauges()
+        self._gpu_gauges()
+
+    def _counter(self, name: str, text: str, labels: list[str]) -> Counter:
+        return Counter(name, text, labels, registry=self.registry)
+
+    def _histogram(self, name: str, text: str, labels: list[str], buckets: tuple[float, ...]) -> Histogram:
+        return Histogram(name, text, labels, buckets=buckets, registry=self.registry)
+
+    def _gauge(self, name: str, text: str, labels: list[str]) -> Gauge:
+        return Gauge(name, text, labels, registry=self.registry)
+
+    def _http_series(self) -> None:
+        """Per process: what the gateway answered, and the refusals before a worker saw a request."""
+        self.http_requests = self._counter(
             "gpucloud_http_requests",
             "HTTP requests by route template, method and status.",
             ["route", "method", "status"],
-            registry=r,
         )
-        self.http_seconds = Histogram(
+        self.http_seconds = self._histogram(
             "gpucloud_http_request_duration_seconds",
             "Time to the end of the response body, by route.",
             ["route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.inference_requests = Counter(
+        self.inference_requests = self._counter(
             "gpucloud_inference_requests",
             "Inference requests by model, endpoint, streaming and HTTP status.",
             ["model", "endpoint", "stream", "status"],
-            registry=r,
         )
-        self.queue_wait = Histogram(
+        self.rejections = self._counter(
+            "gpucloud_rejections", "Requests refused before they reached a worker, by reason.", ["reason"]
+        )
+        self.write_batch = self._histogram(
+            "gpucloud_db_write_batch_operations",
+            "Operations committed together by the group-commit writer, per transaction",
+            [],
+            (1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+        )
+
+    def _job_series(self) -> None:
+        """Per process: the latencies and outcomes of the jobs this process's finalizer applied."""
+        model = ["model"]
+        self.queue_wait = self._histogram(
             "gpucloud_queue_wait_seconds",
             "Time from submission to the start of the accepted attempt.",
-            ["model"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            model,
+            _LATENCY_BUCKETS,
         )
-        self.ttft = Histogram(
+        self.ttft = self._histogram(
             "gpucloud_time_to_first_token_seconds",
             "Time from submission to the first token.",
-            ["model"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            model,
+            _LATENCY_BUCKETS,
         )
-        self.itl = Histogram(
+        self.itl = self._histogram(
             "gpucloud_inter_token_latency_seconds",
             "Mean time between tokens of a job, one sample per job.",
-            ["model"],
-            buckets=_TOKEN_BUCKETS,
-            registry=r,
+            model,
+            _TOKEN_BUCKETS,
         )
-        self.job_seconds = Histogram(
+        self.job_seconds = self._histogram(
             "gpucloud_job_duration_seconds",
             "Time from submission to the end of a job.",
             ["model", "status"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.tokens = Counter(
-            "gpucloud_tokens",
-            "Tokens billed, by model and kind (prompt or completion).",
-            ["model", "kind"],
-            registry=r,
+        self._job_counters()
+
+    def _job_counters(self) -> None:
+        self.tokens = self._counter(
+            "gpucloud_tokens", "Tokens billed, by model and kind (prompt or completion).", ["model", "kind"]
         )
-        self.job_outcomes = Counter(
+        self.job_outcomes = self._counter(
             "gpucloud_job_outcomes",
             "Jobs ended, by model and how (completed, cancelled, failed, expired, dead, interrupted).",
             ["model", "status"],
-            registry=r,
         )
-        self.job_retries = Counter(
+        self.job_retries = self._counter(
             "gpucloud_job_retries",
             "Attempts after the first (a reclaimed or replayed job started again).",
             ["model"],
-            registry=r,
         )
-        self.outcomes_rejected = Counter(
+        self.outcomes_rejected = self._counter(
             "gpucloud_outcomes_rejected",
             "Outcomes refused by the attempt fence (a stale or duplicate attempt).",
             ["status"],
-            registry=r,
         )
-        self.write_batch = Histogram(
-            "gpucloud_db_write_batch_operations",
-            "Operations committed together by the group-commit writer, per transaction",
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
-            registry=r,
-        )
-        self.rejections = Counter(
-            "gpucloud_rejections",
-            "Requests refused before they reached a worker, by reason.",
-            ["reason"],
-            registry=r,
-        )
-        self.queue_depth = Gauge(
+
+    def _cluster_gauges(self) -> None:
+        """Cluster-wide, exported by the metrics leader only (see the module's docstring)."""
+        self.queue_depth = self._gauge(
             "gpucloud_queue_depth",
             "Jobs waiting per model and priority (exported by the metrics leader).",
             ["model", "priority"],
-            registry=r,
         )
-        self.workers = Gauge(
+        self.workers = self._gauge(
             "gpucloud_workers",
             "Workers by state: live (announced on the queue now), and healthy, unhealthy, offline "
             "as registered with the control plane (exported by the metrics leader).",
             ["state"],
-            registry=r,
         )
-        self.worker_slots = Gauge(
-            "gpucloud_worker_slots",
-            "Job slots per live worker (exported by the metrics leader).",
-            ["worker"],
-            registry=r,
+        self.worker_slots = self._gauge(
+            "gpucloud_worker_slots", "Job slots per live worker (exported by the metrics leader).", ["worker"]
         )
-        self.worker_running = Gauge(
+        self.worker_running = self._gauge(
             "gpucloud_worker_running_jobs",
             "Jobs running per live worker (exported by the metrics leader).",
             ["worker"],
-            registry=r,
         )
-        self.replica_running = Gauge(
+        self.replica_running = self._gauge(
             "gpucloud_replica_running_requests",
             "Jobs running per replica (a model on a worker), as announced (exported by the metrics leader).",
             ["worker", "model"],
-            registry=r,
         )
-        self.model_workers = Gauge(
+        self.model_workers = self._gauge(
             "gpucloud_model_workers",
             "Live workers serving each model (exported by the metrics leader).",
             ["model"],
-            registry=r,
         )
-        self.deployment_replicas = Gauge(
+        self.deployment_replicas = self._gauge(
             "gpucloud_deployment_replicas",
             "Replicas of each deployment by state (exported by the metrics leader).",
             ["deployment", "state"],
-            registry=r,
         )
-        self._gpu_gauges()
 
     def series(self, metric: Any, *labels: str) -> Any:
         """`metric.labels(*labels)`, remembered: prometheus-client validates and takes a lock on
@@ -180,9 +181,7 @@ class Metrics:
 
     def _gpu_gauges(self) -> None:
         def gpu_gauge(name: str, text: str) -> Gauge:
-            return Gauge(
-                name, f"{text} (from heartbeats; metrics leader).", ["worker", "gpu"], registry=self.registry
-            )
+            return self._gauge(name, f"{text} (from heartbeats; metrics leader).", ["worker", "gpu"])
 
         self.gpu_memory_used = gpu_gauge("gpucloud_gpu_memory_used_bytes", "GPU memory in use, bytes")
         self.gpu_memory_total = gpu_gauge("gpucloud_gpu_memory_total_bytes", "GPU memory, bytes")

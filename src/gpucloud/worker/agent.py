@@ -21,9 +21,10 @@ from gpucloud.engines.protocol import Engine, EngineError
 from gpucloud.observability.context import bind_request
 from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.protocol import JobQueue, Lease, Outcome, OutcomeStatus, QueueError, WorkerInfo
+from gpucloud.worker.assignment import Assignment
 from gpucloud.worker.attempt import Attempts, Run
 from gpucloud.worker.events import EventBatcher
-from gpucloud.worker.replicas import Assignment, ReplicaSet
+from gpucloud.worker.replicas import ReplicaSet
 
 log = logging.getLogger(__name__)
 

@@ -1,17 +1,18 @@
-"""The worker's hardware inventory: its GPUs (real through NVML, or simulated) and its host.
+"""The worker's hardware inventory: what its GPUs and its host report, and the wire format.
 
 A `GpuProbe` reads the GPUs; `read_host` adds CPU count, memory and hostname into a
 `HostInventory`, the payload worker registration and heartbeats carry. `to_scheduler_gpus` turns
 readings into the scheduler's `Gpu` (decimal GB, as everywhere in the scheduler).
 
-Two probes:
+Two probes, each in its own module:
 
-- `NvmlProbe` talks to the NVIDIA driver through NVML (the optional `nvidia-ml-py` package,
-  module `pynvml`). `NvmlProbe.create()` returns None when the package or the driver is missing,
-  and the caller runs with no GPUs.
-- `SimulatedProbe` backs `--simulate-gpus "H100:80,A10:24x2"`. Only the inventory is fake: the
-  worker registers, is scheduled, leases jobs and runs engines exactly as it would on that
-  hardware, which is what lets the whole cluster be exercised on machines without GPUs.
+- `worker.nvml.NvmlProbe` talks to the NVIDIA driver through NVML (the optional `nvidia-ml-py`
+  package, module `pynvml`). `NvmlProbe.create()` returns None when the package or the driver is
+  missing, and the caller runs with no GPUs.
+- `worker.simulated_gpus.SimulatedProbe` backs `--simulate-gpus "H100:80,A10:24x2"`. Only the
+  inventory is fake: the worker registers, is scheduled, leases jobs and runs engines exactly as
+  it would on that hardware, which is what lets the whole cluster be exercised on machines
+  without GPUs.
 
 Probes are synchronous: NVML calls take microseconds to a few milliseconds; an async caller that
 minds even that can use `asyncio.to_thread`.
@@ -19,13 +20,11 @@ minds even that can use `asyncio.to_thread`.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import math
 import os
 import socket
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -162,7 +161,7 @@ def _optional_float_field(data: Mapping[str, Any], key: str) -> float | None:
     return float(value)
 
 
-# --- probes ------------------------------------------------------------------------------------
+# --- the probe ---------------------------------------------------------------------------------
 
 
 class GpuProbe(Protocol):
@@ -171,190 +170,6 @@ class GpuProbe(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-class NvmlProbe:
-    """Real GPUs through NVML. Build it with `create()`; close it to release the library."""
-
-    def __init__(self, nvml: Any) -> None:
-        # `nvml` is the initialised pynvml module. pynvml ships no type information, so it stays
-        # Any here and every value it returns is converted to a plain type before it leaves.
-        self._nvml = nvml
-        self._closed = False
-
-    @classmethod
-    def create(cls) -> NvmlProbe | None:
-        """A probe, or None when nvidia-ml-py is not installed or NVML cannot start (no driver)."""
-        try:
-            # Imported here, not at module top: nvidia-ml-py is an optional dependency.
-            nvml = importlib.import_module("pynvml")
-        except ImportError:
-            log.info("nvidia-ml-py is not installed; reporting no GPUs")
-            return None
-        try:
-            nvml.nvmlInit()
-        except nvml.NVMLError as exc:
-            log.info("NVML unavailable (%s); reporting no GPUs", exc)
-            return None
-        return cls(nvml)
-
-    def read(self) -> list[GpuReading]:
-        try:
-            count = int(self._nvml.nvmlDeviceGetCount())
-        except self._nvml.NVMLError as exc:
-            raise InventoryError(f"NVML could not count the GPUs: {exc}") from exc
-        readings = (self._read_device(index) for index in range(count))
-        return [reading for reading in readings if reading is not None]
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._nvml.nvmlShutdown()
-        except self._nvml.NVMLError as exc:
-            # Shutting down is the last thing the worker does; a failure here changes nothing.
-            log.warning("nvmlShutdown failed: %s", exc)
-
-    def _read_device(self, index: int) -> GpuReading | None:
-        nvml = self._nvml
-        try:
-            handle = nvml.nvmlDeviceGetHandleByIndex(index)
-            name = _text(nvml.nvmlDeviceGetName(handle))
-            gpu_uuid = _text(nvml.nvmlDeviceGetUUID(handle))
-            memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-        except nvml.NVMLError as exc:
-            # Without its identity and size a GPU cannot be scheduled; leaving it out is honest,
-            # reporting it with made-up values would not be.
-            log.warning("GPU %d skipped: NVML could not identify it (%s)", index, exc)
-            return None
-        return GpuReading(
-            index=index,
-            uuid=gpu_uuid,
-            name=name,
-            memory_total_bytes=int(memory.total),
-            memory_used_bytes=int(memory.used),
-            # Clamped: a driver glitch above 100 % must not fail GpuReading's check and the whole read.
-            utilization=self._optional(
-                lambda: min(nvml.nvmlDeviceGetUtilizationRates(handle).gpu, 100) / 100
-            ),
-            temperature_c=self._optional(
-                lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)
-            ),
-            power_w=self._optional(lambda: nvml.nvmlDeviceGetPowerUsage(handle) / 1000),  # mW
-        )
-
-    def _optional(self, read: Callable[[], Any]) -> float | None:
-        # Telemetry is best effort: many GPUs do not support every sensor (NVMLError_NotSupported),
-        # and a missing temperature must not hide the GPU from the scheduler.
-        try:
-            return float(read())
-        except self._nvml.NVMLError:
-            return None
-
-
-def _text(value: str | bytes) -> str:
-    # pynvml returned bytes before 11.x and str since; both are seen in the field.
-    return value.decode() if isinstance(value, bytes) else value
-
-
-@dataclass(frozen=True, slots=True)
-class SimulatedGpu:
-    name: str
-    memory_total_bytes: int
-
-
-class SimulatedProbe:
-    """GPUs that exist only in the inventory (see the module docstring).
-
-    UUIDs are derived from `seed` and the index, so a worker that restarts with the same id and
-    spec reports the same GPUs; pass the worker id so two simulated workers never share one.
-    Utilization, temperature and power follow the used memory: cosmetic, for dashboards only.
-    """
-
-    def __init__(self, gpus: Sequence[SimulatedGpu], *, seed: str = "simulated") -> None:
-        self._gpus = tuple(gpus)
-        self._uuids = tuple(simulated_uuid(seed, index) for index in range(len(self._gpus)))
-        self._used = [0] * len(self._gpus)
-
-    @classmethod
-    def parse(cls, spec: str, *, seed: str = "simulated") -> SimulatedProbe:
-        """`NAME:GB[xCOUNT]`, comma-separated: "H100:80,A10:24x2" is one H100 and two A10s.
-        GB are decimal (10⁹ bytes) like the scheduler's, and may be fractional."""
-        if not spec.strip():
-            raise ValueError("--simulate-gpus is empty; give NAME:GB entries such as 'H100:80,A10:24x2'")
-        gpus: list[SimulatedGpu] = []
-        for position, entry in enumerate(spec.split(","), start=1):
-            gpus.extend(_parse_entry(entry, position))
-        return cls(gpus, seed=seed)
-
-    def set_used(self, index: int, used_bytes: int) -> None:
-        """Memory the worker's loaded replicas hold on GPU `index`, reported by later reads."""
-        if not 0 <= index < len(self._gpus):
-            raise ValueError(f"no simulated GPU {index}; there are {len(self._gpus)}")
-        total = self._gpus[index].memory_total_bytes
-        if not 0 <= used_bytes <= total:
-            raise ValueError(
-                f"used memory on simulated GPU {index} must be within 0..{total}, got {used_bytes}"
-            )
-        self._used[index] = used_bytes
-
-    def read(self) -> list[GpuReading]:
-        return [self._reading(index) for index in range(len(self._gpus))]
-
-    def close(self) -> None:
-        """Nothing to release; here so SimulatedProbe is a GpuProbe."""
-
-    def _reading(self, index: int) -> GpuReading:
-        gpu, used = self._gpus[index], self._used[index]
-        load = used / gpu.memory_total_bytes
-        return GpuReading(
-            index=index,
-            uuid=self._uuids[index],
-            name=gpu.name,
-            memory_total_bytes=gpu.memory_total_bytes,
-            memory_used_bytes=used,
-            utilization=load,
-            temperature_c=round(35.0 + 30.0 * load, 1),
-            power_w=round(60.0 + 240.0 * load, 1),
-        )
-
-
-# A fixed namespace keeps simulated UUIDs stable across releases and hosts.
-_SIMULATED_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://gpucloud.invalid/simulated-gpu")
-
-
-def simulated_uuid(seed: str, index: int) -> str:
-    """An NVML-shaped UUID ("GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx") for GPU `index` of `seed`."""
-    return f"GPU-{uuid.uuid5(_SIMULATED_NAMESPACE, f'{seed}/{index}')}"
-
-
-def _parse_entry(entry: str, position: int) -> list[SimulatedGpu]:
-    where = f"--simulate-gpus entry {position} ({entry.strip()!r})"
-    name, colon, size = entry.rpartition(":")  # the last colon, so a name may contain one
-    name = name.strip()
-    if not colon or not name:
-        raise ValueError(f"{where}: expected NAME:GB[xCOUNT], e.g. 'A10:24x2'")
-    gb_text, x, count_text = size.strip().lower().partition("x")
-    memory_total_bytes = round(_parse_gb(gb_text.strip(), where) * BYTES_PER_GB)
-    count = _parse_count(count_text.strip(), where) if x else 1
-    return [SimulatedGpu(name, memory_total_bytes)] * count
-
-
-def _parse_gb(text: str, where: str) -> float:
-    try:
-        gb = float(text)
-    except ValueError:
-        raise ValueError(f"{where}: memory {text!r} is not a number of GB") from None
-    if not math.isfinite(gb) or gb <= 0:
-        raise ValueError(f"{where}: memory must be a positive number of GB, got {text!r}")
-    return gb
-
-
-def _parse_count(text: str, where: str) -> int:
-    if not text.isdecimal() or int(text) < 1:
-        raise ValueError(f"{where}: count after 'x' must be a whole number >= 1, got {text!r}")
-    return int(text)
 
 
 # --- host --------------------------------------------------------------------------------------
@@ -440,11 +255,8 @@ __all__ = [
     "GpuReading",
     "HostInventory",
     "InventoryError",
-    "NvmlProbe",
-    "SimulatedGpu",
-    "SimulatedProbe",
     "parse_meminfo",
+    "read_gpus",
     "read_host",
-    "simulated_uuid",
     "to_scheduler_gpus",
 ]

@@ -27,10 +27,12 @@ from gpucloud.engines.protocol import Engine
 from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.protocol import JobQueue
 from gpucloud.worker.agent import WorkerAgent
+from gpucloud.worker.assignment import Assignment
 from gpucloud.worker.consent import EnginePolicy
 from gpucloud.worker.control import ControlPlane, Refused
-from gpucloud.worker.inventory import GpuProbe, InventoryError, SimulatedProbe
-from gpucloud.worker.replicas import Assignment, ReplicaSet
+from gpucloud.worker.inventory import GpuProbe, InventoryError
+from gpucloud.worker.replicas import ReplicaSet
+from gpucloud.worker.simulated_gpus import SimulatedProbe
 
 log = logging.getLogger(__name__)
 
@@ -152,21 +154,7 @@ async def run_worker(
         if options.burst:
             await agent.run_burst()
             return 0
-        await agent.start()
-        log.info(
-            "worker %s serving %s with %d slots",
-            agent.worker_id,
-            ", ".join(agent.models) or "deployments only",
-            options.slots,
-        )
-        status = 0 if control is None else await _beat_until(control, agent, stop)
-        if control is None:
-            await stop.wait()
-        log.info("worker %s draining (grace %.0fs)", agent.worker_id, options.grace_s)
-        await agent.stop(grace_s=options.grace_s)
-        if control is not None and status == 0:
-            await control.final_heartbeat(agent)
-        return status
+        return await _serve(agent, options, control, stop)
     except Refused as exc:
         log.error("worker %s: %s", agent.worker_id, exc)
         return 2
@@ -176,6 +164,27 @@ async def run_worker(
         await queue.close()
         if tracer is not None:
             tracer.shutdown()
+
+
+async def _serve(
+    agent: WorkerAgent, options: WorkerOptions, control: ControlPlane | None, stop: asyncio.Event
+) -> int:
+    """Lease jobs until a signal (or the control plane's refusal), then drain; the exit status."""
+    await agent.start()
+    log.info(
+        "worker %s serving %s with %d slots",
+        agent.worker_id,
+        ", ".join(agent.models) or "deployments only",
+        options.slots,
+    )
+    status = 0 if control is None else await _beat_until(control, agent, stop)
+    if control is None:
+        await stop.wait()
+    log.info("worker %s draining (grace %.0fs)", agent.worker_id, options.grace_s)
+    await agent.stop(grace_s=options.grace_s)
+    if control is not None and status == 0:
+        await control.final_heartbeat(agent)
+    return status
 
 
 async def _first(work: Awaitable[object], stop: asyncio.Event) -> bool:

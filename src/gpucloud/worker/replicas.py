@@ -12,8 +12,9 @@ agent asks `acquire(model)` for a replica to run a job on, and `release`s it aft
   still does not fit, the load fails with a reason that names the shortfall and is retried with
   backoff. So what is loaded never over-commits a GPU.
 * **Breaker.** A replica whose jobs fail `threshold` times within `window_s` is taken out of
-  rotation (`failed`, for `cooldown_s`), then tried again. Only engine failures count (not a
-  request the model refused), and the reason never quotes an error (it could quote a request).
+  rotation (`failed`, for `cooldown_s`), then tried again (`worker.replica`). Only engine failures
+  count (not a request the model refused), and the reason never quotes an error (it could quote a
+  request).
 * **Failed loads** are retried with exponential backoff (2 s doubling to 60 s).
 * **One load at a time** per worker (see `_load`); requests for ready replicas are not held up.
 """
@@ -24,94 +25,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from gpucloud.engines.protocol import Engine, EngineError
+from gpucloud.worker.assignment import Assignment
+from gpucloud.worker.replica import BreakerPolicy, Replica
 
 log = logging.getLogger(__name__)
 
-EngineBuilder = Callable[["Assignment"], Engine]
-_RETRY_START_S = 2.0
-_RETRY_MAX_S = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    """One replica the control plane asks this worker to hold (`deployments.assignment_view`)."""
-
-    deployment_id: str
-    name: str
-    index: int
-    engine: str
-    source: str | None
-    engine_options: Mapping[str, str]
-    gpu_uuids: tuple[str, ...]
-    gpu_memory_gb: float
-    on_demand: bool = False
-    idle_unload_seconds: int | None = None
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Assignment:
-        return cls(
-            deployment_id=str(data["deployment_id"]),
-            name=str(data["name"]),
-            index=int(data["index"]),
-            engine=str(data["engine"]),
-            source=data.get("source"),
-            engine_options={str(k): str(v) for k, v in (data.get("engine_options") or {}).items()},
-            gpu_uuids=tuple(str(u) for u in data.get("gpu_uuids") or ()),
-            gpu_memory_gb=float(data.get("gpu_memory_gb") or 0.0),
-            on_demand=bool(data.get("on_demand", False)),
-            idle_unload_seconds=data.get("idle_unload_seconds"),
-        )
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.deployment_id, self.index)
-
-    def same_engine(self, other: Assignment) -> bool:
-        """Whether `other` runs the same thing in the same place (no reload needed)."""
-        return (self.engine, self.source, dict(self.engine_options), self.gpu_uuids, self.name) == (
-            other.engine,
-            other.source,
-            dict(other.engine_options),
-            other.gpu_uuids,
-            other.name,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerPolicy:
-    threshold: int = 5
-    window_s: float = 60.0
-    cooldown_s: float = 30.0
-
-
-@dataclass(eq=False)
-class Replica:
-    assignment: Assignment
-    state: str = "standby"
-    reason: str | None = None
-    engine: Engine | None = None
-    active: int = 0
-    last_used: float = 0.0  # wall clock of the last job's end (LRU order, idle unload)
-    failures: deque[float] = field(default_factory=deque)
-    broken_until: float = 0.0
-    retry_at: float = 0.0
-    retry_delay_s: float = _RETRY_START_S
-    settled: asyncio.Event = field(default_factory=asyncio.Event)  # a load ended (either way)
-    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when the last job ends
-    task: asyncio.Task[None] | None = None
-
-    @property
-    def holds_memory(self) -> bool:
-        return self.engine is not None or self.state == "loading"
+EngineBuilder = Callable[[Assignment], Engine]
 
 
 class ReplicaSet:
+    """The replicas of one worker (see the module docstring)."""
+
     def __init__(
         self,
         build: EngineBuilder,
@@ -176,18 +104,7 @@ class ReplicaSet:
         replica.last_used = now
         if error is None:
             return
-        window = self._breaker.window_s
-        replica.failures.append(now)
-        while replica.failures and replica.failures[0] < now - window:
-            replica.failures.popleft()
-        if len(replica.failures) >= self._breaker.threshold:
-            replica.broken_until = now + self._breaker.cooldown_s
-            replica.failures.clear()
-            # Shown to every client of the model (503s): no error text, which can quote a request.
-            replica.reason = (
-                f"taken out of rotation for {self._breaker.cooldown_s:.0f} s after "
-                f"{self._breaker.threshold} engine failures in {window:.0f} s (see the worker's log)"
-            )
+        if replica.record_failure(now, self._breaker):
             a = replica.assignment
             log.warning("replica %s/%d: %s; last error: %s", a.name, a.index, replica.reason, error[:200])
 
@@ -317,18 +234,13 @@ class ReplicaSet:
             return
         finally:
             replica.settled.set()
-        replica.engine, replica.state, replica.reason = engine, "ready", None
-        replica.retry_delay_s = _RETRY_START_S
-        replica.last_used = self._clock()
+        replica.loaded(engine, self._clock())
         self._report_memory()
         log.info("replica %s/%d ready", a.name, a.index)
 
     def _failed(self, replica: Replica, exc: BaseException) -> None:
         a = replica.assignment
-        detail = str(exc) or type(exc).__name__
-        replica.state, replica.reason = "failed", f"load failed: {detail[:500]}"
-        replica.retry_at = self._clock() + replica.retry_delay_s
-        replica.retry_delay_s = min(replica.retry_delay_s * 2, _RETRY_MAX_S)
+        replica.load_failed(self._clock(), exc)
         log.warning("replica %s/%d: %s", a.name, a.index, replica.reason)
         self._report_memory()
 

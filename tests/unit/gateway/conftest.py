@@ -37,11 +37,13 @@ class LiveApp:
 @pytest.fixture(scope="session")
 async def live(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[LiveApp]:
     admin_key = "gc-test-admin-unit-" + "k" * 24
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("gateway-unit"),
-        admin_key=admin_key,
-        api_docs=False,
-        auth_throttle={"max_failures": 100000},
+    settings = Settings.model_validate(
+        {
+            "data_dir": tmp_path_factory.mktemp("gateway-unit"),
+            "admin_key": admin_key,
+            "api_docs": False,
+            "auth_throttle": {"max_failures": 100000},
+        }
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):

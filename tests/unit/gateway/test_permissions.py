@@ -25,7 +25,16 @@ def test_signed_in_users_are_told_from_keys() -> None:
 
 def test_the_table_keeps_public_routes_few() -> None:
     public = {route for route, need in ROUTES.items() if need is Need.PUBLIC}
-    assert public == {("GET", "/health"), ("GET", "/ready"), ("POST", "/api/auth/login")}
+    assert public == {
+        ("GET", "/health"),
+        ("GET", "/ready"),
+        ("POST", "/api/auth/login"),
+        ("GET", "/api/auth/config"),
+        ("POST", "/api/auth/invitations/accept"),  # the invitation's token is the credential
+        ("GET", "/api/auth/oidc/login"),
+        ("GET", "/api/auth/oidc/callback"),  # the state, its cookie and the provider's code
+        ("POST", "/api/auth/oidc/exchange"),  # the one-time code is the credential
+    }
     assert all(need is Need.KEY for (_, path), need in ROUTES.items() if path.startswith("/v1/"))
 
 
@@ -52,7 +61,7 @@ async def test_organisation_roles_are_checked(live: LiveApp) -> None:
     manage = await live.client.post(f"/api/orgs/{org_id}/members", json=member, headers=bearer)
     assert (manage.status_code, manage.json()["error"]["code"]) == (403, "org_role_required")  # org:manage
     assert (await live.client.get(f"/api/orgs/{other_id}", headers=bearer)).status_code == 404  # not a member
-    admin_only = await live.client.get("/api/keys", headers=bearer)
+    admin_only = await live.client.get("/api/users", headers=bearer)
     assert (admin_only.status_code, admin_only.json()["error"]["code"]) == (403, "admin_required")
     inference = await live.client.post(
         "/v1/completions", json={"model": MODEL, "prompt": "x"}, headers=bearer

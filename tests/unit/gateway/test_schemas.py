@@ -88,6 +88,6 @@ def test_embedding_requests() -> None:
     request = EmbeddingRequest(model="m", input=["a"])
     assert (request.encoding_format, request.dimensions) == ("float", None)
     with pytest.raises(ValidationError):
-        EmbeddingRequest(model="m", input="a", encoding_format="binary")
+        EmbeddingRequest.model_validate({"model": "m", "input": "a", "encoding_format": "binary"})
     with pytest.raises(ValidationError):
         EmbeddingRequest(model="m", input="a", dimensions=0)

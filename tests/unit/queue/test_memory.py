@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncGenerator
 
 import pytest
 
@@ -134,6 +135,7 @@ async def test_outcomes_are_redelivered_until_acknowledged(monkeypatch: pytest.M
 async def test_events_reach_the_channel_reader_in_order() -> None:
     q = MemoryJobQueue()
     reader = q.read_events("gw")
+    assert isinstance(reader, AsyncGenerator)  # closed at the end
     first = asyncio.ensure_future(reader.__anext__())
     await asyncio.sleep(0)
     events = [DeltaEvent("j", 1, index=i) for i in range(5)]
@@ -149,6 +151,7 @@ async def test_events_reach_the_channel_reader_in_order() -> None:
 async def test_cancellation_is_seen_by_watchers() -> None:
     q = MemoryJobQueue()
     watch = q.watch_cancellations()
+    assert isinstance(watch, AsyncGenerator)  # closed at the end
     nxt = asyncio.ensure_future(watch.__anext__())
     await asyncio.sleep(0)
     await q.cancel("job_x")

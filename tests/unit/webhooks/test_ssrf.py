@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Awaitable, Callable
 
 import pytest
 
 from gpucloud.webhooks.ssrf import UnsafeTarget, check_url
 
 
-def resolver_to(*addresses: str):  # type: ignore[no-untyped-def]
+def resolver_to(*addresses: str) -> Callable[[str, int], Awaitable[list[str]]]:
     async def resolve(host: str, port: int) -> list[str]:
         return list(addresses)
 

@@ -48,3 +48,13 @@ export type Batch = S["BatchObject"];
 export type BatchStatus = Batch["status"];
 export type WebhookEndpoint = S["WebhookEndpointView"];
 export type WebhookDelivery = S["WebhookDeliveryView"];
+
+export type User = S["UserView"];
+export type AccessToken = S["AccessToken"];
+export type Org = S["OrgView"];
+export type OrgRole = S["MemberView"]["role"];
+export type Member = S["MemberView"];
+export type AuditRow = S["AuditRow"];
+export type AuditList = S["AuditList"];
+export type Invitation = S["InvitationView"];
+export type AuthConfig = S["AuthConfig"];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ApiKey } from "../api/views";
-import { emptyKeyForm, limitsOf, parseKeyForm, parseLimitsPatch } from "./keyForm";
+import { emptyKeyForm, limitsOf, parseKeyForm, parseLimitsPatch, withoutEmptyLimits } from "./keyForm";
 
 const now = new Date("2030-01-01T00:00:00Z");
 
@@ -47,5 +47,16 @@ describe("parseLimitsPatch", () => {
     const r = parseLimitsPatch(form, key);
     expect(r).toEqual({ ok: true, value: { rpm_limit: null, tpm_limit: 1000 } });
     expect(parseLimitsPatch(limitsOf(key), key)).toEqual({ ok: true, value: {} });
+  });
+});
+
+describe("withoutEmptyLimits", () => {
+  it("leaves out the limits a member left empty, keeping the ones set", () => {
+    const parsed = parseKeyForm({ ...emptyKeyForm, name: "mine", rpm_limit: "10" });
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    const body = withoutEmptyLimits(parsed.value);
+    expect(body.rpm_limit).toBe(10);
+    for (const field of ["tpm_limit", "max_concurrency", "token_quota", "budget_usd", "budget_period"]) expect(field in body).toBe(false);
   });
 });

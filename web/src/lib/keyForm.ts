@@ -112,3 +112,15 @@ export function parseLimitsPatch(form: LimitsForm, key: ApiKey): Parsed<Schemas[
   }
   return { ok: true, value: patch };
 }
+
+/**
+ * A member's new key: limits left empty are left out, so the server applies the operator's defaults
+ * (a member may not ask for more than those; an admin's empty field means unlimited).
+ */
+export function withoutEmptyLimits(body: Schemas["KeyCreate"]): Schemas["KeyCreate"] {
+  const out: Schemas["KeyCreate"] = { ...body };
+  for (const field of ["rpm_limit", "tpm_limit", "max_concurrency", "token_quota", "budget_usd", "budget_period"] as const) {
+    if (out[field] === null || out[field] === undefined) delete out[field];
+  }
+  return out;
+}

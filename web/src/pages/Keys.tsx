@@ -1,4 +1,7 @@
-// API keys (admin): list, create (the secret shown once), change limits, revoke.
+// API keys: list, create (the secret shown once), change limits, revoke. A platform admin sees
+// every key (with an organisation chosen in the header, its keys; new keys belong to it); an
+// organisation's members see and make their own user keys there, within the operator's defaults,
+// and only a platform admin changes a key's limits (the server enforces all of it).
 import { type FormEvent, useState } from "react";
 import { describeError, unwrap } from "../api/client";
 import type { ApiKey, CreatedKey, ListOf } from "../api/views";
@@ -7,12 +10,18 @@ import { ConfirmButton, CopyButton, Field, Select } from "../components/Controls
 import { Badge, Empty, ErrorBox, Gate } from "../components/Status";
 import { dateTime, num, usd } from "../lib/format";
 import type { FieldErrors } from "../lib/forms";
-import { type KeyForm, type LimitsForm, emptyKeyForm, limitsOf, parseKeyForm, parseLimitsPatch } from "../lib/keyForm";
+import { type KeyForm, type LimitsForm, emptyKeyForm, limitsOf, parseKeyForm, parseLimitsPatch, withoutEmptyLimits } from "../lib/keyForm";
 import { useLoad } from "../lib/hooks";
+import { useOrg } from "../org";
 
 export function Keys() {
-  const { client } = useSession();
-  const keys = useLoad(async () => unwrap<ListOf<ApiKey>>(await client.GET("/api/keys")).data, [client]);
+  const { client, isAdmin } = useSession();
+  const { org } = useOrg();
+  const orgId = org?.id ?? null;
+  const keys = useLoad(async () => {
+    const all = unwrap<ListOf<ApiKey>>(await client.GET("/api/keys")).data;
+    return orgId ? all.filter((k) => k.org_id === orgId) : all;
+  }, [client, orgId]);
   const [created, setCreated] = useState<CreatedKey | null>(null);
   const [actionError, setActionError] = useState<string | null>(null);
 
@@ -28,8 +37,9 @@ export function Keys() {
 
   return (
     <section aria-labelledby="keys-title">
-      <h1 id="keys-title">API keys</h1>
+      <h1 id="keys-title">API keys{org ? ` of ${org.name}` : ""}</h1>
       {created && <NewSecret created={created} onDone={() => setCreated(null)} />}
+      {!isAdmin && <p className="muted">Your own keys in {org?.name ?? "this organisation"}. Their limits are the operator's defaults or lower; a platform admin changes them.</p>}
       <CreateKey
         onCreated={async (k) => {
           setCreated(k);
@@ -49,7 +59,7 @@ export function Keys() {
                 </thead>
                 <tbody>
                   {list.map((k) => (
-                    <KeyRow key={k.id} apiKey={k} onRevoke={() => revoke(k)} onChanged={keys.reload} />
+                    <KeyRow key={k.id} apiKey={k} editable={isAdmin} onRevoke={() => revoke(k)} onChanged={keys.reload} />
                   ))}
                 </tbody>
               </table>
@@ -76,7 +86,7 @@ function limitsText(k: ApiKey): string {
   return parts.join(", ") + (k.token_quota !== null || k.budget_usd !== null ? period : "");
 }
 
-function KeyRow({ apiKey: k, onRevoke, onChanged }: { apiKey: ApiKey; onRevoke: () => Promise<void>; onChanged: () => Promise<void> }) {
+function KeyRow({ apiKey: k, editable, onRevoke, onChanged }: { apiKey: ApiKey; editable: boolean; onRevoke: () => Promise<void>; onChanged: () => Promise<void> }) {
   const [editing, setEditing] = useState(false);
   const revoked = k.revoked_at !== null;
   return (
@@ -92,9 +102,11 @@ function KeyRow({ apiKey: k, onRevoke, onChanged }: { apiKey: ApiKey; onRevoke: 
         <td className="actions">
           {!revoked && (
             <>
-              <button type="button" className="secondary" onClick={() => setEditing((v) => !v)} aria-expanded={editing}>
-                Edit limits
-              </button>
+              {editable && (
+                <button type="button" className="secondary" onClick={() => setEditing((v) => !v)} aria-expanded={editing}>
+                  Edit limits
+                </button>
+              )}
               <ConfirmButton label="Revoke" question={`Revoke "${k.name}"? Apps using it stop working at once.`} confirmLabel="Yes, revoke" onConfirm={onRevoke} />
             </>
           )}
@@ -111,8 +123,7 @@ function KeyRow({ apiKey: k, onRevoke, onChanged }: { apiKey: ApiKey; onRevoke: 
   );
 }
 
-function LimitFields({ form, errors, set }: { form: LimitsForm; errors: FieldErrors; set: (k: keyof LimitsForm, v: string) => void }) {
-  const hint = "empty: unlimited";
+function LimitFields({ form, errors, set, hint = "empty: unlimited" }: { form: LimitsForm; errors: FieldErrors; set: (k: keyof LimitsForm, v: string) => void; hint?: string }) {
   return (
     <div className="grid">
       <Field label="Requests per minute" inputMode="numeric" value={form.rpm_limit} error={errors.rpm_limit} hint={hint} onChange={(e) => set("rpm_limit", e.target.value)} />
@@ -126,8 +137,11 @@ function LimitFields({ form, errors, set }: { form: LimitsForm; errors: FieldErr
 }
 
 function CreateKey({ onCreated }: { onCreated: (k: CreatedKey) => Promise<void> }) {
-  const { client } = useSession();
+  const { client, isAdmin } = useSession();
+  const { org } = useOrg();
   const [open, setOpen] = useState(false);
+  // Members make user keys at normal or low priority; the server refuses more.
+  const priorities = isAdmin ? ["high", "normal", "low"] : ["normal", "low"];
   const [form, setForm] = useState<KeyForm>(emptyKeyForm);
   const [errors, setErrors] = useState<FieldErrors>({});
   const [error, setError] = useState<string | null>(null);
@@ -145,7 +159,9 @@ function CreateKey({ onCreated }: { onCreated: (k: CreatedKey) => Promise<void> 
     setError(null);
     setBusy(true);
     try {
-      const created = unwrap<CreatedKey>(await client.POST("/api/keys", { body: parsed.value }));
+      const own = isAdmin ? parsed.value : withoutEmptyLimits(parsed.value);
+      const body = org ? { ...own, org_id: org.id } : own;
+      const created = unwrap<CreatedKey>(await client.POST("/api/keys", { body }));
       setForm(emptyKeyForm);
       setOpen(false);
       await onCreated(created);
@@ -169,14 +185,14 @@ function CreateKey({ onCreated }: { onCreated: (k: CreatedKey) => Promise<void> 
       {error && <ErrorBox title="Could not create the key">{error}</ErrorBox>}
       <div className="grid">
         <Field label="Name" value={form.name} error={errors.name} autoFocus required onChange={(e) => set("name", e.target.value)} />
-        <Select label="Role" value={form.role} options={[["user", "user: inference, own usage and jobs"], ["admin", "admin: everything"]]} onChange={(e) => set("role", e.target.value)} />
+        {isAdmin && <Select label="Role" value={form.role} options={[["user", "user: inference, own usage and jobs"], ["admin", "admin: everything"]]} onChange={(e) => set("role", e.target.value)} />}
         <Field label="Expires" type="datetime-local" value={form.expires_at} error={errors.expires_at} hint="empty: never (your local time)" onChange={(e) => set("expires_at", e.target.value)} />
         <Field label="Allowed models" value={form.allowed_models} error={errors.allowed_models} hint="comma-separated; empty: all" onChange={(e) => set("allowed_models", e.target.value)} />
-        <Select label="Default priority" value={form.default_priority} options={["high", "normal", "low"]} onChange={(e) => set("default_priority", e.target.value)} />
-        <Select label="Highest priority" value={form.max_priority} error={errors.max_priority} options={[["", "same as default"], "high", "normal", "low"]} onChange={(e) => set("max_priority", e.target.value)} />
+        <Select label="Default priority" value={form.default_priority} options={priorities} onChange={(e) => set("default_priority", e.target.value)} />
+        <Select label="Highest priority" value={form.max_priority} error={errors.max_priority} options={[["", "same as default"], ...priorities]} onChange={(e) => set("max_priority", e.target.value)} />
       </div>
       <h3>Limits</h3>
-      <LimitFields form={form} errors={errors} set={set} />
+      <LimitFields form={form} errors={errors} set={set} hint={isAdmin ? "empty: unlimited" : "empty: the operator's default"} />
       <div className="actions">
         <button type="submit" disabled={busy}>{busy ? "Creating…" : "Create key"}</button>
         <button type="button" className="secondary" onClick={() => setOpen(false)}>Cancel</button>

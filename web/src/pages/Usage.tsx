@@ -10,6 +10,7 @@ import { Empty, ErrorBox, Gate } from "../components/Status";
 import { num, usd } from "../lib/format";
 import { useLoad } from "../lib/hooks";
 import { type Breakdown, breakdown, stack } from "../lib/usage";
+import { canSeeUsage, useOrg } from "../org";
 
 interface Filters {
   start: string;
@@ -25,7 +26,10 @@ function daysAgo(n: number): string {
 }
 
 export function Usage() {
-  const { client, isAdmin } = useSession();
+  const { client, isAdmin, kind } = useSession();
+  const { org, myRole } = useOrg();
+  // The chosen organisation scopes the report for those who may read its usage.
+  const orgId = org && canSeeUsage(myRole) ? org.id : undefined;
   const [filters, setFilters] = useState<Filters>({ start: daysAgo(13), end: daysAgo(0), granularity: "day", key_id: "", model: "" });
   const [exportError, setExportError] = useState<string | null>(null);
   const query = useMemo(
@@ -36,8 +40,9 @@ export function Usage() {
       key_id: filters.key_id || undefined,
       model: filters.model.trim() || undefined,
       group_by: ["key", "model"] as ("key" | "model")[],
+      org_id: orgId,
     }),
-    [filters],
+    [filters, orgId],
   );
   const report = useLoad(async () => unwrap<UsageReport>(await client.GET("/api/usage", { params: { query } })), [client, query]);
   const keys = useLoad(async () => (isAdmin ? unwrap<ListOf<ApiKey>>(await client.GET("/api/keys")).data : []), [client, isAdmin]);
@@ -64,7 +69,7 @@ export function Usage() {
   return (
     <section aria-labelledby="usage-title">
       <h1 id="usage-title">Usage</h1>
-      <p className="muted">{isAdmin ? "Every key's usage, from the ledger." : "This key's usage, from the ledger."} Days and hours are UTC.</p>
+      <p className="muted">{org && orgId ? `The usage of ${org.name}'s keys, from the ledger.` : isAdmin ? "Every key's usage, from the ledger." : kind === "key" ? "This key's usage, from the ledger." : "Your own usage, from the ledger."} Days and hours are UTC.</p>
       <form className="card filters" onSubmit={(e) => { e.preventDefault(); void report.reload(); }} aria-label="Usage filters">
         <Field label="From" type="date" value={filters.start} onChange={(e) => set("start", e.target.value)} />
         <Field label="To" type="date" value={filters.end} onChange={(e) => set("end", e.target.value)} />

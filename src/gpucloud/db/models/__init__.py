@@ -2,7 +2,16 @@
 them naive, `UTCDateTime` restores the zone); ids are prefixed random strings so they say what
 they name in logs."""
 
-from gpucloud.db.models.accounts import AuditEntry, Organization, OrgMember, SigningKey, User
+from gpucloud.db.models.accounts import (
+    AuditEntry,
+    Invitation,
+    Organization,
+    OrgMember,
+    SigningKey,
+    SsoCode,
+    SsoLogin,
+    User,
+)
 from gpucloud.db.models.base import DEFAULT_ORG_ID, Base, UTCDateTime, utcnow
 from gpucloud.db.models.core import ApiKey, Job, JobStatus, UsageRecord
 from gpucloud.db.models.fleet import Deployment, DeploymentReplica, WorkerNode, WorkerToken
@@ -24,12 +33,15 @@ __all__ = [
     "BatchLine",
     "Deployment",
     "DeploymentReplica",
+    "Invitation",
     "Job",
     "JobStatus",
     "OrgMember",
     "Organization",
     "OutboxEvent",
     "SigningKey",
+    "SsoCode",
+    "SsoLogin",
     "StoredFile",
     "UTCDateTime",
     "UsageRecord",

@@ -93,3 +93,48 @@ class AuditEntry(Base):
     status: Mapped[int] = mapped_column(Integer)
     client_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     request_id: Mapped[str] = mapped_column(String(128))
+
+
+class Invitation(Base):
+    """An invitation to join an organisation with a role (`gpucloud.accounts.invitations`). The
+    token is shown once to whoever made it; only its SHA-256 digest is kept. Used, revoked or past
+    `expires_at`, it is refused."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # "inv_…"
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320))  # kept lower-case
+    role: Mapped[str] = mapped_column(String(16))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(64))  # a user or key id
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    accepted_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    accepted_by: Mapped[str | None] = mapped_column(String(40), nullable=True)  # the user's id
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class SsoLogin(Base):
+    """A single sign-on started at the identity provider and not yet back (`accounts.oidc`): what
+    the callback checks (the state, by digest) and needs (the nonce, the PKCE verifier). In the
+    database so that the callback may reach any gateway; deleted when used, ignored past expiry."""
+
+    __tablename__ = "sso_logins"
+
+    state_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SsoCode(Base):
+    """A one-time code that the dashboard exchanges for an access token after a single sign-on:
+    kept by digest, good once, for about a minute (`accounts.oidc`)."""
+
+    __tablename__ = "sso_codes"
+
+    code_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)

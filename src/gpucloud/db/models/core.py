@@ -63,6 +63,9 @@ class ApiKey(Base):
     # The organisation that owns the key (gpucloud.accounts.orgs); keys made before organisations
     # existed were moved into the default one by migration 0010.
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True, default=DEFAULT_ORG_ID)
+    # The member who made the key for themselves in their organisation (None: made by an admin).
+    # It sees and revokes the key and its usage; its deletion revokes the key.
+    owner_user_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
 
 
 class Job(Base):

@@ -16,7 +16,7 @@ from gpucloud.errors import AuthenticationFailed
 from gpucloud.gateway.deps import bearer_token, facts
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.routes.user_views import user_view
-from gpucloud.gateway.views import AccessToken, SignedOut, UserView, documented
+from gpucloud.gateway.views import AccessToken, AuthConfig, SignedOut, UserView, documented
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -71,3 +71,11 @@ async def me(request: Request, accounts: AccountsDep) -> Response:
     principal = await accounts.authenticate(access_token(request))
     facts(request).key_id = principal.key_id
     return json_response(user_view(await accounts.users.get(principal.key_id)))
+
+
+@router.get("/config", responses=documented(AuthConfig))
+async def config(accounts: AccountsDep) -> Response:
+    """How people may sign in (public): the dashboard shows a single sign-on button when on."""
+    sso = accounts.sso
+    name = sso.display_name if sso is not None else None
+    return json_response({"password": True, "oidc": {"enabled": sso is not None, "name": name}})

@@ -5,7 +5,6 @@ cancellation (`DELETE /v1/jobs/{id}`), and the operator's view (`GET /api/jobs`,
 
 from __future__ import annotations
 
-import contextlib
 import time
 from typing import Any, Literal
 
@@ -16,17 +15,17 @@ from starlette.responses import Response
 
 from gpucloud.db import Job, JobStatus
 from gpucloud.errors import Conflict, InvalidRequest, NotFound
+from gpucloud.gateway import cancel
 from gpucloud.gateway.deps import AdminDep, InferenceDep, PrincipalDep, RuntimeDep, get_principal
 from gpucloud.gateway.embeddings import embedding_body
 from gpucloud.gateway.formats import StoredJob, completion_body
-from gpucloud.gateway.inference import PRIORITY_HEADER, idempotency_key
 from gpucloud.gateway.job_errors import stored_error
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
 from gpucloud.gateway.views import JobList, JobView, documented
 from gpucloud.jobs import JobFilter
 from gpucloud.jobs.store import stored_request
-from gpucloud.queue.protocol import JobMessage, Outcome, OutcomeStatus, Priority, QueueUnavailable
+from gpucloud.queue.protocol import JobMessage, OutcomeStatus, Priority
 from gpucloud.runtime import Runtime
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(get_principal)])
@@ -119,20 +118,14 @@ async def submit_job(
         raise InvalidRequest(
             "An asynchronous job cannot stream; fetch its result with GET /v1/jobs/{id}.", param="stream"
         )
-    generation = inference.generation(body)
-    priority = inference.priority(principal, body.priority, request.headers.get(PRIORITY_HEADER))
-    job = await inference.submit(
+    job = await inference.submit_request(
+        request,
         principal,
-        generation,
-        stream=False,
-        priority=priority,
-        request_id=request.state.request_id,
-        idempotency_key=idempotency_key(request),
+        inference.generation(body),
+        body.priority,
+        asynchronous=True,  # recorded first, and nobody on this connection watches its events
         max_wait_s=runtime.settings.queue.async_max_wait_s,
-        asynchronous=True,
     )
-    if not job.repeat:
-        job.watch.close()  # nobody waits on this connection: the result is fetched later
     row = await runtime.jobs.get(job.job_id, principal)
     return json_response(await job_view(runtime, row), status_code=202, headers=job.headers())
 
@@ -158,23 +151,16 @@ async def cancel_job(job_id: str, principal: PrincipalDep, runtime: RuntimeDep) 
     job = await runtime.jobs.get(job_id, principal)
     if JobStatus(job.status).terminal:
         raise Conflict(f"The job has already ended ({job.status}).", code="job_ended")
-    with contextlib.suppress(QueueUnavailable):
-        await runtime.queue.cancel(job_id)
-    if job.status == JobStatus.QUEUED.value:
-        # Not started: end it now (the fence ignores this if a worker starts it meanwhile; that
-        # worker sees the cancel mark and stops).
-        await runtime.queue.report(
-            Outcome(
-                job_id=job_id,
-                attempt=0,
-                status=OutcomeStatus.CANCELLED,
-                reply_to="",
-                model=job.model,
-                error="cancelled by the client",
-                error_code="cancelled",
-                at=time.time(),
-            )
+    # Not started: end it now too (the fence ignores this if a worker starts it meanwhile; that
+    # worker sees the cancel mark and stops).
+    ending = (
+        cancel.unstarted_ending(
+            job_id, job.model, OutcomeStatus.CANCELLED, "cancelled by the client", "cancelled"
         )
+        if job.status == JobStatus.QUEUED.value
+        else None
+    )
+    await cancel.cancel_job(runtime.queue, job_id, ending)
     return json_response(await job_view(runtime, job, detail=False))
 
 

@@ -1,4 +1,11 @@
-"""`/api/keys` and `/api/me`: API key management (admin) and "who am I" (any key)."""
+"""`/api/keys` and `/api/me`: API key management and "who am I" (any key).
+
+Platform admins manage every key. A signed-in member (owner, admin or member; not a viewer) of an
+organisation creates user keys for themselves in it (`org_id` required): the key records them as
+its owner, may not be an admin key nor get high priority, and its limits may only be tighter than
+the operator's defaults. Such a user lists, reads and revokes only the keys it owns (others' are
+404); changing a key's limits stays with platform admins.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,10 @@ from pydantic import ConfigDict, Field, field_validator
 from starlette.responses import Response
 
 from gpucloud.db import ApiKey
-from gpucloud.errors import InvalidRequest, NotFound
+from gpucloud.errors import InvalidRequest, NotFound, PermissionDenied
 from gpucloud.gateway.deps import AdminDep, PrincipalDep, RuntimeDep, get_principal
 from gpucloud.gateway.inputs import CleanInput
+from gpucloud.gateway.permissions import require_role, user_id_of
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.routes.auth import AccountsDep
 from gpucloud.gateway.views import ApiKeyCreated, ApiKeyDetail, ApiKeyList, ApiKeyView, documented
@@ -25,6 +33,7 @@ router = APIRouter(prefix="/api", tags=["keys"], dependencies=[Depends(get_princ
 PriorityName = Literal["high", "normal", "low"]
 BudgetPeriod = Literal["daily", "monthly"]
 _INT32 = 2**31 - 1
+MAKERS = ("owner", "admin", "member")  # organisation roles that create keys for themselves
 
 
 class _KeyLimits(CleanInput):
@@ -114,22 +123,27 @@ def key_view(row: ApiKey) -> dict[str, object]:
         "budget_usd": row.budget_micros / 1_000_000 if row.budget_micros is not None else None,
         "budget_period": row.budget_period,
         "org_id": row.org_id,
+        "owner_user_id": row.owner_user_id,
     }
 
 
 @router.post("/keys", status_code=201, responses=documented(ApiKeyCreated, 201))
 async def create_key(
-    body: KeyCreate, request: Request, _: AdminDep, runtime: RuntimeDep, accounts: AccountsDep
+    body: KeyCreate, request: Request, principal: PrincipalDep, runtime: RuntimeDep, accounts: AccountsDep
 ) -> Response:
+    owner = await _member_creating(request, principal, body)
     if body.org_id is not None:
         await _known_org(accounts, body.org_id)
+    limits = _limit_fields(body, runtime.settings.key_defaults)
+    if owner is not None:
+        _within_defaults(limits, runtime.settings.key_defaults)
     default = Priority(body.default_priority)
     ceiling = Priority(body.max_priority) if body.max_priority else default
     if body.expires_at is not None and body.expires_at <= datetime.now(body.expires_at.tzinfo):
         raise InvalidRequest("expires_at is in the past.", param="expires_at")
     row, secret = await runtime.keys.create(
         NewKey(
-            **_limit_fields(body, runtime.settings.key_defaults),
+            **limits,
             name=body.name,
             role=body.role,
             expires_at=body.expires_at,
@@ -137,6 +151,7 @@ async def create_key(
             default_priority=default,
             max_priority=ceiling,
             org_id=body.org_id,
+            owner_user_id=owner,
         )
     )
     request.scope["state"].update(audit_target=row.id, audit_org=row.org_id)  # never the secret
@@ -151,14 +166,67 @@ async def _known_org(accounts: AccountsDep, org_id: str) -> None:
         raise InvalidRequest(f"No organisation with id {org_id!r}.", param="org_id") from None
 
 
+async def _member_creating(request: Request, principal: Principal, body: KeyCreate) -> str | None:
+    """None for a platform admin; for a member making a key for itself, its user id (see the
+    module docstring for what it may not do)."""
+    if principal.is_admin:
+        return None
+    user_id = user_id_of(principal)
+    if user_id is None:
+        raise PermissionDenied("Only an admin key creates API keys.", code="admin_required")
+    if body.org_id is None:
+        raise InvalidRequest("org_id is required: the organisation the key is for.", param="org_id")
+    await require_role(request, principal, body.org_id, MAKERS)
+    if body.role != "user":
+        raise PermissionDenied("Only a platform admin creates admin keys.", param="role")
+    if "high" in (body.default_priority, body.max_priority):
+        raise PermissionDenied("Only a platform admin grants high priority.", param="max_priority")
+    return user_id
+
+
+def _within_defaults(limits: dict[str, Any], defaults: KeyDefaults) -> None:
+    """A member's key may be limited more than the operator's defaults, never less."""
+    ceilings = {
+        "rpm_limit": defaults.rpm,
+        "tpm_limit": defaults.tpm,
+        "max_concurrency": defaults.max_concurrency,
+        "token_quota": defaults.token_quota,
+        "budget_micros": _micros(defaults.budget_usd),
+    }
+    for field, ceiling in ceilings.items():
+        if ceiling is not None and (limits[field] is None or limits[field] > ceiling):
+            param = "budget_usd" if field == "budget_micros" else field
+            raise PermissionDenied(f"{param} may not exceed the operator's default.", param=param)
+    if defaults.budget_usd is not None and limits["budget_period"] != defaults.budget_period:
+        raise PermissionDenied("budget_period may not differ from the default.", param="budget_period")
+
+
+async def _visible_key(principal: Principal, runtime: RuntimeDep, key_id: str) -> ApiKey:
+    """The key if the caller may see it: an admin any, a member the keys it owns, a user key
+    itself (else 404)."""
+    row = await runtime.keys.get(key_id)
+    mine = row.id == principal.key_id or (
+        row.owner_user_id is not None and row.owner_user_id == user_id_of(principal)
+    )
+    if not principal.is_admin and not mine:
+        raise NotFound(f"No API key with id {key_id!r}.")
+    return row
+
+
 @router.get("/keys", responses=documented(ApiKeyList))
-async def list_keys(_: AdminDep, runtime: RuntimeDep) -> Response:
-    return json_response({"object": "list", "data": [key_view(k) for k in await runtime.keys.list()]})
+async def list_keys(principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+    if principal.is_admin:
+        rows = await runtime.keys.list()
+    elif (user_id := user_id_of(principal)) is not None:
+        rows = await runtime.keys.list(owner_user_id=user_id)
+    else:  # a user key sees itself only (as GET /api/me)
+        rows = [await runtime.keys.get(principal.key_id)]
+    return json_response({"object": "list", "data": [key_view(k) for k in rows]})
 
 
 @router.get("/keys/{key_id}", responses=documented(ApiKeyDetail))
-async def get_key(key_id: str, _: AdminDep, runtime: RuntimeDep) -> Response:
-    row = await runtime.keys.get(key_id)
+async def get_key(key_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+    row = await _visible_key(principal, runtime, key_id)
     status = await runtime.admission.status(Principal.of(row))
     return json_response({**key_view(row), "status": status})
 
@@ -178,7 +246,10 @@ async def update_key(key_id: str, body: KeyPatch, _: AdminDep, runtime: RuntimeD
 
 
 @router.delete("/keys/{key_id}", responses=documented(ApiKeyView))
-async def revoke_key(key_id: str, _: AdminDep, runtime: RuntimeDep) -> Response:
+async def revoke_key(key_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
+    await _visible_key(principal, runtime, key_id)
+    if not principal.is_admin and user_id_of(principal) is None:
+        raise PermissionDenied("Only an admin revokes API keys.", code="admin_required")
     return json_response(key_view(await runtime.keys.revoke(key_id)))
 
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from gpucloud.gateway.deps import InferenceDep, PrincipalDep, RuntimeDep, facts, get_principal
 from gpucloud.gateway.embeddings import embedding_body, embedding_request
-from gpucloud.gateway.formats import completion_body, replay_sse, sse
-from gpucloud.gateway.inference import PRIORITY_HEADER, Inference, idempotency_key
-from gpucloud.gateway.job_errors import error_of
+from gpucloud.gateway.formats import ChunkWriter, completion_body
+from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.routing import FastRoute
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
+from gpucloud.gateway.stream import ClientJob
 from gpucloud.gateway.views import (
     ChatCompletion,
     EmbeddingList,
@@ -22,7 +22,6 @@ from gpucloud.gateway.views import (
     documented,
 )
 from gpucloud.keys import Principal
-from gpucloud.queue.protocol import ErrorEvent, EventKind
 
 router = APIRouter(
     prefix="/v1", tags=["openai"], dependencies=[Depends(get_principal)], route_class=FastRoute
@@ -67,18 +66,8 @@ async def embeddings(
     seen = facts(request)
     seen.model, seen.endpoint, seen.stream = body.model, "embeddings", False
     generation = embedding_request(body, runtime.settings.limits)
-    priority = inference.priority(principal, body.priority, request.headers.get(PRIORITY_HEADER))
-    job = await inference.submit(
-        principal,
-        generation,
-        stream=False,
-        priority=priority,
-        request_id=request.state.request_id,
-        idempotency_key=idempotency_key(request),
-    )
-    seen.job_id = job.job_id
-    final = await (inference.stored_outcome(job) if job.repeat else inference.final(job, request))
-    seen.prompt_tokens, seen.completion_tokens = final.get("prompt_tokens"), 0
+    job = await ClientJob.open(inference, request, principal, generation, body.priority)
+    final = await job.result()
     return json_response(embedding_body(job.model, final, body.encoding_format), headers=job.headers())
 
 
@@ -91,44 +80,13 @@ async def _complete(
     seen = facts(request)
     seen.model, seen.endpoint, seen.stream = body.model, endpoint_name(body), bool(body.stream)
     generation = inference.generation(body)
-    priority = inference.priority(principal, body.priority, request.headers.get(PRIORITY_HEADER))
-    job = await inference.submit(
-        principal,
-        generation,
-        stream=bool(body.stream),
-        priority=priority,
-        request_id=request.state.request_id,
-        idempotency_key=idempotency_key(request),
+    job = await ClientJob.open(
+        inference, request, principal, generation, body.priority, stream=bool(body.stream)
     )
-    seen.job_id = job.job_id
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    if job.repeat:
-        final = await inference.stored_outcome(job)
-        if body.stream:
-            return Response(replay_sse(job, final, include_usage), media_type="text/event-stream")
-        return json_response(completion_body(job, final))
     if not body.stream:
-        final = await inference.final(job, request)
-        seen.prompt_tokens, seen.completion_tokens = (
-            final.get("prompt_tokens"),
-            final.get("completion_tokens"),
-        )
-        return json_response(completion_body(job, final), headers=job.headers())
-    try:
-        first = await inference.next_event(job)
-        while first.kind is EventKind.STARTED:
-            first = await inference.next_event(job)
-        if isinstance(first, ErrorEvent):
-            raise error_of(first)  # nothing was sent yet: the error keeps its HTTP status
-    except BaseException:
-        job.watch.close()
-        await inference.cancel(job)
-        raise
-    return StreamingResponse(
-        sse(inference, job, first, include_usage, seen),
-        media_type="text/event-stream",
-        headers={"cache-control": "no-cache", "x-accel-buffering": "no", **job.headers()},
-    )
+        return json_response(completion_body(job, await job.result()), headers=job.headers())
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return await job.sse(ChunkWriter(job, include_usage))
 
 
 def endpoint_name(body: ChatCompletionRequest | CompletionRequest) -> str:

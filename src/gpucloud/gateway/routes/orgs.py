@@ -8,7 +8,7 @@ admin who creates an organisation becomes its owner.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -45,6 +45,9 @@ class OrgLimitsPatch(BaseModel):
     budget_usd: float | None = Field(None, ge=0, description="spend per budget period, in USD")
     budget_period: Literal["daily", "monthly"] | None = Field(
         None, description="null: the organisation's lifetime"
+    )
+    allowed_models: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=1000, description="models its keys may use (on top of each key's); null: any"
     )
 
 
@@ -131,7 +134,7 @@ async def list_members(org_id: str, accounts: AccountsDep) -> Response:
 async def add_member(
     org_id: str, body: MemberAdd, request: Request, principal: PrincipalDep, accounts: AccountsDep
 ) -> Response:
-    await _may_grant(request, principal, org_id, body.role)
+    await may_grant(request, principal, org_id, body.role)
     request.scope["state"]["audit_target"] = body.user_id
     row = await accounts.orgs.add_member(org_id, body.user_id, body.role)
     email = (await accounts.users.get(body.user_id)).email
@@ -147,8 +150,8 @@ async def change_role(
     principal: PrincipalDep,
     accounts: AccountsDep,
 ) -> Response:
-    await _may_grant(request, principal, org_id, body.role)
-    await _may_grant(request, principal, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
+    await may_grant(request, principal, org_id, body.role)
+    await may_grant(request, principal, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
     await accounts.orgs.set_role(org_id, user_id, body.role)
     found = {m.user_id: (m, email) for m, email in await accounts.orgs.members(org_id)}
     return json_response(member_view(*found[user_id]))
@@ -158,12 +161,12 @@ async def change_role(
 async def remove_member(
     org_id: str, user_id: str, request: Request, principal: PrincipalDep, accounts: AccountsDep
 ) -> Response:
-    await _may_grant(request, principal, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
+    await may_grant(request, principal, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
     await accounts.orgs.remove_member(org_id, user_id)
     return json_response({"object": "org_member", "org_id": org_id, "user_id": user_id, "deleted": True})
 
 
-async def _may_grant(request: Request, principal: Principal, org_id: str, role: str) -> None:
+async def may_grant(request: Request, principal: Principal, org_id: str, role: str) -> None:
     """Beyond the table (owners and admins manage members): only owners and platform admins grant,
     change or remove the owner role."""
     mine = await require_role(request, principal, org_id, MANAGERS)

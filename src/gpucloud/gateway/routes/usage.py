@@ -1,7 +1,8 @@
 """`/api/usage`: totals and time series from the ledger, as JSON or CSV.
 
 A user key sees its own usage only; an admin sees anyone's and may filter by `key_id` or
-`org_id`; an organisation's owners, admins and viewers may filter by their `org_id`. Series are
+`org_id`; an organisation's owners, admins and viewers may filter by their `org_id`; any other
+signed-in user sees the usage of the keys it made for itself (in `org_id` if given). Series are
 per UTC day or hour (`granularity`), per key and model unless `group_by` narrows it.
 """
 
@@ -16,14 +17,17 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from gpucloud.accounts.orgs import ORG_ROLES
 from gpucloud.errors import PermissionDenied
 from gpucloud.gateway.deps import PrincipalDep, RuntimeDep, get_principal
-from gpucloud.gateway.permissions import require_role
+from gpucloud.gateway.permissions import require_role, user_id_of
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views import UsageReport, documented
+from gpucloud.keys import Principal
 from gpucloud.usage import UsageFilter, UsageTotal
 
 router = APIRouter(prefix="/api", tags=["usage"], dependencies=[Depends(get_principal)])
+ORG_USAGE = ("owner", "admin", "viewer")  # roles that see all their organisation's usage
 _COLUMNS = (
     "period",
     "key_id",
@@ -50,14 +54,13 @@ async def usage(
     format: Literal["json", "csv"] = "json",
     org_id: str | None = None,
 ) -> Response:
-    if org_id is not None and not principal.is_admin:
-        # An organisation's owners, admins and viewers see all its keys' usage.
-        await require_role(request, principal, org_id, ("owner", "admin", "viewer"))
-    elif not principal.is_admin:
+    owner = await _own_keys_only(request, principal, org_id)
+    if owner is None and org_id is None and not principal.is_admin:
         if key_id is not None and key_id != principal.key_id:
             raise PermissionDenied("A user key can only see its own usage.", param="key_id")
         key_id = principal.key_id
     where = UsageFilter(
+        owner_user_id=owner,
         key_id=key_id,
         model=model,
         start=start,
@@ -73,6 +76,20 @@ async def usage(
         return _csv(rows)
     data = [{**asdict(r), granularity: r.period} for r in rows]
     return json_response({"object": "list", "granularity": granularity, "data": data, "totals": _sum(rows)})
+
+
+async def _own_keys_only(request: Request, principal: Principal, org_id: str | None) -> str | None:
+    """The signed-in user whose own keys' usage is all the caller may see; None when it may see
+    more (a platform admin, an organisation's owner, admin or viewer) or is an API key."""
+    user_id = user_id_of(principal)
+    if principal.is_admin or user_id is None:
+        if org_id is not None and not principal.is_admin:
+            await require_role(request, principal, org_id, ORG_USAGE)
+        return None
+    if org_id is None:
+        return user_id
+    role = await require_role(request, principal, org_id, ORG_ROLES)  # 404 to a non-member
+    return None if role in ORG_USAGE else user_id
 
 
 def _sum(rows: list[UsageTotal]) -> dict[str, object]:

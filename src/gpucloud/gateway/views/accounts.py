@@ -105,3 +105,39 @@ class AuditList(View):
     object: Literal["list"]
     data: list[AuditRow]
     next_cursor: str | None
+
+
+class InvitationView(View):
+    """An invitation to an organisation (`routes.invitations.invitation_view`); the token and its
+    link only in the answer that created it."""
+
+    id: str
+    object: Literal["invitation"]
+    org_id: str
+    email: str
+    role: Literal["owner", "admin", "member", "viewer"]
+    status: Literal["pending", "accepted", "revoked", "expired"]
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None
+    revoked_at: datetime | None
+    token: str | None = None
+    url: str | None = None
+
+
+class InvitationList(View):
+    object: Literal["list"]
+    data: list[InvitationView]
+
+
+class OidcConfig(View):
+    enabled: bool
+    name: str | None
+
+
+class AuthConfig(View):
+    """How people may sign in (`GET /api/auth/config`, public: the dashboard's sign-in page)."""
+
+    password: bool
+    oidc: OidcConfig

@@ -31,6 +31,9 @@ class ApiKeyView(View):
     budget_usd: float | None
     budget_period: BudgetPeriod | None
     org_id: str = Field(description="the organisation that owns the key")
+    owner_user_id: str | None = Field(
+        description="the member who made the key for themselves; null: made by an admin"
+    )
 
 
 class ApiKeyCreated(ApiKeyView):

@@ -17,14 +17,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeAlias
 
-from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gpucloud.queue.protocol import QueueError, QueueUnavailable
-from gpucloud.redis_pools import redis_client
+from gpucloud.redis_pools import CONNECTION_CLOSED_UNDER_USE, RedisClient, redis_client
+
+# A pipeline of either client (one server, or a cluster: there all its keys share one slot).
+AnyPipeline: TypeAlias = Pipeline | ClusterPipeline
 
 CONNECT_TIMEOUT_S = 2.0
 SOCKET_TIMEOUT_S = 5.0
@@ -39,8 +44,8 @@ MAX_CONNECTIONS = 64
 POOL_WAIT_S = 5.0
 
 
-def connect(url: str) -> Redis:
-    """A client for `url`; no connection is opened until the first command."""
+def connect(url: str) -> RedisClient:
+    """A client for `url` (a cluster for `redis+cluster://`); nothing connects before the first command."""
     return redis_client(
         url,
         connect_timeout_s=CONNECT_TIMEOUT_S,
@@ -56,7 +61,7 @@ def guard(action: str) -> Iterator[None]:
     """Turn Redis errors raised while doing `action` into the queue's errors."""
     try:
         yield
-    except (RedisConnectionError, RedisTimeoutError) as exc:
+    except (RedisConnectionError, RedisTimeoutError, CONNECTION_CLOSED_UNDER_USE) as exc:
         raise QueueUnavailable(f"redis is unavailable ({action}: {type(exc).__name__})") from exc
     except RedisError as exc:
         raise QueueError(f"redis refused {action}: {type(exc).__name__}: {exc}") from exc

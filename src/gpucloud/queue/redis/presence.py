@@ -10,15 +10,16 @@ import time
 import uuid
 from typing import cast
 
-from redis.asyncio import Redis
-
 from gpucloud.queue.codec import Codec
 from gpucloud.queue.names import RedisNames
 from gpucloud.queue.protocol import WorkerInfo
 from gpucloud.queue.redis.connection import guard
+from gpucloud.redis_pools import RedisClient
 
 
-async def announce(redis: Redis, names: RedisNames, codec: Codec, worker: WorkerInfo, ttl_s: float) -> None:
+async def announce(
+    redis: RedisClient, names: RedisNames, codec: Codec, worker: WorkerInfo, ttl_s: float
+) -> None:
     entry = codec.worker_entry(worker, time.time() + ttl_s)
     with guard("announce"):
         pipe = redis.pipeline(transaction=False)
@@ -28,12 +29,12 @@ async def announce(redis: Redis, names: RedisNames, codec: Codec, worker: Worker
         await pipe.execute()
 
 
-async def withdraw(redis: Redis, names: RedisNames, worker_id: str) -> None:
+async def withdraw(redis: RedisClient, names: RedisNames, worker_id: str) -> None:
     with guard("withdraw"):
         await redis.hdel(names.workers(), worker_id)
 
 
-async def workers(redis: Redis, names: RedisNames, codec: Codec) -> list[WorkerInfo]:
+async def workers(redis: RedisClient, names: RedisNames, codec: Codec) -> list[WorkerInfo]:
     with guard("workers"):
         raw = cast(dict[str, str], await redis.hgetall(names.workers()))
     now = time.time()
@@ -50,18 +51,18 @@ async def workers(redis: Redis, names: RedisNames, codec: Codec) -> list[WorkerI
     return live
 
 
-async def known_models(redis: Redis, names: RedisNames) -> dict[str, float]:
+async def known_models(redis: RedisClient, names: RedisNames) -> dict[str, float]:
     with guard("known models"):
         raw = cast(dict[str, str], await redis.hgetall(names.models_seen()))
     return {k: float(v) for k, v in raw.items()}
 
 
-async def forget_model(redis: Redis, names: RedisNames, model: str) -> None:
+async def forget_model(redis: RedisClient, names: RedisNames, model: str) -> None:
     with guard("forget model"):
         await redis.hdel(names.models_seen(), model)
 
 
-async def epoch(redis: Redis, names: RedisNames) -> str:
+async def epoch(redis: RedisClient, names: RedisNames) -> str:
     with guard("epoch"):
         current = await redis.get(names.epoch())
         if current is None:
@@ -81,7 +82,7 @@ return 0
 """
 
 
-async def lead(redis: Redis, names: RedisNames, role: str, holder: str, ttl_s: float) -> bool:
+async def lead(redis: RedisClient, names: RedisNames, role: str, holder: str, ttl_s: float) -> bool:
     with guard("lead"):
         held = await redis.eval(_LEAD, 1, names.lease(role), holder, str(max(1, int(ttl_s * 1000))))
     return bool(held)
@@ -90,7 +91,7 @@ async def lead(redis: Redis, names: RedisNames, role: str, holder: str, ttl_s: f
 class PresenceMixin:
     """The presence half of `RedisJobQueue`'s protocol, over the functions above."""
 
-    _redis: Redis
+    _redis: RedisClient
     _codec: Codec
     names: RedisNames
 

@@ -1,5 +1,8 @@
 """`RedisJobQueue`: the JobQueue protocol on Redis Streams, for cluster mode (docs/architecture.md §1, §4).
 
+This module holds the jobs half (submit, lease, renew, release, depth, dead letters); the
+outcome, event and presence halves are mixins in `outcomes`, `events` and `presence`.
+
 Layout (names in `gpucloud.queue.names`): one stream per (model, priority class) read by the
 consumer group "workers" with the worker id as consumer; one outcomes stream read by the group
 "finalizers"; one reply stream per `reply_to` channel; a progress hash per streamed job; a
@@ -17,56 +20,37 @@ waiting clients are answered by the gateway's own deadline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, cast
 
-import msgspec
-from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 from redis.typing import KeyT, StreamIdT
 
 from gpucloud.queue import names as queue_names
 from gpucloud.queue.codec import Codec
 from gpucloud.queue.protocol import (
     PRIORITIES_HIGH_FIRST,
-    DeltaEvent,
-    JobEvent,
     JobMessage,
     Lease,
-    Outcome,
-    OutcomeStatus,
     Priority,
     QueueFull,
-    QueueUnavailable,
-    StartedEvent,
-    carried,
 )
 from gpucloud.queue.redis import codec, presence
-from gpucloud.queue.redis.connection import MAX_BLOCK_S, block_ms, connect, guard
+from gpucloud.queue.redis.connection import block_ms, connect, guard
+from gpucloud.queue.redis.events import EventsMixin
+from gpucloud.queue.redis.outcomes import OutcomesMixin, ScriptArg
 from gpucloud.queue.redis.scripts import Scripts
 
 log = logging.getLogger(__name__)
 
-# A finalizer holding an outcome this long without acknowledging it is taken to be dead.
-OUTCOME_REDELIVERY_S = 30.0
-# How often a finalizer looks for such outcomes (an XAUTOCLAIM round trip).
-OUTCOME_RECLAIM_EVERY_S = 5.0
-# Reply streams keep about this many batches: a bound for a gateway that died without reading.
-EVENT_STREAM_MAXLEN = 100_000
-# Events handed over per read: one gateway's reader drains a backlog in a few round trips.
-EVENT_READ_COUNT = 1000
 # Idle time given to a released entry: far past any lease timeout, well under "now" (Redis
 # clamps a larger IDLE to zero).
 RELEASED_IDLE_MS = 365 * 24 * 3600 * 1000
 
-# What a Lua script takes in ARGV.
-ScriptArg = str | int | float
 
-
-class RedisJobQueue(presence.PresenceMixin):
+class RedisJobQueue(OutcomesMixin, EventsMixin, presence.PresenceMixin):
     """The JobQueue protocol on Redis Streams (see the module docstring for the layout).
 
     Fairness: per `worker_id`, counting only jobs taken from the waiting classes (reclaimed
@@ -116,6 +100,7 @@ class RedisJobQueue(presence.PresenceMixin):
         self._served: dict[str, int] = {}  # worker id → jobs taken from the waiting classes
         # reply channel → last event id read, so a reader restarted after an outage resumes
         self._event_cursors: dict[str, str] = {}
+        self._cancelling: set[asyncio.Future[None]] = set()
         self._outcome_group_ready = False
         self._outcomes_claimed_at = float("-inf")  # monotonic time of the last outcome reclaim
 
@@ -199,9 +184,8 @@ class RedisJobQueue(presence.PresenceMixin):
             fresh, flat, tails = cast(list[Any], await self._scripts.lease(keys=keys, args=args))
         if int(fresh):
             self._served[worker_id] = served + int(fresh)
-        return codec.leases_from_script(self._codec, worker_id, flat), dict(
-            zip(streams, map(str, tails), strict=False)
-        )
+        leases = codec.leases_from_script(self._codec, worker_id, flat)
+        return leases, dict(zip(streams, map(str, tails), strict=False))
 
     async def _wait_for_jobs(self, tails: dict[str, str], wait_s: float) -> None:
         """Block until an entry is added after `tails` or `wait_s` passes (never consumes it).
@@ -239,225 +223,6 @@ class RedisJobQueue(presence.PresenceMixin):
         with guard("release"):
             await self._scripts.release(keys=[key], args=[*args, RELEASED_IDLE_MS])
 
-    # outcomes ------------------------------------------------------------------------------
-
-    async def begin(self, lease: Lease) -> bool:
-        job = lease.job
-        started = Outcome(
-            job_id=job.job_id,
-            attempt=lease.attempt,
-            status=OutcomeStatus.STARTED,
-            reply_to=job.reply_to,
-            model=job.model,
-            worker_id=lease.worker_id,
-            at=time.time(),
-            job=carried(job),
-        )
-        event = StartedEvent(job.job_id, lease.attempt, lease.worker_id)
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.exists(self.names.cancelled(job.job_id))  # the cancel check rides along: one round trip
-        pipe.xadd(self.names.outcomes(), {codec.OUTCOME_FIELD: self._codec.encode(started)})
-        if job.stream:
-            # Who runs it, for the INTERRUPTED outcome should this worker be lost mid-stream.
-            pipe.hset(self.names.progress(job.job_id), "worker", lease.worker_id)
-            pipe.pexpire(self.names.progress(job.job_id), self._event_ttl_ms)
-        self._add_events(pipe, job.reply_to, [event])
-        with guard("begin"):
-            replies = await pipe.execute()
-        return not int(replies[0])
-
-    async def complete(self, lease: Lease, outcome: Outcome) -> None:
-        job = lease.job
-        keys = [
-            self.names.jobs(job.model, job.priority),
-            self.names.outcomes(),
-            self.names.progress(job.job_id),
-        ]
-        args: list[ScriptArg] = [
-            self.names.WORKERS_GROUP,
-            lease.worker_id,
-            lease.token,
-            codec.deliveries(lease),
-            self._codec.encode_str(msgspec.structs.replace(outcome, job=carried(job))),
-        ]
-        with guard("complete"):
-            await self._scripts.complete(keys=keys, args=args)
-
-    async def report(self, outcome: Outcome) -> None:
-        with guard("report"):
-            await self._redis.xadd(self.names.outcomes(), {codec.OUTCOME_FIELD: self._codec.encode(outcome)})
-
-    async def read_outcomes(self, consumer: str, count: int, timeout_s: float) -> list[Outcome]:
-        if count <= 0:
-            return []
-        deadline = time.monotonic() + max(0.0, timeout_s)
-        with guard("read outcomes"):
-            await self._ensure_outcome_group()
-            outcomes = await self._reclaim_outcomes(consumer, count)
-            while not outcomes:
-                remaining = deadline - time.monotonic()
-                outcomes = await self._read_new_outcomes(consumer, count, remaining)
-                if remaining <= 0:
-                    break
-        return outcomes
-
-    async def _reclaim_outcomes(self, consumer: str, count: int) -> list[Outcome]:
-        """Outcomes a dead finalizer held, taken over. They wait OUTCOME_REDELIVERY_S before this
-        applies to them at all, so looking every few seconds (not on every read, which would add a
-        round trip to every job's path) is soon enough."""
-        now = time.monotonic()
-        if now - self._outcomes_claimed_at < OUTCOME_RECLAIM_EVERY_S:
-            return []
-        self._outcomes_claimed_at = now
-        try:
-            claimed = await self._redis.xautoclaim(
-                self.names.outcomes(),
-                self.names.FINALIZERS_GROUP,
-                consumer,
-                min_idle_time=int(OUTCOME_REDELIVERY_S * 1000),
-                start_id="0-0",
-                count=count,
-            )
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            # The server lost the group (restarted without persistence): make it again.
-            self._outcome_group_ready = False
-            return []
-        return codec.outcomes(self._codec, codec.entries(claimed[1]))
-
-    async def _read_new_outcomes(self, consumer: str, count: int, remaining_s: float) -> list[Outcome]:
-        block = block_ms(remaining_s) if remaining_s > 0 else None
-        streams: dict[KeyT, StreamIdT] = {self.names.outcomes(): ">"}
-        try:
-            reply = await self._redis.xreadgroup(
-                self.names.FINALIZERS_GROUP, consumer, streams, count=count, block=block
-            )
-        except ResponseError as exc:
-            if "NOGROUP" not in str(exc):
-                raise
-            # The server lost the group (restarted without persistence): make it again.
-            self._outcome_group_ready = False
-            await self._ensure_outcome_group()
-            return []
-        return codec.outcomes(self._codec, codec.stream_entries(reply))
-
-    async def _ensure_outcome_group(self) -> None:
-        if self._outcome_group_ready:
-            return
-        try:
-            await self._redis.xgroup_create(
-                self.names.outcomes(), self.names.FINALIZERS_GROUP, "0", mkstream=True
-            )
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._outcome_group_ready = True
-
-    async def ack_outcomes(
-        self, outcomes: Sequence[Outcome], replies: Mapping[str, Sequence[JobEvent]] | None = None
-    ) -> None:
-        ids = [outcome.outcome_id for outcome in outcomes if outcome.outcome_id]
-        channels = {reply_to: events for reply_to, events in (replies or {}).items() if events}
-        if not ids and not channels:
-            return
-        pipe = self._redis.pipeline(transaction=True)
-        if ids:
-            pipe.xack(self.names.outcomes(), self.names.FINALIZERS_GROUP, *ids)
-            pipe.xdel(self.names.outcomes(), *ids)
-        for reply_to, events in channels.items():
-            self._add_events(pipe, reply_to, events)  # FINAL/ERROR events: no progress to count
-        with guard("ack outcomes"):
-            await pipe.execute()
-
-    # events --------------------------------------------------------------------------------
-
-    async def publish(self, reply_to: str, events: Sequence[JobEvent]) -> None:
-        if not events:
-            return
-        pipe = self._redis.pipeline(transaction=True)
-        for job_id, (tokens, prompt) in _progress(events).items():
-            # What reclaim reads to tell a stream that reached its client from one that did not.
-            key = self.names.progress(job_id)
-            pipe.hincrby(key, "completion", tokens)
-            if prompt:
-                pipe.hset(key, "prompt", prompt)
-            pipe.pexpire(key, self._event_ttl_ms)
-        self._add_events(pipe, reply_to, events)
-        with guard("publish"):
-            await pipe.execute()
-
-    def _add_events(self, pipe: Pipeline, reply_to: str, events: Sequence[JobEvent]) -> None:
-        key = self.names.events(reply_to)
-        pipe.xadd(key, {codec.EVENTS_FIELD: self._codec.encode(events)}, maxlen=EVENT_STREAM_MAXLEN)
-        pipe.pexpire(key, self._event_ttl_ms)
-
-    async def read_events(self, reply_to: str) -> AsyncGenerator[list[JobEvent], None]:
-        """Batches for `reply_to`, from those published after the first read ("$").
-
-        A reader that this object ran before for the same channel resumes where it stopped, so
-        events published while the reader was restarting after an outage are not lost.
-        """
-        key = self.names.events(reply_to)
-        cursor = self._event_cursors.get(reply_to)
-        if cursor is None:
-            with guard("read events"):
-                tail = await self._redis.xrevrange(key, count=1)
-            cursor = str(tail[0][0]) if tail else "0-0"
-        while True:
-            with guard("read events"):
-                reply = await self._redis.xread(
-                    {key: cursor}, count=EVENT_READ_COUNT, block=block_ms(MAX_BLOCK_S)
-                )
-            items = codec.stream_entries(reply)
-            if not items:
-                continue
-            cursor = items[-1][0]
-            self._event_cursors[reply_to] = cursor
-            batch = codec.events(self._codec, items)
-            if batch:
-                yield batch
-
-    # cancellation --------------------------------------------------------------------------
-
-    async def cancel(self, job_id: str) -> None:
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.set(self.names.cancelled(job_id), "1", px=self._cancel_ttl_ms)
-        pipe.publish(self.names.cancellations(), job_id)
-        with guard("cancel"):
-            await pipe.execute()
-
-    async def is_cancelled(self, job_id: str) -> bool:
-        with guard("is_cancelled"):
-            return bool(await self._redis.exists(self.names.cancelled(job_id)))
-
-    async def watch_cancellations(self) -> AsyncGenerator[str, None]:
-        """Cancelled job ids from the pub/sub channel; resubscribes (with backoff) when it drops.
-
-        Pub/sub keeps no history: a cancel sent while disconnected is missed here, which is why a
-        worker also checks the marker when it begins a job (`begin`).
-        """
-        backoff_s = 0.1
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                with guard("watch cancellations"):
-                    await pubsub.subscribe(self.names.cancellations())
-                backoff_s = 0.1
-                while True:
-                    with guard("watch cancellations"):
-                        message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        yield str(message["data"])
-            except QueueUnavailable as exc:
-                log.warning("cancellation channel lost (%s), subscribing again", exc)
-            finally:
-                # Closing a connection that is already broken may fail; it is being dropped anyway.
-                with contextlib.suppress(RedisError):
-                    await cast(Callable[[], Awaitable[None]], pubsub.aclose)()
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(5.0, backoff_s * 2)
-
     # inspection ----------------------------------------------------------------------------
 
     async def depth(self, model: str) -> dict[Priority, int]:
@@ -484,13 +249,3 @@ class RedisJobQueue(presence.PresenceMixin):
             keys = [self.names.jobs(job.model, job.priority), self.names.dead_jobs(), self.names.dead_order()]
             args: list[ScriptArg] = [self.names.WORKERS_GROUP, job_id, self._codec.encode_str(job)]
             return bool(await self._scripts.replay(keys=keys, args=args))
-
-
-def _progress(events: Sequence[JobEvent]) -> dict[str, tuple[int, int]]:
-    """Per job in `events`: completion tokens carried by its DELTA events, and its prompt tokens."""
-    progress: dict[str, tuple[int, int]] = {}
-    for event in events:
-        if isinstance(event, DeltaEvent):
-            done, prompt = progress.get(event.job_id, (0, 0))
-            progress[event.job_id] = (done + event.tokens, max(prompt, event.prompt_tokens))
-    return progress

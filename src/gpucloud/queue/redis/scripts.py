@@ -13,8 +13,9 @@ held by a worker) or waiting, and `waiting = XLEN - pending` is exact and O(1).
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+
+from gpucloud.redis_pools import RedisClient
 
 # Helpers shared by all scripts (prepended to each; Lua has no imports in EVAL).
 _LIB = """
@@ -280,7 +281,7 @@ return 1
 class Scripts:
     """The scripts registered on one client (EVALSHA, reloaded on NOSCRIPT after a restart)."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: RedisClient) -> None:
         self._client = client
         self.submit = client.register_script(_LIB + SUBMIT)
         self.lease = client.register_script(_LIB + LEASE)

@@ -42,5 +42,8 @@ async def test_bad_key_requests_are_refused_by_name(live: LiveApp) -> None:
 
 async def test_a_plain_key_cannot_manage_keys(live: LiveApp) -> None:
     _, secret = await live.new_key()
-    response = await live.client.get("/api/keys", headers={"Authorization": f"Bearer {secret}"})
-    assert response.status_code == 403
+    bearer = {"Authorization": f"Bearer {secret}"}
+    listed = await live.client.get("/api/keys", headers=bearer)
+    assert [k["prefix"] for k in listed.json()["data"]] == [secret[:11]]  # itself only
+    made = await live.client.post("/api/keys", json={"name": "more"}, headers=bearer)
+    assert (made.status_code, made.json()["error"]["code"]) == (403, "admin_required")

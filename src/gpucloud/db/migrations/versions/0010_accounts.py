@@ -96,6 +96,11 @@ def _organisations() -> None:
     )
     with op.batch_alter_table("org_members", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_org_members_user_id"), ["user_id"], unique=False)
+    _default_organisation()
+    _keys_into_default_organisation()
+
+
+def _default_organisation() -> None:
     organizations = sa.table(
         "organizations",
         sa.column("id", sa.String()),
@@ -112,6 +117,9 @@ def _organisations() -> None:
             }
         ],
     )
+
+
+def _keys_into_default_organisation() -> None:
     # Existing keys move into the default organisation, then the column becomes required.
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
         batch_op.add_column(sa.Column("org_id", sa.String(length=40), nullable=True))

@@ -4,13 +4,16 @@ the breaker and memory accounting. The clock is faked; the engines and event loo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import pytest
 
 from gpucloud.engines import build_engine
 from gpucloud.engines.protocol import Engine, EngineError
+from gpucloud.worker.assignment import Assignment
 from gpucloud.worker.main import placed_options
-from gpucloud.worker.replicas import Assignment, BreakerPolicy, ReplicaSet
+from gpucloud.worker.replica import BreakerPolicy
+from gpucloud.worker.replicas import ReplicaSet
 
 GPU = "GPU-0"
 
@@ -44,13 +47,15 @@ def build(a: Assignment) -> Engine:
     return build_engine(a.engine, a.name, a.engine_options)
 
 
-def replica_set(clock: Clock, memory: dict[str, float] | None = None, **kw: object) -> ReplicaSet:
-    def on_memory(used: object) -> None:
+def replica_set(
+    clock: Clock, memory: dict[str, float] | None = None, breaker: BreakerPolicy | None = None
+) -> ReplicaSet:
+    def on_memory(used: Mapping[str, float]) -> None:
         if memory is not None:
             memory.clear()
-            memory.update(dict(used))  # type: ignore[call-overload]
+            memory.update(used)
 
-    return ReplicaSet(build, gpu_total_gb={GPU: 80.0}, on_memory=on_memory, clock=clock, **kw)  # type: ignore[arg-type]
+    return ReplicaSet(build, gpu_total_gb={GPU: 80.0}, on_memory=on_memory, breaker=breaker, clock=clock)
 
 
 async def settle(rs: ReplicaSet) -> None:
@@ -66,7 +71,7 @@ def states(rs: ReplicaSet) -> dict[str, str]:
 
 
 async def test_always_on_replicas_load_at_once_and_count_their_memory() -> None:
-    clock, memory = Clock(), {}
+    clock, memory = Clock(), dict[str, float]()
     rs = replica_set(clock, memory)
     rs.apply([assignment("a", 30), assignment("b", 20)])
     await settle(rs)
@@ -98,7 +103,7 @@ async def test_on_demand_waits_in_standby_and_loads_on_first_acquire() -> None:
 
 
 async def test_loading_evicts_the_least_recently_used_idle_on_demand_replica() -> None:
-    clock, memory = Clock(), {}
+    clock, memory = Clock(), dict[str, float]()
     rs = replica_set(clock, memory)
     rs.apply([assignment(n, 35, on_demand=True) for n in ("x", "y", "z")])
     for name in ("x", "y"):
