@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# pytest runs in parallel processes, a test file per process (pytest-xdist): servers are started
+# per file or per process, and most tests wait on them, so more processes than cores pays off.
+PYTEST_WORKERS ?= 3
 
 .PHONY: run test lint typecheck pytest bench clean services web web-test browser
 
@@ -51,7 +54,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP) services
-	$(VENV)/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck web-test web browser pytest
 

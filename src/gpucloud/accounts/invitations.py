@@ -15,6 +15,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -34,8 +35,11 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def status_of(row: Invitation) -> str:
-    """pending, accepted, revoked or expired."""
+InvitationStatus = Literal["pending", "accepted", "revoked", "expired"]
+
+
+def status_of(row: Invitation) -> InvitationStatus:
+    """Where an invitation stands, derived from its times."""
     if row.accepted_at is not None:
         return "accepted"
     if row.revoked_at is not None:

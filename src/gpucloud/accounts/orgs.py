@@ -8,6 +8,7 @@ default organisation (`DEFAULT_ORG_ID`, made by the migration) holds the keys ma
 from __future__ import annotations
 
 import uuid
+from typing import Literal, get_args
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +18,8 @@ from gpucloud.db.models import utcnow
 from gpucloud.errors import Conflict, InvalidRequest, NotFound
 from gpucloud.keycache import KeyChanges
 
-ORG_ROLES = ("owner", "admin", "member", "viewer")
+OrgRole = Literal["owner", "admin", "member", "viewer"]
+ORG_ROLES: tuple[str, ...] = get_args(OrgRole)
 MANAGERS = ("owner", "admin")
 
 

@@ -38,9 +38,6 @@ class TokenGrant:
     expires_in: int
     user_id: str
 
-    def view(self) -> dict[str, object]:
-        return {"access_token": self.access_token, "token_type": "bearer", "expires_in": self.expires_in}
-
 
 @dataclass(frozen=True, slots=True)
 class UserState:

@@ -20,6 +20,7 @@ from typing import Protocol
 from redis.exceptions import RedisError
 
 from gpucloud.errors import RateLimited
+from gpucloud.redis_pools import CONNECTION_CLOSED_UNDER_USE
 
 log = logging.getLogger(__name__)
 _MAX_TRACKED = 100_000  # distinct accounts/IPs remembered; past it the oldest are forgotten
@@ -84,7 +85,7 @@ class LoginThrottle:
                 await self._failures.retry_after(f"account:{email}", self._account_limit, self._window_s),
                 await self._failures.retry_after(f"ip:{ip}", self._ip_limit, self._window_s),
             ]
-        except RedisError as exc:
+        except (RedisError, CONNECTION_CLOSED_UNDER_USE) as exc:
             log.warning("login throttle: failures not readable (%s)", type(exc).__name__)
             return
         found = [w for w in waits if w is not None]
@@ -99,13 +100,13 @@ class LoginThrottle:
         try:
             await self._failures.record(f"account:{email}", self._window_s)
             await self._failures.record(f"ip:{ip}", self._window_s)
-        except RedisError as exc:
+        except (RedisError, CONNECTION_CLOSED_UNDER_USE) as exc:
             log.warning("login throttle: failure not counted (%s)", type(exc).__name__)
 
     async def succeeded(self, email: str) -> None:
         try:
             await self._failures.clear(f"account:{email}")
-        except RedisError as exc:
+        except (RedisError, CONNECTION_CLOSED_UNDER_USE) as exc:
             log.warning("login throttle: failures not cleared (%s)", type(exc).__name__)
 
     async def close(self) -> None:

@@ -8,10 +8,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from redis.asyncio import Redis
-
 from gpucloud.limits.names import LimitNames
-from gpucloud.redis_pools import redis_client
+from gpucloud.redis_pools import RedisClient, redis_client
 
 # KEYS[1] the subject's set; ARGV: window (µs), limit. Returns µs until a retry is allowed, or 0.
 _RETRY_AFTER = """
@@ -37,7 +35,7 @@ return 1
 
 class RedisFailureLog:
     def __init__(self, url: str, prefix: str) -> None:
-        self._redis: Redis = redis_client(url, connect_timeout_s=1.0, socket_timeout_s=1.0)
+        self._redis: RedisClient = redis_client(url, connect_timeout_s=1.0, socket_timeout_s=1.0)
         self._names = LimitNames(prefix)
         self._retry_after = self._redis.register_script(_RETRY_AFTER)
         self._record = self._redis.register_script(_RECORD)

@@ -1070,11 +1070,7 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
-            /**
-             * Default Priority
-             * @enum {string}
-             */
-            default_priority: "high" | "normal" | "low";
+            default_priority: components["schemas"]["Priority"];
             /** Expires At */
             expires_at: string | null;
             /** Id */
@@ -1086,11 +1082,7 @@ export interface components {
             key: string;
             /** Max Concurrency */
             max_concurrency: number | null;
-            /**
-             * Max Priority
-             * @enum {string}
-             */
-            max_priority: "high" | "normal" | "low";
+            max_priority: components["schemas"]["Priority"];
             /** Name */
             name: string;
             /**
@@ -1137,22 +1129,14 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
-            /**
-             * Default Priority
-             * @enum {string}
-             */
-            default_priority: "high" | "normal" | "low";
+            default_priority: components["schemas"]["Priority"];
             /** Expires At */
             expires_at: string | null;
             /** Id */
             id: string;
             /** Max Concurrency */
             max_concurrency: number | null;
-            /**
-             * Max Priority
-             * @enum {string}
-             */
-            max_priority: "high" | "normal" | "low";
+            max_priority: components["schemas"]["Priority"];
             /** Name */
             name: string;
             /**
@@ -1213,22 +1197,14 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
-            /**
-             * Default Priority
-             * @enum {string}
-             */
-            default_priority: "high" | "normal" | "low";
+            default_priority: components["schemas"]["Priority"];
             /** Expires At */
             expires_at: string | null;
             /** Id */
             id: string;
             /** Max Concurrency */
             max_concurrency: number | null;
-            /**
-             * Max Priority
-             * @enum {string}
-             */
-            max_priority: "high" | "normal" | "low";
+            max_priority: components["schemas"]["Priority"];
             /** Name */
             name: string;
             /**
@@ -1264,7 +1240,7 @@ export interface components {
         };
         /**
          * Assignment
-         * @description A replica a worker is to hold (`deployments.views.assignment_view`).
+         * @description A replica a worker is to hold (`assignment_view`).
          */
         Assignment: {
             /** Deployment Id */
@@ -1519,12 +1495,13 @@ export interface components {
             /** Output File Id */
             output_file_id: string | null;
             request_counts: components["schemas"]["RequestCounts"];
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
+            status: components["schemas"]["BatchStatus"];
         };
+        /**
+         * BatchStatus
+         * @enum {string}
+         */
+        BatchStatus: "validating" | "failed" | "in_progress" | "finalizing" | "completed" | "expired" | "cancelling" | "cancelled";
         /** CalledFunction */
         CalledFunction: {
             /**
@@ -1653,15 +1630,11 @@ export interface components {
              * @description worker id → replica state
              */
             replica_states: {
-                [key: string]: "scheduled" | "loading" | "ready" | "standby" | "failed" | "unloading";
+                [key: string]: components["schemas"]["ReplicaState"];
             };
             /** Replicas */
             replicas: number;
-            /**
-             * State
-             * @enum {string}
-             */
-            state: "pending" | "scheduled" | "loading" | "ready" | "failed" | "unschedulable";
+            state: components["schemas"]["DeploymentState"];
         };
         /** ClusterGpus */
         ClusterGpus: {
@@ -1797,6 +1770,12 @@ export interface components {
             /** Url */
             url: string;
         };
+        /**
+         * DeliveryStatus
+         * @description Where a webhook delivery stands; the sender moves it.
+         * @enum {string}
+         */
+        DeliveryStatus: "pending" | "succeeded" | "failed";
         /** DeploymentCreate */
         DeploymentCreate: {
             /** @description scale on queue pressure; null: fixed replicas */
@@ -1951,8 +1930,13 @@ export interface components {
             source?: string | null;
         };
         /**
+         * DeploymentState
+         * @enum {string}
+         */
+        DeploymentState: "pending" | "scheduled" | "loading" | "ready" | "failed" | "unschedulable";
+        /**
          * DeploymentView
-         * @description A deployment (`deployments.views.deployment_view`).
+         * @description A deployment (`deployment_view`).
          */
         DeploymentView: {
             autoscale: components["schemas"]["AutoscaleView"] | null;
@@ -2000,7 +1984,7 @@ export interface components {
              * Policy
              * @enum {string}
              */
-            policy: "spread" | "binpack";
+            policy: "binpack" | "spread";
             /** Ready Replicas */
             ready_replicas: number;
             /** Reason */
@@ -2014,11 +1998,7 @@ export interface components {
             source: string | null;
             /** Spec Version */
             spec_version: number;
-            /**
-             * State
-             * @enum {string}
-             */
-            state: "pending" | "scheduled" | "loading" | "ready" | "failed" | "unschedulable";
+            state: components["schemas"]["DeploymentState"];
             /**
              * Updated At
              * Format: date-time
@@ -2455,6 +2435,12 @@ export interface components {
             object: "list";
         };
         /**
+         * JobStatus
+         * @description A job's life in the database; the finalizer moves it, fenced by attempt.
+         * @enum {string}
+         */
+        JobStatus: "queued" | "running" | "completed" | "failed" | "cancelled" | "dead";
+        /**
          * JobView
          * @description A job (`routes.jobs.job_view`); `queue_position`/`estimated_wait_s` while queued and `result`
          *     once completed are filled on single-job answers only.
@@ -2485,11 +2471,7 @@ export interface components {
              * @constant
              */
             object: "job";
-            /**
-             * Priority
-             * @enum {string}
-             */
-            priority: "high" | "normal" | "low";
+            priority: components["schemas"]["Priority"];
             /** Queue Position */
             queue_position: number | null;
             /** Request Id */
@@ -2498,11 +2480,7 @@ export interface components {
             result: components["schemas"]["ChatCompletion"] | components["schemas"]["TextCompletion"] | components["schemas"]["EmbeddingList"] | null;
             /** Started At */
             started_at: string | null;
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "queued" | "running" | "completed" | "failed" | "cancelled" | "dead";
+            status: components["schemas"]["JobStatus"];
             /** Stream */
             stream: boolean;
             /** Worker Id */
@@ -2906,6 +2884,12 @@ export interface components {
             /** Password */
             password: string;
         };
+        /**
+         * Priority
+         * @description Queue classes; a higher class is served first (see `lease` for the fairness rule).
+         * @enum {string}
+         */
+        Priority: "high" | "normal" | "low";
         /** Readiness */
         Readiness: {
             /**
@@ -2977,6 +2961,11 @@ export interface components {
              */
             state: "loading" | "ready" | "standby" | "failed" | "unloading";
         };
+        /**
+         * ReplicaState
+         * @enum {string}
+         */
+        ReplicaState: "scheduled" | "loading" | "ready" | "standby" | "failed" | "unloading";
         /** ReplicaView */
         ReplicaView: {
             /** Gpu Uuids */
@@ -2989,11 +2978,7 @@ export interface components {
             reason: string | null;
             /** Spec Version */
             spec_version: number;
-            /**
-             * State
-             * @enum {string}
-             */
-            state: "scheduled" | "loading" | "ready" | "standby" | "failed" | "unloading";
+            state: components["schemas"]["ReplicaState"];
             /**
              * Updated At
              * Format: date-time
@@ -3547,11 +3532,7 @@ export interface components {
              * @constant
              */
             object: "webhook_delivery";
-            /**
-             * Status
-             * @enum {string}
-             */
-            status: "pending" | "succeeded" | "failed";
+            status: components["schemas"]["DeliveryStatus"];
         };
         /** WebhookEndpointList */
         WebhookEndpointList: {
@@ -3607,11 +3588,7 @@ export interface components {
              * @description registration only: the secret each heartbeat sends in x-gpucloud-worker-session
              */
             session?: string | null;
-            /**
-             * State
-             * @enum {string}
-             */
-            state: "healthy" | "unhealthy" | "offline";
+            state: components["schemas"]["WorkerState"];
             /** Worker Id */
             worker_id: string;
         };
@@ -3642,6 +3619,12 @@ export interface components {
              */
             state: "loading" | "ready" | "standby" | "failed" | "unloading";
         };
+        /**
+         * WorkerState
+         * @description Where a worker stands, as the control plane sees it.
+         * @enum {string}
+         */
+        WorkerState: "healthy" | "unhealthy" | "offline";
         /** WorkerTokenCreated */
         WorkerTokenCreated: {
             /**
@@ -3757,11 +3740,7 @@ export interface components {
             running: number;
             /** Slots */
             slots: number;
-            /**
-             * State
-             * @enum {string}
-             */
-            state: "healthy" | "unhealthy" | "offline";
+            state: components["schemas"]["WorkerState"];
             /** Tokens Per S */
             tokens_per_s: number;
         };

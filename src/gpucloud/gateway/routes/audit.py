@@ -15,31 +15,15 @@ from starlette.responses import Response
 
 from gpucloud.accounts.audit import AuditQuery
 from gpucloud.accounts.orgs import MANAGERS
-from gpucloud.db import AuditEntry
 from gpucloud.errors import InvalidRequest
 from gpucloud.gateway.deps import PrincipalDep, get_principal
 from gpucloud.gateway.permissions import require_role
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.routes.auth import AccountsDep
 from gpucloud.gateway.views import AuditList, documented
+from gpucloud.gateway.views.accounts import audit_list
 
 router = APIRouter(prefix="/api", tags=["audit"], dependencies=[Depends(get_principal)])
-
-
-def audit_view(row: AuditEntry) -> dict[str, object]:
-    return {
-        "id": row.id,
-        "object": "audit_entry",
-        "at": row.at.isoformat(),
-        "actor": row.actor,
-        "action": row.action,
-        "target": row.target,
-        "org_id": row.org_id,
-        "result": row.result,
-        "status": row.status,
-        "client_ip": row.client_ip,
-        "request_id": row.request_id,
-    }
 
 
 @router.get("/audit", responses=documented(AuditList))
@@ -77,7 +61,4 @@ async def audit(
         limit=limit,
     )
     rows = await accounts.audit.page(where)
-    next_cursor = str(rows[-1].id) if len(rows) == limit else None
-    return json_response(
-        {"object": "list", "data": [audit_view(r) for r in rows], "next_cursor": next_cursor}
-    )
+    return json_response(audit_list(rows, limit))

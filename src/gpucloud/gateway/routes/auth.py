@@ -15,8 +15,8 @@ from gpucloud.accounts.tokens import looks_like_jwt
 from gpucloud.errors import AuthenticationFailed
 from gpucloud.gateway.deps import bearer_token, facts
 from gpucloud.gateway.responses import json_response
-from gpucloud.gateway.routes.user_views import user_view
 from gpucloud.gateway.views import AccessToken, AuthConfig, SignedOut, UserView, documented
+from gpucloud.gateway.views.accounts import OidcConfig, access_token_view, user_view
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -50,20 +50,20 @@ async def login(body: Login, request: Request, accounts: AccountsDep) -> Respons
     request.scope["state"]["audit_target"] = body.email.strip().lower()[:320]  # who tried to sign in
     grant = await accounts.login(body.email, body.password, client_ip)
     facts(request).key_id = grant.user_id
-    return json_response(grant.view(), headers={"cache-control": "no-store"})
+    return json_response(access_token_view(grant), headers={"cache-control": "no-store"})
 
 
 @router.post("/refresh", responses=documented(AccessToken))
 async def refresh(request: Request, accounts: AccountsDep) -> Response:
     grant = await accounts.refresh(access_token(request))
     facts(request).key_id = grant.user_id
-    return json_response(grant.view(), headers={"cache-control": "no-store"})
+    return json_response(access_token_view(grant), headers={"cache-control": "no-store"})
 
 
 @router.post("/logout", responses=documented(SignedOut))
 async def logout(request: Request, accounts: AccountsDep) -> Response:
     facts(request).key_id = await accounts.logout(access_token(request))
-    return json_response({"object": "sign_out", "revoked": True})
+    return json_response(SignedOut(object="sign_out", revoked=True))
 
 
 @router.get("/me", responses=documented(UserView))
@@ -78,4 +78,4 @@ async def config(accounts: AccountsDep) -> Response:
     """How people may sign in (public): the dashboard shows a single sign-on button when on."""
     sso = accounts.sso
     name = sso.display_name if sso is not None else None
-    return json_response({"password": True, "oidc": {"enabled": sso is not None, "name": name}})
+    return json_response(AuthConfig(password=True, oidc=OidcConfig(enabled=sso is not None, name=name)))

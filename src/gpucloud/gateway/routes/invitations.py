@@ -9,15 +9,15 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from gpucloud.accounts.invitations import NewInvitation, status_of
+from gpucloud.accounts.invitations import NewInvitation
 from gpucloud.accounts.orgs import ORG_ROLES
 from gpucloud.accounts.passwords import MAX_LENGTH
-from gpucloud.db import Invitation
 from gpucloud.gateway.deps import PrincipalDep, facts, get_principal
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.routes.auth import AccountsDep
 from gpucloud.gateway.routes.orgs import may_grant
 from gpucloud.gateway.views import AccessToken, InvitationList, InvitationView, documented
+from gpucloud.gateway.views.accounts import access_token_view, invitation_view
 
 router = APIRouter(tags=["orgs"])
 managed = APIRouter(prefix="/api/orgs/{org_id}/invitations", dependencies=[Depends(get_principal)])
@@ -41,22 +41,6 @@ class InvitationAccept(BaseModel):
     )
 
 
-def invitation_view(row: Invitation) -> dict[str, object]:
-    return {
-        "id": row.id,
-        "object": "invitation",
-        "org_id": row.org_id,
-        "email": row.email,
-        "role": row.role,
-        "status": status_of(row),
-        "created_by": row.created_by,
-        "created_at": row.created_at.isoformat(),
-        "expires_at": row.expires_at.isoformat(),
-        "accepted_at": row.accepted_at.isoformat() if row.accepted_at else None,
-        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
-    }
-
-
 @managed.post("", status_code=201, responses=documented(InvitationView, 201))
 async def create_invitation(
     org_id: str, body: InvitationCreate, request: Request, principal: PrincipalDep, accounts: AccountsDep
@@ -65,14 +49,14 @@ async def create_invitation(
     new = NewInvitation(org_id=org_id, email=body.email, role=body.role, created_by=principal.key_id)
     row, token = await accounts.invitations.create(new)
     request.scope["state"]["audit_target"] = row.id
-    view = invitation_view(row) | {"token": token, "url": f"/?invite={token}"}
+    view = invitation_view(row, token)
     return json_response(view, status_code=201, headers={"cache-control": "no-store"})
 
 
 @managed.get("", responses=documented(InvitationList))
 async def list_invitations(org_id: str, accounts: AccountsDep) -> Response:
     rows = await accounts.invitations.listed(org_id)
-    return json_response({"object": "list", "data": [invitation_view(row) for row in rows]})
+    return json_response(InvitationList(object="list", data=[invitation_view(row) for row in rows]))
 
 
 @managed.delete("/{invitation_id}", responses=documented(InvitationView))
@@ -86,7 +70,7 @@ async def accept_invitation(body: InvitationAccept, request: Request, accounts: 
     request.scope["state"].update(audit_target=row.id, audit_org=row.org_id)
     grant = accounts.grant(user)
     facts(request).key_id = user.id
-    return json_response(grant.view(), headers={"cache-control": "no-store"})
+    return json_response(access_token_view(grant), headers={"cache-control": "no-store"})
 
 
 router.include_router(managed)

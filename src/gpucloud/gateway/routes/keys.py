@@ -24,6 +24,7 @@ from gpucloud.gateway.permissions import require_role, user_id_of
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.routes.auth import AccountsDep
 from gpucloud.gateway.views import ApiKeyCreated, ApiKeyDetail, ApiKeyList, ApiKeyView, documented
+from gpucloud.gateway.views.keys import created_key_view, key_detail, key_view
 from gpucloud.keys import NewKey, Principal
 from gpucloud.queue.protocol import Priority
 from gpucloud.settings import KeyDefaults
@@ -102,31 +103,6 @@ def _limit_fields(body: _KeyLimits, defaults: KeyDefaults) -> dict[str, Any]:
     return pick
 
 
-def key_view(row: ApiKey) -> dict[str, object]:
-    """A key as the API shows it: never the secret, never the digest."""
-    return {
-        "id": row.id,
-        "object": "api_key",
-        "name": row.name,
-        "prefix": row.prefix,
-        "role": row.role,
-        "allowed_models": row.allowed_models,
-        "default_priority": row.default_priority,
-        "max_priority": row.max_priority,
-        "created_at": row.created_at.isoformat(),
-        "expires_at": row.expires_at.isoformat() if row.expires_at else None,
-        "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
-        "rpm_limit": row.rpm_limit,
-        "tpm_limit": row.tpm_limit,
-        "max_concurrency": row.max_concurrency,
-        "token_quota": row.token_quota,
-        "budget_usd": row.budget_micros / 1_000_000 if row.budget_micros is not None else None,
-        "budget_period": row.budget_period,
-        "org_id": row.org_id,
-        "owner_user_id": row.owner_user_id,
-    }
-
-
 @router.post("/keys", status_code=201, responses=documented(ApiKeyCreated, 201))
 async def create_key(
     body: KeyCreate, request: Request, principal: PrincipalDep, runtime: RuntimeDep, accounts: AccountsDep
@@ -156,7 +132,7 @@ async def create_key(
     )
     request.scope["state"].update(audit_target=row.id, audit_org=row.org_id)  # never the secret
     # The only response that ever carries the secret.
-    return json_response({**key_view(row), "key": secret}, status_code=201)
+    return json_response(created_key_view(row, secret), status_code=201)
 
 
 async def _known_org(accounts: AccountsDep, org_id: str) -> None:
@@ -221,14 +197,14 @@ async def list_keys(principal: PrincipalDep, runtime: RuntimeDep) -> Response:
         rows = await runtime.keys.list(owner_user_id=user_id)
     else:  # a user key sees itself only (as GET /api/me)
         rows = [await runtime.keys.get(principal.key_id)]
-    return json_response({"object": "list", "data": [key_view(k) for k in rows]})
+    return json_response(ApiKeyList(object="list", data=[key_view(k) for k in rows]))
 
 
 @router.get("/keys/{key_id}", responses=documented(ApiKeyDetail))
 async def get_key(key_id: str, principal: PrincipalDep, runtime: RuntimeDep) -> Response:
     row = await _visible_key(principal, runtime, key_id)
     status = await runtime.admission.status(Principal.of(row))
-    return json_response({**key_view(row), "status": status})
+    return json_response(key_detail(row, status))
 
 
 @router.patch("/keys/{key_id}", responses=documented(ApiKeyView))

@@ -20,4 +20,4 @@ async def metrics(_: AdminDep, runtime: RuntimeDep) -> Response:
 
 @router.get("/api/stats", responses=documented(Stats))
 async def stats(_: AdminDep, runtime: RuntimeDep) -> Response:
-    return json_response(await runtime.stats.snapshot())
+    return json_response(Stats.model_validate(await runtime.stats.snapshot()))

@@ -15,13 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from gpucloud.accounts.orgs import MANAGERS, ORG_ROLES
-from gpucloud.db import Organization, OrgMember
 from gpucloud.errors import PermissionDenied
 from gpucloud.gateway.deps import AdminDep, PrincipalDep, get_principal
 from gpucloud.gateway.permissions import require_role, user_id_of
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.routes.auth import AccountsDep
 from gpucloud.gateway.views import MemberList, MemberRemoved, MemberView, OrgList, OrgView, documented
+from gpucloud.gateway.views.accounts import member_view, org_view
 from gpucloud.keys import Principal
 
 router = APIRouter(prefix="/api", tags=["orgs"], dependencies=[Depends(get_principal)])
@@ -64,32 +64,6 @@ class RoleChange(BaseModel):
     role: str = Field(description=f"one of {', '.join(ORG_ROLES)}")
 
 
-def org_view(row: Organization) -> dict[str, object]:
-    return {
-        "id": row.id,
-        "object": "organization",
-        "name": row.name,
-        "created_at": row.created_at.isoformat(),
-        "allowed_models": row.allowed_models,
-        "rpm_limit": row.rpm_limit,
-        "tpm_limit": row.tpm_limit,
-        "token_quota": row.token_quota,
-        "budget_usd": row.budget_micros / 1_000_000 if row.budget_micros is not None else None,
-        "budget_period": row.budget_period,
-    }
-
-
-def member_view(row: OrgMember, email: str | None) -> dict[str, object]:
-    return {
-        "object": "org_member",
-        "org_id": row.org_id,
-        "user_id": row.user_id,
-        "email": email,
-        "role": row.role,
-        "created_at": row.created_at.isoformat(),
-    }
-
-
 @router.post("/orgs", status_code=201, responses=documented(OrgView, 201))
 async def create_org(
     body: OrgCreate, request: Request, principal: AdminDep, accounts: AccountsDep
@@ -106,7 +80,7 @@ async def list_orgs(principal: PrincipalDep, accounts: AccountsDep) -> Response:
         rows = await accounts.orgs.listed()
     else:
         rows = await accounts.orgs.listed(user_id) if user_id else []
-    return json_response({"object": "list", "data": [org_view(row) for row in rows]})
+    return json_response(OrgList(object="list", data=[org_view(row) for row in rows]))
 
 
 @router.get("/orgs/{org_id}", responses=documented(OrgView))
@@ -127,7 +101,7 @@ async def set_org_limits(org_id: str, body: OrgLimitsPatch, accounts: AccountsDe
 @router.get("/orgs/{org_id}/members", responses=documented(MemberList))
 async def list_members(org_id: str, accounts: AccountsDep) -> Response:
     rows = await accounts.orgs.members(org_id)
-    return json_response({"object": "list", "data": [member_view(m, email) for m, email in rows]})
+    return json_response(MemberList(object="list", data=[member_view(m, email) for m, email in rows]))
 
 
 @router.post("/orgs/{org_id}/members", status_code=201, responses=documented(MemberView, 201))
@@ -163,7 +137,7 @@ async def remove_member(
 ) -> Response:
     await may_grant(request, principal, org_id, await accounts.orgs.role_of(org_id, user_id) or "member")
     await accounts.orgs.remove_member(org_id, user_id)
-    return json_response({"object": "org_member", "org_id": org_id, "user_id": user_id, "deleted": True})
+    return json_response(MemberRemoved(object="org_member", org_id=org_id, user_id=user_id, deleted=True))
 
 
 async def may_grant(request: Request, principal: Principal, org_id: str, role: str) -> None:

@@ -26,6 +26,7 @@ from gpucloud.gateway.deps import facts
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.routes.auth import AccountsDep
 from gpucloud.gateway.views import AccessToken, documented
+from gpucloud.gateway.views.accounts import access_token_view
 
 router = APIRouter(prefix="/api/auth/oidc", tags=["auth"])
 STATE_COOKIE = "gc_oidc_state"
@@ -102,7 +103,7 @@ async def oidc_exchange(body: Exchange, request: Request, accounts: AccountsDep)
     grant = accounts.grant(user)
     facts(request).key_id = user.id
     request.scope["state"]["audit_target"] = user.email
-    return json_response(grant.view(), headers={"cache-control": "no-store"})
+    return json_response(access_token_view(grant), headers={"cache-control": "no-store"})
 
 
 def _denied(failed: SsoFailed) -> bool:

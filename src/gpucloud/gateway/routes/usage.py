@@ -23,6 +23,7 @@ from gpucloud.gateway.deps import PrincipalDep, RuntimeDep, get_principal
 from gpucloud.gateway.permissions import require_role, user_id_of
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views import UsageReport, documented
+from gpucloud.gateway.views.observe import usage_report
 from gpucloud.keys import Principal
 from gpucloud.usage import UsageFilter, UsageTotal
 
@@ -74,8 +75,7 @@ async def usage(
     rows = await runtime.usage.totals(where)
     if format == "csv":
         return _csv(rows)
-    data = [{**asdict(r), granularity: r.period} for r in rows]
-    return json_response({"object": "list", "granularity": granularity, "data": data, "totals": _sum(rows)})
+    return json_response(usage_report(rows, granularity))
 
 
 async def _own_keys_only(request: Request, principal: Principal, org_id: str | None) -> str | None:
@@ -90,16 +90,6 @@ async def _own_keys_only(request: Request, principal: Principal, org_id: str | N
         return user_id
     role = await require_role(request, principal, org_id, ORG_ROLES)  # 404 to a non-member
     return None if role in ORG_USAGE else user_id
-
-
-def _sum(rows: list[UsageTotal]) -> dict[str, object]:
-    return {
-        "requests": sum(r.requests for r in rows),
-        "prompt_tokens": sum(r.prompt_tokens for r in rows),
-        "completion_tokens": sum(r.completion_tokens for r in rows),
-        "total_tokens": sum(r.total_tokens for r in rows),
-        "cost_usd": round(sum(r.cost_usd for r in rows), 6),
-    }
 
 
 def _csv(rows: list[UsageTotal]) -> Response:

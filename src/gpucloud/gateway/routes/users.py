@@ -13,8 +13,8 @@ from gpucloud.accounts.passwords import MAX_LENGTH
 from gpucloud.gateway.deps import AdminDep, get_principal
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.routes.auth import AccountsDep
-from gpucloud.gateway.routes.user_views import user_view
 from gpucloud.gateway.views import UserDeleted, UserList, UserView, documented
+from gpucloud.gateway.views.accounts import user_view
 
 router = APIRouter(prefix="/api", tags=["users"], dependencies=[Depends(get_principal)])
 
@@ -52,7 +52,7 @@ async def create_user(body: UserCreate, request: Request, _: AdminDep, accounts:
 @router.get("/users", responses=documented(UserList))
 async def list_users(_: AdminDep, accounts: AccountsDep) -> Response:
     rows = await accounts.users.list()
-    return json_response({"object": "list", "data": [user_view(row) for row in rows]})
+    return json_response(UserList(object="list", data=[user_view(row) for row in rows]))
 
 
 @router.get("/users/{user_id}", responses=documented(UserView))
@@ -74,4 +74,4 @@ async def reset_password(user_id: str, body: PasswordReset, _: AdminDep, account
 @router.delete("/users/{user_id}", responses=documented(UserDeleted))
 async def delete_user(user_id: str, _: AdminDep, accounts: AccountsDep) -> Response:
     await accounts.users.delete(user_id)
-    return json_response({"id": user_id, "object": "user", "deleted": True})
+    return json_response(UserDeleted(id=user_id, object="user", deleted=True))

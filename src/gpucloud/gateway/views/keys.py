@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal, cast
 
 from pydantic import Field
 
+from gpucloud.db import ApiKey
 from gpucloud.gateway.views.base import BudgetPeriod, Priority, Role, View
 
 
 class ApiKeyView(View):
-    """An API key as the API shows it: never the secret, never the digest (`routes.keys.key_view`)."""
+    """An API key as the API shows it: never the secret, never the digest (`key_view`)."""
 
     id: str
     object: Literal["api_key"]
@@ -68,3 +69,38 @@ class ApiKeyDetail(ApiKeyView):
 class ApiKeyList(View):
     object: Literal["list"]
     data: list[ApiKeyView]
+
+
+def key_view(row: ApiKey) -> ApiKeyView:
+    """Never the secret, never the digest."""
+    return ApiKeyView(
+        id=row.id,
+        object="api_key",
+        name=row.name,
+        prefix=row.prefix,
+        role=cast(Role, row.role),  # checked on the way in
+        allowed_models=row.allowed_models,
+        default_priority=Priority(row.default_priority),
+        max_priority=Priority(row.max_priority),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        rpm_limit=row.rpm_limit,
+        tpm_limit=row.tpm_limit,
+        max_concurrency=row.max_concurrency,
+        token_quota=row.token_quota,
+        budget_usd=row.budget_micros / 1_000_000 if row.budget_micros is not None else None,
+        budget_period=cast(BudgetPeriod | None, row.budget_period),  # checked on the way in
+        org_id=row.org_id,
+        owner_user_id=row.owner_user_id,
+    )
+
+
+def created_key_view(row: ApiKey, secret: str) -> ApiKeyCreated:
+    """The one answer that carries the secret."""
+    return ApiKeyCreated(**key_view(row).model_dump(), key=secret)
+
+
+def key_detail(row: ApiKey, status: dict[str, Any]) -> ApiKeyDetail:
+    """A key with its limits in use (`Admission.status`)."""
+    return ApiKeyDetail(**key_view(row).model_dump(), status=KeyStatus.model_validate(status))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
 
 from gpucloud.gateway.views.base import View
+from gpucloud.usage import UsageTotal
+
+Granularity = Literal["day", "hour"]
 
 
 class UsageRow(View):
@@ -37,7 +41,7 @@ class UsageTotals(View):
 
 class UsageReport(View):
     object: Literal["list"]
-    granularity: Literal["day", "hour"]
+    granularity: Granularity
     data: list[UsageRow]
     totals: UsageTotals
 
@@ -81,3 +85,35 @@ class Health(View):
 class Readiness(View):
     status: Literal["ok", "unavailable"]
     checks: dict[str, Literal["ok", "unavailable"]] = Field(description="database and queue")
+
+
+def usage_report(rows: Sequence[UsageTotal], granularity: Granularity) -> UsageReport:
+    """The ledger's totals by period (repeated under the granularity's name), and their sum."""
+    data = [_usage_row(r, granularity) for r in rows]
+    return UsageReport(object="list", granularity=granularity, data=data, totals=_usage_sum(rows))
+
+
+def _usage_row(row: UsageTotal, granularity: Granularity) -> UsageRow:
+    view = UsageRow(
+        period=row.period,
+        key_id=row.key_id,
+        model=row.model,
+        requests=row.requests,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+        total_tokens=row.total_tokens,
+        cost_usd=row.cost_usd,
+        org_id=row.org_id,
+    )
+    setattr(view, granularity, row.period)
+    return view
+
+
+def _usage_sum(rows: Sequence[UsageTotal]) -> UsageTotals:
+    return UsageTotals(
+        requests=sum(r.requests for r in rows),
+        prompt_tokens=sum(r.prompt_tokens for r in rows),
+        completion_tokens=sum(r.completion_tokens for r in rows),
+        total_tokens=sum(r.total_tokens for r in rows),
+        cost_usd=round(sum(r.cost_usd for r in rows), 6),
+    )
