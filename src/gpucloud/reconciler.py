@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 from gpucloud.background import Background
 from gpucloud.db import Database, Job, JobStatus
 from gpucloud.db.models import utcnow
+from gpucloud.jobs.store import stored_request
 from gpucloud.queue.protocol import (
     JobMessage,
     JobQueue,
@@ -169,7 +170,7 @@ class Reconciler:
             job_id=job.id,
             model=job.model,
             priority=Priority(job.priority),
-            request=job.request,
+            request=stored_request(job.request),
             reply_to=job.reply_to or "",
             stream=job.stream,
             enqueued_at=job.created_at.timestamp(),

@@ -13,10 +13,20 @@ from sqlalchemy import func, select
 
 from gpucloud.db import Database, Job, UsageRecord
 from gpucloud.db.migrate import upgrade_async
+from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.jobs import Finalizer, JobStore, NewJob, new_job_id
 from gpucloud.keys import KeyService, NewKey
 from gpucloud.queue.memory import MemoryJobQueue
-from gpucloud.queue.protocol import EventKind, JobMessage, Outcome, OutcomeStatus, Priority, Unrecorded
+from gpucloud.queue.protocol import (
+    Choice,
+    EventKind,
+    FinalEvent,
+    JobMessage,
+    Outcome,
+    OutcomeStatus,
+    Priority,
+    Unrecorded,
+)
 from tests.support import create_pg_database_async, drop_pg_database_async
 
 
@@ -110,6 +120,29 @@ async def test_stale_attempt_is_rejected_after_a_newer_one_started(db: Database)
     await events.aclose()
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_final_event_carries_text_only_when_not_streamed(db: Database, stream: bool) -> None:
+    queue = MemoryJobQueue()
+    events = queue.read_events("gw")
+    assert isinstance(events, AsyncGenerator)  # closed at the end
+    first_batch = asyncio.ensure_future(events.__anext__())
+    await asyncio.sleep(0)
+    job_id = await _job(db)
+    ending = _outcome(job_id, 1, OutcomeStatus.COMPLETED, tokens=2)
+    ending.choices, ending.stream = [Choice(0, "hello there", "stop")], stream
+    await Finalizer(db, queue, "f").apply([ending])
+    (final,) = await asyncio.wait_for(first_batch, 5)
+    assert isinstance(final, FinalEvent)
+    assert (final.prompt_tokens, final.completion_tokens) == (3, 2)
+    # A streamed client got the text with the deltas: its FINAL says how each choice ended.
+    assert final.choices == [Choice(0, "" if stream else "hello there", "stop")]
+    stored = await JobStore(db).load(job_id)
+    assert stored is not None
+    assert stored.result is not None
+    assert stored.result["choices"][0]["text"] == "hello there"  # kept for repeats either way
+    await events.aclose()
+
+
 async def test_first_ending_wins_and_later_endings_are_rejected(db: Database) -> None:
     fin = Finalizer(db, MemoryJobQueue(), "f")
     job_id = await _job(db)
@@ -153,7 +186,7 @@ async def _unrecorded(db: Database) -> JobMessage:
         job_id=new_job_id(),
         model="m",
         priority=Priority.NORMAL,
-        request={"kind": "chat", "messages": [{"role": "user", "content": "hi"}], "n": 1},
+        request=GenerationRequest(kind="chat", model="m", messages=[{"role": "user", "content": "hi"}]),
         reply_to="gw",
         enqueued_at=time.time(),
         deadline=time.time() + 60,

@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.queue.protocol import (
-    EventKind,
-    JobEvent,
+    Choice,
+    DeltaEvent,
     JobMessage,
     Lease,
     Outcome,
@@ -27,6 +29,7 @@ from gpucloud.queue.protocol import (
     Priority,
     QueueFull,
     QueueUnavailable,
+    StartedEvent,
 )
 from gpucloud.queue.redis import RedisJobQueue
 from gpucloud.queue.redis import outcomes as redis_outcomes_module
@@ -79,7 +82,7 @@ def job(model: str = "m", priority: Priority = Priority.NORMAL, stream: bool = F
         job_id=f"job_{i}",
         model=model,
         priority=priority,
-        request={"prompt": "hi", "max_tokens": 4},
+        request=GenerationRequest(kind="completion", model=model, prompt="hi", max_tokens=4),
         reply_to="gw-1",
         stream=stream,
         enqueued_at=time.time(),
@@ -96,7 +99,7 @@ def outcome(lease: Lease, status: OutcomeStatus = OutcomeStatus.COMPLETED) -> Ou
         reply_to=lease.job.reply_to,
         model=lease.job.model,
         worker_id=lease.worker_id,
-        choices=[{"index": 0, "text": "hello", "finish_reason": "stop"}],
+        choices=[Choice(0, "hello", "stop")],
         prompt_tokens=3,
         completion_tokens=2,
         at=time.time(),
@@ -141,7 +144,7 @@ async def test_submit_lease_complete_and_outcomes(make_queue: MakeQueue, raw: Re
         (j.job_id, 1, OutcomeStatus.STARTED),
         (j.job_id, 1, OutcomeStatus.COMPLETED),
     ]
-    assert outcomes[1].choices[0]["text"] == "hello"
+    assert outcomes[1].choices[0].text == "hello"
     assert all(o.outcome_id for o in outcomes)
     await queue.ack_outcomes(outcomes)
     assert await queue.read_outcomes("fin", 10, 0) == []
@@ -320,9 +323,9 @@ async def test_stream_with_progress_is_interrupted_not_redelivered(make_queue: M
     await queue.submit(silent)
     lease, _quiet = await queue.lease("w1", ["m"], 2, 0)
     await queue.begin(lease)
-    delta = {"index": 0, "text": "he", "tokens": 2, "finish_reason": None, "prompt_tokens": 7}
-    await queue.publish("gw-1", [JobEvent(lease.job.job_id, EventKind.DELTA, 1, delta)])
-    await queue.publish("gw-1", [JobEvent(lease.job.job_id, EventKind.DELTA, 1, {**delta, "tokens": 3})])
+    delta = DeltaEvent(lease.job.job_id, 1, index=0, text="he", tokens=2, prompt_tokens=7)
+    await queue.publish("gw-1", [delta])
+    await queue.publish("gw-1", [msgspec.structs.replace(delta, tokens=3)])
     await drain_outcomes(queue)
     await asyncio.sleep(0.4)
     # the stream that sent nothing is retried transparently; the other is over
@@ -389,7 +392,7 @@ async def test_unacknowledged_outcomes_go_to_another_finalizer(
 
 async def test_events_arrive_in_order(make_queue: MakeQueue, raw: Redis) -> None:
     gateway, worker = await make_queue(), await make_queue()
-    await worker.publish("gw-1", [JobEvent("old", EventKind.DELTA, 1, {"text": "before the reader"})])
+    await worker.publish("gw-1", [DeltaEvent("old", 1, text="before the reader")])
     reader = gateway.read_events("gw-1")
     first_batch = asyncio.ensure_future(reader.__anext__())
     await asyncio.sleep(0.2)
@@ -398,16 +401,14 @@ async def test_events_arrive_in_order(make_queue: MakeQueue, raw: Redis) -> None
     lease = await lease_one(worker, "w1")
     await worker.begin(lease)
     for i in range(30):
-        data = {"index": 0, "text": str(i), "tokens": 1, "finish_reason": None}
-        await worker.publish("gw-1", [JobEvent(j.job_id, EventKind.DELTA, 1, data)])
-    await worker.publish("gw-2", [JobEvent(j.job_id, EventKind.DELTA, 1, {"text": "elsewhere"})])
+        await worker.publish("gw-1", [DeltaEvent(j.job_id, 1, index=0, text=str(i), tokens=1)])
+    await worker.publish("gw-2", [DeltaEvent(j.job_id, 1, text="elsewhere")])
     received = await asyncio.wait_for(first_batch, 2.0)
     while len(received) < 31:
         received += await asyncio.wait_for(reader.__anext__(), 2.0)
     await reader.aclose()
-    assert received[0].kind is EventKind.STARTED
-    assert received[0].data == {"worker_id": "w1"}
-    assert [e.data["text"] for e in received[1:]] == [str(i) for i in range(30)]
+    assert received[0] == StartedEvent(j.job_id, 1, "w1")
+    assert [e.text for e in received[1:] if isinstance(e, DeltaEvent)] == [str(i) for i in range(30)]
     assert all(e.job_id == j.job_id and e.attempt == 1 for e in received)
     ttl = await raw.pttl(gateway.names.events("gw-1"))
     assert 0 < ttl <= 3600 * 1000

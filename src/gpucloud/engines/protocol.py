@@ -11,31 +11,25 @@ texts in `input`); the worker runs such a job with one `embed` call instead of `
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
+
+import msgspec
 
 from gpucloud.engines.capabilities import Capabilities
 
 RequestKind = Literal["chat", "completion", "embedding"]
 FinishReason = Literal["stop", "length", "tool_calls"]
 
-# Optional parameters and their defaults: carried only when set, so a plain payload stays small.
-_OPTIONAL: dict[str, Any] = {
-    "tools": None,
-    "tool_choice": None,
-    "parallel_tool_calls": None,
-    "response_format": None,
-    "logprobs": False,
-    "top_logprobs": None,
-    "presence_penalty": None,
-    "frequency_penalty": None,
-    "logit_bias": None,
-}
 
+class GenerationRequest(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What a model is asked to do; the OpenAI request after validation, engine-neutral.
 
-@dataclass(frozen=True, slots=True)
-class GenerationRequest:
-    """What a model is asked to do; the OpenAI request after validation, engine-neutral."""
+    The gateway builds it from a validated body (the one validation, at the edge); it travels in
+    `JobMessage.request` as is, and the worker decodes it typed (`gpucloud.queue.codec`) without
+    checking it again. Parameters left at their default are not encoded, so a plain payload stays
+    small.
+    """
 
     kind: RequestKind
     model: str
@@ -49,7 +43,7 @@ class GenerationRequest:
     top_p: float | None = None
     seed: int | None = None
     user: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
     # Tool calling: OpenAI's `tools` list, `tool_choice` ("none"/"auto"/"required" or
     # {"type": "function", "function": {"name": ...}}) and `parallel_tool_calls`.
     tools: list[dict[str, Any]] | None = None
@@ -62,53 +56,6 @@ class GenerationRequest:
     frequency_penalty: float | None = None
     logit_bias: dict[str, float] | None = None  # token id (as a string) → bias in -100..100
 
-    def to_dict(self) -> dict[str, Any]:
-        optional = {
-            name: getattr(self, name) for name, default in _OPTIONAL.items() if getattr(self, name) != default
-        }
-        return optional | {
-            "kind": self.kind,
-            "model": self.model,
-            "messages": self.messages,
-            "prompt": self.prompt,
-            "input": self.input,
-            "max_tokens": self.max_tokens,
-            "stop": list(self.stop),
-            "n": self.n,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "seed": self.seed,
-            "user": self.user,
-            "extra": self.extra,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GenerationRequest:
-        return cls(
-            kind=data["kind"],
-            model=data["model"],
-            messages=data.get("messages"),
-            prompt=data.get("prompt"),
-            input=data.get("input"),
-            max_tokens=data.get("max_tokens"),
-            stop=tuple(data.get("stop") or ()),
-            n=int(data.get("n") or 1),
-            temperature=data.get("temperature"),
-            top_p=data.get("top_p"),
-            seed=data.get("seed"),
-            user=data.get("user"),
-            extra=dict(data.get("extra") or {}),
-            tools=data.get("tools"),
-            tool_choice=data.get("tool_choice"),
-            parallel_tool_calls=data.get("parallel_tool_calls"),
-            response_format=data.get("response_format"),
-            logprobs=bool(data.get("logprobs")),
-            top_logprobs=data.get("top_logprobs"),
-            presence_penalty=data.get("presence_penalty"),
-            frequency_penalty=data.get("frequency_penalty"),
-            logit_bias=data.get("logit_bias"),
-        )
-
     def json_schema(self) -> dict[str, Any] | None:
         """The JSON schema the answer must validate against (`response_format` json_schema)."""
         fmt = self.response_format or {}
@@ -118,8 +65,7 @@ class GenerationRequest:
         return schema if isinstance(schema, dict) else {"type": "object"}
 
 
-@dataclass(frozen=True, slots=True)
-class ToolCallDelta:
+class ToolCallDelta(msgspec.Struct, frozen=True):
     """A piece of one tool call in a choice: the first piece of call `index` carries its `id` and
     `name`, later ones only more of the JSON `arguments` text."""
 
@@ -128,30 +74,14 @@ class ToolCallDelta:
     id: str | None = None
     name: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "id": self.id, "name": self.name, "arguments": self.arguments}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ToolCallDelta:
-        return cls(int(data["index"]), str(data.get("arguments") or ""), data.get("id"), data.get("name"))
-
-
-@dataclass(frozen=True, slots=True)
-class TokenLogprob:
+class TokenLogprob(msgspec.Struct, frozen=True):
     """One generated token's log probability and the most likely alternatives at its position."""
 
     token: str
     logprob: float
     bytes: list[int]
-    top: list[tuple[str, float, list[int]]] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"token": self.token, "logprob": self.logprob, "bytes": self.bytes, "top": self.top}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TokenLogprob:
-        top = [(str(t), float(lp), list(b)) for t, lp, b in data.get("top") or []]
-        return cls(str(data["token"]), float(data["logprob"]), list(data.get("bytes") or []), top)
+    top: list[tuple[str, float, list[int]]] = msgspec.field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
 import orjson
 
 from gpucloud.errors import GpucloudError
 from gpucloud.gateway.errors import envelope, status_of
-from gpucloud.queue.protocol import EventKind, JobEvent
+from gpucloud.queue.protocol import DeltaEvent
 
 DONE = b"data: [DONE]\n\n"
 
@@ -184,16 +185,15 @@ class ChunkWriter:
             for i in range(self._job.n)
         )
 
-    def delta(self, event: JobEvent) -> bytes:
+    def delta(self, event: DeltaEvent) -> bytes:
         if self._attempt is None:
             self._attempt = event.attempt
         elif event.attempt != self._attempt:
             return b""  # a stale attempt that woke up late: the client follows the first one
-        data = event.data
-        index, finish = int(data["index"]), data.get("finish_reason")
+        index, finish = event.index, event.finish_reason
         out = b""
-        if data.get("text") or data.get("tool_calls") or data.get("logprobs"):
-            out += self._chunk([self._piece(index, data)])
+        if event.text or event.tool_calls or event.logprobs:
+            out += self._chunk([self._piece(event)])
         if finish:
             if self._job.kind == "chat":
                 choice = {"index": index, "delta": {}, "logprobs": None, "finish_reason": finish}
@@ -202,17 +202,19 @@ class ChunkWriter:
             out += self._chunk([choice])
         return out
 
-    def _piece(self, index: int, data: dict[str, Any]) -> dict[str, Any]:
-        text = str(data.get("text") or "")
+    def _piece(self, event: DeltaEvent) -> dict[str, Any]:
+        index, text = event.index, event.text
+        # Tool calls and log probabilities are rare: rendered from their plain form, as stored ones.
+        items = msgspec.to_builtins(event.logprobs) if event.logprobs else None
         if self._job.kind == "chat":
             delta: dict[str, Any] = {"content": text} if text else {}
-            if data.get("tool_calls"):
-                delta["tool_calls"] = tool_call_chunks(data["tool_calls"])
-            logprobs = chat_logprobs(data.get("logprobs"))
+            if event.tool_calls:
+                delta["tool_calls"] = tool_call_chunks(msgspec.to_builtins(event.tool_calls))
+            logprobs = chat_logprobs(items)
             return {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": None}
         offset = self._offsets.get(index, 0)
         self._offsets[index] = offset + len(text)
-        logprobs = text_logprobs(data.get("logprobs"), offset)
+        logprobs = text_logprobs(items, offset)
         return {"index": index, "text": text, "logprobs": logprobs, "finish_reason": None}
 
     def closing(self, final: dict[str, Any]) -> bytes:
@@ -237,7 +239,7 @@ class StreamWriter(Protocol):
     Responses API's typed events)."""
 
     def opening(self) -> bytes: ...
-    def delta(self, event: JobEvent) -> bytes: ...
+    def delta(self, event: DeltaEvent) -> bytes: ...
     def closing(self, final: dict[str, Any]) -> bytes: ...
     def error(self, exc: Exception) -> bytes: ...
 
@@ -247,9 +249,14 @@ def replay(writer: StreamWriter, job_id: str, final: dict[str, Any]) -> bytes:
     each choice as one delta, its tool calls each in one piece."""
     out = writer.opening()
     for choice in sorted(final.get("choices", []), key=lambda c: int(c["index"])):
-        data = {**choice, "tool_calls": replayed_calls(choice.get("tool_calls"))}
-        out += writer.delta(JobEvent(job_id, EventKind.DELTA, 0, data))
+        out += writer.delta(replayed_delta(job_id, choice))
     return out + writer.closing(final)
+
+
+def replayed_delta(job_id: str, choice: dict[str, Any]) -> DeltaEvent:
+    """A stored choice as one delta of a replayed stream (its tool calls each in one piece)."""
+    pieces = replayed_calls(choice.get("tool_calls"))
+    return msgspec.convert({**choice, "tool_calls": pieces, "job_id": job_id, "attempt": 0}, DeltaEvent)
 
 
 def replayed_calls(calls: list[dict[str, Any]] | None) -> list[dict[str, Any]]:

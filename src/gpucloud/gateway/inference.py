@@ -32,6 +32,7 @@ from gpucloud.gateway.generation import build_generation
 from gpucloud.gateway.job_errors import stored_error
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
 from gpucloud.jobs import NewJob, new_job_id
+from gpucloud.jobs.store import request_document, stored_request
 from gpucloud.keys import Principal
 from gpucloud.queue.protocol import JobMessage, Jobs, Priority, QueueFull, QueueUnavailable, Unrecorded
 from gpucloud.queue.router import JobWatch
@@ -161,7 +162,7 @@ class Inference:
         if idempotency_key is not None:
             existing = await self._rt.jobs.find_idempotent(principal.key_id, idempotency_key)
             if existing is not None:
-                return self._repeat(existing, generation.to_dict())
+                return self._repeat(existing, generation)
         ticket = await self._admit(principal, generation)
         message = self._message(ticket.job_id, generation, priority, stream, request_id, max_wait_s)
         try:
@@ -197,7 +198,7 @@ class Inference:
             job_id=job_id,
             model=generation.model,
             priority=priority,
-            request=generation.to_dict(),
+            request=generation,  # validated by the route's model: the worker takes it as is (§12)
             reply_to=self._rt.router.reply_to,
             stream=stream,
             enqueued_at=now,
@@ -223,7 +224,7 @@ class Inference:
             if watch is not None:
                 watch.close()
             raise
-        kind: RequestKind = message.request.get("kind", "chat")
+        kind: RequestKind = message.request.kind
         return Submitted(
             message.job_id,
             kind,
@@ -255,10 +256,10 @@ class Inference:
                     id=message.job_id,
                     key_id=principal.key_id,
                     model=message.model,
-                    endpoint=str(message.request.get("kind", "chat")),
+                    endpoint=message.request.kind,
                     priority=message.priority.value,
                     stream=message.stream,
-                    request=message.request,
+                    request=request_document(message.request),
                     request_id=message.request_id,
                     idempotency_key=idempotency_key,
                 )
@@ -270,13 +271,13 @@ class Inference:
             await self._rt.admission.abandon(ticket)
             return self._repeat(existing, message.request)
         try:
-            return await self._queue(message, ticket, int(message.request.get("n") or 1), watched=watched)
+            return await self._queue(message, ticket, message.request.n, watched=watched)
         except BaseException:
             await self._rt.jobs.discard(message.job_id)
             raise
 
-    def _repeat(self, existing: Job, payload: dict[str, Any]) -> Submitted:
-        if existing.request != payload:
+    def _repeat(self, existing: Job, generation: GenerationRequest) -> Submitted:
+        if stored_request(existing.request) != generation:
             raise Conflict(
                 "This Idempotency-Key was already used with a different request.",
                 code="idempotency_key_reused",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from gpucloud.db import Job, JobStatus
 from gpucloud.errors import EngineFailed, InvalidRequest, Unavailable
-from gpucloud.queue.protocol import EventKind, JobEvent, OutcomeStatus
+from gpucloud.queue.protocol import ErrorEvent, OutcomeStatus
 
 # Worker error codes that are the client's to fix (400): code → (param, code the client sees).
 _CLIENT_ERRORS: dict[str, tuple[str | None, str | None]] = {
@@ -15,33 +15,29 @@ _CLIENT_ERRORS: dict[str, tuple[str | None, str | None]] = {
 }
 
 
-def error_of(event: JobEvent) -> Exception:
+def error_of(event: ErrorEvent) -> Exception:
     """The domain error a client gets for an ERROR event."""
-    data = event.data
-    code = data.get("error_code") or data.get("code")
-    status = data.get("status")
-    if status == OutcomeStatus.EXPIRED.value:
+    code, status = event.error_code, event.status
+    if status is OutcomeStatus.EXPIRED:
         return Unavailable(
             "The request waited in the queue too long; retry later.", retry_after_s=10, code="queue_timeout"
         )
-    if status == OutcomeStatus.DEAD.value:
+    if status is OutcomeStatus.DEAD:
         return EngineFailed(
             "The request failed on every attempt and was set aside for an operator.", code="dead_lettered"
         )
-    if status == OutcomeStatus.INTERRUPTED.value:
+    if status is OutcomeStatus.INTERRUPTED:
         return EngineFailed("The worker serving the request was lost.", code="worker_lost")
-    if status == OutcomeStatus.CANCELLED.value:
+    if status is OutcomeStatus.CANCELLED:
         return Unavailable("The request was cancelled.", retry_after_s=1, code="cancelled")
     if code in _CLIENT_ERRORS:  # the model refused the request itself: the client's to fix
         param, public_code = _CLIENT_ERRORS[code]
-        return InvalidRequest(
-            str(data.get("error") or "The model refused the request."), code=public_code, param=param
-        )
+        return InvalidRequest(event.error or "The model refused the request.", code=public_code, param=param)
     if code == "context_length_exceeded":
         return InvalidRequest(
-            str(data.get("error") or "The prompt is too long for this model."), code=code, param="messages"
+            event.error or "The prompt is too long for this model.", code=code, param="messages"
         )
-    return EngineFailed(str(data.get("error") or "The model failed to serve the request."), code=code)
+    return EngineFailed(event.error or "The model failed to serve the request.", code=code)
 
 
 def stored_error(row: Job) -> Exception:
@@ -53,5 +49,4 @@ def stored_error(row: Job) -> Exception:
     }.get(row.error_code or "", OutcomeStatus.FAILED)
     if row.status == JobStatus.CANCELLED.value:
         status = OutcomeStatus.CANCELLED
-    data = {"status": status.value, "error": row.error, "error_code": row.error_code}
-    return error_of(JobEvent(row.id, EventKind.ERROR, row.attempts, data))
+    return error_of(ErrorEvent(row.id, row.attempts, status, row.error, row.error_code))

@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -36,13 +37,24 @@ from gpucloud.gateway.formats import StreamWriter, replay
 from gpucloud.gateway.inference import Inference, Submitted
 from gpucloud.gateway.job_errors import error_of
 from gpucloud.keys import Principal
-from gpucloud.queue.protocol import EventKind, JobEvent, OutcomeStatus, QueueUnavailable
+from gpucloud.queue.protocol import (
+    DeltaEvent,
+    ErrorEvent,
+    FinalEvent,
+    JobEvent,
+    OutcomeStatus,
+    QueueUnavailable,
+    StartedEvent,
+)
 from gpucloud.queue.router import ClientGone, JobWatch
 
 # Extra time the gateway gives a job past its queue deadline before giving up on it itself: the
 # worker that leases an expired job reports it, and that report should win the race.
 START_GRACE_S = 5.0
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+# What a client is told of its job: STARTED events only move the clocks (`ClientJob.next`).
+Reply = DeltaEvent | FinalEvent | ErrorEvent
 
 
 class ClientJob:
@@ -118,7 +130,7 @@ class ClientJob:
 
     # waiting -----------------------------------------------------------------------------------
 
-    async def next(self) -> JobEvent:
+    async def next(self) -> Reply:
         """The job's next event other than STARTED; on no news within the bounds, the job is given
         up (503). `ClientGone` when the client disconnected first."""
         watch = self._watching()
@@ -127,7 +139,7 @@ class ClientJob:
                 event = await watch.next(self._timeout())
             except TimeoutError:
                 raise await self._give_up() from None
-            if event.kind is not EventKind.STARTED:
+            if not isinstance(event, StartedEvent):
                 return event
             self._started()
 
@@ -167,13 +179,15 @@ class ClientJob:
             code="queue_timeout",
         )
 
-    def _end(self, event: JobEvent) -> dict[str, Any]:
-        """The FINAL event's data (recorded for the request's log line); an ERROR's domain error."""
+    def _end(self, event: FinalEvent | ErrorEvent) -> dict[str, Any]:
+        """The FINAL event as a result document (recorded for the request's log line); an ERROR's
+        domain error. A streamed job's FINAL has no text (the deltas brought it): usage and endings."""
         self._ended = True
-        if event.kind is EventKind.ERROR:
+        if isinstance(event, ErrorEvent):
             raise error_of(event)
-        self._note(event.data)
-        return event.data
+        final = final_document(event)
+        self._note(final)
+        return final
 
     def _note(self, final: dict[str, Any]) -> None:
         seen = facts(self._request)
@@ -195,7 +209,7 @@ class ClientJob:
             watcher = asyncio.ensure_future(self._tell_when_gone())
             try:
                 event = await self.next()
-                while event.kind is EventKind.DELTA:  # a non-streamed job sends none; skip any
+                while isinstance(event, DeltaEvent):  # a non-streamed job sends none; skip any
                     event = await self.next()
                 return self._end(event)
             except ClientGone:
@@ -221,7 +235,7 @@ class ClientJob:
             return Response(replay(writer, self.job_id, await self.result()), media_type="text/event-stream")
         try:
             first = await self.next()
-            if first.kind is EventKind.ERROR:
+            if isinstance(first, ErrorEvent):
                 self._end(first)
         except BaseException:
             await self.close()
@@ -232,12 +246,12 @@ class ClientJob:
             headers={**SSE_HEADERS, **self.headers()},
         )
 
-    async def _body(self, writer: StreamWriter, first: JobEvent) -> AsyncIterator[bytes]:
+    async def _body(self, writer: StreamWriter, first: Reply) -> AsyncIterator[bytes]:
         """The SSE body; if it is closed before the end (client gone), the job is cancelled."""
         async with self:
             watch = self._watching()
             yield writer.opening()
-            batch = [first]
+            batch: list[JobEvent] = [first]
             try:
                 while True:
                     batch += watch.drain()
@@ -254,14 +268,19 @@ class ClientJob:
         """One write's worth of SSE bytes for a batch of events."""
         out = b""
         for event in batch:
-            kind = event.kind
-            if kind is EventKind.DELTA:
+            if isinstance(event, DeltaEvent):
                 out += writer.delta(event)
-            elif kind is EventKind.FINAL:
+            elif isinstance(event, FinalEvent):
                 out += writer.closing(self._end(event))
-            elif kind is EventKind.ERROR:  # the job ended without a result: an error event
+            elif isinstance(event, ErrorEvent):  # the job ended without a result: an error event
                 self._ended = True
                 out += writer.error(error_of(event))
             else:
                 self._started()
         return out
+
+
+def final_document(event: FinalEvent) -> dict[str, Any]:
+    """A FINAL event as the response bodies read a result (the shape of a stored one)."""
+    document: dict[str, Any] = msgspec.to_builtins(event)
+    return document

@@ -21,12 +21,14 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import JSON, Boolean, Connection, Insert, String, Update, and_, bindparam, case, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
 from gpucloud.db import Job, JobStatus
 from gpucloud.db.models import UTCDateTime, utcnow
+from gpucloud.jobs.store import request_document
 from gpucloud.queue.protocol import JobMessage, Outcome, OutcomeStatus
 
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
@@ -129,7 +131,7 @@ def new_row(job: JobMessage) -> dict[str, Any]:
         "priority": job.priority.value,
         "stream": job.stream,
         "request_id": job.request_id,
-        "request": job.request,
+        "request": request_document(job.request),
         "admission": job.unrecorded.admission,
         "reply_to": job.reply_to,
         "deadline_at": datetime.fromtimestamp(job.deadline, UTC) if job.deadline else None,
@@ -264,11 +266,11 @@ def result_of(outcome: Outcome) -> dict[str, Any] | None:
     if not outcome.choices:
         return None
     result: dict[str, Any] = {
-        "choices": outcome.choices,
+        "choices": msgspec.to_builtins(outcome.choices),  # the stored document is plain JSON
         "prompt_tokens": outcome.prompt_tokens,
         "completion_tokens": outcome.completion_tokens,
     }
-    size = sum(len(c.get("embedding_base64") or "") for c in outcome.choices)
+    size = sum(len(c.embedding_base64 or "") for c in outcome.choices)
     if size > _MAX_STORED_EMBEDDING_CHARS:
         result["choices"], result[EMBEDDINGS_OMITTED] = [], True
     return result

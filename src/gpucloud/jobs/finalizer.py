@@ -27,7 +27,16 @@ from gpucloud.db.models import utcnow
 from gpucloud.jobs.fence import ENDINGS, Ended, Fence
 from gpucloud.jobs.seen import Seen
 from gpucloud.observability.metrics import Metrics
-from gpucloud.queue.protocol import EventKind, JobEvent, Outcome, Outcomes, OutcomeStatus, QueueError
+from gpucloud.queue.protocol import (
+    Choice,
+    ErrorEvent,
+    FinalEvent,
+    JobEvent,
+    Outcome,
+    Outcomes,
+    OutcomeStatus,
+    QueueError,
+)
 from gpucloud.settings import ModelPrice
 
 log = logging.getLogger(__name__)
@@ -233,14 +242,31 @@ class Finalizer:
 
 
 def _event(outcome: Outcome, latency_ms: float) -> JobEvent:
-    """What the gateway holding the client is told about an accepted ending."""
-    data = outcome.to_dict()
-    data.pop("job", None)  # the gateway has the request; the event needs only the result
-    data["latency_ms"] = latency_ms
+    """What the gateway holding the client is told about an accepted ending: the usage and, for a
+    job not streamed, its choices. A streamed job's client got the text with the deltas, so its
+    FINAL carries each choice's index and finish reason only."""
     if outcome.status is OutcomeStatus.COMPLETED:
-        return JobEvent(outcome.job_id, EventKind.FINAL, outcome.attempt, data)
-    data.setdefault("code", outcome.error_code)
-    return JobEvent(outcome.job_id, EventKind.ERROR, outcome.attempt, data)
+        choices = outcome.choices
+        if outcome.stream:
+            choices = [Choice(c.index, finish_reason=c.finish_reason) for c in choices]
+        return FinalEvent(
+            outcome.job_id,
+            outcome.attempt,
+            choices,
+            outcome.prompt_tokens,
+            outcome.completion_tokens,
+            latency_ms,
+        )
+    return ErrorEvent(
+        outcome.job_id,
+        outcome.attempt,
+        outcome.status,
+        outcome.error,
+        outcome.error_code,
+        outcome.prompt_tokens,
+        outcome.completion_tokens,
+        latency_ms,
+    )
 
 
 def _lone_new_endings(outcomes: list[Outcome]) -> list[Outcome]:

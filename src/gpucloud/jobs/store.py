@@ -13,16 +13,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
 
 from gpucloud.db import Database, Job, JobStatus, UsageRecord
 from gpucloud.db.models import utcnow
+from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.errors import NotFound
 from gpucloud.keys import Principal
 
 
 def new_job_id() -> str:
     return f"job_{uuid.uuid4().hex}"
+
+
+def request_document(request: GenerationRequest) -> dict[str, Any]:
+    """A job's request as its row's JSON column holds it."""
+    document: dict[str, Any] = msgspec.to_builtins(request)
+    return document
+
+
+def stored_request(document: dict[str, Any]) -> GenerationRequest:
+    """A row's request as the queue carries it (rows hold what a validated request became)."""
+    return msgspec.convert(document, GenerationRequest)
 
 
 _RANK_SQL = {"high": 0, "normal": 1, "low": 2}

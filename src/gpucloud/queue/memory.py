@@ -17,10 +17,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from gpucloud.background import Background
+from gpucloud.queue.memory_presence import MemoryPresence
 from gpucloud.queue.protocol import (
     PRIORITIES_HIGH_FIRST,
-    EventKind,
+    DeltaEvent,
     JobEvent,
     JobMessage,
     Lease,
@@ -28,7 +31,7 @@ from gpucloud.queue.protocol import (
     OutcomeStatus,
     Priority,
     QueueFull,
-    WorkerInfo,
+    StartedEvent,
     carried,
 )
 
@@ -60,8 +63,9 @@ class _ModelQueue:
         return sum(len(q) for q in self.classes.values()) + len(self.reclaimed)
 
 
-class MemoryJobQueue:
-    """The JobQueue protocol in one process (see module docstring)."""
+class MemoryJobQueue(MemoryPresence):
+    """The JobQueue protocol in one process (see module docstring). It passes the messages of
+    `queue.messages` as objects: the same types the Redis backend encodes with `queue.codec`."""
 
     def __init__(
         self,
@@ -71,6 +75,7 @@ class MemoryJobQueue:
         max_attempts: int = 3,
         fair_every: int = 8,
     ) -> None:
+        super().__init__()
         self._max_depth = max_depth
         self._lease_timeout_s = lease_timeout_s
         self._max_attempts = max_attempts
@@ -88,10 +93,6 @@ class MemoryJobQueue:
         self._progress: dict[str, tuple[int, int]] = {}  # job_id → (completion, prompt) tokens sent
         self._dead: dict[str, JobMessage] = {}
         self._reaper = Background("memory-queue-reaper", self._reap_forever)
-        self._workers: dict[str, tuple[WorkerInfo, float]] = {}  # worker_id → (info, expires_at)
-        self._models_seen: dict[str, float] = {}
-        self._epoch = uuid.uuid4().hex  # this process's queue: gone with it
-        self._leases: dict[str, tuple[str, float]] = {}  # role → (holder, expires_at)
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -271,7 +272,7 @@ class MemoryJobQueue:
                 job=carried(lease.job),
             )
         )
-        event = JobEvent(lease.job.job_id, EventKind.STARTED, lease.attempt, {"worker_id": lease.worker_id})
+        event = StartedEvent(lease.job.job_id, lease.attempt, lease.worker_id)
         await self.publish(lease.job.reply_to, [event])
         return not await self.is_cancelled(lease.job.job_id)
 
@@ -320,11 +321,9 @@ class MemoryJobQueue:
 
     async def publish(self, reply_to: str, events: Sequence[JobEvent]) -> None:
         for event in events:
-            if event.kind is EventKind.DELTA:
+            if isinstance(event, DeltaEvent):
                 done, prompt = self._progress.get(event.job_id, (0, 0))
-                tokens = int(event.data.get("tokens", 0))
-                prompt = max(prompt, int(event.data.get("prompt_tokens", 0)))
-                self._progress[event.job_id] = (done + tokens, prompt)
+                self._progress[event.job_id] = (done + event.tokens, max(prompt, event.prompt_tokens))
         channel = self._channels.get(reply_to)
         if channel is not None and events:
             channel.put_nowait(list(events))
@@ -385,39 +384,8 @@ class MemoryJobQueue:
         if job is None:
             return False
         attempts = job.attempt_base + self._max_attempts
-        replayed = JobMessage.from_dict({**job.to_dict(), "attempt_base": attempts})
+        replayed = msgspec.structs.replace(job, attempt_base=attempts)
         self._models.setdefault(job.model, _ModelQueue()).classes[job.priority].append(_Entry(replayed))
         async with self._work:
             self._work.notify_all()
         return True
-
-    # presence ------------------------------------------------------------------------------
-
-    async def epoch(self) -> str:
-        return self._epoch
-
-    async def lead(self, role: str, holder: str, ttl_s: float) -> bool:
-        now = time.monotonic()
-        current = self._leases.get(role)
-        if current is None or current[0] == holder or current[1] <= now:
-            self._leases[role] = (holder, now + ttl_s)
-            return True
-        return False
-
-    async def announce(self, worker: WorkerInfo, ttl_s: float) -> None:
-        self._workers[worker.worker_id] = (worker, time.monotonic() + ttl_s)
-        for model in worker.models:
-            self._models_seen[model] = worker.at or time.time()
-
-    async def withdraw(self, worker_id: str) -> None:
-        self._workers.pop(worker_id, None)
-
-    async def workers(self) -> list[WorkerInfo]:
-        now = time.monotonic()
-        return [info for info, expires in self._workers.values() if expires > now]
-
-    async def known_models(self) -> dict[str, float]:
-        return dict(self._models_seen)
-
-    async def forget_model(self, model: str) -> None:
-        self._models_seen.pop(model, None)

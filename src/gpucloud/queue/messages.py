@@ -1,14 +1,42 @@
 """The messages that cross the queue: jobs, leases, outcomes, events, worker announcements.
 
-Each is a dataclass with `to_dict`/`from_dict`, the one codec both queue backends use (the Redis
-backend stores the dicts as JSON; the in-process one passes the objects themselves).
+Each is a `msgspec.Struct`: typed, checked once when decoded (`gpucloud.queue.codec`, the one
+codec both backends use: the Redis backend stores them as JSON, the in-process one passes the
+objects themselves). Nobody builds or reads them as dicts. The request a job carries is the
+engine-neutral `GenerationRequest`, validated once by the gateway (docs/architecture.md §1, §12).
+
+Events are one Struct per kind, tagged by `kind` on the wire (`JobEvent` is their union), so a
+reader narrows with `isinstance` and gets typed fields.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+import msgspec
+
+from gpucloud.engines.protocol import GenerationRequest, TokenLogprob, ToolCallDelta
+
+__all__ = [
+    "PRIORITIES_HIGH_FIRST",
+    "Choice",
+    "DeltaEvent",
+    "ErrorEvent",
+    "EventKind",
+    "FinalEvent",
+    "JobEvent",
+    "JobMessage",
+    "Lease",
+    "Outcome",
+    "OutcomeStatus",
+    "Priority",
+    "StartedEvent",
+    "ToolCall",
+    "Unrecorded",
+    "WorkerInfo",
+    "carried",
+]
 
 
 class Priority(enum.StrEnum):
@@ -28,12 +56,12 @@ PRIORITIES_HIGH_FIRST = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
 
 
 class EventKind(enum.StrEnum):
-    """What a `JobEvent` says to the gateway holding the client."""
+    """What a `JobEvent` says to the gateway holding the client (its tag on the wire)."""
 
-    STARTED = "started"  # an attempt began on a worker: data {"worker_id"}
-    DELTA = "delta"  # output of one choice: data {"index", "text", "tokens", "finish_reason"}
-    FINAL = "final"  # the accepted outcome, after the ledger write: data = Outcome.to_dict()
-    ERROR = "error"  # the job ended without a result: data {"code", "message", "retryable", ...}
+    STARTED = "started"  # an attempt began on a worker
+    DELTA = "delta"  # output of one choice
+    FINAL = "final"  # the accepted result, after the ledger write
+    ERROR = "error"  # the job ended without a result
 
 
 class OutcomeStatus(enum.StrEnum):
@@ -48,8 +76,7 @@ class OutcomeStatus(enum.StrEnum):
     INTERRUPTED = "interrupted"  # a streamed attempt died after its first token: billed, not retried
 
 
-@dataclass(frozen=True, slots=True)
-class Unrecorded:
+class Unrecorded(msgspec.Struct, frozen=True):
     """What the control plane needs to write the row of a job that the gateway queued without one.
 
     A synchronous request has no row until it starts or ends: its client waits on the gateway, and
@@ -61,26 +88,21 @@ class Unrecorded:
 
     key_id: str
     endpoint: str  # the request kind: "chat", "completion", "embedding"
-    admission: dict[str, Any] | None  # admission's ticket, settled when the job ends
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"key_id": self.key_id, "endpoint": self.endpoint, "admission": self.admission}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Unrecorded | None:
-        if not data:
-            return None
-        return cls(str(data["key_id"]), str(data["endpoint"]), data.get("admission"))
+    # Admission's ticket, settled when the job ends: admission's own document, opaque to the queue.
+    admission: dict[str, Any] | None = None
 
 
-@dataclass(slots=True)
-class JobMessage:
-    """A job as the queue carries it. `request` is `GenerationRequest.to_dict()`."""
+class JobMessage(msgspec.Struct):
+    """A job as the queue carries it.
+
+    Every field is always encoded: the Lua scripts read `job_id`, `model`, `reply_to`, `stream`,
+    `attempt_base` and `unrecorded` from the stored JSON (`queue/redis/scripts.py`).
+    """
 
     job_id: str
     model: str
     priority: Priority
-    request: dict[str, Any]
+    request: GenerationRequest
     reply_to: str
     stream: bool = False
     enqueued_at: float = 0.0
@@ -91,40 +113,8 @@ class JobMessage:
     attempt_base: int = 0
     unrecorded: Unrecorded | None = None  # set when no database row exists yet (see Unrecorded)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "unrecorded": self.unrecorded.to_dict() if self.unrecorded is not None else None,
-            "job_id": self.job_id,
-            "model": self.model,
-            "priority": self.priority.value,
-            "request": self.request,
-            "reply_to": self.reply_to,
-            "stream": self.stream,
-            "enqueued_at": self.enqueued_at,
-            "deadline": self.deadline,
-            "request_id": self.request_id,
-            "attempt_base": self.attempt_base,
-        }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobMessage:
-        return cls(
-            job_id=data["job_id"],
-            model=data["model"],
-            priority=Priority(data["priority"]),
-            request=data["request"],
-            reply_to=data["reply_to"],
-            stream=bool(data.get("stream", False)),
-            enqueued_at=float(data.get("enqueued_at", 0.0)),
-            deadline=float(data.get("deadline", 0.0)),
-            request_id=str(data.get("request_id", "")),
-            attempt_base=int(data.get("attempt_base", 0)),
-            unrecorded=Unrecorded.from_dict(data.get("unrecorded")),
-        )
-
-
-@dataclass(slots=True)
-class Lease:
+class Lease(msgspec.Struct):
     """One delivery of a job to a worker. `token` is the implementation's handle for it."""
 
     job: JobMessage
@@ -133,37 +123,41 @@ class Lease:
     token: str
 
 
-@dataclass(slots=True)
-class JobEvent:
-    job_id: str
-    kind: EventKind
-    attempt: int
-    data: dict[str, Any] = field(default_factory=dict)
+class ToolCall(msgspec.Struct):
+    """One whole tool call of a choice (its streamed pieces joined)."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "kind": self.kind.value, "attempt": self.attempt, "data": self.data}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobEvent:
-        return cls(
-            job_id=data["job_id"],
-            kind=EventKind(data["kind"]),
-            attempt=int(data["attempt"]),
-            data=data.get("data") or {},
-        )
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
 
 
-@dataclass(slots=True)
-class Outcome:
-    """An attempt's report to the control plane. `outcome_id` is set by `read_outcomes`."""
+class Choice(msgspec.Struct):
+    """One choice of a result. A streamed job's FINAL event carries its choices without text, tool
+    calls or log probabilities: the client got those with the deltas. Every field is encoded: the
+    response bodies read a stored choice's `text` as it is."""
+
+    index: int
+    text: str = ""
+    finish_reason: str | None = None
+    tool_calls: list[ToolCall] = msgspec.field(default_factory=list)
+    logprobs: list[TokenLogprob] = msgspec.field(default_factory=list)
+    embedding_base64: str | None = None  # an embedding job's vector (see `worker.embedding`)
+
+
+class Outcome(msgspec.Struct, omit_defaults=True):
+    """An attempt's report to the control plane. `outcome_id` is set by `read_outcomes`.
+
+    Defaults may be absent on the wire: the lease script writes DEAD and INTERRUPTED outcomes
+    itself (without `choices`, whose empty list cjson would write as an object).
+    """
 
     job_id: str
     attempt: int
     status: OutcomeStatus
-    reply_to: str
-    model: str
+    reply_to: str = ""
+    model: str = ""
     worker_id: str = ""
-    choices: list[dict[str, Any]] = field(default_factory=list)  # {"index","text","finish_reason"}
+    choices: list[Choice] = msgspec.field(default_factory=list)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     ttft_ms: float | None = None
@@ -171,50 +165,11 @@ class Outcome:
     error: str | None = None
     error_code: str | None = None
     at: float = 0.0
-    outcome_id: str = ""
+    stream: bool = False  # the job was streamed: its FINAL event then carries no text
+    outcome_id: str = ""  # the queue's handle, never encoded (the stream entry id in Redis)
     # The job itself, only when it has no database row yet (`JobMessage.unrecorded`): the finalizer
     # writes the row from it. Set by the queue from the lease, never by the worker.
     job: JobMessage | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "job": self.job.to_dict() if self.job is not None else None,
-            "job_id": self.job_id,
-            "attempt": self.attempt,
-            "status": self.status.value,
-            "reply_to": self.reply_to,
-            "model": self.model,
-            "worker_id": self.worker_id,
-            "choices": self.choices,
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "ttft_ms": self.ttft_ms,
-            "duration_ms": self.duration_ms,
-            "error": self.error,
-            "error_code": self.error_code,
-            "at": self.at,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], outcome_id: str = "") -> Outcome:
-        return cls(
-            job_id=data["job_id"],
-            attempt=int(data["attempt"]),
-            status=OutcomeStatus(data["status"]),
-            reply_to=data.get("reply_to", ""),
-            model=data.get("model", ""),
-            worker_id=data.get("worker_id", ""),
-            choices=list(data.get("choices") or []),
-            prompt_tokens=int(data.get("prompt_tokens") or 0),
-            completion_tokens=int(data.get("completion_tokens") or 0),
-            ttft_ms=data.get("ttft_ms"),
-            duration_ms=data.get("duration_ms"),
-            error=data.get("error"),
-            error_code=data.get("error_code"),
-            at=float(data.get("at") or 0.0),
-            outcome_id=outcome_id,
-            job=JobMessage.from_dict(data["job"]) if data.get("job") else None,
-        )
 
 
 def carried(job: JobMessage) -> JobMessage | None:
@@ -222,8 +177,60 @@ def carried(job: JobMessage) -> JobMessage | None:
     return job if job.unrecorded is not None else None
 
 
-@dataclass(slots=True)
-class WorkerInfo:
+class StartedEvent(msgspec.Struct, tag_field="kind", tag="started"):
+    """An attempt began on a worker."""
+
+    kind: ClassVar[EventKind] = EventKind.STARTED
+    job_id: str
+    attempt: int
+    worker_id: str = ""
+
+
+class DeltaEvent(msgspec.Struct, tag_field="kind", tag="delta", omit_defaults=True):
+    """Output of one choice of a streamed job."""
+
+    kind: ClassVar[EventKind] = EventKind.DELTA
+    job_id: str
+    attempt: int
+    index: int = 0
+    text: str = ""
+    tokens: int = 0  # completion tokens this piece carries (the queue counts them as progress)
+    finish_reason: str | None = None
+    prompt_tokens: int = 0  # the prompt as counted when the job started
+    tool_calls: list[ToolCallDelta] = msgspec.field(default_factory=list)
+    logprobs: list[TokenLogprob] = msgspec.field(default_factory=list)
+
+
+class FinalEvent(msgspec.Struct, tag_field="kind", tag="final"):
+    """The accepted result, published after the ledger write: what was billed is what is told."""
+
+    kind: ClassVar[EventKind] = EventKind.FINAL
+    job_id: str
+    attempt: int
+    choices: list[Choice] = msgspec.field(default_factory=list)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+
+
+class ErrorEvent(msgspec.Struct, tag_field="kind", tag="error"):
+    """The job ended without a result (`status` says how; `error_code` for the client's error)."""
+
+    kind: ClassVar[EventKind] = EventKind.ERROR
+    job_id: str
+    attempt: int
+    status: OutcomeStatus = OutcomeStatus.FAILED
+    error: str | None = None
+    error_code: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+
+
+JobEvent = StartedEvent | DeltaEvent | FinalEvent | ErrorEvent
+
+
+class WorkerInfo(msgspec.Struct):
     """A worker's announcement: which models it serves and how busy it is."""
 
     worker_id: str
@@ -231,28 +238,5 @@ class WorkerInfo:
     slots: int
     running: int = 0
     at: float = 0.0  # when it was announced
-    running_by_model: dict[str, int] = field(default_factory=dict)  # the per-replica load
-    capabilities: dict[str, dict[str, bool]] = field(default_factory=dict)  # model → its engine's
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "capabilities": self.capabilities,
-            "worker_id": self.worker_id,
-            "models": self.models,
-            "slots": self.slots,
-            "running": self.running,
-            "at": self.at,
-            "running_by_model": self.running_by_model,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> WorkerInfo:
-        return cls(
-            worker_id=data["worker_id"],
-            models=list(data.get("models") or []),
-            slots=int(data.get("slots") or 0),
-            running=int(data.get("running") or 0),
-            at=float(data.get("at") or 0.0),
-            running_by_model={str(k): int(v) for k, v in (data.get("running_by_model") or {}).items()},
-            capabilities=dict(data.get("capabilities") or {}),
-        )
+    running_by_model: dict[str, int] = msgspec.field(default_factory=dict)  # the per-replica load
+    capabilities: dict[str, dict[str, bool]] = msgspec.field(default_factory=dict)  # model → its engine's

@@ -15,36 +15,21 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from gpucloud.engines.protocol import Engine, EngineError, GenerationRequest
+from gpucloud.engines.protocol import Engine, EngineError
 from gpucloud.observability.context import bind_request
 from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.protocol import JobQueue, Lease, Outcome, OutcomeStatus, QueueError, WorkerInfo
 from gpucloud.worker.assignment import Assignment
-from gpucloud.worker.embedding import embed_choices
-from gpucloud.worker.events import ChoiceText, EventBatcher
+from gpucloud.worker.attempt import Attempts, Run
+from gpucloud.worker.events import EventBatcher
 from gpucloud.worker.replicas import ReplicaSet
 
 log = logging.getLogger(__name__)
 
 # How long a job without a deadline waits for an on-demand replica to load.
 _LOAD_WAIT_S = 600.0
-
-
-@dataclass(slots=True)
-class _Run:
-    lease: Lease
-    task: asyncio.Task[None] | None = None
-    cancelled: bool = False  # the client or an operator cancelled the job
-    lost: bool = False  # the lease was reclaimed: someone else runs it now
-    texts: dict[int, ChoiceText] = field(default_factory=dict)
-    finish: dict[int, str | None] = field(default_factory=dict)
-    tokens: int = 0
-    first_token_at: float | None = None
-    reported_prompt_tokens: int | None = None  # the prompt as the engine's server counted it
-    engine_error: str | None = None  # the engine failed this attempt (counted by the breaker)
 
 
 async def read_load(engine: Engine) -> dict[str, float] | None:
@@ -84,7 +69,7 @@ class WorkerAgent:
         self._renew_every = max(0.05, lease_timeout_s / 3)
         self._poll_s = poll_s
         self._announce_every_s = announce_every_s
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, Run] = {}
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._leasing = asyncio.Event()  # cleared while drained
@@ -94,7 +79,12 @@ class WorkerAgent:
         # in flight, the deltas of every such job gather into the next one (one write per step
         # of a batched engine instead of one per job).
         self._batchers: dict[str, EventBatcher] = {}
-        self.tokens_total = 0  # tokens generated since start, for the heartbeat's tokens/s
+        self._attempts = Attempts(queue, worker_id, self._batcher)
+
+    @property
+    def tokens_total(self) -> int:
+        """Tokens generated since start, for the heartbeat's tokens/s."""
+        return self._attempts.tokens_total
 
     @property
     def models(self) -> list[str]:
@@ -172,25 +162,10 @@ class WorkerAgent:
     async def run(self, *, burst: bool = False) -> None:
         """Lease and run jobs until stopped; with `burst`, until the queue is empty, then return."""
         while not self._stopping.is_set():
-            if not self._leasing.is_set():
-                await self._leasing.wait()
-                continue
-            free = self._slots - len(self._runs)
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                continue
-            models = self.models
-            if not models:  # nothing hosted yet (replicas still loading): nothing to lease
-                await asyncio.sleep(self._poll_s)
-                if burst and not self._runs:
+            leases = await self._lease_free()
+            if leases is None:
+                if burst and not self._runs and not self.models:
                     return
-                continue
-            try:
-                leases = await self._queue.lease(self.worker_id, models, free, self._poll_s)
-            except QueueError as exc:
-                log.warning("worker %s: queue unavailable: %s", self.worker_id, exc)
-                await asyncio.sleep(1.0)
                 continue
             if self._stopping.is_set() or not self._leasing.is_set():
                 for lease in leases:  # leased while a drain or stop began: back to the queue
@@ -200,6 +175,28 @@ class WorkerAgent:
                 self._launch(lease)
             if burst and not leases and not self._runs:
                 return
+
+    async def _lease_free(self) -> list[Lease] | None:
+        """Jobs for the free slots; None after waiting for a reason to try again (drained, no free
+        slot, nothing hosted yet, the queue unavailable)."""
+        if not self._leasing.is_set():
+            await self._leasing.wait()
+            return None
+        free = self._slots - len(self._runs)
+        if free <= 0:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+            return None
+        models = self.models
+        if not models:  # nothing hosted yet (replicas still loading): nothing to lease
+            await asyncio.sleep(self._poll_s)
+            return None
+        try:
+            return await self._queue.lease(self.worker_id, models, free, self._poll_s)
+        except QueueError as exc:
+            log.warning("worker %s: queue unavailable: %s", self.worker_id, exc)
+            await asyncio.sleep(1.0)
+            return None
 
     async def run_burst(self) -> None:
         """Drain the queue with renewals and cancellations working, then return (tests, batch jobs)."""
@@ -257,11 +254,11 @@ class WorkerAgent:
     # one job -------------------------------------------------------------------------------
 
     def _launch(self, lease: Lease) -> None:
-        run = _Run(lease)
+        run = Run(lease)
         self._runs[lease.job.job_id] = run
         run.task = asyncio.create_task(self._execute(run), name=f"job-{lease.job.job_id}")
 
-    async def _execute(self, run: _Run) -> None:
+    async def _execute(self, run: Run) -> None:
         job = run.lease.job
         bind_request(job.request_id, job.job_id)  # this task's log lines carry the client's request id
         try:
@@ -286,22 +283,22 @@ class WorkerAgent:
             self._runs.pop(job.job_id, None)
             self._slot_freed.set()
 
-    async def _attempt(self, run: _Run) -> Outcome | None:
+    async def _attempt(self, run: Run) -> Outcome | None:
         job = run.lease.job
         if job.deadline and time.time() > job.deadline:
-            return self._outcome(
+            return self._attempts.outcome(
                 run, OutcomeStatus.EXPIRED, 0, error="waited in the queue too long", code="queue_timeout"
             )
         engine = self._engines.get(job.model)
         if engine is not None:
-            return await self._run_engine(run, engine)
+            return await self._attempts.run(run, engine)
         if self._replicas is None or not self._replicas.hosts(job.model):
-            return self._outcome(
+            return self._attempts.outcome(
                 run, OutcomeStatus.FAILED, 0, error="model not hosted", code="model_not_loaded"
             )
         return await self._attempt_on_replica(run)
 
-    async def _attempt_on_replica(self, run: _Run) -> Outcome | None:
+    async def _attempt_on_replica(self, run: Run) -> Outcome | None:
         """Run the job on one of the model's replicas, loading an on-demand one first if need be."""
         assert self._replicas is not None
         job = run.lease.job
@@ -310,142 +307,28 @@ class WorkerAgent:
             replica = await self._replicas.acquire(job.model, max(0.1, wait_s))
         except EngineError as exc:
             if not exc.retryable:
-                return self._outcome(run, OutcomeStatus.FAILED, 0, error=str(exc), code="model_load_failed")
+                return self._attempts.outcome(
+                    run, OutcomeStatus.FAILED, 0, error=str(exc), code="model_load_failed"
+                )
             if job.deadline and time.time() > job.deadline:
-                return self._outcome(run, OutcomeStatus.EXPIRED, 0, error=str(exc), code="queue_timeout")
+                return self._attempts.outcome(
+                    run, OutcomeStatus.EXPIRED, 0, error=str(exc), code="queue_timeout"
+                )
             # Not here any more (moved or unassigned meanwhile): another worker will take it.
             run.lost = True
             await self._queue.release(run.lease)
             return None
         assert replica.engine is not None
         try:
-            return await self._run_engine(run, replica.engine)
+            return await self._attempts.run(run, replica.engine)
         finally:
             self._replicas.release(replica, run.engine_error)
-
-    async def _run_engine(self, run: _Run, engine: Engine) -> Outcome | None:
-        job = run.lease.job
-        request = GenerationRequest.from_dict(job.request)
-        if not await self._queue.begin(run.lease):  # cancelled while it waited: nothing to run
-            return self._outcome(run, OutcomeStatus.CANCELLED, 0)
-        started = time.time()
-        try:
-            if request.kind == "embedding":
-                choices, embedded = await embed_choices(engine, request)
-                return self._outcome(run, OutcomeStatus.COMPLETED, embedded, started, choices=choices)
-            prompt_tokens = engine.count_prompt_tokens(request)
-            await self._generate(run, engine, request, prompt_tokens)
-        except asyncio.CancelledError:
-            if run.lost or not run.cancelled:
-                raise
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-            if run.reported_prompt_tokens is None:
-                run.reported_prompt_tokens = engine.count_prompt_tokens(request)
-            return self._outcome(run, OutcomeStatus.CANCELLED, run.reported_prompt_tokens, started)
-        except EngineError as exc:
-            if exc.code is None:  # the engine's fault, not the request's: the breaker counts it
-                run.engine_error = str(exc)
-            if exc.retryable and run.first_token_at is None and run.tokens == 0:
-                # Nothing reached the client (an engine server died, a model was unloaded): let the
-                # lease lapse so the job runs again as a new attempt, here or elsewhere; the
-                # attempt count bounds how often (then it is dead-lettered).
-                log.warning("job %s: %s; handing it back for another attempt", job.job_id, exc)
-                run.lost = True
-                return None
-            code = exc.code or "engine_error"
-            return self._outcome(run, OutcomeStatus.FAILED, 0, started, error=str(exc), code=code)
-        except Exception:  # a poison input fails its job once; it never crashes the task on every attempt
-            log.exception("job %s: the engine raised an unexpected error", job.job_id)
-            error = "The engine failed on this request (the worker's log has the details)."
-            return self._outcome(run, OutcomeStatus.FAILED, 0, started, error=error, code="engine_error")
-        if run.reported_prompt_tokens is not None:
-            prompt_tokens = run.reported_prompt_tokens  # the model server's own count wins
-        return self._outcome(run, OutcomeStatus.COMPLETED, prompt_tokens, started)
 
     def _batcher(self, reply_to: str) -> EventBatcher:
         batcher = self._batchers.get(reply_to)
         if batcher is None:
             batcher = self._batchers[reply_to] = EventBatcher(self._queue, reply_to)
         return batcher
-
-    async def _generate(
-        self, run: _Run, engine: Engine, request: GenerationRequest, prompt_tokens: int
-    ) -> None:
-        job = run.lease.job
-        batcher = self._batcher(job.reply_to) if job.stream else None
-        try:
-            await asyncio.gather(
-                *(self._choice(run, engine, request, i, prompt_tokens, batcher) for i in range(request.n))
-            )
-        finally:
-            if batcher is not None:
-                await batcher.flush(job.job_id)
-
-    async def _choice(
-        self,
-        run: _Run,
-        engine: Engine,
-        request: GenerationRequest,
-        index: int,
-        prompt_tokens: int,
-        batcher: EventBatcher | None,
-    ) -> None:
-        texts = run.texts.setdefault(index, ChoiceText())
-        stream = engine.generate(request, index)
-        try:
-            async for delta in stream:
-                if run.first_token_at is None and delta.tokens:
-                    run.first_token_at = time.time()
-                run.tokens += delta.tokens
-                self.tokens_total += delta.tokens
-                texts.append(delta)
-                if delta.finish_reason is not None:
-                    run.finish[index] = delta.finish_reason
-                if delta.prompt_tokens is not None:
-                    run.reported_prompt_tokens = delta.prompt_tokens
-                if batcher is not None:
-                    batcher.add(run.lease, index, delta, prompt_tokens)
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
-
-    def _outcome(
-        self,
-        run: _Run,
-        status: OutcomeStatus,
-        prompt_tokens: int,
-        started: float | None = None,
-        *,
-        error: str | None = None,
-        code: str | None = None,
-        choices: list[dict[str, Any]] | None = None,
-    ) -> Outcome:
-        job = run.lease.job
-        now = time.time()
-        ttft = (
-            (run.first_token_at - job.enqueued_at) * 1000.0
-            if run.first_token_at and job.enqueued_at
-            else None
-        )
-        return Outcome(
-            job_id=job.job_id,
-            attempt=run.lease.attempt,
-            status=status,
-            reply_to=job.reply_to,
-            model=job.model,
-            worker_id=self.worker_id,
-            choices=choices
-            if choices is not None
-            else [run.texts[i].to_dict(i, run.finish.get(i)) for i in sorted(run.texts)],
-            prompt_tokens=prompt_tokens,
-            completion_tokens=run.tokens,
-            ttft_ms=ttft,
-            duration_ms=(now - started) * 1000.0 if started else None,
-            error=error,
-            error_code=code,
-            at=now,
-        )
 
     # background ----------------------------------------------------------------------------
 

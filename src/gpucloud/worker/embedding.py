@@ -6,23 +6,22 @@ A job of kind "embedding" carries its texts in `GenerationRequest.input` and an 
 turns into a 400 (`embeddings_unsupported`, `invalid_dimensions`) — never a retry, since another
 attempt on the same model cannot succeed.
 
-Each choice is `{"index": i, "embedding_base64": …}`: the vector as base64 of little-endian
+Each choice is a `Choice` with `embedding_base64`: the vector as base64 of little-endian
 float32 bytes (see `engines.vectors`), about a fifth of the JSON numbers' size on the queue and
 in the stored result, and exact.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from gpucloud.engines import vectors
 from gpucloud.engines.protocol import EmbeddingEngine, Engine, EngineError, GenerationRequest
+from gpucloud.queue.messages import Choice
 
 UNSUPPORTED = "embeddings_unsupported"
 INVALID_DIMENSIONS = "invalid_dimensions"
 
 
-async def embed_choices(engine: Engine, request: GenerationRequest) -> tuple[list[dict[str, Any]], int]:
+async def embed_choices(engine: Engine, request: GenerationRequest) -> tuple[list[Choice], int]:
     """The choices of an embedding job and its prompt tokens; EngineError (with a code) if refused."""
     if not isinstance(engine, EmbeddingEngine):
         raise EngineError(f"The model '{request.model}' does not serve embeddings.", code=UNSUPPORTED)
@@ -32,7 +31,7 @@ async def embed_choices(engine: Engine, request: GenerationRequest) -> tuple[lis
     if len(result.vectors) != len(texts):
         raise EngineError(f"the engine returned {len(result.vectors)} vectors for {len(texts)} texts")
     choices = [
-        {"index": index, "embedding_base64": vectors.to_base64(vector)}
+        Choice(index, embedding_base64=vectors.to_base64(vector))
         for index, vector in enumerate(result.vectors)
     ]
     return choices, result.prompt_tokens

@@ -11,20 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
 
-from gpucloud.engines.protocol import Delta
-from gpucloud.queue.protocol import EventKind, Events, JobEvent, Lease, QueueError
-
-
-def extras(delta: Delta) -> dict[str, Any]:
-    """A delta's tool-call pieces and log probabilities, as event data (absent when none)."""
-    out: dict[str, Any] = {}
-    if delta.tool_calls:
-        out["tool_calls"] = [call.to_dict() for call in delta.tool_calls]
-    if delta.logprobs:
-        out["logprobs"] = [item.to_dict() for item in delta.logprobs]
-    return out
+from gpucloud.engines.protocol import Delta, TokenLogprob
+from gpucloud.queue.protocol import Choice, DeltaEvent, Events, JobEvent, Lease, QueueError, ToolCall
 
 
 @dataclass(slots=True)
@@ -33,27 +22,22 @@ class ChoiceText:
     (pieces joined), and log probabilities."""
 
     parts: list[str] = field(default_factory=list)
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    logprobs: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
     def append(self, delta: Delta) -> None:
         self.parts.append(delta.text)
         for piece in delta.tool_calls:
             while len(self.tool_calls) <= piece.index:
-                self.tool_calls.append({"id": None, "name": None, "arguments": ""})
+                self.tool_calls.append(ToolCall())
             call = self.tool_calls[piece.index]
-            call["id"] = piece.id or call["id"]
-            call["name"] = piece.name or call["name"]
-            call["arguments"] += piece.arguments
-        self.logprobs.extend(item.to_dict() for item in delta.logprobs)
+            call.id = piece.id or call.id
+            call.name = piece.name or call.name
+            call.arguments += piece.arguments
+        self.logprobs.extend(delta.logprobs)
 
-    def to_dict(self, index: int, finish_reason: str | None) -> dict[str, Any]:
-        out: dict[str, Any] = {"index": index, "text": "".join(self.parts), "finish_reason": finish_reason}
-        if self.tool_calls:
-            out["tool_calls"] = self.tool_calls
-        if self.logprobs:
-            out["logprobs"] = self.logprobs
-        return out
+    def choice(self, index: int, finish_reason: str | None) -> Choice:
+        return Choice(index, "".join(self.parts), finish_reason, self.tool_calls, self.logprobs)
 
 
 class EventBatcher:
@@ -65,15 +49,18 @@ class EventBatcher:
         self._failed: dict[str, QueueError] = {}
 
     def add(self, lease: Lease, index: int, delta: Delta, prompt_tokens: int) -> None:
-        data = {
-            "index": index,
-            "text": delta.text,
-            "tokens": delta.tokens,
-            "finish_reason": delta.finish_reason,
-            "prompt_tokens": prompt_tokens,
-            **extras(delta),
-        }
-        self._pending.append(JobEvent(lease.job.job_id, EventKind.DELTA, lease.attempt, data))
+        event = DeltaEvent(
+            lease.job.job_id,
+            lease.attempt,
+            index,
+            delta.text,
+            delta.tokens,
+            delta.finish_reason,
+            prompt_tokens,
+            list(delta.tool_calls),
+            list(delta.logprobs),
+        )
+        self._pending.append(event)
         self._start()
 
     def _start(self) -> asyncio.Task[None] | None:

@@ -9,6 +9,7 @@ import textwrap
 import time
 from typing import Any
 
+import msgspec
 import pytest
 
 from gpucloud.engines.protocol import Delta, Engine, EngineError, GenerationRequest
@@ -188,7 +189,7 @@ async def test_held_back_text_is_released_when_no_stop_matches(engine: Simulated
     stops = (".QQ", " tQQ", "")
     for request in (chat(seed=8), chat(seed=8, max_tokens=12)):
         plain = await collect(engine, request)
-        held = await collect(engine, GenerationRequest.from_dict({**request.to_dict(), "stop": stops}))
+        held = await collect(engine, msgspec.structs.replace(request, stop=tuple(stops)))
         assert_well_formed(held)
         assert text_of(held) == text_of(plain)
         assert tokens_of(held) == tokens_of(plain)

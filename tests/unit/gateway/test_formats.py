@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 
+from gpucloud.engines.protocol import TokenLogprob
 from gpucloud.errors import EngineFailed, Unavailable
 from gpucloud.gateway.formats import (
     DONE,
@@ -17,7 +19,7 @@ from gpucloud.gateway.formats import (
     text_logprobs,
 )
 from gpucloud.gateway.responses_api.output import ResponseStream
-from gpucloud.queue.protocol import EventKind, JobEvent
+from gpucloud.queue.protocol import DeltaEvent
 
 CHAT = StoredJob("job_abc", "chat", "m", 1700000000, 2)
 TEXT = StoredJob("job_abc", "completion", "m", 1700000000, 1)
@@ -40,9 +42,8 @@ def frames(data: bytes) -> list[Any]:
     return out
 
 
-def delta(text: str, index: int = 0, attempt: int = 1, finish: str | None = None) -> JobEvent:
-    data = {"index": index, "text": text, "finish_reason": finish}
-    return JobEvent("job_abc", EventKind.DELTA, attempt, data)
+def delta(text: str, index: int = 0, attempt: int = 1, finish: str | None = None) -> DeltaEvent:
+    return DeltaEvent("job_abc", attempt, index=index, text=text, finish_reason=finish)
 
 
 def test_chat_stream_opens_each_choice_then_relays_deltas_and_ends_with_usage_and_done() -> None:
@@ -73,14 +74,14 @@ def test_deltas_of_another_attempt_are_dropped() -> None:
 def test_completion_chunks_carry_text_offsets_per_choice() -> None:
     writer = ChunkWriter(TEXT, include_usage=False)
     assert writer.opening() == b""  # completions have no role chunk
-    lp = [{"token": "ab", "logprob": -0.1, "bytes": [97, 98], "top": []}]
-    first = JobEvent("job_abc", EventKind.DELTA, 1, {"index": 0, "text": "ab", "logprobs": lp})
-    second = JobEvent("job_abc", EventKind.DELTA, 1, {"index": 0, "text": "c", "logprobs": lp})
+    lp = [TokenLogprob("ab", -0.1, [97, 98], [])]
+    first = DeltaEvent("job_abc", 1, index=0, text="ab", logprobs=lp)
+    second = DeltaEvent("job_abc", 1, index=0, text="c", logprobs=lp)
     writer.delta(first)
     (chunk,) = frames(writer.delta(second))
     assert chunk["object"] == "text_completion"
     assert chunk["choices"][0]["logprobs"]["text_offset"] == [2]
-    assert text_logprobs(lp * 2, 3)["text_offset"] == [3, 5]  # type: ignore[index]
+    assert text_logprobs(msgspec.to_builtins(lp * 2), 3)["text_offset"] == [3, 5]  # type: ignore[index]
 
 
 def test_error_chunk_is_the_openai_envelope_with_the_status() -> None:

@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from gpucloud.db import Job, JobStatus
 from gpucloud.errors import EngineFailed, GpucloudError, InvalidRequest, RetryableError, Unavailable
 from gpucloud.gateway.job_errors import error_of, stored_error
-from gpucloud.queue.protocol import EventKind, JobEvent
+from gpucloud.queue.protocol import ErrorEvent
 
 
-def event(**data: Any) -> JobEvent:
-    return JobEvent("job_1", EventKind.ERROR, 1, data)
+def event(**data: Any) -> ErrorEvent:
+    return msgspec.convert({**data, "job_id": "job_1", "attempt": 1}, ErrorEvent)
 
 
 @pytest.mark.parametrize(
@@ -25,7 +26,7 @@ def event(**data: Any) -> JobEvent:
         ({"status": "interrupted"}, EngineFailed, "worker_lost", None),
         ({"status": "cancelled"}, Unavailable, "cancelled", None),
         ({"status": "failed", "error_code": "invalid_request", "error": "bad"}, InvalidRequest, None, None),
-        ({"code": "embeddings_unsupported"}, InvalidRequest, "model_not_supported", "model"),
+        ({"error_code": "embeddings_unsupported"}, InvalidRequest, "model_not_supported", "model"),
         ({"error_code": "invalid_dimensions"}, InvalidRequest, "invalid_value", "dimensions"),
         ({"error_code": "context_length_exceeded"}, InvalidRequest, "context_length_exceeded", "messages"),
         ({"error_code": "oom", "error": "out of memory"}, EngineFailed, "oom", None),

@@ -26,7 +26,15 @@ from gpucloud.gateway.inference import Inference
 from gpucloud.gateway.middleware import RequestFacts
 from gpucloud.gateway.stream import ClientJob
 from gpucloud.keys import Principal
-from gpucloud.queue.protocol import EventKind, JobEvent, Lease, Outcome, OutcomeStatus, WorkerInfo
+from gpucloud.queue.protocol import (
+    Choice,
+    DeltaEvent,
+    Lease,
+    Outcome,
+    OutcomeStatus,
+    StartedEvent,
+    WorkerInfo,
+)
 from gpucloud.runtime import Runtime
 from gpucloud.settings import Settings
 
@@ -239,9 +247,8 @@ async def _played(
     return job, events(body)
 
 
-def delta(lease: Lease, text: str, finish: str | None = None) -> JobEvent:
-    data = {"index": 0, "text": text, "tokens": 1, "finish_reason": finish}
-    return JobEvent(lease.job.job_id, EventKind.DELTA, lease.attempt, data)
+def delta(lease: Lease, text: str, finish: str | None = None) -> DeltaEvent:
+    return DeltaEvent(lease.job.job_id, lease.attempt, text=text, tokens=1, finish_reason=finish)
 
 
 async def test_started_events_are_not_output_and_a_stale_attempt_is_not_relayed(
@@ -249,12 +256,12 @@ async def test_started_events_are_not_output_and_a_stale_attempt_is_not_relayed(
 ) -> None:
     async def play(taken: Lease) -> None:
         assert await runtime.queue.begin(taken)  # publishes STARTED
-        stale = JobEvent(taken.job.job_id, EventKind.STARTED, taken.attempt, {})
+        stale = StartedEvent(taken.job.job_id, taken.attempt)
         reply = taken.job.reply_to
         await runtime.queue.publish(reply, [stale, delta(taken, "Hel"), stale, delta(taken, "lo")])
-        other = JobEvent(taken.job.job_id, EventKind.DELTA, taken.attempt + 1, {"index": 0, "text": "X"})
+        other = DeltaEvent(taken.job.job_id, taken.attempt + 1, text="X")
         await runtime.queue.publish(reply, [other, delta(taken, "", "stop")])
-        choice = {"index": 0, "text": "Hello", "finish_reason": "stop"}
+        choice = Choice(0, "Hello", "stop")
         outcome = Outcome(taken.job.job_id, taken.attempt, OutcomeStatus.COMPLETED, reply, HAND)
         outcome.choices, outcome.prompt_tokens, outcome.completion_tokens = [choice], 3, 2
         await runtime.queue.complete(taken, outcome)

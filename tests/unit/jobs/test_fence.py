@@ -8,16 +8,18 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import msgspec
 from sqlalchemy import Connection
 
 from gpucloud.db import Database, Job
+from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.jobs import JobStore, NewJob, new_job_id
 from gpucloud.jobs.fence import EMBEDDINGS_OMITTED, Ended, Fence, result_of, started_at
 from gpucloud.keys import KeyService, NewKey
-from gpucloud.queue.protocol import JobMessage, Outcome, OutcomeStatus, Priority, Unrecorded
+from gpucloud.queue.protocol import Choice, JobMessage, Outcome, OutcomeStatus, Priority, Unrecorded
 
 T = TypeVar("T")
-CHOICES = [{"index": 0, "text": "ok", "finish_reason": "stop"}]
+CHOICES = [Choice(0, "ok", "stop")]
 
 
 def _outcome(
@@ -40,7 +42,13 @@ async def _recorded_job(db: Database) -> str:
 def _message(job_id: str, key_id: str) -> JobMessage:
     unrecorded = Unrecorded(key_id, "chat", {"ticket": 1})
     return JobMessage(
-        job_id, "m", Priority.NORMAL, {}, "gw", enqueued_at=time.time() - 2, unrecorded=unrecorded
+        job_id,
+        "m",
+        Priority.NORMAL,
+        GenerationRequest("chat", "m"),
+        "gw",
+        enqueued_at=time.time() - 2,
+        unrecorded=unrecorded,
     )
 
 
@@ -79,7 +87,9 @@ async def test_a_recorded_job_ends_once_from_its_newest_started_attempt(db: Data
     assert not await _in(db, lambda c: fence.record_start(c, _outcome(job_id, 3, OutcomeStatus.STARTED)))
     job = await _job(db, job_id)
     assert (job.status, job.attempts, job.worker_id) == ("completed", 2, "w2")
-    assert job.result == {"choices": CHOICES, "prompt_tokens": 0, "completion_tokens": 0}
+    # Stored as plain JSON, every field of a choice encoded (the response bodies read it as is).
+    stored = {"choices": msgspec.to_builtins(CHOICES), "prompt_tokens": 0, "completion_tokens": 0}
+    assert job.result == stored
 
 
 async def test_an_ending_whose_start_was_not_recorded_names_its_own_worker(db: Database) -> None:
@@ -150,13 +160,13 @@ def test_batch_jobs_are_known_by_their_idempotency_key() -> None:
 
 def test_the_kept_result_is_bounded_and_absent_without_choices() -> None:
     assert result_of(_outcome("j", 1, OutcomeStatus.FAILED)) is None
-    small = [{"index": 0, "embedding_base64": "A" * 100}]
+    small = [Choice(0, embedding_base64="A" * 100)]
     assert result_of(_outcome("j", 1, OutcomeStatus.COMPLETED, choices=small)) == {
-        "choices": small,
+        "choices": msgspec.to_builtins(small),
         "prompt_tokens": 0,
         "completion_tokens": 0,
     }
-    huge = [{"index": 0, "embedding_base64": "A" * ((1 << 20) + 1)}]
+    huge = [Choice(0, embedding_base64="A" * ((1 << 20) + 1))]
     kept = result_of(_outcome("j", 1, OutcomeStatus.COMPLETED, choices=huge, prompt_tokens=7))
     assert kept == {"choices": [], "prompt_tokens": 7, "completion_tokens": 0, EMBEDDINGS_OMITTED: True}
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from gpucloud.db import WorkerNode
+from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.observability.cluster import ClusterGauges
 from gpucloud.observability.metrics import Metrics
 from gpucloud.queue.memory import MemoryJobQueue
@@ -58,7 +59,16 @@ async def test_the_leader_exports_and_the_follower_clears() -> None:
     queue = MemoryJobQueue()
     await queue.announce(WorkerInfo("w1", ["llama"], slots=8, running=3, running_by_model={"llama": 3}), 60)
     for i, priority in enumerate((Priority.HIGH, Priority.LOW, Priority.LOW)):
-        await queue.submit(JobMessage(f"job_{i}", "llama", priority, {}, "gw", enqueued_at=time.time()))
+        await queue.submit(
+            JobMessage(
+                f"job_{i}",
+                "llama",
+                priority,
+                GenerationRequest("chat", "llama"),
+                "gw",
+                enqueued_at=time.time(),
+            )
+        )
     leader_metrics, follower_metrics = Metrics(), Metrics()
     leader = ClusterGauges(leader_metrics, queue, "gw-a", fleet=fleet, replicas=replicas)
     follower = ClusterGauges(follower_metrics, queue, "gw-b", fleet=fleet, replicas=replicas)

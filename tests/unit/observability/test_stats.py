@@ -13,6 +13,7 @@ import pytest
 
 from gpucloud.db import Database, UsageRecord
 from gpucloud.db.migrate import upgrade_async
+from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.keys import KeyService, NewKey
 from gpucloud.observability.stats import LiveStats
 from gpucloud.queue.memory import MemoryJobQueue
@@ -60,7 +61,11 @@ async def test_the_last_hour_per_minute_and_now(db: Database) -> None:
     await record(db, key.id, 2 * 3600, "completed", 50.0)  # outside the hour
     queue = MemoryJobQueue()
     await queue.announce(WorkerInfo("w1", ["m"], slots=4, running=1), 60)
-    await queue.submit(JobMessage("job_q", "m", Priority.NORMAL, {}, "gw", enqueued_at=time.time()))
+    await queue.submit(
+        JobMessage(
+            "job_q", "m", Priority.NORMAL, GenerationRequest("chat", "m"), "gw", enqueued_at=time.time()
+        )
+    )
     registry = ModelRegistry(queue)
     await registry.refresh()
     stats = LiveStats(db, queue, registry, cache_s=60)

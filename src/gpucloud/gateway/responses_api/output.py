@@ -15,9 +15,10 @@ from typing import Any
 
 import orjson
 
+from gpucloud.engines.protocol import ToolCallDelta
 from gpucloud.errors import GpucloudError
 from gpucloud.gateway.responses_api.schemas import ResponsesRequest
-from gpucloud.queue.protocol import JobEvent
+from gpucloud.queue.protocol import DeltaEvent
 
 
 def echoed(body: ResponsesRequest) -> dict[str, Any]:
@@ -118,6 +119,9 @@ class ResponseStream:
         self._attempt: int | None = None  # deltas are relayed from one attempt only
         self._index = -1  # output index of the open item
         self._text: str | None = None  # the open message's text so far
+        # Items completed so far: a streamed job's FINAL carries no text, so the closing response
+        # lists what the deltas brought.
+        self._output: list[dict[str, Any]] = []
         self._call: dict[str, Any] | None = None  # the open function call
 
     def _event(self, kind: str, **fields: Any) -> bytes:
@@ -131,19 +135,19 @@ class ResponseStream:
             "response.in_progress", response=shell
         )
 
-    def delta(self, event: JobEvent) -> bytes:
+    def delta(self, event: DeltaEvent) -> bytes:
         if self._attempt is None:
             self._attempt = event.attempt
-        elif event.attempt != self._attempt or int(event.data.get("index", 0)) != 0:
+        elif event.attempt != self._attempt or event.index != 0:
             return b""  # a stale attempt that woke up late, or a choice beyond the first
         out = b""
-        text = str(event.data.get("text") or "")
+        text = event.text
         if text:
             out += self._open_message() + self._event(
                 "response.output_text.delta", **self._where(), delta=text, logprobs=[]
             )
             self._text = (self._text or "") + text
-        for piece in event.data.get("tool_calls") or []:
+        for piece in event.tool_calls:
             out += self._call_piece(piece)
         return out
 
@@ -160,27 +164,22 @@ class ResponseStream:
         out += self._event("response.output_item.added", output_index=self._index, item=item)
         return out + self._event("response.content_part.added", **self._where(), part=text_part(""))
 
-    def _call_piece(self, piece: dict[str, Any]) -> bytes:
+    def _call_piece(self, piece: ToolCallDelta) -> bytes:
         out = b""
-        if piece.get("id"):  # a new call begins
+        if piece.id:  # a new call begins
             out += self._close()
             self._index += 1
-            self._call = {
-                "id": piece["id"],
-                "name": piece.get("name"),
-                "number": piece["index"],
-                "arguments": "",
-            }
-            item = call_item(self._stem, piece["index"], self._call, "", "in_progress")
+            self._call = {"id": piece.id, "name": piece.name, "number": piece.index, "arguments": ""}
+            item = call_item(self._stem, piece.index, self._call, "", "in_progress")
             out += self._event("response.output_item.added", output_index=self._index, item=item)
-        if self._call is not None and piece.get("arguments"):
-            self._call["arguments"] += piece["arguments"]
+        if self._call is not None and piece.arguments:
+            self._call["arguments"] += piece.arguments
             item_id = f"fc_{self._stem}_{self._call['number']}"
             out += self._event(
                 "response.function_call_arguments.delta",
                 item_id=item_id,
                 output_index=self._index,
-                delta=piece["arguments"],
+                delta=piece.arguments,
             )
         return out
 
@@ -193,6 +192,7 @@ class ResponseStream:
             out += self._event("response.content_part.done", **where, part=text_part(text))
             item = message_item(self._stem, text, "completed")
             out += self._event("response.output_item.done", output_index=self._index, item=item)
+            self._output.append(item)
             self._text = None
         if self._call is not None:
             call, arguments = self._call, self._call["arguments"]
@@ -205,6 +205,7 @@ class ResponseStream:
                 arguments=arguments,
             )
             out += self._event("response.output_item.done", output_index=self._index, item=item)
+            self._output.append(item)
             self._call = None
         return out
 
@@ -213,6 +214,7 @@ class ResponseStream:
         out = self._open_message() if self._index < 0 else b""
         out += self._close()
         body = response_object(self._stem, self._created, self._model, self._echo, final)
+        body["output"] = self._output
         kind = "response.incomplete" if body["status"] == "incomplete" else "response.completed"
         return out + self._event(kind, response=body)
 

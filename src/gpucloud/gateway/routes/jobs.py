@@ -24,6 +24,7 @@ from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
 from gpucloud.gateway.views import JobList, JobView, documented
 from gpucloud.jobs import JobFilter
+from gpucloud.jobs.store import stored_request
 from gpucloud.queue.protocol import JobMessage, OutcomeStatus, Priority
 from gpucloud.runtime import Runtime
 
@@ -192,7 +193,7 @@ async def retry_job(job_id: str, admin: AdminDep, runtime: RuntimeDep) -> Respon
                 job_id=job_id,
                 model=job.model,
                 priority=Priority(job.priority),
-                request=job.request,
+                request=stored_request(job.request),
                 reply_to="",
                 enqueued_at=now,
                 deadline=now + runtime.settings.queue.async_max_wait_s,

@@ -1,11 +1,15 @@
-"""How the Redis queue's messages are stored in stream entries, and how replies are read back.
+"""How the Redis queue's messages sit in stream entries, and how replies are read back.
 
-* job entry: field `job` = `JobMessage.to_dict()` as JSON (Lua reads `job_id`, `stream`,
-  `attempt_base`, `reply_to` and `model` from it);
-* outcome entry: field `o` = `Outcome.to_dict()` as JSON (Lua writes DEAD and INTERRUPTED ones);
-* event entry: field `e` = a JSON list of `JobEvent.to_dict()`, one entry per `publish` call, so
-  a batch of token deltas costs one XADD;
-* dead letter: hash value `{"attempts", "at", "job"}` written by the lease script.
+Messages are encoded by the queue's one codec (`gpucloud.queue.codec`, msgspec JSON):
+
+* job entry: field `job` = a `JobMessage` (Lua reads `job_id`, `stream`, `attempt_base`,
+  `reply_to`, `model` and `unrecorded` from it);
+* outcome entry: field `o` = an `Outcome` (Lua writes DEAD and INTERRUPTED ones itself, and
+  splices the stored job JSON into them);
+* event entry: field `e` = a JSON list of `JobEvent`s, one entry per `publish` call, so a batch
+  of token deltas costs one XADD;
+* dead letter: hash value `{"attempts", "at", "job"}` (`codec.DeadLetter`) written by the lease
+  script.
 
 Replies are checked as they are unpacked: a reply of an unexpected shape is a bug or a foreign
 writer, and fails here with a clear `QueueError` instead of deep inside a worker.
@@ -16,8 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
+from gpucloud.queue.codec import Codec
 from gpucloud.queue.protocol import JobEvent, JobMessage, Lease, Outcome, QueueError
 
 JOB_FIELD = "job"
@@ -28,20 +31,12 @@ EVENTS_FIELD = "e"
 Entry = tuple[str, dict[str, str]]
 
 
-def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-def job_json(job: JobMessage) -> str:
-    return dumps(job.to_dict())
-
-
-def leases_from_script(worker_id: str, flat: Sequence[Any]) -> list[Lease]:
+def leases_from_script(codec: Codec, worker_id: str, flat: Sequence[Any]) -> list[Lease]:
     """Leases from the lease script's flat `{id, job JSON, delivery count, ...}` list."""
     leases: list[Lease] = []
     for i in range(0, len(flat) - 2, 3):
         entry_id, raw, deliveries = str(flat[i]), str(flat[i + 1]), int(flat[i + 2])
-        job = JobMessage.from_dict(orjson.loads(raw))
+        job = codec.job(raw)
         leases.append(
             Lease(job=job, attempt=job.attempt_base + deliveries, worker_id=worker_id, token=entry_id)
         )
@@ -72,28 +67,24 @@ def stream_entries(reply: Any) -> list[Entry]:
     return out
 
 
-def outcomes(items: Sequence[Entry]) -> list[Outcome]:
+def outcomes(codec: Codec, items: Sequence[Entry]) -> list[Outcome]:
     """Outcomes from outcome entries, `outcome_id` set to the entry id (what `ack_outcomes` needs)."""
     return [
-        Outcome.from_dict(orjson.loads(fields[OUTCOME_FIELD]), outcome_id=entry_id)
+        codec.outcome(fields[OUTCOME_FIELD], outcome_id=entry_id)
         for entry_id, fields in items
         if OUTCOME_FIELD in fields
     ]
 
 
-def events_json(events: Sequence[JobEvent]) -> str:
-    return dumps([event.to_dict() for event in events])
-
-
-def events(items: Sequence[Entry]) -> list[JobEvent]:
+def events(codec: Codec, items: Sequence[Entry]) -> list[JobEvent]:
     batch: list[JobEvent] = []
     for _entry_id, fields in items:
         if EVENTS_FIELD in fields:
-            batch.extend(JobEvent.from_dict(data) for data in orjson.loads(fields[EVENTS_FIELD]))
+            batch.extend(codec.events(fields[EVENTS_FIELD]))
     return batch
 
 
-def dead_letter(raw: str | bytes) -> tuple[JobMessage, int]:
+def dead_letter(codec: Codec, raw: str | bytes) -> tuple[JobMessage, int]:
     """A dead-letter record's message and the number of its last attempt."""
-    record = orjson.loads(raw)
-    return JobMessage.from_dict(record["job"]), int(record["attempts"])
+    record = codec.dead_letter(raw)
+    return record.job, record.attempts

@@ -19,8 +19,9 @@ from typing import cast
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
+from gpucloud.queue.codec import Codec
 from gpucloud.queue.names import RedisNames
-from gpucloud.queue.protocol import EventKind, JobEvent, QueueUnavailable
+from gpucloud.queue.protocol import DeltaEvent, JobEvent, QueueUnavailable
 from gpucloud.queue.redis import codec
 from gpucloud.queue.redis.connection import MAX_BLOCK_S, AnyPipeline, block_ms, guard
 from gpucloud.redis_pools import RedisClient, subscriber
@@ -34,11 +35,16 @@ EVENT_READ_COUNT = 1000
 
 
 def add_events(
-    pipe: AnyPipeline, names: RedisNames, reply_to: str, events: Sequence[JobEvent], ttl_ms: int
+    pipe: AnyPipeline,
+    names: RedisNames,
+    wire: Codec,
+    reply_to: str,
+    events: Sequence[JobEvent],
+    ttl_ms: int,
 ) -> None:
     """Queue on `pipe` the XADD of `events` to `reply_to`'s stream and the renewal of its TTL."""
     key = names.events(reply_to)
-    pipe.xadd(key, {codec.EVENTS_FIELD: codec.events_json(events)}, maxlen=EVENT_STREAM_MAXLEN)
+    pipe.xadd(key, {codec.EVENTS_FIELD: wire.encode(events)}, maxlen=EVENT_STREAM_MAXLEN)
     pipe.pexpire(key, ttl_ms)
 
 
@@ -46,6 +52,7 @@ class EventsMixin:
     """`publish`, `read_events` and cancellation of `RedisJobQueue` (state set by its `__init__`)."""
 
     _redis: RedisClient
+    _codec: Codec
     names: RedisNames
     _event_ttl_ms: int
     _cancel_ttl_ms: int
@@ -63,7 +70,7 @@ class EventsMixin:
             if prompt:
                 pipe.hset(key, "prompt", prompt)
             pipe.pexpire(key, self._event_ttl_ms)
-        add_events(pipe, self.names, reply_to, events, self._event_ttl_ms)
+        add_events(pipe, self.names, self._codec, reply_to, events, self._event_ttl_ms)
         with guard("publish"):
             await pipe.execute()
 
@@ -89,7 +96,7 @@ class EventsMixin:
                 continue
             cursor = items[-1][0]
             self._event_cursors[reply_to] = cursor
-            batch = codec.events(items)
+            batch = codec.events(self._codec, items)
             if batch:
                 yield batch
 
@@ -155,10 +162,7 @@ def _progress(events: Sequence[JobEvent]) -> dict[str, tuple[int, int]]:
     """Per job in `events`: completion tokens carried by its DELTA events, and its prompt tokens."""
     progress: dict[str, tuple[int, int]] = {}
     for event in events:
-        if event.kind is not EventKind.DELTA:
-            continue
-        done, prompt = progress.get(event.job_id, (0, 0))
-        tokens = int(event.data.get("tokens") or 0)
-        prompt = max(prompt, int(event.data.get("prompt_tokens") or 0))
-        progress[event.job_id] = (done + tokens, prompt)
+        if isinstance(event, DeltaEvent):
+            done, prompt = progress.get(event.job_id, (0, 0))
+            progress[event.job_id] = (done + event.tokens, max(prompt, event.prompt_tokens))
     return progress

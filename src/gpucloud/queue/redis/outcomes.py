@@ -13,11 +13,13 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
 from redis.exceptions import ResponseError
 from redis.typing import KeyT, StreamIdT
 
+from gpucloud.queue.codec import Codec
 from gpucloud.queue.names import RedisNames
-from gpucloud.queue.protocol import EventKind, JobEvent, Lease, Outcome, OutcomeStatus, carried
+from gpucloud.queue.protocol import JobEvent, Lease, Outcome, OutcomeStatus, StartedEvent, carried
 from gpucloud.queue.redis import codec
 from gpucloud.queue.redis.connection import block_ms, guard
 from gpucloud.queue.redis.events import add_events
@@ -37,6 +39,7 @@ class OutcomesMixin:
     """`begin`, `complete`, `report` and the finalizer's reads of `RedisJobQueue`."""
 
     _redis: RedisClient
+    _codec: Codec
     _scripts: Scripts
     names: RedisNames
     _event_ttl_ms: int
@@ -55,15 +58,15 @@ class OutcomesMixin:
             at=time.time(),
             job=carried(job),
         )
-        event = JobEvent(job.job_id, EventKind.STARTED, lease.attempt, {"worker_id": lease.worker_id})
+        event = StartedEvent(job.job_id, lease.attempt, lease.worker_id)
         pipe = self._redis.pipeline(transaction=True)
         pipe.exists(self.names.cancelled(job.job_id))  # the cancel check rides along: one round trip
-        pipe.xadd(self.names.outcomes(), {codec.OUTCOME_FIELD: codec.dumps(started.to_dict())})
+        pipe.xadd(self.names.outcomes(), {codec.OUTCOME_FIELD: self._codec.encode(started)})
         if job.stream:
             # Who runs it, for the INTERRUPTED outcome should this worker be lost mid-stream.
             pipe.hset(self.names.progress(job.job_id), "worker", lease.worker_id)
             pipe.pexpire(self.names.progress(job.job_id), self._event_ttl_ms)
-        add_events(pipe, self.names, job.reply_to, [event], self._event_ttl_ms)
+        add_events(pipe, self.names, self._codec, job.reply_to, [event], self._event_ttl_ms)
         with guard("begin"):
             replies = await pipe.execute()
         return not int(replies[0])
@@ -80,16 +83,14 @@ class OutcomesMixin:
             lease.worker_id,
             lease.token,
             codec.deliveries(lease),
-            codec.dumps({**outcome.to_dict(), "job": job.to_dict() if job.unrecorded else None}),
+            self._codec.encode_str(msgspec.structs.replace(outcome, job=carried(job))),
         ]
         with guard("complete"):
             await self._scripts.complete(keys=keys, args=args)
 
     async def report(self, outcome: Outcome) -> None:
         with guard("report"):
-            await self._redis.xadd(
-                self.names.outcomes(), {codec.OUTCOME_FIELD: codec.dumps(outcome.to_dict())}
-            )
+            await self._redis.xadd(self.names.outcomes(), {codec.OUTCOME_FIELD: self._codec.encode(outcome)})
 
     async def read_outcomes(self, consumer: str, count: int, timeout_s: float) -> list[Outcome]:
         if count <= 0:
@@ -128,7 +129,7 @@ class OutcomesMixin:
             # The server lost the group (restarted without persistence): make it again.
             self._outcome_group_ready = False
             return []
-        return codec.outcomes(codec.entries(claimed[1]))
+        return codec.outcomes(self._codec, codec.entries(claimed[1]))
 
     async def _read_new_outcomes(self, consumer: str, count: int, remaining_s: float) -> list[Outcome]:
         block = block_ms(remaining_s) if remaining_s > 0 else None
@@ -144,7 +145,7 @@ class OutcomesMixin:
             self._outcome_group_ready = False
             await self._ensure_outcome_group()
             return []
-        return codec.outcomes(codec.stream_entries(reply))
+        return codec.outcomes(self._codec, codec.stream_entries(reply))
 
     async def _ensure_outcome_group(self) -> None:
         if self._outcome_group_ready:
@@ -171,6 +172,6 @@ class OutcomesMixin:
             pipe.xdel(self.names.outcomes(), *ids)
         for reply_to, events in channels.items():
             # FINAL/ERROR events: no progress to count.
-            add_events(pipe, self.names, reply_to, events, self._event_ttl_ms)
+            add_events(pipe, self.names, self._codec, reply_to, events, self._event_ttl_ms)
         with guard("ack outcomes"):
             await pipe.execute()

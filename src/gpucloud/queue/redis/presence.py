@@ -10,19 +10,20 @@ import time
 import uuid
 from typing import cast
 
-import orjson
-
+from gpucloud.queue.codec import Codec
 from gpucloud.queue.names import RedisNames
 from gpucloud.queue.protocol import WorkerInfo
 from gpucloud.queue.redis.connection import guard
 from gpucloud.redis_pools import RedisClient
 
 
-async def announce(redis: RedisClient, names: RedisNames, worker: WorkerInfo, ttl_s: float) -> None:
-    entry = {**worker.to_dict(), "expires_at": time.time() + ttl_s}
+async def announce(
+    redis: RedisClient, names: RedisNames, codec: Codec, worker: WorkerInfo, ttl_s: float
+) -> None:
+    entry = codec.worker_entry(worker, time.time() + ttl_s)
     with guard("announce"):
         pipe = redis.pipeline(transaction=False)
-        pipe.hset(names.workers(), worker.worker_id, orjson.dumps(entry))
+        pipe.hset(names.workers(), worker.worker_id, entry)
         for model in worker.models:
             pipe.hset(names.models_seen(), model, str(worker.at or time.time()))
         await pipe.execute()
@@ -33,15 +34,15 @@ async def withdraw(redis: RedisClient, names: RedisNames, worker_id: str) -> Non
         await redis.hdel(names.workers(), worker_id)
 
 
-async def workers(redis: RedisClient, names: RedisNames) -> list[WorkerInfo]:
+async def workers(redis: RedisClient, names: RedisNames, codec: Codec) -> list[WorkerInfo]:
     with guard("workers"):
         raw = cast(dict[str, str], await redis.hgetall(names.workers()))
     now = time.time()
     live, expired = [], []
     for worker_id, value in raw.items():
-        entry = orjson.loads(value)
-        if float(entry.get("expires_at", 0)) > now:
-            live.append(WorkerInfo.from_dict(entry))
+        worker, expires_at = codec.worker(value)
+        if expires_at > now:
+            live.append(worker)
         else:
             expired.append(worker_id)
     if expired:
@@ -91,16 +92,17 @@ class PresenceMixin:
     """The presence half of `RedisJobQueue`'s protocol, over the functions above."""
 
     _redis: RedisClient
+    _codec: Codec
     names: RedisNames
 
     async def announce(self, worker: WorkerInfo, ttl_s: float) -> None:
-        await announce(self._redis, self.names, worker, ttl_s)
+        await announce(self._redis, self.names, self._codec, worker, ttl_s)
 
     async def withdraw(self, worker_id: str) -> None:
         await withdraw(self._redis, self.names, worker_id)
 
     async def workers(self) -> list[WorkerInfo]:
-        return await workers(self._redis, self.names)
+        return await workers(self._redis, self.names, self._codec)
 
     async def known_models(self) -> dict[str, float]:
         return await known_models(self._redis, self.names)

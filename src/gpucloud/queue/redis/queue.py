@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from redis.typing import KeyT, StreamIdT
 
 from gpucloud.queue import names as queue_names
+from gpucloud.queue.codec import Codec
 from gpucloud.queue.protocol import (
     PRIORITIES_HIGH_FIRST,
     JobMessage,
@@ -94,6 +95,7 @@ class RedisJobQueue(OutcomesMixin, EventsMixin, presence.PresenceMixin):
         # How often a blocked `lease` looks for expired or released deliveries.
         self._poll_s = min(1.0, max(0.05, lease_timeout_s / 4))
         self._redis = connect(url)
+        self._codec = Codec()
         self._scripts = Scripts(self._redis)
         self._served: dict[str, int] = {}  # worker id → jobs taken from the waiting classes
         # reply channel → last event id read, so a reader restarted after an outage resumes
@@ -138,7 +140,7 @@ class RedisJobQueue(OutcomesMixin, EventsMixin, presence.PresenceMixin):
             self.names.WORKERS_GROUP,
             self._max_depth,
             job.priority.rank + 1,
-            codec.job_json(job),
+            self._codec.encode_str(job),
         ]
         with guard("submit"):
             added, detail = cast(list[Any], await self._scripts.submit(keys=keys, args=args))
@@ -182,7 +184,8 @@ class RedisJobQueue(OutcomesMixin, EventsMixin, presence.PresenceMixin):
             fresh, flat, tails = cast(list[Any], await self._scripts.lease(keys=keys, args=args))
         if int(fresh):
             self._served[worker_id] = served + int(fresh)
-        return codec.leases_from_script(worker_id, flat), dict(zip(streams, map(str, tails), strict=False))
+        leases = codec.leases_from_script(self._codec, worker_id, flat)
+        return leases, dict(zip(streams, map(str, tails), strict=False))
 
     async def _wait_for_jobs(self, tails: dict[str, str], wait_s: float) -> None:
         """Block until an entry is added after `tails` or `wait_s` passes (never consumes it).
@@ -234,15 +237,15 @@ class RedisJobQueue(OutcomesMixin, EventsMixin, presence.PresenceMixin):
         with guard("dead letters"):
             job_ids = cast(list[str], await self._redis.zrange(self.names.dead_order(), 0, limit - 1))
             raws = await self._redis.hmget(self.names.dead_jobs(), job_ids) if job_ids else []
-        return [codec.dead_letter(raw)[0] for raw in raws if raw is not None]
+        return [codec.dead_letter(self._codec, raw)[0] for raw in raws if raw is not None]
 
     async def replay(self, job_id: str) -> bool:
         with guard("replay"):
             raw = await self._redis.hget(self.names.dead_jobs(), job_id)
             if raw is None:
                 return False
-            job, attempts = codec.dead_letter(raw)
+            job, attempts = codec.dead_letter(self._codec, raw)
             job.attempt_base = attempts  # the database's fence keeps rejecting the old attempts
             keys = [self.names.jobs(job.model, job.priority), self.names.dead_jobs(), self.names.dead_order()]
-            args: list[ScriptArg] = [self.names.WORKERS_GROUP, job_id, codec.job_json(job)]
+            args: list[ScriptArg] = [self.names.WORKERS_GROUP, job_id, self._codec.encode_str(job)]
             return bool(await self._scripts.replay(keys=keys, args=args))

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 
 from gpucloud.errors import RateLimited
 from gpucloud.gateway.responses_api.output import ResponseStream, echoed, response_object
 from gpucloud.gateway.responses_api.schemas import ResponsesRequest
-from gpucloud.queue.protocol import EventKind, JobEvent
+from gpucloud.queue.protocol import DeltaEvent
 
 
 def events(raw: bytes) -> list[dict[str, Any]]:
@@ -24,8 +25,8 @@ def events(raw: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def delta(attempt: int = 1, **data: Any) -> JobEvent:
-    return JobEvent("job", EventKind.DELTA, attempt, data)
+def delta(attempt: int = 1, **data: Any) -> DeltaEvent:
+    return msgspec.convert({**data, "job_id": "job", "attempt": attempt}, DeltaEvent)
 
 
 def final(

@@ -9,10 +9,10 @@ from collections.abc import AsyncGenerator
 
 import pytest
 
+from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.queue.memory import MemoryJobQueue
 from gpucloud.queue.protocol import (
-    EventKind,
-    JobEvent,
+    DeltaEvent,
     JobMessage,
     Outcome,
     OutcomeStatus,
@@ -29,7 +29,7 @@ def job(model: str = "m", priority: Priority = Priority.NORMAL, stream: bool = F
         job_id=f"job_{i}",
         model=model,
         priority=priority,
-        request={},
+        request=GenerationRequest(kind="completion", model=model, prompt="hi"),
         reply_to="gw",
         stream=stream,
         enqueued_at=time.time() + i * 1e-6,
@@ -108,8 +108,7 @@ async def test_streamed_job_with_progress_is_interrupted_not_rerun() -> None:
     j = job(stream=True)
     await q.submit(j)
     lease = (await q.lease("w", ["m"], 1, 0))[0]
-    data = {"index": 0, "text": "hi", "tokens": 3, "prompt_tokens": 7}
-    await q.publish("gw", [JobEvent(j.job_id, EventKind.DELTA, 1, data)])
+    await q.publish("gw", [DeltaEvent(j.job_id, 1, index=0, text="hi", tokens=3, prompt_tokens=7)])
     await asyncio.sleep(0.08)
     assert await q.lease("w2", ["m"], 1, 0) == []
     (outcome,) = await q.read_outcomes("f", 10, 0)
@@ -139,13 +138,13 @@ async def test_events_reach_the_channel_reader_in_order() -> None:
     assert isinstance(reader, AsyncGenerator)  # closed at the end
     first = asyncio.ensure_future(reader.__anext__())
     await asyncio.sleep(0)
-    events = [JobEvent("j", EventKind.DELTA, 1, {"i": i}) for i in range(5)]
+    events = [DeltaEvent("j", 1, index=i) for i in range(5)]
     await q.publish("gw", events[:2])
     await q.publish("gw", events[2:])
     got = await first
     while len(got) < 5:
         got += await reader.__anext__()
-    assert [e.data["i"] for e in got] == [0, 1, 2, 3, 4]
+    assert [e.index for e in got if isinstance(e, DeltaEvent)] == [0, 1, 2, 3, 4]
     await reader.aclose()
 
 
