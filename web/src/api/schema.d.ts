@@ -4203,7 +4203,7 @@ export interface operations {
                 key_id?: string | null;
                 limit?: number;
                 model?: string | null;
-                status?: ("queued" | "running" | "completed" | "failed" | "cancelled" | "dead") | null;
+                status?: components["schemas"]["JobStatus"] | null;
             };
             header?: never;
             path?: never;
@@ -5897,7 +5897,7 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                status?: ("queued" | "running" | "completed" | "failed" | "cancelled" | "dead") | null;
+                status?: components["schemas"]["JobStatus"] | null;
             };
             header?: never;
             path?: never;

@@ -6,7 +6,7 @@ cancellation (`DELETE /v1/jobs/{id}`), and the operator's view (`GET /api/jobs`,
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,7 +36,6 @@ _ENDPOINTS: dict[str, type[ChatCompletionRequest] | type[CompletionRequest]] = {
 }
 # The jobs table's `endpoint` (the request kind) → the API's name for it.
 _ENDPOINT_NAMES = {"chat": "chat.completions", "completion": "completions", "embedding": "embeddings"}
-StatusName = Literal["queued", "running", "completed", "failed", "cancelled", "dead"]
 
 
 def _stored(job: Job) -> StoredJob:
@@ -134,7 +133,7 @@ async def submit_job(
 async def list_own_jobs(
     principal: PrincipalDep,
     runtime: RuntimeDep,
-    status: StatusName | None = None,
+    status: JobStatus | None = None,
     limit: int = Query(50, ge=1, le=500),
 ) -> Response:
     rows = await runtime.jobs.list(JobFilter(key_id=principal.key_id, status=status, limit=limit))
@@ -168,7 +167,7 @@ async def cancel_job(job_id: str, principal: PrincipalDep, runtime: RuntimeDep) 
 async def list_jobs(
     _: AdminDep,
     runtime: RuntimeDep,
-    status: StatusName | None = None,
+    status: JobStatus | None = None,
     model: str | None = None,
     key_id: str | None = None,
     limit: int = Query(50, ge=1, le=500),
