@@ -21,7 +21,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    _sso_logins()
+    _invitations()
+    _sso_codes()
 
+
+def _sso_logins() -> None:
     op.create_table(
         "sso_logins",
         sa.Column("state_digest", sa.String(length=64), nullable=False),
@@ -33,6 +38,8 @@ def upgrade() -> None:
     with op.batch_alter_table("sso_logins", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_sso_logins_expires_at"), ["expires_at"], unique=False)
 
+
+def _invitations() -> None:
     op.create_table(
         "invitations",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -53,6 +60,8 @@ def upgrade() -> None:
     with op.batch_alter_table("invitations", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_invitations_org_id"), ["org_id"], unique=False)
 
+
+def _sso_codes() -> None:
     op.create_table(
         "sso_codes",
         sa.Column("code_digest", sa.String(length=64), nullable=False),
