@@ -157,14 +157,20 @@ def test_expires_at_just_past_is_refused(server: Server) -> None:
 def test_a_user_key_cannot_manage_keys(server: Server, user_key: str) -> None:
     victim = create_key(server, name="victim")
     base = server.base_url
+    # A user key lists itself only (as GET /api/me), never the others.
+    listed = httpx.get(f"{base}/api/keys", headers=_auth(user_key))
+    assert listed.status_code == 200
+    assert [k["prefix"] for k in listed.json()["data"]] == [
+        user_key[: len(listed.json()["data"][0]["prefix"])]
+    ]
     attempts = [
         httpx.post(f"{base}/api/keys", json={"name": "sneaky", "role": "admin"}, headers=_auth(user_key)),
-        httpx.get(f"{base}/api/keys", headers=_auth(user_key)),
-        httpx.get(f"{base}/api/keys/{victim['id']}", headers=_auth(user_key)),
-        httpx.delete(f"{base}/api/keys/{victim['id']}", headers=_auth(user_key)),
     ]
     for r in attempts:
         assert_envelope(r, 403, code="admin_required")
+    # Another key is not shown to it, nor revoked by it: as if there were none.
+    assert_envelope(httpx.get(f"{base}/api/keys/{victim['id']}", headers=_auth(user_key)), 404)
+    assert_envelope(httpx.delete(f"{base}/api/keys/{victim['id']}", headers=_auth(user_key)), 404)
     still = httpx.get(f"{base}/api/keys/{victim['id']}", headers=_admin(server)).json()
     assert still["revoked_at"] is None
     names = [k["name"] for k in httpx.get(f"{base}/api/keys", headers=_admin(server)).json()["data"]]

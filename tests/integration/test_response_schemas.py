@@ -21,7 +21,13 @@ from gpucloud.settings import Settings
 from tests.support import Server, make_server
 
 # Routes whose answer is not one JSON body: streams, CSV, Prometheus text.
-UNTYPED = {("GET", "/metrics"), ("GET", "/v1/files/{file_id}/content")}
+# Prometheus text, file bytes, and the single sign-on redirects (302s, no JSON body).
+UNTYPED = {
+    ("GET", "/metrics"),
+    ("GET", "/v1/files/{file_id}/content"),
+    ("GET", "/api/auth/oidc/login"),
+    ("GET", "/api/auth/oidc/callback"),
+}
 
 
 @pytest.fixture(scope="module")
