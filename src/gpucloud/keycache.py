@@ -100,7 +100,8 @@ class KeyChanges(Protocol):
 
     async def start(self, on_change: Callable[[str | None], None]) -> None:
         """Call `on_change(key_id)` for every announcement, `on_change(None)` when some may have
-        been missed (drop everything)."""
+        been missed (drop everything). Several parts of a process may subscribe (the key cache,
+        the accounts' user cache); each closes once, and the last close stops the listening."""
         ...
 
     async def announce(self, key_id: str) -> None: ...
@@ -108,24 +109,45 @@ class KeyChanges(Protocol):
     async def close(self) -> None: ...
 
 
+class Subscribers:
+    """The callbacks one `KeyChanges` delivers to, and how many of their owners have not closed."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[str | None], None]] = []
+        self._open = 0
+
+    def add(self, on_change: Callable[[str | None], None]) -> None:
+        self._callbacks.append(on_change)
+        self._open += 1
+
+    def __call__(self, key_id: str | None) -> None:
+        for callback in self._callbacks:
+            callback(key_id)
+
+    def release(self) -> bool:
+        """One owner closes; True when none is left (the listening may stop)."""
+        self._open = max(0, self._open - 1)
+        return self._open == 0
+
+
 class LocalKeyChanges:
     """Embedded mode: one gateway process, so an announcement is a direct call; with `sqlite_path`
     it also drops the cache when another process changed the database file (module docstring)."""
 
     def __init__(self, sqlite_path: str | None = None, every_s: float = 0.25) -> None:
-        self._on_change: Callable[[str | None], None] = lambda _key_id: None
+        self._subscribers = Subscribers()
         self._path = sqlite_path
         self._every_s = every_s
         self._connection: sqlite3.Connection | None = None
         self._loop = Background("key-changes", self._watch)
 
     async def start(self, on_change: Callable[[str | None], None]) -> None:
-        self._on_change = on_change
+        self._subscribers.add(on_change)
         if self._path is not None:
             self._loop.start()
 
     async def announce(self, key_id: str) -> None:
-        self._on_change(key_id)
+        self._subscribers(key_id)
 
     async def _watch(self) -> None:
         seen: int | None = None
@@ -136,7 +158,7 @@ class LocalKeyChanges:
                 log.warning("could not read the database's change counter: %s", exc)
                 version = None
             if version is not None and seen is not None and version != seen:
-                self._on_change(None)
+                self._subscribers(None)
             seen = version
             await asyncio.sleep(self._every_s)
 
@@ -147,6 +169,8 @@ class LocalKeyChanges:
         return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
 
     async def close(self) -> None:
+        if not self._subscribers.release():
+            return
         await self._loop.close()
         if self._connection is not None:
             self._connection.close()
@@ -159,12 +183,12 @@ class RedisKeyChanges:
     def __init__(self, client: RedisClient, channel: str) -> None:
         self._client = client
         self._channel = channel
-        self._on_change: Callable[[str | None], None] = lambda _key_id: None
+        self._subscribers = Subscribers()
         self._loop = Background("key-changes", self._listen)
         self._subscribed = asyncio.Event()
 
     async def start(self, on_change: Callable[[str | None], None]) -> None:
-        self._on_change = on_change
+        self._subscribers.add(on_change)
         self._loop.start()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._subscribed.wait(), 5.0)
@@ -175,7 +199,7 @@ class RedisKeyChanges:
         except (RedisError, CONNECTION_CLOSED_UNDER_USE) as exc:
             # The TTL still bounds how long other gateways trust the old row.
             log.warning("could not announce a change of key %s: %s", key_id, exc)
-        self._on_change(key_id)  # this process at once, whatever Redis did
+        self._subscribers(key_id)  # this process at once, whatever Redis did
 
     async def _listen(self) -> None:
         while True:
@@ -183,19 +207,21 @@ class RedisKeyChanges:
                 await self._follow()
             except (RedisError, OSError, CONNECTION_CLOSED_UNDER_USE) as exc:
                 log.warning("key change subscription lost, resubscribing: %s", exc)
-            self._on_change(None)  # announcements may have been missed meanwhile
+            self._subscribers(None)  # announcements may have been missed meanwhile
             await asyncio.sleep(0.5)
 
     async def _follow(self) -> None:
         async with await subscriber(self._client) as pubsub:
             await pubsub.subscribe(self._channel)
-            self._on_change(None)  # changes before this subscription were not heard
+            self._subscribers(None)  # changes before this subscription were not heard
             self._subscribed.set()
             while True:
                 message = await pubsub.get_message(timeout=30.0)
                 if message is not None and message.get("type") == "message":
-                    self._on_change(str(message["data"]))
+                    self._subscribers(str(message["data"]))
 
     async def close(self) -> None:
+        if not self._subscribers.release():
+            return
         await self._loop.close()
         await self._client.aclose()

@@ -177,6 +177,7 @@ class Runtime:
     local_control: LocalControl | None = None
     generated_admin_key: str | None = field(default=None, repr=False)
     keys: KeyService = field(init=False)
+    key_changes: KeyChanges = field(init=False)
     jobs: JobStore = field(init=False)
     finalizer: Finalizer = field(init=False)
     reconciler: Reconciler = field(init=False)
@@ -187,7 +188,10 @@ class Runtime:
 
     def __post_init__(self) -> None:
         settings, db, queue, instance_id = self.settings, self.db, self.queue, self.instance_id
-        self.keys = KeyService(db, KeyCache(settings.key_cache_ttl_s), key_changes(settings))
+        # One announcer per process: the key cache and the accounts' user cache both follow it, so
+        # a change one of them announces (an organisation's allowed models) reaches the other.
+        self.key_changes = key_changes(settings)
+        self.keys = KeyService(db, KeyCache(settings.key_cache_ttl_s), self.key_changes)
         self.jobs = JobStore(db)
         self.finalizer = Finalizer(
             db, queue, consumer=f"finalizer-{instance_id}", metrics=self.metrics, admission=self.admission

@@ -62,3 +62,19 @@ async def test_local_announcements_reach_the_listener() -> None:
     await changes.announce("k1")
     await changes.close()
     assert heard == ["k1"]
+
+
+async def test_every_subscriber_of_one_process_hears_each_announcement() -> None:
+    # The key cache and the accounts' user cache share one announcer: a change one of them
+    # announces (an organisation's allowed models) must drop the other's entries too.
+    keys: list[str | None] = []
+    users: list[str | None] = []
+    changes = LocalKeyChanges()
+    await changes.start(keys.append)
+    await changes.start(users.append)
+    await changes.announce("k1")
+    await changes.close()  # one owner closed: the other still hears
+    await changes.announce("k2")
+    await changes.close()
+    assert keys == ["k1", "k2"]
+    assert users == ["k1", "k2"]

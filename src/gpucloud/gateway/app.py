@@ -47,7 +47,7 @@ from gpucloud.gateway.routes import (
 from gpucloud.limits.auth_throttle import build_auth_throttle
 from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.tracing import Tracer
-from gpucloud.runtime import Runtime, key_changes
+from gpucloud.runtime import Runtime
 from gpucloud.settings import Settings
 
 # Room for a multipart upload's boundaries and headers around the file itself.
@@ -91,10 +91,9 @@ def create_app(settings: Settings) -> FastAPI:
         redirect_slashes=False,
     )
     errors.install(app)
-    routers = [m.router for m in ROUTE_MODULES]
-    for router in routers:
-        app.include_router(router)
-    apidocs.install(app, routers, enabled=settings.api_docs)
+    for module in ROUTE_MODULES:
+        app.include_router(module.router)
+    apidocs.install(app, enabled=settings.api_docs)
     webapp.mount(app.router.routes)  # the dashboard at /, after (and never shadowing) every API route
     app.state.metrics = metrics
     app.add_middleware(AuditMiddleware)  # inside the request context: it reads its facts
@@ -145,7 +144,7 @@ async def _start_accounts(settings: Settings, runtime: Runtime) -> tuple[Account
     accounts = Accounts(
         runtime.db,
         settings.accounts,
-        key_changes(settings),
+        runtime.key_changes,
         cache_ttl_s=settings.key_cache_ttl_s,
         oidc=settings.oidc,
         failures=login_failures(settings),

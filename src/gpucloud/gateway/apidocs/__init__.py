@@ -6,19 +6,20 @@ they answer the API's own 404). Swagger UI is served from files shipped inside t
 from another origin, and its Content-Security-Policy allows only this one. The page's script is a
 file too (`init.js`), so no inline script is needed.
 
-The served schema is FastAPI's, plus a `bearer` security scheme marked on every operation whose
-dependencies authenticate the caller, so "Authorize" in the UI sends the key where it is needed.
+The served schema is FastAPI's, plus a `bearer` security scheme marked on every operation that the
+permission table (`gateway.permissions`) does not make public, so "Authorize" in the UI sends the
+key where it is needed. The marking walks the schema's own paths, so routes of nested routers are
+covered as well as top-level ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from gpucloud.errors import NotFound
@@ -65,20 +66,19 @@ PAGE = """<!doctype html>
 """
 
 
-def install(app: FastAPI, routers: Sequence[APIRouter], *, enabled: bool) -> None:
-    """Make `app.openapi()` the documented schema of `routers` (the API's, all included in `app`);
-    serve it and the UI when `enabled`."""
-    routes = [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
-    app.openapi = lambda: documented_schema(app, routes)  # type: ignore[method-assign]
+def install(app: FastAPI, *, enabled: bool) -> None:
+    """Make `app.openapi()` the documented schema of the API's routes (all included in `app`
+    before this); serve it and the UI when `enabled`."""
+    app.openapi = lambda: documented_schema(app)  # type: ignore[method-assign]
     if not enabled:
         return
     hidden: dict[str, Any] = {"methods": ["GET"], "include_in_schema": False}
-    app.add_api_route("/openapi.json", _schema_endpoint(app, routes), **hidden)
+    app.add_api_route("/openapi.json", _schema_endpoint(app), **hidden)
     app.add_api_route("/docs", _page_endpoint(app.title), **hidden)
     app.add_api_route("/docs/static/{name}", _static, **hidden)
 
 
-def documented_schema(app: FastAPI, routes: Sequence[APIRoute]) -> dict[str, Any]:
+def documented_schema(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema with the bearer scheme on each authenticated operation (cached on the app)."""
     if app.openapi_schema is not None:
         return app.openapi_schema
@@ -90,22 +90,18 @@ def documented_schema(app: FastAPI, routes: Sequence[APIRoute]) -> dict[str, Any
         "description": "An API key (`gc_…`), or on `/api` routes a user's access token (sign in with "
         "`POST /api/auth/login`); worker endpoints take a worker token (`gcw_…`).",
     }
-    for route in routes:
-        if not route.include_in_schema:
-            continue
-        operations = schema["paths"].get(route.path_format, {})
-        for method in route.methods or ():
-            # The permission table says who may call it (gateway.permissions): all but public need one.
-            need = ROUTES.get((method, route.path_format), Need.ADMIN)
-            if method.lower() in operations and need is not Need.PUBLIC:
-                operations[method.lower()]["security"] = [{"bearer": []}]
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            # The permission table says who may call it: all but public routes need a credential.
+            if ROUTES.get((method.upper(), path), Need.ADMIN) is not Need.PUBLIC:
+                operation["security"] = [{"bearer": []}]
     app.openapi_schema = schema
     return schema
 
 
-def _schema_endpoint(app: FastAPI, routes: Sequence[APIRoute]) -> Callable[[], Any]:
+def _schema_endpoint(app: FastAPI) -> Callable[[], Any]:
     async def openapi_json() -> Response:
-        return JSONResponse(documented_schema(app, routes), headers={"cache-control": "no-cache"})
+        return JSONResponse(documented_schema(app), headers={"cache-control": "no-cache"})
 
     return openapi_json
 
