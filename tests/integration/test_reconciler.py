@@ -24,6 +24,7 @@ def _submit(server: Server, key: str, n: int, max_tokens: int) -> list[str]:
             f"{server.v1}/jobs",
             headers={"Authorization": f"Bearer {key}"},
             json={"endpoint": "completions", "model": MODEL, "prompt": f"job {i}", "max_tokens": max_tokens},
+            timeout=30,
         )
         assert r.status_code == 202, r.text
         ids.append(r.json()["id"])
@@ -32,7 +33,7 @@ def _submit(server: Server, key: str, n: int, max_tokens: int) -> list[str]:
 
 def _views(server: Server, key: str, ids: list[str]) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {key}"}
-    return [httpx.get(f"{server.v1}/jobs/{i}", headers=headers, timeout=10).json() for i in ids]
+    return [httpx.get(f"{server.v1}/jobs/{i}", headers=headers, timeout=30).json() for i in ids]
 
 
 def _wait_all(server: Server, key: str, ids: list[str], timeout_s: float) -> list[dict[str, Any]]:
@@ -44,6 +45,21 @@ def _wait_all(server: Server, key: str, ids: list[str], timeout_s: float) -> lis
         time.sleep(0.2)
 
 
+# 3 s per job at 40 tokens/s: long enough that the first two are still running when the kill
+# comes, even on a machine slow to take the five submissions.
+TOKENS = 120
+
+
+def _statuses_once_running(server: Server, key: str, ids: list[str]) -> set[str]:
+    """The jobs' statuses as soon as one runs (the local worker has taken some)."""
+    deadline = time.monotonic() + 20
+    while True:
+        statuses = {v["status"] for v in _views(server, key, ids)}
+        if "running" in statuses or time.monotonic() > deadline:
+            return statuses
+        time.sleep(0.05)
+
+
 def test_embedded_restart_reruns_queued_and_running_jobs(tmp_path: Path) -> None:
     env = {
         "GPUCLOUD_LOCAL_WORKER__SLOTS": "2",
@@ -53,15 +69,14 @@ def test_embedded_restart_reruns_queued_and_running_jobs(tmp_path: Path) -> None
     server = make_server(tmp_path, env=env)
     server.start()
     key = str(create_key(server, name="survivor")["key"])
-    ids = _submit(server, key, 5, max_tokens=40)  # 2 run (1 s each), 3 wait
-    time.sleep(0.4)
-    before = {v["status"] for v in _views(server, key, ids)}
+    ids = _submit(server, key, 5, max_tokens=TOKENS)  # 2 run (3 s each), 3 wait
+    before = _statuses_once_running(server, key, ids)
     assert before == {"running", "queued"}
     assert server.process is not None
     server.process.send_signal(signal.SIGKILL)  # no drain, no goodbye: the in-process queue is gone
     server.process.wait()
     server.start()  # same data dir, same database, a new (empty) in-process queue
-    views = _wait_all(server, key, ids, timeout_s=30)
+    views = _wait_all(server, key, ids, timeout_s=60)
     server.stop()
     assert [v["status"] for v in views] == ["completed"] * 5
     assert any(v["attempts"] == 2 for v in views)  # the ones that were running ran again
@@ -69,7 +84,7 @@ def test_embedded_restart_reruns_queued_and_running_jobs(tmp_path: Path) -> None
     usage = httpx.get(f"{server.base_url}/api/usage", headers={"Authorization": f"Bearer {key}"}).json()
     server.stop()
     assert usage["totals"]["requests"] == 5  # one bill per job
-    assert usage["totals"]["completion_tokens"] == 5 * 40
+    assert usage["totals"]["completion_tokens"] == 5 * TOKENS
 
 
 @pytest.mark.redis
@@ -80,8 +95,11 @@ def test_redis_data_loss_is_reconciled(tmp_path: Path) -> None:
     try:
         worker = server.add_worker("--model", MODEL, "--slots", "4")
         server.wait_for_model(MODEL)
-        worker.stop()  # jobs now wait in Redis with nobody to run them
         key = str(create_key(server, name="redis-loss")["key"])
+        assert worker.process is not None
+        # Frozen, the worker stays listed (the model takes requests) but runs nothing: the jobs
+        # wait in Redis. A stopped worker would leave the list, and the model would answer 503.
+        worker.process.send_signal(signal.SIGSTOP)
         ids = _submit(server, key, 6, max_tokens=5)
         prefix = server.env["GPUCLOUD_REDIS_PREFIX"]
         client = redis.Redis.from_url(REDIS_URL)
@@ -89,8 +107,10 @@ def test_redis_data_loss_is_reconciled(tmp_path: Path) -> None:
         lost = [k for k in queued if b":workers" not in k and b":models" not in k]
         assert lost, "the jobs should be in Redis before the loss"
         client.delete(*lost)  # what a Redis restart without persistence does to the queue
+        worker.process.kill()  # SIGKILL ends a frozen process too
+        worker.process.wait()
         server.add_worker("--model", MODEL, "--slots", "4")
-        views = _wait_all(server, key, ids, timeout_s=30)
+        views = _wait_all(server, key, ids, timeout_s=60)
         assert [v["status"] for v in views] == ["completed"] * 6
         usage = httpx.get(f"{server.base_url}/api/usage", headers={"Authorization": f"Bearer {key}"}).json()
         assert usage["totals"]["requests"] == 6
