@@ -1,4 +1,5 @@
-"""Helpers of the accounts tests: users created over HTTP or the CLI, and signing in."""
+"""Helpers of the accounts tests: users and organisations created over HTTP or the CLI, and
+signing in."""
 
 from __future__ import annotations
 
@@ -37,6 +38,18 @@ def create_user(server: Server, email: str, password: str, *, is_admin: bool = F
     assert r.status_code == 201, r.text
     user: dict[str, object] = r.json()
     return user
+
+
+def create_org(server: Server, tag: str = "org") -> str:
+    """A new organisation (made by the platform admin) named `tag` and a random suffix; its id."""
+    r = httpx.post(
+        f"{server.base_url}/api/orgs",
+        json={"name": f"{tag}-{secrets.token_hex(4)}"},
+        headers=auth(server.admin_key),
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
 
 
 def login(server: Server, email: str, password: str) -> httpx.Response:

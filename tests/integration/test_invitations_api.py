@@ -11,20 +11,16 @@ from typing import Any
 import httpx
 
 from tests.batch_support import db_rows
-from tests.integration.accounts_support import auth, create_user, new_email, new_password, token_of
+from tests.integration.accounts_support import (
+    auth,
+    create_org,
+    create_user,
+    new_email,
+    new_password,
+    token_of,
+)
 from tests.integration.test_openai_api import assert_envelope
 from tests.support import SECRETS, Server
-
-
-def _org(server: Server) -> str:
-    r = httpx.post(
-        f"{server.base_url}/api/orgs",
-        json={"name": f"inv-{secrets.token_hex(4)}"},
-        headers=auth(server.admin_key),
-        timeout=10,
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
 
 
 def _invite(server: Server, org_id: str, token: str, email: str, role: str = "member") -> httpx.Response:
@@ -66,7 +62,7 @@ def _audit(server: Server, action: str) -> list[dict[str, Any]]:
 
 
 def test_invite_accept_sign_in_and_single_use(server: Server) -> None:
-    org_id = _org(server)
+    org_id = create_org(server, "inv")
     email, password = new_email("invitee"), new_password()
     created = _invite(server, org_id, server.admin_key, email.upper(), "viewer")
     assert created.status_code == 201, created.text
@@ -103,7 +99,7 @@ def test_invite_accept_sign_in_and_single_use(server: Server) -> None:
 
 
 def test_revoked_expired_and_existing_accounts(server: Server) -> None:
-    org_id = _org(server)
+    org_id = create_org(server, "inv")
     revoked = _invite(server, org_id, server.admin_key, new_email()).json()
     gone = httpx.delete(
         f"{server.base_url}/api/orgs/{org_id}/invitations/{revoked['id']}",
@@ -134,7 +130,7 @@ def test_revoked_expired_and_existing_accounts(server: Server) -> None:
 
 
 def test_who_may_invite(server: Server) -> None:
-    org_id = _org(server)
+    org_id = create_org(server, "inv")
     people = {}
     for role in ("admin", "member"):
         email, password = new_email(role), new_password()
@@ -154,7 +150,7 @@ def test_who_may_invite(server: Server) -> None:
         f"{server.base_url}/api/orgs/{org_id}/invitations", headers=auth(people["member"]), timeout=10
     )
     assert_envelope(listing, 403)
-    outsider = _invite(server, _org(server), people["admin"], new_email())
+    outsider = _invite(server, create_org(server, "inv"), people["admin"], new_email())
     assert_envelope(outsider, 404)
     bad_role = _invite(server, org_id, server.admin_key, new_email(), "emperor")
     assert_envelope(bad_role, 400, param="role")

@@ -5,13 +5,18 @@ can neither make an admin key nor give its key high priority."""
 
 from __future__ import annotations
 
-import secrets
-
 import httpx
 import openai
 
 from tests.conftest import MODEL, create_key
-from tests.integration.accounts_support import auth, create_user, new_email, new_password, token_of
+from tests.integration.accounts_support import (
+    auth,
+    create_org,
+    create_user,
+    new_email,
+    new_password,
+    token_of,
+)
 from tests.integration.test_openai_api import assert_envelope
 from tests.support import SECRETS, Server
 
@@ -40,19 +45,8 @@ def _make(server: Server, token: str, **body: object) -> httpx.Response:
     return r
 
 
-def _org(server: Server) -> str:
-    r = httpx.post(
-        f"{server.base_url}/api/orgs",
-        json={"name": f"keys-{secrets.token_hex(4)}"},
-        headers=auth(server.admin_key),
-        timeout=10,
-    )
-    assert r.status_code == 201, r.text
-    return str(r.json()["id"])
-
-
 def test_a_member_makes_uses_sees_and_revokes_its_own_key(server: Server) -> None:
-    org_id = _org(server)
+    org_id = create_org(server, "keys")
     user_id, token = _member(server, org_id, "member")
     _, colleague = _member(server, org_id, "member")
     made = _make(server, token, org_id=org_id)
@@ -100,7 +94,7 @@ def test_a_member_makes_uses_sees_and_revokes_its_own_key(server: Server) -> Non
 
 
 def test_who_may_not_make_keys(server: Server) -> None:
-    org_id = _org(server)
+    org_id = create_org(server, "keys")
     _, member = _member(server, org_id, "member")
     _, viewer = _member(server, org_id, "viewer")
     _, outsider = _member(server, org_id, "outsider")

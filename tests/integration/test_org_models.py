@@ -5,29 +5,21 @@ organisation's list reaches its keys at once (their cached entries are dropped).
 
 from __future__ import annotations
 
-import secrets
-
 import httpx
 import openai
 import pytest
 
 from tests.batch_support import BatchInput, read_jsonl, start_batch, wait_for_batch
 from tests.conftest import MODEL, create_key
-from tests.integration.accounts_support import auth
+from tests.integration.accounts_support import auth, create_org
 from tests.integration.test_openai_api import assert_envelope
 from tests.support import Server
 
 
 def _org(server: Server, allowed: list[str] | None) -> str:
-    made = httpx.post(
-        f"{server.base_url}/api/orgs",
-        json={"name": f"models-{secrets.token_hex(4)}"},
-        headers=auth(server.admin_key),
-        timeout=10,
-    )
-    assert made.status_code == 201, made.text
-    _allow(server, made.json()["id"], allowed)
-    return str(made.json()["id"])
+    org_id = create_org(server, "models")
+    _allow(server, org_id, allowed)
+    return org_id
 
 
 def _allow(server: Server, org_id: str, allowed: list[str] | None) -> None:

@@ -8,16 +8,13 @@ and starts no task at all.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from gpucloud.accounts.audit import AuditLog
-from gpucloud.background import Background
 from gpucloud.db.models import utcnow
-from gpucloud.queue.protocol import Leadership, QueueError
+from gpucloud.periodic import periodic
+from gpucloud.queue.protocol import Leadership
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +26,7 @@ class AuditRetention:
         self._holder = holder
         self._days = days
         self._every_s = every_s
-        self._loop = Background("audit-retention", self._run)
+        self._loop = periodic("audit retention", self.step, every_s)
 
     def start(self) -> None:
         if self._days > 0:
@@ -48,13 +45,3 @@ class AuditRetention:
         if deleted:
             log.info("audit retention: deleted %d rows older than %d days", deleted, self._days)
         return deleted
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.step()
-            except QueueError as exc:
-                log.warning("audit retention: queue unavailable: %s", exc)
-            except SQLAlchemyError as exc:
-                log.warning("audit retention: database unavailable: %s", type(exc).__name__)
-            await asyncio.sleep(self._every_s)

@@ -24,13 +24,12 @@ from urllib.parse import urljoin
 import httpx
 import orjson
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
-from gpucloud.background import Background
 from gpucloud.db import Database
 from gpucloud.db.models import OutboxEvent, WebhookDelivery, WebhookEndpoint, utcnow
 from gpucloud.db.models.offline import DeliveryStatus
-from gpucloud.queue.protocol import JobQueue, QueueError
+from gpucloud.periodic import periodic
+from gpucloud.queue.protocol import JobQueue
 from gpucloud.settings import WebhookSettings
 from gpucloud.webhooks import signing
 from gpucloud.webhooks.job_events import JobEvents
@@ -57,7 +56,7 @@ class WebhookSender:
         self._jobs = JobEvents(db)
         self._networks = settings.networks()
         self._http: httpx.AsyncClient | None = None
-        self._loop = Background("webhook-sender", self._run)
+        self._loop = periodic("webhook sender", self.step, settings.every_s)
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(
@@ -69,19 +68,6 @@ class WebhookSender:
         await self._loop.close()
         if self._http is not None:
             await self._http.aclose()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.step()
-            except QueueError as exc:
-                log.warning("webhook sender: queue unavailable: %s", exc)
-            except SQLAlchemyError as exc:
-                log.warning("webhook sender: database unavailable: %s", type(exc).__name__)
-            except Exception:
-                # A fault in one round must not stop every delivery for good: logged, tried again.
-                log.exception("webhook sender: round failed")
-            await asyncio.sleep(self._settings.every_s)
 
     async def step(self) -> None:
         ttl = max(self._settings.every_s * 3, 5.0)

@@ -8,23 +8,7 @@ import asyncio
 import pytest
 
 from gpucloud.limits import MemoryBudgetStore
-
-
-class FakeClock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def at(self, offset: float) -> None:
-        """Set the time to `offset` seconds after the start of the test."""
-        self.now = 1_000.0 + offset
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+from tests.unit.limits.clock import FakeClock
 
 
 class Ledger:
