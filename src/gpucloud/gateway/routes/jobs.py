@@ -6,7 +6,7 @@ cancellation (`DELETE /v1/jobs/{id}`), and the operator's view (`GET /api/jobs`,
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,7 +22,15 @@ from gpucloud.gateway.formats import StoredJob, completion_body
 from gpucloud.gateway.job_errors import stored_error
 from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
-from gpucloud.gateway.views import JobList, JobView, documented
+from gpucloud.gateway.views import (
+    ChatCompletion,
+    EmbeddingList,
+    JobError,
+    JobList,
+    JobView,
+    TextCompletion,
+    documented,
+)
 from gpucloud.jobs import JobFilter
 from gpucloud.jobs.store import stored_request
 from gpucloud.queue.protocol import JobMessage, OutcomeStatus, Priority
@@ -35,7 +43,11 @@ _ENDPOINTS: dict[str, type[ChatCompletionRequest] | type[CompletionRequest]] = {
     "completions": CompletionRequest,
 }
 # The jobs table's `endpoint` (the request kind) → the API's name for it.
-_ENDPOINT_NAMES = {"chat": "chat.completions", "completion": "completions", "embedding": "embeddings"}
+_ENDPOINT_NAMES: dict[str, Literal["chat.completions", "completions", "embeddings"]] = {
+    "chat": "chat.completions",
+    "completion": "completions",
+    "embedding": "embeddings",
+}
 
 
 def _stored(job: Job) -> StoredJob:
@@ -44,57 +56,66 @@ def _stored(job: Job) -> StoredJob:
     )
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
+def _result(job: Job, result: dict[str, Any]) -> ChatCompletion | TextCompletion | EmbeddingList | None:
+    """The stored answer as the OpenAI body it was (checked against its view, field by field)."""
+    if job.endpoint == "embedding":
+        try:
+            body = embedding_body(job.model, result, "base64")  # compact; the SDK decodes base64
+        except NotFound:
+            return None  # too large to have been kept (see jobs.py)
+        return EmbeddingList.model_validate(body)
+    body = completion_body(_stored(job), result)
+    return (
+        ChatCompletion.model_validate(body) if job.endpoint == "chat" else TextCompletion.model_validate(body)
+    )
 
 
-def _result_body(job: Job, result: dict[str, Any]) -> dict[str, Any] | None:
-    if job.endpoint != "embedding":
-        return completion_body(_stored(job), result)
-    try:
-        return embedding_body(job.model, result, "base64")  # compact; the SDK decodes base64
-    except NotFound:
-        return None  # too large to have been kept (see jobs.py)
-
-
-async def job_view(runtime: Runtime, job: Job, *, detail: bool = True) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "id": job.id,
-        "object": "job",
-        "endpoint": _ENDPOINT_NAMES.get(job.endpoint, "completions"),
-        "model": job.model,
-        "status": job.status,
-        "priority": job.priority,
-        "stream": job.stream,
-        "attempts": job.attempts,
-        "key_id": job.key_id,
-        "worker_id": job.worker_id,
-        "request_id": job.request_id,
-        "created_at": _iso(job.created_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "queue_position": None,
-        "estimated_wait_s": None,
-        "error": None,
-        "result": None,
-    }
+async def job_view(runtime: Runtime, job: Job, *, detail: bool = True) -> JobView:
+    view = JobView(
+        id=job.id,
+        object="job",
+        endpoint=_ENDPOINT_NAMES.get(job.endpoint, "completions"),
+        model=job.model,
+        status=JobStatus(job.status),
+        priority=Priority(job.priority),
+        stream=job.stream,
+        attempts=job.attempts,
+        key_id=job.key_id,
+        worker_id=job.worker_id,
+        request_id=job.request_id,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        queue_position=None,
+        estimated_wait_s=None,
+        error=None,
+        result=None,
+    )
     if job.status == JobStatus.QUEUED.value and detail:
-        # The database may still call a job queued that a worker just took (its start is recorded
-        # with a short delay); the queue's own count of waiting jobs bounds what is ahead.
-        waiting = await runtime.queue.depth(job.model)
-        mine = Priority(job.priority).rank
-        ahead = sum(n for p, n in waiting.items() if p.rank <= mine) - 1
-        position = max(0, min(await runtime.jobs.position(job), ahead))
-        service_s = await runtime.jobs.mean_service_s(job.model) or 1.0
-        slots = max(1, runtime.registry.slots(job.model))
-        view["queue_position"] = position
-        view["estimated_wait_s"] = round((position + 1) * service_s / slots, 3)
+        view.queue_position, view.estimated_wait_s = await _place(runtime, job)
     if job.status == JobStatus.COMPLETED.value and job.result is not None and detail:
-        view["result"] = _result_body(job, job.result)
+        view.result = _result(job, job.result)
     elif JobStatus(job.status).terminal and job.status != JobStatus.COMPLETED.value:
         err = stored_error(job)
-        view["error"] = {"message": str(err), "code": getattr(err, "code", None)}
+        view.error = JobError(message=str(err), code=getattr(err, "code", None))
     return view
+
+
+async def _place(runtime: Runtime, job: Job) -> tuple[int, float]:
+    """A queued job's position and its estimated wait."""
+    # The database may still call a job queued that a worker just took (its start is recorded
+    # with a short delay); the queue's own count of waiting jobs bounds what is ahead.
+    waiting = await runtime.queue.depth(job.model)
+    mine = Priority(job.priority).rank
+    ahead = sum(n for p, n in waiting.items() if p.rank <= mine) - 1
+    position = max(0, min(await runtime.jobs.position(job), ahead))
+    service_s = await runtime.jobs.mean_service_s(job.model) or 1.0
+    slots = max(1, runtime.registry.slots(job.model))
+    return position, round((position + 1) * service_s / slots, 3)
+
+
+async def _job_list(runtime: Runtime, rows: list[Job]) -> JobList:
+    return JobList(object="list", data=[await job_view(runtime, r, detail=False) for r in rows])
 
 
 @router.post("/v1/jobs", status_code=202, responses=documented(JobView, 202))
@@ -137,7 +158,7 @@ async def list_own_jobs(
     limit: int = Query(50, ge=1, le=500),
 ) -> Response:
     rows = await runtime.jobs.list(JobFilter(key_id=principal.key_id, status=status, limit=limit))
-    return json_response({"object": "list", "data": [await job_view(runtime, r, detail=False) for r in rows]})
+    return json_response(await _job_list(runtime, rows))
 
 
 @router.get("/v1/jobs/{job_id}", responses=documented(JobView))
@@ -173,7 +194,7 @@ async def list_jobs(
     limit: int = Query(50, ge=1, le=500),
 ) -> Response:
     rows = await runtime.jobs.list(JobFilter(key_id=key_id, status=status, model=model, limit=limit))
-    return json_response({"object": "list", "data": [await job_view(runtime, r, detail=False) for r in rows]})
+    return json_response(await _job_list(runtime, rows))
 
 
 @router.post("/api/jobs/{job_id}/retry", status_code=202, responses=documented(JobView, 202))
