@@ -6,6 +6,8 @@ beyond it are 400 `context_length_exceeded` for the official SDK, the replica st
 after more of them than the breaker's threshold, and no reason anywhere quotes a request. A
 278 KB prompt of CJK text (past the tokenizer's chunk limit) is a clean answer, for a key with a
 token limit (counted by the gateway) and for one without (counted on the worker), in one attempt.
+A prompt on which the engine itself fails with an unexpected exception (a poison input) fails its
+job once, without its text in the answer, and the replica goes on serving.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 from tests.support import SECRETS, Server, make_server
 
 SECRET_PROMPT = "confidential-prompt-of-user-a " * 40
+BUG = "ENGINE-BUG-PILL"  # the simulated engine raises a plain RuntimeError on prompts holding it
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.start()
     headers = {"Authorization": f"Bearer {server.admin_key}"}
     body = {"name": "short-ctx", "engine": "simulated", "gpu_count": 0,
-            "engine_options": {"max_model_tokens": "64"}}  # fmt: skip
+            "engine_options": {"max_model_tokens": "64", "bug_marker": BUG}}  # fmt: skip
     assert httpx.post(f"{server.base_url}/api/deployments", json=body, headers=headers).status_code == 201
     try:
         server.wait_for_model("short-ctx")
@@ -99,3 +102,26 @@ def test_a_huge_cjk_prompt_is_a_clean_answer_with_and_without_a_token_limit(serv
     failed = [j for j in jobs["data"] if j["status"] == "failed"]
     assert len(failed) == 2, jobs
     assert all(j["attempts"] == 1 for j in failed), failed  # never re-delivered
+
+
+def test_an_unexpected_engine_error_fails_its_job_once(server: Server) -> None:
+    client = openai.OpenAI(base_url=server.v1, api_key=server.admin_key, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(
+            model="short-ctx",
+            messages=[{"role": "user", "content": f"{BUG} confidential-prompt-of-user-a"}],
+            max_tokens=4,
+            extra_headers={"x-request-id": "poison-pill-1"},
+        )
+    assert caught.value.status_code == 500
+    assert caught.value.code == "engine_error"
+    assert "confidential-prompt" not in caught.value.response.text
+    admin = {"Authorization": f"Bearer {server.admin_key}"}
+    jobs = httpx.get(f"{server.base_url}/api/jobs", params={"model": "short-ctx"}, headers=admin).json()
+    (job,) = [j for j in jobs["data"] if j["request_id"] == "poison-pill-1"]
+    assert (job["status"], job["attempts"]) == ("failed", 1)  # failed once, never re-delivered
+    out = client.chat.completions.create(
+        model="short-ctx", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+    )
+    assert out.choices[0].message.content is not None
+    assert "simulated engine bug" in server.logs()  # the details are in the worker's log

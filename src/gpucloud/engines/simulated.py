@@ -19,7 +19,9 @@ ones, with no model at all; `dimensions` shortens them (truncated and renormalis
 Fault injection for tests of the layers above: a prompt containing `crash_marker` makes the engine
 kill its whole process (exit code 86) when generation starts; one containing `fail_marker` makes it
 raise a non-retryable `EngineError`; one containing `flaky_marker` raises a retryable one the first
-time this engine sees that prompt (as an engine server that died would), and succeeds after.
+time this engine sees that prompt (as an engine server that died would), and succeeds after; one
+containing `bug_marker` raises a plain `RuntimeError`, as a bug in an engine would (the worker must
+fail that job once, not retry a poison input).
 
 Every optional OpenAI parameter is honoured, deterministically for a seeded request: tools
 (`engines.structured` plans the calls and writes arguments valid for the declared parameters),
@@ -97,6 +99,7 @@ class SimulatedEngine:
         crash_marker: str | None = None,
         fail_marker: str | None = None,
         flaky_marker: str | None = None,
+        bug_marker: str | None = None,
         natural_end: bool = True,
         embedding_dim: int = 256,
         load_s: float = 0.0,
@@ -104,7 +107,12 @@ class SimulatedEngine:
     ) -> None:
         _check_numbers(ttft_ms=ttft_ms, tokens_per_s=tokens_per_s, load_s=load_s)
         _check_sizes(max_model_tokens=max_model_tokens, embedding_dim=embedding_dim)
-        _check_markers(crash_marker=crash_marker, fail_marker=fail_marker, flaky_marker=flaky_marker)
+        _check_markers(
+            crash_marker=crash_marker,
+            fail_marker=fail_marker,
+            flaky_marker=flaky_marker,
+            bug_marker=bug_marker,
+        )
         self._capabilities = capabilities or Capabilities.everything()
         self._embedding_dim = embedding_dim
         self._load_s = load_s  # how long `start` takes: stands for loading weights
@@ -116,6 +124,7 @@ class SimulatedEngine:
         self._crash_marker = crash_marker
         self._fail_marker = fail_marker
         self._flaky_marker = flaky_marker
+        self._bug_marker = bug_marker
         self._flaked: set[str] = set()  # prompts that already failed once (flaky_marker)
         self._running = 0  # choices being generated now
         # False: every answer runs to its token limit (load tests, cancellation tests).
@@ -296,7 +305,8 @@ class SimulatedEngine:
             yield _Token(token, position == len(ids) - 1, 0.0, [(piece, 0.0)])
 
     def _inject_faults(self, request: GenerationRequest) -> None:
-        if self._crash_marker is None and self._fail_marker is None and self._flaky_marker is None:
+        markers = (self._crash_marker, self._fail_marker, self._flaky_marker, self._bug_marker)
+        if all(marker is None for marker in markers):
             return
         text = "\n".join(itertools.chain(_strings(request.prompt), _strings(request.messages)))
         if self._flaky_marker is not None and self._flaky_marker in text and text not in self._flaked:
@@ -307,6 +317,8 @@ class SimulatedEngine:
             os._exit(CRASH_EXIT_CODE)
         if self._fail_marker is not None and self._fail_marker in text:
             raise EngineError("simulated failure", retryable=False)
+        if self._bug_marker is not None and self._bug_marker in text:
+            raise RuntimeError("simulated engine bug")
 
     def _completion_limit(self, request: GenerationRequest) -> int:
         """Most completion tokens this request may produce; EngineError if it cannot fit."""

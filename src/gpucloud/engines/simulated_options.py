@@ -17,6 +17,7 @@ OPTION_NAMES = (
     "crash_marker",
     "fail_marker",
     "flaky_marker",
+    "bug_marker",
     "natural_end",
     "embedding_dim",
     "lacks",
@@ -47,7 +48,7 @@ def _typed_options(options: Mapping[str, str]) -> dict[str, Any]:
     for key in ("max_model_tokens", "embedding_dim"):
         if key in options:
             kwargs[key] = _parse_int(key, options[key])
-    for key in ("crash_marker", "fail_marker", "flaky_marker"):
+    for key in ("crash_marker", "fail_marker", "flaky_marker", "bug_marker"):
         if key in options:
             kwargs[key] = options[key]
     return kwargs

@@ -255,6 +255,13 @@ async def test_fail_marker_raises(tokenizer: Tokenizer) -> None:
     assert_well_formed(await collect(engine, chat("all fine")))
 
 
+async def test_bug_marker_raises_an_unexpected_error(tokenizer: Tokenizer) -> None:
+    engine = SimulatedEngine("sim-1", tokenizer=tokenizer, bug_marker="POISON")
+    with pytest.raises(RuntimeError, match="simulated engine bug"):
+        await collect(engine, completion("a POISON pill"))
+    assert_well_formed(await collect(engine, chat("all fine")))
+
+
 def test_crash_marker_kills_the_process() -> None:
     script = textwrap.dedent(
         """
