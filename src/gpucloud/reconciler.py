@@ -30,13 +30,11 @@ from sqlalchemy import select, update
 from gpucloud.background import Background
 from gpucloud.db import Database, Job, JobStatus
 from gpucloud.db.models import utcnow
-from gpucloud.jobs.store import stored_request
+from gpucloud.jobs.store import message_of
 from gpucloud.queue.protocol import (
-    JobMessage,
     JobQueue,
     Outcome,
     OutcomeStatus,
-    Priority,
     QueueError,
     QueueFull,
 )
@@ -166,20 +164,8 @@ class Reconciler:
             gone = "the queue lost the job and its deadline has passed"
             await self._end(job, OutcomeStatus.EXPIRED, gone, "queue_timeout")
             return 1
-        message = JobMessage(
-            job_id=job.id,
-            model=job.model,
-            priority=Priority(job.priority),
-            request=stored_request(job.request),
-            reply_to=job.reply_to or "",
-            stream=job.stream,
-            enqueued_at=job.created_at.timestamp(),
-            deadline=deadline,
-            request_id=job.request_id,
-            attempt_base=job.attempts,
-        )
         try:
-            await self._queue.submit(message)
+            await self._queue.submit(message_of(job, deadline))
         except QueueFull:
             await self._unclaim(job, current)  # try again on a later pass
             return 0

@@ -1,5 +1,6 @@
 """Jobs survive the loss of the queue's state: an embedded server killed mid-work and restarted,
-and a Redis that lost its data. The database still holds them, so they are enqueued again and
+a Redis that lost its data, and a gateway that died between a job's row and the queue (its
+idempotent repeat queues it). The database still holds them, so they are enqueued again and
 finish exactly once."""
 
 from __future__ import annotations
@@ -114,6 +115,49 @@ def test_redis_data_loss_is_reconciled(tmp_path: Path) -> None:
         assert [v["status"] for v in views] == ["completed"] * 6
         usage = httpx.get(f"{server.base_url}/api/usage", headers={"Authorization": f"Bearer {key}"}).json()
         assert usage["totals"]["requests"] == 6
+    finally:
+        server.stop()
+        drop_pg_database(database_url)
+
+
+@pytest.mark.redis
+def test_a_job_recorded_but_never_queued_runs_when_it_is_repeated(tmp_path: Path) -> None:
+    """The row says queued and the queue has nothing (its gateway died in between: a batch line
+    a second feeder takes over, a client retrying with its Idempotency-Key): the repeat queues it,
+    once, and it runs."""
+    database_url = create_pg_database()
+    server = make_server(tmp_path, database_url=database_url, redis_url=REDIS_URL)
+    server.start()
+    try:
+        frozen = server.add_worker("--model", MODEL, "--slots", "2")
+        server.wait_for_model(MODEL)
+        key = str(create_key(server, name="unsure")["key"])
+        headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "line-7"}
+        body = {"endpoint": "completions", "model": MODEL, "prompt": "once", "max_tokens": 3}
+        assert frozen.process is not None
+        frozen.process.send_signal(signal.SIGSTOP)  # listed, but runs nothing
+        first = httpx.post(f"{server.v1}/jobs", headers=headers, json=body, timeout=30)
+        assert first.status_code == 202, first.text
+        job_id = first.json()["id"]
+        prefix = server.env["GPUCLOUD_REDIS_PREFIX"]
+        client = redis.Redis.from_url(REDIS_URL)
+        queued = [
+            k for k in client.scan_iter(match=f"{{{prefix}}}:*") if b":jobs:" in k or b":submitted:" in k
+        ]
+        assert queued
+        client.delete(*queued)  # as if the gateway had died after the row, before the queue
+        frozen.process.kill()
+        frozen.process.wait()
+        server.add_worker("--model", MODEL, "--slots", "2")
+        server.wait_for_model(MODEL)
+        repeat = httpx.post(f"{server.v1}/jobs", headers=headers, json=body, timeout=30)
+        assert (repeat.status_code, repeat.json()["id"]) == (202, job_id)
+        again = httpx.post(f"{server.v1}/jobs", headers=headers, json=body, timeout=30)  # no second copy
+        assert again.json()["id"] == job_id
+        (view,) = _wait_all(server, key, [job_id], timeout_s=60)
+        assert (view["status"], view["attempts"]) == ("completed", 1)
+        usage = httpx.get(f"{server.base_url}/api/usage", headers={"Authorization": f"Bearer {key}"}).json()
+        assert usage["totals"]["requests"] == 1
     finally:
         server.stop()
         drop_pg_database(database_url)

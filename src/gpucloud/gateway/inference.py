@@ -9,6 +9,7 @@ it and cancelling on the client's behalf are `gateway.stream.ClientJob`'s.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,7 @@ from gpucloud.gateway.generation import build_generation
 from gpucloud.gateway.job_errors import stored_error
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest
 from gpucloud.jobs import NewJob, new_job_id
-from gpucloud.jobs.store import request_document, stored_request
+from gpucloud.jobs.store import message_of, request_document, stored_request
 from gpucloud.keys import Principal
 from gpucloud.queue.protocol import JobMessage, Jobs, Priority, QueueFull, QueueUnavailable, Unrecorded
 from gpucloud.queue.router import JobWatch
@@ -162,7 +163,9 @@ class Inference:
         if idempotency_key is not None:
             existing = await self._rt.jobs.find_idempotent(principal.key_id, idempotency_key)
             if existing is not None:
-                return self._repeat(existing, generation)
+                repeat = self._repeat(existing, generation)
+                await self._requeue_if_unsure(existing)
+                return repeat
         ticket = await self._admit(principal, generation)
         message = self._message(ticket.job_id, generation, priority, stream, request_id, max_wait_s)
         try:
@@ -292,6 +295,21 @@ class Inference:
             None,
             repeat=True,
         )
+
+    async def _requeue_if_unsure(self, existing: Job) -> None:
+        """Queue a repeated job again when it may never have reached the queue: its gateway can
+        have died between its row and the queue (a batch line taken over by another feeder, a
+        client retrying after a lost answer). Submitting is idempotent per job and attempt, so a
+        job that is on the queue stays there once; a job in an older queue epoch is the
+        reconciler's, and one that started was queued."""
+        if existing.status != JobStatus.QUEUED.value or existing.deadline_at is None:
+            return
+        if existing.queue_epoch != await self._rt.reconciler.current_epoch():
+            return
+        deadline = existing.deadline_at.timestamp()
+        if deadline > time.time():
+            with contextlib.suppress(QueueFull, QueueUnavailable):  # the repeat itself still answers
+                await self._rt.queue.submit(message_of(existing, deadline))
 
     async def stored_outcome(self, job: Submitted) -> dict[str, Any]:
         """For a repeated idempotent request: wait until the original job ended, return its result."""

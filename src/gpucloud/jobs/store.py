@@ -21,6 +21,7 @@ from gpucloud.db.models import utcnow
 from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.errors import NotFound
 from gpucloud.keys import Principal
+from gpucloud.queue.messages import JobMessage, Priority
 
 
 def new_job_id() -> str:
@@ -36,6 +37,23 @@ def request_document(request: GenerationRequest) -> dict[str, Any]:
 def stored_request(document: dict[str, Any]) -> GenerationRequest:
     """A row's request as the queue carries it (rows hold what a validated request became)."""
     return msgspec.convert(document, GenerationRequest)
+
+
+def message_of(job: Job, deadline: float) -> JobMessage:
+    """A recorded job as the queue carries it again (a retry, a lost queue state, a job whose
+    gateway died before queueing it); its attempts so far stay counted (`attempt_base`)."""
+    return JobMessage(
+        job_id=job.id,
+        model=job.model,
+        priority=Priority(job.priority),
+        request=stored_request(job.request),
+        reply_to=job.reply_to or "",
+        stream=job.stream,
+        enqueued_at=job.created_at.timestamp(),
+        deadline=deadline,
+        request_id=job.request_id,
+        attempt_base=job.attempts,
+    )
 
 
 _RANK_SQL = {"high": 0, "normal": 1, "low": 2}

@@ -92,6 +92,7 @@ class MemoryJobQueue(MemoryPresence):
         self._cancel_watchers: set[asyncio.Queue[str]] = set()
         self._progress: dict[str, tuple[int, int]] = {}  # job_id → (completion, prompt) tokens sent
         self._dead: dict[str, JobMessage] = {}
+        self._submitted: dict[tuple[str, int], float] = {}  # (job, attempt base) → marker's end
         self._reaper = Background("memory-queue-reaper", self._reap_forever)
 
     # lifecycle -----------------------------------------------------------------------------
@@ -108,10 +109,13 @@ class MemoryJobQueue(MemoryPresence):
     # jobs ----------------------------------------------------------------------------------
 
     async def submit(self, job: JobMessage) -> None:
+        if (marker := (job.job_id, job.attempt_base)) in self._submitted:
+            return  # on the queue already (the protocol's idempotent submit)
         queue = self._models.setdefault(job.model, _ModelQueue())
         if queue.waiting() >= self._max_depth:
             raise QueueFull(job.model, queue.waiting())
         queue.classes[job.priority].append(_Entry(job))
+        self._submitted[marker] = job.deadline if job.deadline > 0 else time.time() + 60.0
         async with self._work:
             self._work.notify_all()
 
@@ -256,6 +260,7 @@ class MemoryJobQueue(MemoryPresence):
                 if len(self._held) != before:
                     self._work.notify_all()
             self._prune_cancelled()
+            self._prune_submitted()
 
     # outcomes ------------------------------------------------------------------------------
 
@@ -357,6 +362,10 @@ class MemoryJobQueue(MemoryPresence):
                 yield await watcher.get()
         finally:
             self._cancel_watchers.discard(watcher)
+
+    def _prune_submitted(self) -> None:
+        now = time.time()
+        self._submitted = {marker: until for marker, until in self._submitted.items() if until >= now}
 
     def _prune_cancelled(self) -> None:
         # A cancel mark matters only while the job may still be delivered; an hour is far past that.

@@ -56,6 +56,11 @@ class RedisNames:
         """The model's job streams, highest class first (the order `lease` serves them in)."""
         return tuple(self.jobs(model, priority) for priority in PRIORITIES_HIGH_FIRST)
 
+    def submitted(self, job_id: str, attempt_base: int) -> str:
+        """Marker of a job put on the queue (at this attempt base): a second submit skips it. It
+        lives until the job's deadline, past which the job could not start anyway."""
+        return f"{self.root}:submitted:{job_id}:{attempt_base}"
+
     def outcomes(self) -> str:
         """Stream of attempt outcomes (worker → control plane's finalizers).
 

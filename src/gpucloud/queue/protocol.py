@@ -105,7 +105,12 @@ class Jobs(Protocol):
         ...
 
     async def submit(self, job: JobMessage) -> None:
-        """Enqueue `job`; raise `QueueFull` when the model's depth is at the bound."""
+        """Enqueue `job`; raise `QueueFull` when the model's depth is at the bound.
+
+        Idempotent per (`job_id`, `attempt_base`) until the job's deadline: a second submit of the
+        same job is a no-op. So a job whose recording outlived the process that was queueing it
+        (a gateway killed between the job's row and the queue) can be submitted again by whoever
+        finds it unsure, without ever being on the queue twice."""
         ...
 
     async def lease(self, worker_id: str, models: Sequence[str], count: int, timeout_s: float) -> list[Lease]:

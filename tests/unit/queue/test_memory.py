@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator
 
+import msgspec
 import pytest
 
 from gpucloud.engines.protocol import GenerationRequest
@@ -34,6 +35,16 @@ def job(model: str = "m", priority: Priority = Priority.NORMAL, stream: bool = F
         stream=stream,
         enqueued_at=time.time() + i * 1e-6,
     )
+
+
+async def test_a_second_submit_of_the_same_job_adds_nothing() -> None:
+    q = MemoryJobQueue(max_depth=3)
+    j = msgspec.structs.replace(job(), deadline=time.time() + 30)
+    await q.submit(j)
+    await q.submit(j)  # whoever is unsure whether the job was queued may submit it again
+    assert sum((await q.depth("m")).values()) == 1
+    await q.submit(msgspec.structs.replace(j, attempt_base=3))  # a dead-lettered job's retry
+    assert sum((await q.depth("m")).values()) == 2
 
 
 async def test_bound_is_exact() -> None:

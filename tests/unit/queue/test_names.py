@@ -28,7 +28,7 @@ def every_queue_key(names: RedisNames) -> list[str]:
     for model in MODELS:
         keys += [names.jobs(model, priority) for priority in PRIORITIES_HIGH_FIRST]
     for job_id in JOB_IDS:
-        keys += [names.progress(job_id), names.cancelled(job_id)]
+        keys += [names.progress(job_id), names.cancelled(job_id), names.submitted(job_id, 0)]
     keys += [names.events(reply_to) for reply_to in REPLY_TO]
     return keys
 

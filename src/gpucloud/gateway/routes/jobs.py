@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
+import msgspec
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -32,8 +33,8 @@ from gpucloud.gateway.views import (
     documented,
 )
 from gpucloud.jobs import JobFilter
-from gpucloud.jobs.store import stored_request
-from gpucloud.queue.protocol import JobMessage, OutcomeStatus, Priority
+from gpucloud.jobs.store import message_of
+from gpucloud.queue.protocol import OutcomeStatus, Priority
 from gpucloud.runtime import Runtime
 
 router = APIRouter(tags=["jobs"], dependencies=[Depends(get_principal)])
@@ -208,17 +209,6 @@ async def retry_job(job_id: str, admin: AdminDep, runtime: RuntimeDep) -> Respon
     if not await runtime.queue.replay(job_id):
         # The queue no longer holds the message (e.g. restarted): rebuild it from the database.
         now = time.time()
-        await runtime.queue.submit(
-            JobMessage(
-                job_id=job_id,
-                model=job.model,
-                priority=Priority(job.priority),
-                request=stored_request(job.request),
-                reply_to="",
-                enqueued_at=now,
-                deadline=now + runtime.settings.queue.async_max_wait_s,
-                request_id=job.request_id,
-                attempt_base=job.attempts,
-            )
-        )
+        message = message_of(job, now + runtime.settings.queue.async_max_wait_s)
+        await runtime.queue.submit(msgspec.structs.replace(message, reply_to="", enqueued_at=now))
     return json_response(await job_view(runtime, requeued), status_code=202)

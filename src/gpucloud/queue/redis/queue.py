@@ -135,16 +135,17 @@ class RedisJobQueue(OutcomesMixin, EventsMixin, presence.PresenceMixin):
     # jobs ----------------------------------------------------------------------------------
 
     async def submit(self, job: JobMessage) -> None:
-        keys = self.names.model_jobs(job.model)
+        keys = [self.names.submitted(job.job_id, job.attempt_base), *self.names.model_jobs(job.model)]
         args: list[ScriptArg] = [
             self.names.WORKERS_GROUP,
             self._max_depth,
             job.priority.rank + 1,
             self._codec.encode_str(job),
+            marker_ttl_ms(job.deadline),
         ]
         with guard("submit"):
             added, detail = cast(list[Any], await self._scripts.submit(keys=keys, args=args))
-        if not int(added):
+        if int(added) == 0:
             raise QueueFull(job.model, int(detail))
 
     async def lease(self, worker_id: str, models: Sequence[str], count: int, timeout_s: float) -> list[Lease]:
@@ -249,3 +250,10 @@ class RedisJobQueue(OutcomesMixin, EventsMixin, presence.PresenceMixin):
             keys = [self.names.jobs(job.model, job.priority), self.names.dead_jobs(), self.names.dead_order()]
             args: list[ScriptArg] = [self.names.WORKERS_GROUP, job_id, self._codec.encode_str(job)]
             return bool(await self._scripts.replay(keys=keys, args=args))
+
+
+def marker_ttl_ms(deadline: float) -> int:
+    """How long a job's submitted marker lives: to its deadline (a minute when it has none), and
+    at least a second past now."""
+    left = deadline - time.time() if deadline > 0 else 60.0
+    return int(max(1.0, left + 1.0) * 1000)

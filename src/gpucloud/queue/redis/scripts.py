@@ -56,17 +56,22 @@ local function holds(key, group, id, consumer, deliveries)
 end
 """
 
-# KEYS: the model's job streams, highest class first.
-# ARGV: group, max_depth, index (1-based) of the job's class in KEYS, job JSON.
-# Returns {1, entry id} when added, {0, waiting} when the model is at its bound.
+# KEYS: the job's submitted marker, then the model's job streams, highest class first.
+# ARGV: group, max_depth, index (1-based) of the job's class among the streams, job JSON, the
+# marker's lifetime in ms.
+# Returns {1, entry id} when added, {2, 0} when the job was submitted already (nothing added),
+# {0, waiting} when the model is at its bound.
 SUBMIT = """
 local group = ARGV[1]
+if redis.call('EXISTS', KEYS[1]) == 1 then return {2, 0} end
 local total = 0
-for i = 1, #KEYS do total = total + waiting(KEYS[i], group) end
+for i = 2, #KEYS do total = total + waiting(KEYS[i], group) end
 if total >= tonumber(ARGV[2]) then return {0, total} end
-local key = KEYS[tonumber(ARGV[3])]
+local key = KEYS[1 + tonumber(ARGV[3])]
 if redis.call('EXISTS', key) == 0 then ensure_group(key, group) end
-return {1, redis.call('XADD', key, '*', 'job', ARGV[4])}
+local id = redis.call('XADD', key, '*', 'job', ARGV[4])
+redis.call('SET', KEYS[1], '1', 'PX', ARGV[5])
+return {1, id}
 """
 
 # KEYS: outcomes, dead jobs hash, dead order zset, then the job streams class-major (every
