@@ -4,14 +4,15 @@ Registration upserts a worker by the id it chose (`--worker-id`), so a restarted
 its row again; the id stays bound to the token that registered it (`cluster.sessions`).
 Heartbeats refresh its load and GPU readings and count the run of consecutive beats; the
 heartbeat applies the health rule at once, so recovery does not wait for the monitor, while
-silence is noticed by the `WorkerMonitor`. All times are the control plane's clock.
+silence is noticed by the `WorkerMonitor`. All times are the control plane's clock. Both take
+the worker API's bodies (`wire.RegisterIn`, `wire.HeartbeatIn`) as they are, over HTTP and from
+the embedded worker alike; the `inventory` and `load` columns hold their JSON.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,49 +24,31 @@ from gpucloud.cluster.sessions import WorkerCredential, check_heartbeat, check_r
 from gpucloud.db import Database, WorkerNode, WorkerToken
 from gpucloud.db.models import utcnow
 from gpucloud.errors import NotFound
+from gpucloud.wire import HeartbeatIn, RegisterIn
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Registration:
-    worker_id: str
-    hostname: str
-    labels: Mapping[str, str]
-    cpu_count: int
-    memory_total_bytes: int
-    memory_available_bytes: int
-    gpus: Sequence[Mapping[str, Any]]
-    models: Sequence[str]
-    slots: int
-
-    def inventory(self) -> dict[str, Any]:
-        return {
-            "hostname": self.hostname,
-            "cpu_count": self.cpu_count,
-            "memory_total_bytes": self.memory_total_bytes,
-            "memory_available_bytes": self.memory_available_bytes,
-            "gpus": [dict(gpu) for gpu in self.gpus],
-        }
+def _inventory(reg: RegisterIn) -> dict[str, Any]:
+    """The `inventory` column: the host and its GPUs, as the registration reported them."""
+    return {
+        "hostname": reg.hostname,
+        "cpu_count": reg.cpu_count,
+        "memory_total_bytes": reg.memory_total_bytes,
+        "memory_available_bytes": reg.memory_available_bytes,
+        "gpus": [gpu.model_dump() for gpu in reg.gpus],
+    }
 
 
-@dataclass(frozen=True, slots=True)
-class Beat:
-    running: int
-    queued: int
-    tokens_per_s: float
-    gpus: Sequence[Mapping[str, Any]] = ()
-    replicas: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
-    engines: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # fixed engines' load
-
-    def load(self) -> dict[str, Any]:
-        return {
-            "running": self.running,
-            "queued": self.queued,
-            "tokens_per_s": self.tokens_per_s,
-            "replicas": [dict(r) for r in self.replicas],
-            "engines": {model: dict(load) for model, load in self.engines.items()},
-        }
+def _load(beat: HeartbeatIn) -> dict[str, Any]:
+    """The `load` column: the last beat's load, replicas and the fixed engines' load readings."""
+    return {
+        "running": beat.running,
+        "queued": beat.queued,
+        "tokens_per_s": beat.tokens_per_s,
+        "replicas": [r.model_dump() for r in beat.replicas],
+        "engines": {model: dict(load) for model, load in beat.engines.items()},
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +76,7 @@ class WorkerDirectory:
         self.policy = policy
 
     async def register(
-        self, reg: Registration, token_id: str | None, session_digest: str | None = None
+        self, reg: RegisterIn, token_id: str | None, session_digest: str | None = None
     ) -> WorkerNode:
         """Create or take up the worker's row. A returning worker keeps its state and drain flag:
         it must beat `recover_beats` times to be healthy again, and an operator's drain holds.
@@ -103,7 +86,7 @@ class WorkerDirectory:
         values: dict[str, Any] = {
             "hostname": reg.hostname,
             "labels": dict(reg.labels),
-            "inventory": reg.inventory(),
+            "inventory": _inventory(reg),
             "models": list(reg.models),
             "slots": reg.slots,
             "last_heartbeat_at": now,
@@ -144,7 +127,7 @@ class WorkerDirectory:
                 )
 
     async def heartbeat(
-        self, worker_id: str, beat: Beat, credential: WorkerCredential | None = None
+        self, worker_id: str, beat: HeartbeatIn, credential: WorkerCredential | None = None
     ) -> WorkerNode:
         """Record a beat; NotFound for a worker that never registered (it registers again).
         Over HTTP `credential` must own the worker's current session (`cluster.sessions`); the
@@ -163,7 +146,7 @@ class WorkerDirectory:
             old = WorkerState(row.state)
             new = next_state(old, 0.0, beats, self.policy)
             inventory = dict(row.inventory)
-            inventory["gpus"] = [dict(gpu) for gpu in beat.gpus]
+            inventory["gpus"] = [gpu.model_dump() for gpu in beat.gpus]
             await connection.execute(
                 update(WorkerNode)
                 .where(WorkerNode.id == worker_id)
@@ -171,7 +154,7 @@ class WorkerDirectory:
                     last_heartbeat_at=now,
                     consecutive_beats=beats,
                     state=new.value,
-                    load=beat.load(),
+                    load=_load(beat),
                     inventory=inventory,
                 )
             )

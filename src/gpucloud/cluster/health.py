@@ -12,16 +12,11 @@ tested on tables without clocks.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
-
-class WorkerState(enum.StrEnum):
-    """Where a worker stands, as the control plane sees it."""
-
-    HEALTHY = "healthy"  # beating; may take work
-    UNHEALTHY = "unhealthy"  # silent for a while, or not yet beating steadily again after a gap
-    OFFLINE = "offline"  # silent long enough to be considered gone
+# Defined with the worker API's bodies (its answer carries the state), so that a worker can read
+# it without loading this package; re-exported here, beside the rule that sets it.
+from gpucloud.wire import WorkerState as WorkerState
 
 
 @dataclass(frozen=True, slots=True)

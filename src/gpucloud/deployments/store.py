@@ -22,6 +22,7 @@ from gpucloud.deployments.rollout import RUNS, current_spec, new_version, starte
 from gpucloud.deployments.spec import Validated
 from gpucloud.deployments.states import REPORTABLE, DeploymentState, ReplicaState
 from gpucloud.errors import Conflict, NotFound
+from gpucloud.wire import ReplicaIn
 
 # What PATCH may change. Changing what runs (`rollout.RUNS`) rolls the replicas over one by one.
 PATCHABLE = (
@@ -52,15 +53,10 @@ class ReplicaReport:
     last_used_at: float | None = None  # Unix seconds of the last job it ran
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ReplicaReport:
+    def from_wire(cls, entry: ReplicaIn) -> ReplicaReport:
         """From a heartbeat's replica entry (`worker.replicas.ReplicaSet.reports`)."""
-        return cls(
-            str(data["deployment_id"]),
-            int(data["index"]),
-            ReplicaState(data["state"]),
-            data.get("reason"),
-            data.get("last_used_at"),
-        )
+        state = ReplicaState(entry.state)
+        return cls(entry.deployment_id, entry.index, state, entry.reason, entry.last_used_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
+from gpucloud import wire
 from gpucloud.engines.protocol import Engine, EngineError
 from gpucloud.observability.context import bind_request
 from gpucloud.observability.tracing import Tracer
@@ -93,23 +93,21 @@ class WorkerAgent:
             return list(self._engines)
         return sorted(set(self._engines) | set(self._replicas.models()))
 
-    def apply_assignments(self, assignments: Sequence[Mapping[str, Any]]) -> None:
+    def apply_assignments(self, assignments: Sequence[wire.Assignment]) -> None:
         """The replicas the control plane wants here (from a heartbeat's answer)."""
         if self._replicas is not None:
-            self._replicas.apply([Assignment.from_dict(a) for a in assignments])
+            self._replicas.apply([Assignment.from_wire(a) for a in assignments])
 
-    async def replica_reports(self) -> list[dict[str, Any]]:
+    async def replica_reports(self) -> list[wire.ReplicaIn]:
         """Each replica's state for the heartbeat, with its engine's load where it reports one."""
         if self._replicas is None:
             return []
-        reports = self._replicas.reports()
-        by_key = {(r["deployment_id"], r["index"]): r for r in reports}
+        loads: dict[tuple[str, int], dict[str, float]] = {}
         for key, engine in self._replicas.engines():
             load = await read_load(engine)
-            report = by_key.get(key)
-            if load is not None and report is not None:
-                report["load"] = load
-        return reports
+            if load is not None:
+                loads[key] = load
+        return self._replicas.reports(loads)
 
     async def engine_loads(self) -> dict[str, dict[str, float]]:
         """The load each fixed (`--model`) engine reports, by model, for the heartbeat."""

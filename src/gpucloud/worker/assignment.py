@@ -1,12 +1,14 @@
-"""`Assignment`: one deployment replica the control plane asks a worker to hold, as its heartbeat's
-answer carries it (`deployments.assignment_view`); `same_engine` says whether a changed assignment
-needs a reload."""
+"""`Assignment`: one deployment replica the control plane asks a worker to hold, as the worker
+keeps it (frozen: each answer's replicas are compared with the held ones), made from the
+answer's `wire.Assignment` (`deployments.assignment_view`); `same_engine` says whether a changed
+assignment needs a reload."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from gpucloud import wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,18 +27,19 @@ class Assignment:
     idle_unload_seconds: int | None = None
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Assignment:
+    def from_wire(cls, order: wire.Assignment) -> Assignment:
+        """From the control plane's answer (`wire.WorkerOrders.assignments`)."""
         return cls(
-            deployment_id=str(data["deployment_id"]),
-            name=str(data["name"]),
-            index=int(data["index"]),
-            engine=str(data["engine"]),
-            source=data.get("source"),
-            engine_options={str(k): str(v) for k, v in (data.get("engine_options") or {}).items()},
-            gpu_uuids=tuple(str(u) for u in data.get("gpu_uuids") or ()),
-            gpu_memory_gb=float(data.get("gpu_memory_gb") or 0.0),
-            on_demand=bool(data.get("on_demand", False)),
-            idle_unload_seconds=data.get("idle_unload_seconds"),
+            deployment_id=order.deployment_id,
+            name=order.name,
+            index=order.index,
+            engine=order.engine,
+            source=order.source,
+            engine_options=dict(order.engine_options),
+            gpu_uuids=tuple(order.gpu_uuids),
+            gpu_memory_gb=order.gpu_memory_gb,
+            on_demand=order.on_demand,
+            idle_unload_seconds=order.idle_unload_seconds,
         )
 
     @property

@@ -8,22 +8,24 @@ registers again. Each beat reports every replica's state and presents the sessio
 registration returned (`cluster.sessions`). A 401 — a bad or revoked worker token — is final:
 `TokenRejected` ends the worker, which exits with status 2, and so is a 403 or 409 (the id
 belongs to another token, or this session was replaced). The token is sent only in the
-Authorization header, the session only in its header, and neither is logged.
+Authorization header, the session only in its header, and neither is logged. The bodies and the
+answer are the worker API's (`gpucloud.wire`, built by `worker.reports`); the answer is read
+ignoring fields this worker does not know, so a newer control plane may add some.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Mapping
-from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
-from gpucloud.wire import SESSION_HEADER
+from gpucloud.wire import SESSION_HEADER, HeartbeatIn, RegisterIn, WorkerOrders, read_orders
 from gpucloud.worker.agent import WorkerAgent
-from gpucloud.worker.inventory import GpuProbe, read_gpus, read_host
+from gpucloud.worker.inventory import GpuProbe
+from gpucloud.worker.reports import TokenRate, heartbeat, registration
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +50,18 @@ class ControlPlane:
         labels: Mapping[str, str] | None = None,
         probe: GpuProbe | None = None,
         timeout_s: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,  # tests answer in-process
     ) -> None:
         self._client = httpx.AsyncClient(
             base_url=server_url.rstrip("/"),
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout_s,
+            transport=transport,
         )
         self._labels = dict(labels or {})
         self._probe = probe
         self.interval_s = 5.0
-        self._last_tokens = 0
-        self._last_at = time.monotonic()
+        self._rate = TokenRate()
         self._session = ""  # from the registration's answer
 
     @property
@@ -70,15 +73,15 @@ class ControlPlane:
         if self._probe is not None:
             self._probe.close()
 
-    async def register(self, agent: WorkerAgent) -> dict[str, Any]:
+    async def register(self, agent: WorkerAgent) -> WorkerOrders:
         """Register, retrying with backoff while the control plane cannot be reached or fails."""
         backoff = _BACKOFF_START_S
         while True:
             try:
-                reply = await self._post("/api/workers/register", await self._registration(agent))
-                self._session = str(reply.get("session") or "")
-                self.interval_s = float(reply.get("heartbeat_interval_s", self.interval_s))
-                log.info("worker %s registered (state %s)", agent.worker_id, reply.get("state"))
+                reply = await self._post("/api/workers/register", self._registration(agent))
+                self._session = reply.session or ""
+                self.interval_s = reply.heartbeat_interval_s
+                log.info("worker %s registered (state %s)", agent.worker_id, reply.state.value)
                 self._apply(agent, reply)
                 return reply
             except (httpx.HTTPError, _ServerError) as exc:
@@ -117,18 +120,16 @@ class ControlPlane:
         except (httpx.HTTPError, _ServerError, _NotRegistered, Refused) as exc:
             log.warning("worker %s: final heartbeat failed: %s", agent.worker_id, _describe(exc))
 
-    def _apply(self, agent: WorkerAgent, reply: Mapping[str, Any]) -> None:
-        if reply.get("draining"):
+    def _apply(self, agent: WorkerAgent, reply: WorkerOrders) -> None:
+        if reply.draining:
             agent.drain()
         else:
             agent.undrain()
-        assignments = reply.get("assignments")
-        if isinstance(assignments, list):
-            agent.apply_assignments(assignments)
+        agent.apply_assignments(reply.assignments)
 
-    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def _post(self, path: str, body: RegisterIn | HeartbeatIn) -> WorkerOrders:
         headers = {SESSION_HEADER: self._session} if self._session else None
-        response = await self._client.post(path, json=body, headers=headers)
+        response = await self._client.post(path, json=body.model_dump(mode="json"), headers=headers)
         if response.status_code == 401:
             raise TokenRejected("the control plane rejected the worker token (401)")
         if response.status_code == 404 and path.endswith("/heartbeat"):
@@ -140,38 +141,19 @@ class ControlPlane:
             raise Refused(
                 f"the control plane refused the request: HTTP {response.status_code} {response.text[:300]}"
             )
-        data: dict[str, Any] = response.json()
-        return data
+        return read_orders(response.content)
 
-    def _gpus(self) -> list[dict[str, Any]]:
-        return read_gpus(self._probe)
+    def _registration(self, agent: WorkerAgent) -> RegisterIn:
+        try:
+            return registration(agent, self._labels, self._probe)
+        except ValidationError as exc:
+            raise _invalid("registration", exc) from None
 
-    async def _registration(self, agent: WorkerAgent) -> dict[str, Any]:
-        host = read_host(None)
-        return {
-            "worker_id": agent.worker_id,
-            "hostname": host.hostname,
-            "labels": self._labels,
-            "cpu_count": host.cpu_count,
-            "memory_total_bytes": host.memory_total_bytes,
-            "memory_available_bytes": host.memory_available_bytes,
-            "gpus": self._gpus(),
-            "models": agent.models,
-            "slots": agent.slots,
-        }
-
-    async def _beat(self, agent: WorkerAgent) -> dict[str, Any]:
-        now = time.monotonic()
-        elapsed, self._last_at = now - self._last_at, now
-        tokens, self._last_tokens = agent.tokens_total - self._last_tokens, agent.tokens_total
-        return {
-            "running": agent.running,
-            "queued": 0,  # the agent leases only what it can run at once: nothing waits on it
-            "tokens_per_s": round(tokens / elapsed, 3) if elapsed > 0 else 0.0,
-            "gpus": self._gpus(),
-            "replicas": await agent.replica_reports(),
-            "engines": await agent.engine_loads(),
-        }
+    async def _beat(self, agent: WorkerAgent) -> HeartbeatIn:
+        try:
+            return await heartbeat(agent, self._rate, self._probe)
+        except ValidationError as exc:
+            raise _invalid("heartbeat", exc) from None
 
 
 class _ServerError(Exception):
@@ -184,3 +166,9 @@ class _NotRegistered(Exception):
 
 def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _invalid(what: str, exc: ValidationError) -> Refused:
+    # The control plane would refuse such a body (400), and sending it again cannot help: this
+    # worker's own readings break the API's limits. Say which, as the control plane would have.
+    return Refused(f"the worker's {what} is not valid: {exc}")

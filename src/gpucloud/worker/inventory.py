@@ -1,7 +1,8 @@
-"""The worker's hardware inventory: what its GPUs and its host report, and the wire format.
+"""The worker's hardware inventory: what its GPUs and its host report.
 
 A `GpuProbe` reads the GPUs; `read_host` adds CPU count, memory and hostname into a
-`HostInventory`, the payload worker registration and heartbeats carry. `to_scheduler_gpus` turns
+`HostInventory`, what worker registration announces; `GpuReading.to_wire` and `read_gpus` give
+the readings as registration and heartbeats carry them (`wire.GpuIn`). `to_scheduler_gpus` turns
 readings into the scheduler's `Gpu` (decimal GB, as everywhere in the scheduler).
 
 Two probes, each in its own module:
@@ -21,15 +22,15 @@ minds even that can use `asyncio.to_thread`.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from gpucloud.scheduler.spec import Gpu
+from gpucloud.wire import GpuIn
 
 log = logging.getLogger(__name__)
 
@@ -65,30 +66,17 @@ class GpuReading:
         if self.utilization is not None and not 0.0 <= self.utilization <= 1.0:
             raise ValueError(f"GPU {self.uuid}: utilization must be within 0..1, got {self.utilization}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "uuid": self.uuid,
-            "name": self.name,
-            "memory_total_bytes": self.memory_total_bytes,
-            "memory_used_bytes": self.memory_used_bytes,
-            "utilization": self.utilization,
-            "temperature_c": self.temperature_c,
-            "power_w": self.power_w,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GpuReading:
-        """Inverse of `to_dict`; raises ValueError naming the field that is missing or mistyped."""
-        return cls(
-            index=_int_field(data, "index"),
-            uuid=_str_field(data, "uuid"),
-            name=_str_field(data, "name"),
-            memory_total_bytes=_int_field(data, "memory_total_bytes"),
-            memory_used_bytes=_int_field(data, "memory_used_bytes"),
-            utilization=_optional_float_field(data, "utilization"),
-            temperature_c=_optional_float_field(data, "temperature_c"),
-            power_w=_optional_float_field(data, "power_w"),
+    def to_wire(self) -> GpuIn:
+        """The reading as registration and heartbeats carry it."""
+        return GpuIn(
+            index=self.index,
+            uuid=self.uuid,
+            name=self.name,
+            memory_total_bytes=self.memory_total_bytes,
+            memory_used_bytes=self.memory_used_bytes,
+            utilization=self.utilization,
+            temperature_c=self.temperature_c,
+            power_w=self.power_w,
         )
 
 
@@ -107,59 +95,6 @@ class HostInventory:
         if self.cpu_count < 1 or self.memory_total_bytes < 0 or self.memory_available_bytes < 0:
             raise ValueError(f"host {self.hostname}: cpu_count must be >= 1 and memory sizes >= 0")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "hostname": self.hostname,
-            "cpu_count": self.cpu_count,
-            "memory_total_bytes": self.memory_total_bytes,
-            "memory_available_bytes": self.memory_available_bytes,
-            "gpus": [gpu.to_dict() for gpu in self.gpus],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HostInventory:
-        gpus = data.get("gpus")
-        if not isinstance(gpus, list) or not all(isinstance(gpu, Mapping) for gpu in gpus):
-            raise ValueError("inventory field 'gpus' must be a list of objects")
-        return cls(
-            hostname=_str_field(data, "hostname"),
-            cpu_count=_int_field(data, "cpu_count"),
-            memory_total_bytes=_int_field(data, "memory_total_bytes"),
-            memory_available_bytes=_int_field(data, "memory_available_bytes"),
-            gpus=tuple(GpuReading.from_dict(gpu) for gpu in gpus),
-        )
-
-
-def _field(data: Mapping[str, Any], key: str) -> Any:
-    if key not in data:
-        raise ValueError(f"inventory field {key!r} is missing")
-    return data[key]
-
-
-def _int_field(data: Mapping[str, Any], key: str) -> int:
-    value = _field(data, key)
-    # bool is an int subclass; `true` where a size belongs is a malformed payload, not 1.
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"inventory field {key!r} must be an integer, got {value!r}")
-    return value
-
-
-def _str_field(data: Mapping[str, Any], key: str) -> str:
-    value = _field(data, key)
-    if not isinstance(value, str):
-        raise ValueError(f"inventory field {key!r} must be a string, got {value!r}")
-    return value
-
-
-def _optional_float_field(data: Mapping[str, Any], key: str) -> float | None:
-    value = data.get(key)
-    if value is None:
-        return None
-    # JSON writes 45.0 as 45, so ints are accepted where floats belong.
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"inventory field {key!r} must be a finite number or null, got {value!r}")
-    return float(value)
-
 
 # --- the probe ---------------------------------------------------------------------------------
 
@@ -175,13 +110,13 @@ class GpuProbe(Protocol):
 # --- host --------------------------------------------------------------------------------------
 
 
-def read_gpus(probe: GpuProbe | None) -> list[dict[str, Any]]:
-    """The probe's readings as heartbeat dicts; none (logged) when there is no probe or it fails:
-    a beat without GPU readings is better than no beat."""
+def read_gpus(probe: GpuProbe | None) -> list[GpuIn]:
+    """The probe's readings as heartbeats carry them; none (logged) when there is no probe or it
+    fails: a beat without GPU readings is better than no beat."""
     if probe is None:
         return []
     try:
-        return [gpu.to_dict() for gpu in probe.read()]
+        return [gpu.to_wire() for gpu in probe.read()]
     except InventoryError as exc:
         log.warning("GPU inventory unavailable: %s", exc)
         return []

@@ -3,7 +3,8 @@
 The worker `gpucloud serve` runs by itself (embedded mode) takes part in deployments like any
 other: it registers in the workers table, beats, and holds the replicas the controller places on
 it. It does so by calling the directory and the deployment store directly instead of over HTTP
-(no token: it is the control plane's own process). It beats every second, whatever the fleet's
+(no token: it is the control plane's own process), with the same bodies a remote worker sends
+(`worker.reports`, `gpucloud.wire`). It beats every second, whatever the fleet's
 interval, so a deployment created on a laptop is loading within a second or two.
 """
 
@@ -11,19 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from gpucloud.background import Background
-from gpucloud.cluster.directory import Beat, Registration, WorkerDirectory
+from gpucloud.cluster.directory import WorkerDirectory
 from gpucloud.db import Deployment, DeploymentReplica
 from gpucloud.deployments import DeploymentStore, ReplicaReport
 from gpucloud.gateway.views.deployments import assignment_view
 from gpucloud.worker.agent import WorkerAgent
-from gpucloud.worker.inventory import GpuProbe, read_gpus, read_host
+from gpucloud.worker.inventory import GpuProbe
+from gpucloud.worker.reports import TokenRate, heartbeat, registration
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +45,12 @@ class LocalControl:
         self._deployments = deployments
         self._probe = probe
         self._every_s = every_s
-        self._last_tokens = 0
-        self._last_at = time.monotonic()
+        self._rate = TokenRate()
         self._loop = Background("local-worker-control", self._run)
 
     async def start(self) -> None:
-        host = read_host(None)
-        registration = Registration(
-            worker_id=self._agent.worker_id,
-            hostname=host.hostname,
-            labels={"local": "true"},
-            cpu_count=host.cpu_count,
-            memory_total_bytes=host.memory_total_bytes,
-            memory_available_bytes=host.memory_available_bytes,
-            gpus=self._gpus(),
-            models=self._agent.models,
-            slots=self._agent.slots,
-        )
-        await self._directory.register(registration, token_id=None)
+        body = registration(self._agent, {"local": "true"}, self._probe)
+        await self._directory.register(body, token_id=None)
         self._assign(await self._deployments.replicas_of_worker(self._agent.worker_id))
         self._loop.start()
 
@@ -72,21 +60,10 @@ class LocalControl:
             self._probe.close()
 
     async def beat(self) -> None:
-        now = time.monotonic()
-        elapsed, self._last_at = now - self._last_at, now
-        tokens, self._last_tokens = self._agent.tokens_total - self._last_tokens, self._agent.tokens_total
-        reports = await self._agent.replica_reports()
-        beat = Beat(
-            running=self._agent.running,
-            queued=0,
-            tokens_per_s=round(tokens / elapsed, 3) if elapsed > 0 else 0.0,
-            gpus=self._gpus(),
-            replicas=reports,
-            engines=await self._agent.engine_loads(),
-        )
+        beat = await heartbeat(self._agent, self._rate, self._probe)
         row = await self._directory.heartbeat(self._agent.worker_id, beat)
         held = await self._deployments.apply_reports(
-            self._agent.worker_id, [ReplicaReport.from_dict(r) for r in reports]
+            self._agent.worker_id, [ReplicaReport.from_wire(r) for r in beat.replicas]
         )
         if row.draining:
             self._agent.drain()
@@ -95,9 +72,8 @@ class LocalControl:
         self._assign(held)
 
     def _assign(self, held: Sequence[tuple[DeploymentReplica, Deployment]]) -> None:
-        # The same orders the HTTP control plane sends a remote worker, as the JSON it would decode.
-        orders = [assignment_view(replica, deployment).model_dump() for replica, deployment in held]
-        self._agent.apply_assignments(orders)
+        # The same orders the HTTP control plane sends a remote worker.
+        self._agent.apply_assignments([assignment_view(replica, deployment) for replica, deployment in held])
 
     async def _run(self) -> None:
         while True:
@@ -106,6 +82,3 @@ class LocalControl:
                 await self.beat()
             except SQLAlchemyError as exc:
                 log.warning("local worker: heartbeat failed: %s", type(exc).__name__)
-
-    def _gpus(self) -> list[dict[str, Any]]:
-        return read_gpus(self._probe)

@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from gpucloud.engines.protocol import Engine
+from gpucloud.wire import ReportedState
 from gpucloud.worker.assignment import Assignment
 
 RETRY_START_S = 2.0
@@ -26,7 +27,7 @@ class BreakerPolicy:
 @dataclass(eq=False)
 class Replica:
     assignment: Assignment
-    state: str = "standby"
+    state: ReportedState = "standby"  # what heartbeats report (`wire.ReplicaIn`)
     reason: str | None = None
     engine: Engine | None = None
     active: int = 0

@@ -26,9 +26,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from gpucloud.engines.protocol import Engine, EngineError
+from gpucloud.wire import ReplicaIn
 from gpucloud.worker.assignment import Assignment
 from gpucloud.worker.replica import BreakerPolicy, Replica
 
@@ -169,23 +169,26 @@ class ReplicaSet:
             elif replica.state == "failed" and not a.on_demand and replica.retry_at <= now:
                 self._load_soon(replica)
 
-    def reports(self) -> list[dict[str, Any]]:
+    def reports(self, loads: Mapping[tuple[str, int], dict[str, float]] | None = None) -> list[ReplicaIn]:
+        """Each replica's state for the heartbeat, with the load readings `loads` holds for it
+        (by (deployment id, index): the agent reads them from the engines, `engines`)."""
         now = self._clock()
+        loads = loads or {}
         out = []
-        for replica in self._replicas.values():
+        for key, replica in self._replicas.items():
             a = replica.assignment
             broken = replica.broken_until > now
-            out.append(
-                {
-                    "deployment_id": a.deployment_id,
-                    "index": a.index,
-                    "model": a.name,
-                    "state": "failed" if broken else replica.state,
-                    "reason": replica.reason,
-                    "last_used_at": replica.last_used or None,
-                    "running": replica.active,
-                }
+            report = ReplicaIn(
+                deployment_id=a.deployment_id,
+                index=a.index,
+                model=a.name,
+                state="failed" if broken else replica.state,
+                reason=replica.reason,
+                last_used_at=replica.last_used or None,
+                running=replica.active,
+                load=loads.get(key, {}),
             )
+            out.append(report)
         return out
 
     def engines(self) -> list[tuple[tuple[str, int], Engine]]:

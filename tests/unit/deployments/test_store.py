@@ -13,6 +13,7 @@ from gpucloud.deployments.spec import DeploymentRequest, validate
 from gpucloud.deployments.states import ReplicaState
 from gpucloud.deployments.store import DeploymentStore, PlacedReplica, ReplicaReport
 from gpucloud.errors import Conflict, NotFound
+from gpucloud.wire import ReplicaIn
 
 
 async def _create(store: DeploymentStore, name: str = "m", **fields: object) -> str:
@@ -26,12 +27,13 @@ async def _place(store: DeploymentStore, deployment_id: str, *workers: str) -> N
 
 
 def test_a_report_reads_from_a_heartbeat_entry() -> None:
-    report = ReplicaReport.from_dict(
+    entry = ReplicaIn.model_validate(
         {"deployment_id": "dep_1", "index": "2", "state": "ready", "last_used_at": 5.0}
     )
+    report = ReplicaReport.from_wire(entry)
     assert report == ReplicaReport("dep_1", 2, ReplicaState.READY, None, 5.0)
     with pytest.raises(ValueError, match="exploded"):
-        ReplicaReport.from_dict({"deployment_id": "dep_1", "index": 0, "state": "exploded"})
+        ReplicaIn.model_validate({"deployment_id": "dep_1", "index": 0, "state": "exploded"})
 
 
 async def test_a_deployment_is_found_by_id_or_name_and_names_are_unique(db: Database) -> None:

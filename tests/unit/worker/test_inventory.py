@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from gpucloud.scheduler import DeploymentSpec, WorkerNode, schedule
+from gpucloud.wire import GpuIn, RegisterIn
 from gpucloud.worker.inventory import (
     BYTES_PER_GB,
     GpuReading,
@@ -70,7 +73,7 @@ def test_parse_meminfo(text: str, expected: tuple[int, int]) -> None:
     assert parse_meminfo(text) == expected
 
 
-# --- the wire format ---------------------------------------------------------------------------
+# --- the wire format (`wire.GpuIn`, `wire.RegisterIn`) ------------------------------------------
 
 
 def an_inventory() -> HostInventory:
@@ -80,53 +83,83 @@ def an_inventory() -> HostInventory:
     return HostInventory("gpu-7", 32, 256 * GB, 200 * GB, gpus)
 
 
+def a_registration(inventory: HostInventory) -> dict[str, Any]:
+    """The registration body the inventory makes, as JSON would carry it."""
+    body = RegisterIn(
+        worker_id="w-1",
+        hostname=inventory.hostname,
+        cpu_count=inventory.cpu_count,
+        memory_total_bytes=inventory.memory_total_bytes,
+        memory_available_bytes=inventory.memory_available_bytes,
+        gpus=[gpu.to_wire() for gpu in inventory.gpus],
+        slots=1,
+    )
+    data: dict[str, Any] = json.loads(body.model_dump_json())
+    return data
+
+
 def test_inventory_survives_a_json_round_trip() -> None:
     inventory = an_inventory()
-    assert HostInventory.from_dict(json.loads(json.dumps(inventory.to_dict()))) == inventory
+    body = RegisterIn.model_validate(a_registration(inventory))
+    host = (body.hostname, body.cpu_count, body.memory_total_bytes, body.memory_available_bytes)
+    gpus = tuple(GpuReading(**gpu.model_dump()) for gpu in body.gpus)
+    assert HostInventory(*host, gpus) == inventory
 
 
 def test_gpu_reading_accepts_json_integers_for_floats() -> None:
-    data = an_inventory().gpus[2].to_dict() | {"temperature_c": 45, "utilization": 1}
-    reading = GpuReading.from_dict(data)
+    data = an_inventory().gpus[2].to_wire().model_dump() | {"temperature_c": 45, "utilization": 1}
+    reading = GpuIn.model_validate(data)
     assert (reading.temperature_c, reading.utilization) == (45.0, 1.0)
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"hostname": None}, "'hostname' must be a string"),
-        ({"cpu_count": True}, "'cpu_count' must be an integer"),
-        ({"cpu_count": 0}, "cpu_count must be >= 1"),
-        ({"memory_total_bytes": 1.5}, "'memory_total_bytes' must be an integer"),
-        ({"gpus": {}}, "'gpus' must be a list of objects"),
-        ({"gpus": [1]}, "'gpus' must be a list of objects"),
-        ({"gpus": [{"index": 0}]}, "'uuid' is missing"),
+        ({"hostname": None}, "hostname\n  Input should be a valid string"),
+        ({"cpu_count": 0}, "cpu_count\n  Input should be greater than or equal to 1"),
+        ({"memory_total_bytes": 1.5}, "memory_total_bytes\n  Input should be a valid integer"),
+        ({"gpus": {}}, "gpus\n  Input should be a valid list"),
+        ({"gpus": [1]}, "gpus.0\n  Input should be a valid dictionary"),
+        ({"gpus": [{"index": 0}]}, "gpus.0.uuid\n  Field required"),
     ],
 )
-def test_host_from_dict_rejects_malformed_payloads(change: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        HostInventory.from_dict(an_inventory().to_dict() | change)
+def test_registration_rejects_malformed_payloads(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        RegisterIn.model_validate(a_registration(an_inventory()) | change)
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"utilization": "high"}, "'utilization' must be a finite number or null"),
-        ({"power_w": float("nan")}, "'power_w' must be a finite number or null"),
-        ({"utilization": 1.5}, "utilization must be within 0..1"),
-        ({"memory_used_bytes": -1}, "memory sizes must be >= 0"),
+        ({"utilization": "high"}, "utilization\n  Input should be a valid number"),
+        ({"power_w": float("nan")}, "power_w\n  Input should be less than or equal to 100000"),
+        ({"utilization": 1.5}, "utilization\n  Input should be less than or equal to 1"),
+        ({"memory_used_bytes": -1}, "memory_used_bytes\n  Input should be greater than or equal to 0"),
     ],
 )
-def test_gpu_from_dict_rejects_malformed_payloads(change: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        GpuReading.from_dict(an_inventory().gpus[0].to_dict() | change)
+def test_gpu_rejects_malformed_payloads(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        GpuIn.model_validate(an_inventory().gpus[0].to_wire().model_dump() | change)
 
 
 def test_missing_host_field_is_named() -> None:
-    data = an_inventory().to_dict()
+    data = a_registration(an_inventory())
     del data["memory_available_bytes"]
-    with pytest.raises(ValueError, match="'memory_available_bytes' is missing"):
-        HostInventory.from_dict(data)
+    with pytest.raises(ValidationError, match="memory_available_bytes\n  Field required"):
+        RegisterIn.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: HostInventory("h", 0, 1, 1, ()), "cpu_count must be >= 1"),
+        (lambda: GpuReading(0, "GPU-a", "T4", 1, -1, None, None, None), "memory sizes must be >= 0"),
+        (lambda: GpuReading(0, "GPU-a", "T4", 1, 0, 1.5, None, None), "utilization must be within 0..1"),
+    ],
+)
+def test_readings_refuse_impossible_values(make: Callable[[], object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        make()
 
 
 # --- the scheduler's view ----------------------------------------------------------------------

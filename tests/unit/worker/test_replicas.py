@@ -62,12 +62,12 @@ async def settle(rs: ReplicaSet) -> None:
     """Until no replica is loading (engines are built in a thread, then started)."""
     for _ in range(500):
         await asyncio.sleep(0.01)
-        if all(r["state"] != "loading" for r in rs.reports()):
+        if all(r.state != "loading" for r in rs.reports()):
             return
 
 
 def states(rs: ReplicaSet) -> dict[str, str]:
-    return {r["model"]: r["state"] for r in rs.reports()}
+    return {r.model: r.state for r in rs.reports()}
 
 
 async def test_always_on_replicas_load_at_once_and_count_their_memory() -> None:
@@ -97,8 +97,8 @@ async def test_on_demand_waits_in_standby_and_loads_on_first_acquire() -> None:
     clock.now += 11
     await rs.tick()
     report = rs.reports()[0]
-    assert report["state"] == "standby"
-    assert "idle" in report["reason"]
+    assert report.state == "standby"
+    assert "idle" in str(report.reason)
     await rs.close()
 
 
@@ -112,7 +112,7 @@ async def test_loading_evicts_the_least_recently_used_idle_on_demand_replica() -
     assert memory == {GPU: 70.0}
     busy = await rs.acquire("y", timeout_s=5)  # y is busy and the most recent; x is the LRU idle one
     rs.release(await rs.acquire("z", timeout_s=5))
-    got = {r["model"]: (r["state"], r["reason"]) for r in rs.reports()}
+    got = {r.model: (r.state, r.reason) for r in rs.reports()}
     assert got["x"] == ("standby", "unloaded to make room for z")
     assert got["y"][0] == "ready"
     assert got["z"][0] == "ready"
@@ -139,16 +139,16 @@ async def test_the_breaker_opens_after_repeated_failures_and_closes_after_the_co
     for _ in range(3):
         rs.release(await rs.acquire("m", timeout_s=1), error="engine exploded on 'my secret prompt'")
     report = rs.reports()[0]
-    assert report["state"] == "failed"
-    assert "taken out of rotation" in report["reason"]
-    assert "secret prompt" not in report["reason"]  # the reason reaches other clients' 503s
+    assert report.state == "failed"
+    assert "taken out of rotation" in str(report.reason)
+    assert "secret prompt" not in str(report.reason)  # the reason reaches other clients' 503s
     assert rs.models() == []
     with pytest.raises(EngineError):
         await rs.acquire("m", timeout_s=0.1)
     clock.now += 31
     await rs.tick()
     assert rs.models() == ["m"]
-    assert rs.reports()[0]["state"] == "ready"
+    assert rs.reports()[0].state == "ready"
     await rs.close()
 
 
@@ -170,18 +170,18 @@ async def test_a_failed_load_is_reported_and_retried_with_backoff() -> None:
     rs.apply([assignment("bad", 10, bogus="1")])
     await settle(rs)
     report = rs.reports()[0]
-    assert report["state"] == "failed"
-    assert "unknown simulated engine option" in report["reason"]
+    assert report.state == "failed"
+    assert "unknown simulated engine option" in str(report.reason)
     await rs.tick()  # too early for a retry
-    assert rs.reports()[0]["state"] == "failed"
+    assert rs.reports()[0].state == "failed"
     clock.now += 2.5
     await rs.tick()
-    assert rs.reports()[0]["state"] == "loading"
+    assert rs.reports()[0].state == "loading"
     await settle(rs)
-    assert rs.reports()[0]["state"] == "failed"  # still bad; the next retry waits longer (4 s)
+    assert rs.reports()[0].state == "failed"  # still bad; the next retry waits longer (4 s)
     clock.now += 2.5
     await rs.tick()
-    assert rs.reports()[0]["state"] == "failed"
+    assert rs.reports()[0].state == "failed"
     await rs.close()
 
 

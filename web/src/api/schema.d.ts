@@ -2233,7 +2233,7 @@ export interface components {
         };
         /**
          * GpuIn
-         * @description One GPU reading (`gpucloud.worker.inventory.GpuReading.to_dict`).
+         * @description One GPU reading (`gpucloud.worker.inventory.GpuReading.to_wire`).
          */
         GpuIn: {
             /** Index */

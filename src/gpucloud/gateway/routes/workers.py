@@ -1,17 +1,16 @@
 """`/api/workers` and `/api/cluster`: worker tokens, registration and heartbeats (worker tokens
-only), drain and the fleet views (admin keys only)."""
+only), drain and the fleet views (admin keys only). The worker API's bodies and answer are
+`gpucloud.wire`'s, shared with the worker that sends them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Path
-from pydantic import ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field
 from starlette.responses import Response
 
-from gpucloud.cluster import Beat, Registration
-from gpucloud.cluster.health import WorkerState
 from gpucloud.cluster.sessions import WorkerCredential, new_session
 from gpucloud.db import Deployment, DeploymentReplica, WorkerNode
 from gpucloud.deployments import ReplicaReport
@@ -22,7 +21,6 @@ from gpucloud.gateway.responses import json_response
 from gpucloud.gateway.views import (
     ClusterView,
     WorkerList,
-    WorkerOrders,
     WorkerTokenCreated,
     WorkerTokenList,
     WorkerTokenView,
@@ -31,82 +29,11 @@ from gpucloud.gateway.views import (
 )
 from gpucloud.gateway.views.deployments import assignment_view, deployment_view
 from gpucloud.gateway.views.fleet import cluster_view, token_view, worker_view
-from gpucloud.wire import SESSION_HEADER
+from gpucloud.wire import SESSION_HEADER, WORKER_ID, HeartbeatIn, RegisterIn, WorkerOrders, WorkerState
 
 router = APIRouter(prefix="/api", tags=["workers"])
 
-WORKER_ID = r"^[A-Za-z0-9._:\-]{1,128}$"
 WorkerId = Annotated[str, Path(pattern=WORKER_ID)]
-LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9._/\-]+$")]
-LabelValue = Annotated[str, StringConstraints(max_length=255)]
-ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-MAX_GPUS = 64
-
-
-class GpuIn(CleanInput):
-    """One GPU reading (`gpucloud.worker.inventory.GpuReading.to_dict`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    index: int = Field(ge=0, le=1023)
-    uuid: str = Field(min_length=1, max_length=128)
-    name: str = Field(min_length=1, max_length=200)
-    memory_total_bytes: int = Field(ge=0)
-    memory_used_bytes: int = Field(ge=0)
-    utilization: float | None = Field(None, ge=0, le=1)
-    temperature_c: float | None = Field(None, ge=-100, le=300)
-    power_w: float | None = Field(None, ge=0, le=100_000)
-
-
-class RegisterIn(CleanInput):
-    model_config = ConfigDict(extra="forbid")
-
-    worker_id: str = Field(pattern=WORKER_ID)
-    hostname: str = Field(min_length=1, max_length=255)
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=64)
-    cpu_count: int = Field(ge=1, le=1_000_000)
-    memory_total_bytes: int = Field(ge=0)
-    memory_available_bytes: int = Field(ge=0)
-    gpus: list[GpuIn] = Field(default_factory=list, max_length=MAX_GPUS)
-    models: list[ModelName] = Field(default_factory=list, max_length=1000)
-    slots: int = Field(ge=1, le=100_000)
-
-    @field_validator("gpus")
-    @classmethod
-    def _distinct(cls, gpus: list[GpuIn]) -> list[GpuIn]:
-        if len({gpu.index for gpu in gpus}) != len(gpus):
-            raise ValueError("GPU indexes must be distinct")
-        return gpus
-
-
-class ReplicaIn(CleanInput):
-    """One replica the worker holds, as it reports it (`gpucloud.worker.replicas`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    deployment_id: str = Field(min_length=1, max_length=40)
-    index: int = Field(ge=0, le=1000)
-    model: str = Field("", max_length=200)
-    state: Literal["loading", "ready", "standby", "failed", "unloading"]
-    reason: str | None = Field(None, max_length=2000)
-    last_used_at: float | None = Field(None, ge=0)
-    running: int = Field(0, ge=0, le=1_000_000)
-    load: dict[Annotated[str, StringConstraints(max_length=64)], float] = Field(
-        default_factory=dict, max_length=32
-    )
-
-
-class HeartbeatIn(CleanInput):
-    model_config = ConfigDict(extra="forbid")
-
-    running: int = Field(0, ge=0, le=1_000_000)
-    queued: int = Field(0, ge=0, le=1_000_000)
-    tokens_per_s: float = Field(0.0, ge=0, le=1e9)
-    gpus: list[GpuIn] = Field(default_factory=list, max_length=MAX_GPUS)
-    replicas: list[ReplicaIn] = Field(default_factory=list, max_length=1000)
-    engines: dict[ModelName, dict[Annotated[str, StringConstraints(max_length=64)], float]] = Field(
-        default_factory=dict, max_length=1000, description="load readings of the fixed engines, by model"
-    )
 
 
 class TokenCreate(CleanInput):
@@ -161,19 +88,8 @@ async def revoke_token(token_id: str, _: AdminDep, runtime: RuntimeDep) -> Respo
 
 @router.post("/workers/register", responses=documented(WorkerOrders))
 async def register(body: RegisterIn, caller: WorkerDep, runtime: RuntimeDep) -> Response:
-    registration = Registration(
-        worker_id=body.worker_id,
-        hostname=body.hostname,
-        labels=body.labels,
-        cpu_count=body.cpu_count,
-        memory_total_bytes=body.memory_total_bytes,
-        memory_available_bytes=body.memory_available_bytes,
-        gpus=[gpu.model_dump() for gpu in body.gpus],
-        models=body.models,
-        slots=body.slots,
-    )
     session, session_digest = new_session()
-    row = await runtime.workers.register(registration, caller.token_id, session_digest)
+    row = await runtime.workers.register(body, caller.token_id, session_digest)
     held = await runtime.deployments.replicas_of_worker(row.id)
     return json_response(_orders(row, runtime, held, session))
 
@@ -192,16 +108,8 @@ async def heartbeat(
     runtime: RuntimeDep,
     session: SessionHeader = None,
 ) -> Response:
-    beat = Beat(
-        running=body.running,
-        queued=body.queued,
-        tokens_per_s=body.tokens_per_s,
-        gpus=[gpu.model_dump() for gpu in body.gpus],
-        replicas=[r.model_dump() for r in body.replicas],
-        engines=body.engines,
-    )
-    row = await runtime.workers.heartbeat(worker_id, beat, WorkerCredential(caller.token_id, session))
-    reports = [ReplicaReport.from_dict(replica) for replica in beat.replicas]
+    row = await runtime.workers.heartbeat(worker_id, body, WorkerCredential(caller.token_id, session))
+    reports = [ReplicaReport.from_wire(replica) for replica in body.replicas]
     held = await runtime.deployments.apply_reports(worker_id, reports)
     return json_response(_orders(row, runtime, held))
 

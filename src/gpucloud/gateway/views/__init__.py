@@ -28,7 +28,6 @@ from gpucloud.gateway.views.accounts import (
 )
 from gpucloud.gateway.views.base import View, documented
 from gpucloud.gateway.views.deployments import (
-    Assignment,
     DeploymentDeleted,
     DeploymentList,
     DeploymentView,
@@ -41,7 +40,6 @@ from gpucloud.gateway.views.fleet import (
     ClusterWorkers,
     GpuView,
     WorkerList,
-    WorkerOrders,
     WorkerReplica,
     WorkerTokenCreated,
     WorkerTokenList,
@@ -83,6 +81,9 @@ from gpucloud.gateway.views.openai import (
     TextCompletion,
 )
 from gpucloud.gateway.views.responses import ResponseObject
+
+# The answer to a worker's registration and heartbeats is the worker API's (shared with the worker).
+from gpucloud.wire import Assignment, WorkerOrders
 
 __all__ = [
     "AccessToken",

@@ -1,5 +1,6 @@
 """Deployments as the API shows them (`routes.deployments`, the workers' orders): the models and
-the functions that build them from the rows, so each shape is written once and type-checked."""
+the functions that build them from the rows, so each shape is written once and type-checked.
+A worker's `Assignment` is the worker API's (`gpucloud.wire`); `assignment_view` builds it."""
 
 from __future__ import annotations
 
@@ -14,21 +15,7 @@ from gpucloud.deployments.rollout import spec_of
 from gpucloud.deployments.views import derived
 from gpucloud.gateway.views.base import DeploymentState, ReplicaState, View
 from gpucloud.scheduler.spec import Policy
-
-
-class Assignment(View):
-    """A replica a worker is to hold (`assignment_view`)."""
-
-    deployment_id: str
-    name: str
-    index: int
-    engine: str
-    source: str | None
-    engine_options: dict[str, str]
-    gpu_uuids: list[str]
-    gpu_memory_gb: float
-    on_demand: bool
-    idle_unload_seconds: int | None
+from gpucloud.wire import Assignment
 
 
 class ReplicaView(View):

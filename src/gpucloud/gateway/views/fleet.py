@@ -12,7 +12,7 @@ from gpucloud.cluster.views import gpu_reading, gpus_of, hosted_models
 from gpucloud.db import WorkerNode, WorkerToken
 from gpucloud.db.models import utcnow
 from gpucloud.gateway.views.base import DeploymentState, ReplicaState, View, WorkerState
-from gpucloud.gateway.views.deployments import Assignment, DeploymentView
+from gpucloud.gateway.views.deployments import DeploymentView
 from gpucloud.queue.protocol import JobQueue
 
 
@@ -122,20 +122,6 @@ class WorkerTokenCreated(WorkerTokenView):
 class WorkerTokenList(View):
     object: Literal["list"]
     data: list[WorkerTokenView]
-
-
-class WorkerOrders(View):
-    """The answer to a worker's registration or heartbeat."""
-
-    worker_id: str
-    state: WorkerState
-    draining: bool
-    heartbeat_interval_s: float
-    assignments: list[Assignment]
-    session: str | None = Field(
-        None,
-        description="registration only: the secret each heartbeat sends in x-gpucloud-worker-session",
-    )
 
 
 def worker_view(row: WorkerNode, now: datetime | None = None) -> WorkerView:

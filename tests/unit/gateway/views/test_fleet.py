@@ -8,12 +8,11 @@ from gpucloud.gateway.views.deployments import DeploymentDeleted, DeploymentList
 from gpucloud.gateway.views.fleet import (
     ClusterView,
     WorkerList,
-    WorkerOrders,
     WorkerTokenCreated,
     WorkerTokenList,
     WorkerView,
 )
-from gpucloud.wire import SESSION_HEADER
+from gpucloud.wire import SESSION_HEADER, WorkerOrders
 from tests.unit.gateway.conftest import LiveApp
 
 
