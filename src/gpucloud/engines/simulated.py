@@ -16,12 +16,8 @@ Embeddings (`embed`) are deterministic unit vectors of `embedding_dim` (default 
 hash of each text: the same text always gets the same vector and different texts nearly orthogonal
 ones, with no model at all; `dimensions` shortens them (truncated and renormalised).
 
-Fault injection for tests of the layers above: a prompt containing `crash_marker` makes the engine
-kill its whole process (exit code 86) when generation starts; one containing `fail_marker` makes it
-raise a non-retryable `EngineError`; one containing `flaky_marker` raises a retryable one the first
-time this engine sees that prompt (as an engine server that died would), and succeeds after; one
-containing `bug_marker` raises a plain `RuntimeError`, as a bug in an engine would (the worker must
-fail that job once, not retry a poison input).
+Fault injection for tests of the layers above (`faults`): markers in a prompt crash the process,
+fail the request, fail it once, or raise an unexpected error.
 
 Every optional OpenAI parameter is honoured, deterministically for a seeded request: tools
 (`engines.structured` plans the calls and writes arguments valid for the declared parameters),
@@ -34,16 +30,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import json
 import logging
-import os
 import random
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from gpucloud.engines import vectors
 from gpucloud.engines.capabilities import Capabilities
+from gpucloud.engines.faults import Faults
 from gpucloud.engines.pacing import Pacer
 from gpucloud.engines.prose import Penalties, Vocabulary, prose
 from gpucloud.engines.protocol import (
@@ -62,7 +57,6 @@ from gpucloud.engines.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 
-CRASH_EXIT_CODE = 86
 
 _NATURAL_LENGTH = (20, 200)
 _ARGUMENT_TOKENS = 4  # tool-call arguments stream in pieces of this many tokens
@@ -79,12 +73,6 @@ def _check_sizes(**sizes: int) -> None:
             raise ValueError(f"{name} must be at least 1, got {size}")
 
 
-def _check_markers(**markers: str | None) -> None:
-    for name, marker in markers.items():
-        if marker is not None and not marker:
-            raise ValueError(f"{name} must not be empty (it would match every prompt)")
-
-
 class SimulatedEngine:
     """A simulated model (see module docstring)."""
 
@@ -96,10 +84,7 @@ class SimulatedEngine:
         tokens_per_s: float = 0.0,
         max_model_tokens: int = 4096,
         tokenizer: Tokenizer | None = None,
-        crash_marker: str | None = None,
-        fail_marker: str | None = None,
-        flaky_marker: str | None = None,
-        bug_marker: str | None = None,
+        faults: Faults | None = None,
         natural_end: bool = True,
         embedding_dim: int = 256,
         load_s: float = 0.0,
@@ -107,12 +92,6 @@ class SimulatedEngine:
     ) -> None:
         _check_numbers(ttft_ms=ttft_ms, tokens_per_s=tokens_per_s, load_s=load_s)
         _check_sizes(max_model_tokens=max_model_tokens, embedding_dim=embedding_dim)
-        _check_markers(
-            crash_marker=crash_marker,
-            fail_marker=fail_marker,
-            flaky_marker=flaky_marker,
-            bug_marker=bug_marker,
-        )
         self._capabilities = capabilities or Capabilities.everything()
         self._embedding_dim = embedding_dim
         self._load_s = load_s  # how long `start` takes: stands for loading weights
@@ -121,11 +100,7 @@ class SimulatedEngine:
         self._interval_s = 1.0 / tokens_per_s if tokens_per_s > 0 else 0.0
         self._max_model_tokens = max_model_tokens
         self._tokenizer = tokenizer if tokenizer is not None else Tokenizer()
-        self._crash_marker = crash_marker
-        self._fail_marker = fail_marker
-        self._flaky_marker = flaky_marker
-        self._bug_marker = bug_marker
-        self._flaked: set[str] = set()  # prompts that already failed once (flaky_marker)
+        self._faults = faults or Faults()
         self._running = 0  # choices being generated now
         # False: every answer runs to its token limit (load tests, cancellation tests).
         self._natural_end = natural_end
@@ -207,7 +182,7 @@ class SimulatedEngine:
         sequence matches, the tokens that produced it (and any text after it in the same token)
         are counted in the final delta although their text is not emitted, as OpenAI bills them.
         """
-        self._inject_faults(request)
+        self._faults.inject(request)
         limit = self._completion_limit(request)
         rng = _rng_for(request, index)
         natural_length = rng.randint(*_NATURAL_LENGTH)
@@ -304,22 +279,6 @@ class SimulatedEngine:
             piece = self._tokenizer.token_bytes(token).decode(errors="replace")
             yield _Token(token, position == len(ids) - 1, 0.0, [(piece, 0.0)])
 
-    def _inject_faults(self, request: GenerationRequest) -> None:
-        markers = (self._crash_marker, self._fail_marker, self._flaky_marker, self._bug_marker)
-        if all(marker is None for marker in markers):
-            return
-        text = "\n".join(itertools.chain(_strings(request.prompt), _strings(request.messages)))
-        if self._flaky_marker is not None and self._flaky_marker in text and text not in self._flaked:
-            self._flaked.add(text)
-            raise EngineError("simulated transient failure", retryable=True)
-        if self._crash_marker is not None and self._crash_marker in text:
-            log.critical("simulated crash: the prompt holds the crash marker; exit %d", CRASH_EXIT_CODE)
-            os._exit(CRASH_EXIT_CODE)
-        if self._fail_marker is not None and self._fail_marker in text:
-            raise EngineError("simulated failure", retryable=False)
-        if self._bug_marker is not None and self._bug_marker in text:
-            raise RuntimeError("simulated engine bug")
-
     def _completion_limit(self, request: GenerationRequest) -> int:
         """Most completion tokens this request may produce; EngineError if it cannot fit."""
         prompt = self.count_prompt_tokens(request)
@@ -389,15 +348,3 @@ def _rng_for(request: GenerationRequest, index: int) -> random.Random:
     identity = [request.seed, index, request.kind, request.prompt, request.messages]
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).digest()
     return random.Random(int.from_bytes(digest[:16], "big"))
-
-
-def _strings(value: object) -> Iterator[str]:
-    """Every string inside a prompt or a message list, for marker matching."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings(item)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gpucloud.engines.capabilities import capabilities_of_kind
+from gpucloud.engines.faults import MARKERS, Faults
 
 OPTION_NAMES = (
     "load_s",
@@ -48,9 +49,9 @@ def _typed_options(options: Mapping[str, str]) -> dict[str, Any]:
     for key in ("max_model_tokens", "embedding_dim"):
         if key in options:
             kwargs[key] = _parse_int(key, options[key])
-    for key in ("crash_marker", "fail_marker", "flaky_marker", "bug_marker"):
-        if key in options:
-            kwargs[key] = options[key]
+    markers = {key: options[key] for key in MARKERS if key in options}
+    if markers:
+        kwargs["faults"] = Faults(**markers)
     return kwargs
 
 

@@ -12,8 +12,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from gpucloud.engines.faults import CRASH_EXIT_CODE, Faults
 from gpucloud.engines.protocol import Delta, Engine, EngineError, GenerationRequest
-from gpucloud.engines.simulated import CRASH_EXIT_CODE, SimulatedEngine
+from gpucloud.engines.simulated import SimulatedEngine
 from gpucloud.engines.tokenizer import Tokenizer
 
 SEEDS = range(12)
@@ -246,7 +247,7 @@ async def test_max_tokens_below_one_is_an_error(engine: SimulatedEngine) -> None
 
 
 async def test_fail_marker_raises(tokenizer: Tokenizer) -> None:
-    engine = SimulatedEngine("sim-1", tokenizer=tokenizer, fail_marker="PLEASE-FAIL")
+    engine = SimulatedEngine("sim-1", tokenizer=tokenizer, faults=Faults(fail_marker="PLEASE-FAIL"))
     with pytest.raises(EngineError, match="simulated failure") as raised:
         await collect(engine, chat([{"type": "text", "text": "x PLEASE-FAIL y"}]))
     assert raised.value.retryable is False
@@ -256,7 +257,7 @@ async def test_fail_marker_raises(tokenizer: Tokenizer) -> None:
 
 
 async def test_bug_marker_raises_an_unexpected_error(tokenizer: Tokenizer) -> None:
-    engine = SimulatedEngine("sim-1", tokenizer=tokenizer, bug_marker="POISON")
+    engine = SimulatedEngine("sim-1", tokenizer=tokenizer, faults=Faults(bug_marker="POISON"))
     with pytest.raises(RuntimeError, match="simulated engine bug"):
         await collect(engine, completion("a POISON pill"))
     assert_well_formed(await collect(engine, chat("all fine")))
@@ -267,10 +268,11 @@ def test_crash_marker_kills_the_process() -> None:
         """
         import asyncio
         from gpucloud.engines.protocol import GenerationRequest
+        from gpucloud.engines.faults import Faults
         from gpucloud.engines.simulated import SimulatedEngine
 
         async def main():
-            engine = SimulatedEngine("sim-1", crash_marker="KILL-ME")
+            engine = SimulatedEngine("sim-1", faults=Faults(crash_marker="KILL-ME"))
             request = GenerationRequest(kind="completion", model="sim-1", prompt="x KILL-ME", max_tokens=5)
             async for _ in engine.generate(request, 0):
                 pass

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from gpucloud.engines.capabilities import Capabilities
+from gpucloud.engines.faults import Faults
 from gpucloud.engines.simulated_options import check_non_negative, engine_kwargs
 
 
@@ -29,7 +30,7 @@ def test_each_option_is_parsed_to_its_type() -> None:
         "tokens_per_s": 1000.0,
         "max_model_tokens": 4096,
         "embedding_dim": 8,
-        "fail_marker": "FAIL",
+        "faults": Faults(fail_marker="FAIL"),
         "natural_end": True,
     }
     assert engine_kwargs({}) == {}
