@@ -1,5 +1,6 @@
-"""The group-commit writer on a real SQLite database: a lone write commits at once, writes that
-arrive during a commit share the next transaction, and a failing write fails alone."""
+"""The group-commit writer on a real SQLite and a real PostgreSQL database: a lone write commits
+at once, writes that arrive during a commit share the next transaction, and a failing write fails
+alone."""
 
 from __future__ import annotations
 
@@ -12,16 +13,21 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from gpucloud.db import Database
+from tests.support import create_pg_database_async, drop_pg_database_async
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/w.db")
-    await database.run_sync_write(
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    url = f"sqlite+aiosqlite:///{tmp_path}/w.db" if request.param == "sqlite" else None
+    url = url or await create_pg_database_async()
+    database = Database(url)
+    await database.writer.write(
         lambda c: c.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)"))
     )
     yield database
     await database.close()
+    if request.param == "postgres":
+        await drop_pg_database_async(url)
 
 
 def _insert(row_id: int, value: str | None = "x") -> Callable[[Connection], int]:
