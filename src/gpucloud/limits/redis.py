@@ -52,15 +52,16 @@ KEY_TTL_MARGIN_S = 60.0
 ScriptArg = str | int | float
 
 
-def connect(url: str) -> RedisClient:
-    """A client for `url` with the timeouts and pool above; nothing connects before the first command."""
+def connect(url: str, wait_s: float = POOL_WAIT_S) -> RedisClient:
+    """A client for `url` with the timeouts and pool above; nothing connects before the first
+    command. `wait_s` bounds both the wait for a free connection and each reply."""
     return redis_client(
         url,
         connect_timeout_s=CONNECT_TIMEOUT_S,
-        socket_timeout_s=SOCKET_TIMEOUT_S,
+        socket_timeout_s=max(SOCKET_TIMEOUT_S, wait_s),
         health_check_interval_s=HEALTH_CHECK_INTERVAL_S,
         max_connections=POOL_SIZE,
-        pool_wait_s=POOL_WAIT_S,
+        pool_wait_s=wait_s,
     )
 
 
@@ -91,12 +92,19 @@ def _limit_arg(limit: int | None) -> int:
 class RedisLimitStore:
     """The `LimitStore` protocol on Redis (see the module docstring and `gpucloud.limits.protocol`)."""
 
-    def __init__(self, url: str, *, prefix: str = "gc", slot_ttl_s: float = DEFAULT_SLOT_TTL_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "gc",
+        slot_ttl_s: float = DEFAULT_SLOT_TTL_S,
+        wait_s: float = POOL_WAIT_S,
+    ) -> None:
         if slot_ttl_s <= 0:
             raise ValueError("slot_ttl_s must be positive")
         self.names = LimitNames(prefix)
         self._slot_ttl_s = slot_ttl_s
-        self._redis = connect(url)
+        self._redis = connect(url, wait_s)
         self._scripts = LimitScripts(self._redis)
 
     async def admit(self, subject: str, limits: Limits, request_id: str, tokens: int) -> Decision:

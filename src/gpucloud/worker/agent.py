@@ -290,10 +290,16 @@ class WorkerAgent:
         engine = self._engines.get(job.model)
         if engine is not None:
             return await self._attempts.run(run, engine)
-        if self._replicas is None or not self._replicas.hosts(job.model):
+        if self._replicas is None:
             return self._attempts.outcome(
                 run, OutcomeStatus.FAILED, 0, error="model not hosted", code="model_not_loaded"
             )
+        if not self._replicas.hosts(job.model):
+            # Its replica went away between the lease and now (scaled down, moved): back to the
+            # queue, undone and without counting an attempt, for a worker that hosts the model.
+            run.lost = True
+            await self._queue.release(run.lease)
+            return None
         return await self._attempt_on_replica(run)
 
     async def _attempt_on_replica(self, run: Run) -> Outcome | None:

@@ -4,6 +4,8 @@ through `httpx.ASGITransport`, so route modules are tested without a server proc
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -28,10 +30,23 @@ class LiveApp:
         return {"Authorization": f"Bearer {self.admin_key}"}
 
     async def new_key(self, **fields: object) -> tuple[str, str]:
-        """A fresh API key: (its id, its secret)."""
+        """A fresh API key: (its id, its secret), once the model is served (`served`)."""
+        await self.served()
         r = await self.client.post("/api/keys", json={"name": "unit test"} | fields, headers=self.admin)
         assert r.status_code == 201, r.text
         return str(r.json()["id"]), str(r.json()["key"])
+
+    async def served(self, model: str = MODEL) -> None:
+        """Wait until `model` is served. The session's app runs its background tasks (the local
+        worker's announcements among them) only while an async test runs: after a stretch of
+        other tests its worker's presence may have lapsed until it announces again (every 2 s)."""
+        registry = self.app.state.runtime.registry
+        deadline = time.monotonic() + 30
+        while True:
+            await registry.refresh()
+            if registry.slots(model) > 0 or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.05)
 
 
 @pytest.fixture(scope="session")
