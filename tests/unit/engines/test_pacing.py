@@ -10,6 +10,11 @@ import pytest
 from gpucloud.engines import pacing
 from gpucloud.engines.pacing import Pacer
 
+# A loop of their own: the fake clock and sleep below would otherwise be the session loop's,
+# where other tests' background tasks (a gateway app's worker) would spin on a sleep that
+# never yields, and this test would never be resumed.
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
 
 class FakeTime:
     """Stands in for the running loop's clock; `asyncio.sleep` is recorded instead of slept."""
