@@ -115,7 +115,8 @@ class Kill:
 async def _chaos(
     cluster: Cluster, workers: dict[str, Worker], stop: asyncio.Event, kills: list[Kill]
 ) -> None:
-    """Every 1–2 s SIGKILL a random worker that holds jobs and start a replacement."""
+    """Every 1–2 s SIGKILL a worker, one that holds jobs when there is one, and start a
+    replacement."""
     rng = random.Random(7)
     serial = len(workers)
     while not stop.is_set():
@@ -123,8 +124,6 @@ async def _chaos(
         if stop.is_set():
             return
         victim = await _busy_worker(cluster, workers, rng)
-        if victim is None:
-            continue  # every worker idle (or still starting): a kill now would catch nothing
         kill(workers.pop(victim))
         at = time.time()
         kills.append(Kill(at, victim, await cluster.held_jobs(MODEL, victim)))
@@ -132,11 +131,13 @@ async def _chaos(
         workers[f"chaos-{serial}"] = _chaos_worker(cluster, serial)
 
 
-async def _busy_worker(cluster: Cluster, workers: dict[str, Worker], rng: random.Random) -> str | None:
+async def _busy_worker(cluster: Cluster, workers: dict[str, Worker], rng: random.Random) -> str:
     """A worker that holds jobs now, so that the kill catches some (on a busy machine a fresh
-    replacement may not have taken any yet); None when none holds one."""
-    busy = [name for name in sorted(workers) if await cluster.held_jobs(MODEL, name)]
-    return rng.choice(busy) if busy else None
+    replacement may not have taken any yet); any worker when none holds one, so that the kills
+    go on at their pace whatever the load."""
+    names = sorted(workers)
+    busy = [name for name in names if await cluster.held_jobs(MODEL, name)]
+    return rng.choice(busy or names)
 
 
 def _chaos_worker(cluster: Cluster, serial: int) -> Worker:
