@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import openai
@@ -19,6 +19,9 @@ from tests.support import (
     drop_pg_database,
     make_server,
 )
+
+if TYPE_CHECKING:
+    from tests.integration.oidc_provider import OidcProvider
 
 # embedded mode on SQLite and on PostgreSQL; cluster mode: Redis queue, PostgreSQL, and the model
 # served by a separate `gpucloud worker` process.
@@ -112,3 +115,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if leaks:
         print("\nSECRET LEAK in server logs:\n  " + "\n  ".join(leaks))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[OidcProvider]:
+    """An OpenID Connect provider on loopback for the single sign-on tests (one per module)."""
+    from tests.integration.oidc_provider import OidcProvider
+
+    idp = OidcProvider().start()
+    try:
+        yield idp
+    finally:
+        idp.stop()

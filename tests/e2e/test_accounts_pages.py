@@ -277,15 +277,6 @@ def test_no_secret_reached_the_console() -> None:
 
 
 @pytest.fixture(scope="module")
-def provider() -> Iterator[OidcProvider]:
-    idp = OidcProvider().start()
-    try:
-        yield idp
-    finally:
-        idp.stop()
-
-
-@pytest.fixture(scope="module")
 def sso_server(
     built_app: Path, provider: OidcProvider, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:

@@ -29,15 +29,6 @@ from tests.support import (
 
 
 @pytest.fixture(scope="module")
-def provider() -> Iterator[OidcProvider]:
-    idp = OidcProvider().start()
-    try:
-        yield idp
-    finally:
-        idp.stop()
-
-
-@pytest.fixture(scope="module")
 def gateways(provider: OidcProvider, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Server]]:
     database_url = create_pg_database()
     tmp: Path = tmp_path_factory.mktemp("accounts-cluster")

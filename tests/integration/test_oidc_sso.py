@@ -22,15 +22,6 @@ from tests.integration.test_openai_api import assert_envelope
 from tests.support import SECRETS, Server, make_server
 
 
-@pytest.fixture(scope="module")
-def provider() -> Iterator[OidcProvider]:
-    idp = OidcProvider().start()
-    try:
-        yield idp
-    finally:
-        idp.stop()
-
-
 def oidc_env(idp: OidcProvider) -> dict[str, str]:
     return {
         "GPUCLOUD_OIDC__ISSUER": idp.issuer,

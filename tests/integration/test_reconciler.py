@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,28 +38,27 @@ def _views(server: Server, key: str, ids: list[str]) -> list[dict[str, Any]]:
     return [httpx.get(f"{server.v1}/jobs/{i}", headers=headers, timeout=30).json() for i in ids]
 
 
-def _wait_all(server: Server, key: str, ids: list[str], timeout_s: float) -> list[dict[str, Any]]:
+def _wait_views(
+    server: Server, key: str, ids: list[str], until: Callable[[list[dict[str, Any]]], bool], timeout_s: float
+) -> list[dict[str, Any]]:
+    """The jobs' views once `until` holds for them (or the timeout passed: the last ones)."""
     deadline = time.monotonic() + timeout_s
     while True:
         views = _views(server, key, ids)
-        if all(v["status"] == "completed" for v in views) or time.monotonic() > deadline:
+        if until(views) or time.monotonic() > deadline:
             return views
-        time.sleep(0.2)
+        time.sleep(0.1)
+
+
+def _wait_all(server: Server, key: str, ids: list[str], timeout_s: float) -> list[dict[str, Any]]:
+    return _wait_views(
+        server, key, ids, lambda views: all(v["status"] == "completed" for v in views), timeout_s
+    )
 
 
 # 3 s per job at 40 tokens/s: long enough that the first two are still running when the kill
 # comes, even on a machine slow to take the five submissions.
 TOKENS = 120
-
-
-def _statuses_once_running(server: Server, key: str, ids: list[str]) -> set[str]:
-    """The jobs' statuses as soon as one runs (the local worker has taken some)."""
-    deadline = time.monotonic() + 20
-    while True:
-        statuses = {v["status"] for v in _views(server, key, ids)}
-        if "running" in statuses or time.monotonic() > deadline:
-            return statuses
-        time.sleep(0.05)
 
 
 def test_embedded_restart_reruns_queued_and_running_jobs(tmp_path: Path) -> None:
@@ -71,8 +71,9 @@ def test_embedded_restart_reruns_queued_and_running_jobs(tmp_path: Path) -> None
     server.start()
     key = str(create_key(server, name="survivor")["key"])
     ids = _submit(server, key, 5, max_tokens=TOKENS)  # 2 run (3 s each), 3 wait
-    before = _statuses_once_running(server, key, ids)
-    assert before == {"running", "queued"}
+    # As soon as the local worker has taken some.
+    running = _wait_views(server, key, ids, lambda views: any(v["status"] == "running" for v in views), 20)
+    assert {v["status"] for v in running} == {"running", "queued"}
     assert server.process is not None
     server.process.send_signal(signal.SIGKILL)  # no drain, no goodbye: the in-process queue is gone
     server.process.wait()

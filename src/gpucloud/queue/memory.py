@@ -115,7 +115,7 @@ class MemoryJobQueue(MemoryPresence):
         if queue.waiting() >= self._max_depth:
             raise QueueFull(job.model, queue.waiting())
         queue.classes[job.priority].append(_Entry(job))
-        self._submitted[marker] = job.deadline if job.deadline > 0 else time.time() + 60.0
+        self._submitted[marker] = job.submitted_until(time.time())
         async with self._work:
             self._work.notify_all()
 

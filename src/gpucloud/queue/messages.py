@@ -113,6 +113,12 @@ class JobMessage(msgspec.Struct):
     attempt_base: int = 0
     unrecorded: Unrecorded | None = None  # set when no database row exists yet (see Unrecorded)
 
+    def submitted_until(self, now: float) -> float:
+        """Until when a second submit of this job (at this attempt base) is a no-op
+        (`Jobs.submit`): its deadline, past which it could not start anyway; a minute when it
+        has none."""
+        return self.deadline if self.deadline > 0 else now + 60.0
+
 
 class Lease(msgspec.Struct):
     """One delivery of a job to a worker. `token` is the implementation's handle for it."""

@@ -141,7 +141,7 @@ class RedisJobQueue(OutcomesMixin, EventsMixin, presence.PresenceMixin):
             self._max_depth,
             job.priority.rank + 1,
             self._codec.encode_str(job),
-            marker_ttl_ms(job.deadline),
+            marker_ttl_ms(job),
         ]
         with guard("submit"):
             added, detail = cast(list[Any], await self._scripts.submit(keys=keys, args=args))
@@ -252,8 +252,8 @@ class RedisJobQueue(OutcomesMixin, EventsMixin, presence.PresenceMixin):
             return bool(await self._scripts.replay(keys=keys, args=args))
 
 
-def marker_ttl_ms(deadline: float) -> int:
-    """How long a job's submitted marker lives: to its deadline (a minute when it has none), and
-    at least a second past now."""
-    left = deadline - time.time() if deadline > 0 else 60.0
-    return int(max(1.0, left + 1.0) * 1000)
+def marker_ttl_ms(job: JobMessage) -> int:
+    """How long the job's submitted marker lives in Redis (`JobMessage.submitted_until`), at
+    least a second."""
+    now = time.time()
+    return int(max(1.0, job.submitted_until(now) - now + 1.0) * 1000)
