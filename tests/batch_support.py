@@ -41,16 +41,24 @@ FAIL_MARKER = "engine-please-fail"  # the simulated engine's fail_marker in the 
 
 
 def mixed_input(count: int, *, invalid_every: int = 0, max_tokens: int = 8, failing: int = 0) -> BatchInput:
-    """`count` lines alternating chat and embeddings; every `invalid_every`-th one invalid in a way
-    only the model or the endpoint's own checks can tell (the upload accepts it); the first
-    `failing` chat lines carry FAIL_MARKER (the engine refuses them while running them)."""
+    """`count` lines alternating chat (every other one a Responses API request) and embeddings;
+    every `invalid_every`-th one invalid in a way only the model or the endpoint's own checks can
+    tell (the upload accepts it); the first `failing` chat lines carry FAIL_MARKER (the engine
+    refuses them while running them)."""
     lines, invalid = [], set()
     for i in range(count):
         custom_id = f"req-{i:05d}"
         bad = bool(invalid_every) and i % invalid_every == invalid_every - 1
         marker = f" {FAIL_MARKER}" if i % 2 == 0 and i < 2 * failing and not bad else ""
-        if i % 2 == 0:
+        if i % 4 == 2:  # a Responses API request: it runs as a chat job, answers as a response
             body: dict[str, Any] = {
+                "model": MODEL,
+                "input": f"line {i}{marker}",
+                "max_output_tokens": max_tokens if not bad else 10**9,
+            }
+            url = "/v1/responses"
+        elif i % 2 == 0:
+            body = {
                 "model": MODEL,
                 "messages": [{"role": "user", "content": f"line {i}{marker}"}],
                 "max_tokens": max_tokens if not bad else 10**9,

@@ -25,11 +25,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 
 from gpucloud.background import Background
 from gpucloud.db import Database, Job, JobStatus
 from gpucloud.db.models import utcnow
+from gpucloud.jobs.kept import KEPT_AT, KeptResults
 from gpucloud.jobs.store import message_of
 from gpucloud.queue.protocol import (
     JobQueue,
@@ -55,8 +56,10 @@ class Reconciler:
         reply_to: str = "",
         lone_gateway: bool = False,
         orphan_after_s: float = 3600.0,
+        kept: KeptResults | None = None,
     ) -> None:
         self._db = db
+        self._kept = kept
         self._reply_to = reply_to
         self._lone_gateway = lone_gateway
         self._orphan_after_s = orphan_after_s
@@ -180,11 +183,20 @@ class Reconciler:
             )
 
     async def prune_results(self) -> None:
+        """Forget results older than their time to live: rows first lose the objects they name
+        (a failed delete leaves those rows for a later pass), then their results."""
         cutoff = utcnow() - timedelta(seconds=self._result_ttl_s)
+        old = and_(Job.finished_at < cutoff, Job.result.is_not(None))
+        if self._kept is not None:
+            where = Job.result[KEPT_AT].as_string()
+            async with self._db.session() as session:
+                keys = [
+                    str(k)
+                    for k in (await session.execute(select(where).where(old, where.is_not(None)))).scalars()
+                ]
+            await self._kept.forget(keys)
         async with self._db.transaction() as session:
-            await session.execute(
-                update(Job).where(Job.finished_at < cutoff, Job.result.is_not(None)).values(result=None)
-            )
+            await session.execute(update(Job).where(old).values(result=None))
 
 
 def deadline_at(timestamp: float) -> datetime:

@@ -22,7 +22,7 @@ from gpucloud.deployments import DeploymentController, DeploymentStore
 from gpucloud.deployments.autoscale import Autoscaler
 from gpucloud.deployments.views import catalog
 from gpucloud.engines.protocol import Engine
-from gpucloud.jobs import Finalizer, JobStore
+from gpucloud.jobs import Finalizer, JobStore, KeptResults
 from gpucloud.keycache import KeyCache, KeyChanges, LocalKeyChanges, RedisKeyChanges
 from gpucloud.keys import KeyService
 from gpucloud.limits import (
@@ -45,6 +45,7 @@ from gpucloud.reconciler import Reconciler
 from gpucloud.redis_pools import redis_client
 from gpucloud.registry import ModelRegistry
 from gpucloud.settings import Settings
+from gpucloud.storage import ObjectStore, build_store
 from gpucloud.usage import UsageService
 from gpucloud.worker.agent import WorkerAgent
 from gpucloud.worker.consent import local_policy
@@ -117,12 +118,15 @@ def instance_name(settings: Settings) -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def build_reconciler(settings: Settings, db: Database, queue: JobQueue, router: ReplyRouter) -> Reconciler:
+def build_reconciler(
+    settings: Settings, db: Database, queue: JobQueue, router: ReplyRouter, kept: KeptResults | None = None
+) -> Reconciler:
     q = settings.queue
     return Reconciler(
         db,
         queue,
         result_ttl_s=q.result_ttl_s,
+        kept=kept,
         reply_to=router.reply_to,
         lone_gateway=settings.redis_url is None,
         orphan_after_s=q.max_wait_s + q.request_timeout_s + 60,
@@ -179,6 +183,8 @@ class Runtime:
     keys: KeyService = field(init=False)
     key_changes: KeyChanges = field(init=False)
     jobs: JobStore = field(init=False)
+    objects: ObjectStore = field(init=False)  # files, batch outputs, results too large for a row
+    kept: KeptResults = field(init=False)
     finalizer: Finalizer = field(init=False)
     reconciler: Reconciler = field(init=False)
     cluster_gauges: ClusterGauges = field(init=False)
@@ -193,10 +199,17 @@ class Runtime:
         self.key_changes = key_changes(settings)
         self.keys = KeyService(db, KeyCache(settings.key_cache_ttl_s), self.key_changes)
         self.jobs = JobStore(db)
+        self.objects = build_store(settings)  # opens nothing until used
+        self.kept = KeptResults(self.objects)
         self.finalizer = Finalizer(
-            db, queue, consumer=f"finalizer-{instance_id}", metrics=self.metrics, admission=self.admission
+            db,
+            queue,
+            consumer=f"finalizer-{instance_id}",
+            metrics=self.metrics,
+            admission=self.admission,
+            kept=self.kept,
         )
-        self.reconciler = build_reconciler(settings, db, queue, self.router)
+        self.reconciler = build_reconciler(settings, db, queue, self.router, self.kept)
         self.cluster_gauges = ClusterGauges(
             self.metrics,
             queue,
@@ -287,4 +300,5 @@ class Runtime:
         await self.queue.close()
         await self.admission.close()
         await self.keys.close()
+        await self.objects.close()
         await self.db.close()

@@ -113,16 +113,24 @@ def test_sdk_flow_mixed_batch_with_invalid_lines(backend: tuple[Server, str | No
 
 
 def check_output_lines(output: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]) -> None:
-    """Every output line is a 200 answer of its request's kind (chat completion or embeddings)."""
+    """Every output line is a 200 answer of its request's kind (chat completion, response or
+    embeddings)."""
     for line in output:
         assert line["id"].startswith("batch_req_")
         assert line["error"] is None
         assert line["response"]["status_code"] == 200
         body = line["response"]["body"]
-        if by_id[line["custom_id"]]["url"] == "/v1/embeddings":
+        url = by_id[line["custom_id"]]["url"]
+        if url == "/v1/embeddings":
             assert body["object"] == "list"
             assert len(body["data"]) == 2
             assert isinstance(body["data"][0]["embedding"][0], float)
+        elif url == "/v1/responses":
+            response = openai.types.responses.Response.model_validate(body)
+            assert response.status in ("completed", "incomplete")
+            assert response.output_text
+            assert response.usage is not None
+            assert response.usage.output_tokens > 0
         else:
             assert body["object"] == "chat.completion"
             assert body["choices"][0]["message"]["content"]
@@ -154,6 +162,43 @@ def check_ledger(server: Server, batch_id: str, completed: int) -> None:
         assert priority == "low"
         assert prompt > 0
         assert cost == batch_cost(prompt, completion)
+
+
+def test_large_embeddings_results_live_in_object_storage(
+    backend: tuple[Server, str | None], s3: S3Server
+) -> None:
+    """Lines whose vectors are too large for a job row (about a mebibyte) are answered in full:
+    the results were kept in object storage (S3 in cluster mode) and read back for the output."""
+    server, bucket = backend
+    client = openai.OpenAI(base_url=server.v1, api_key=str(create_key(server)["key"]), max_retries=0)
+    texts = [f"vector {i}" for i in range(800)]  # 800 x 256 floats: past the row's limit
+    lines = [
+        {
+            "custom_id": f"big-{n}",
+            "method": "POST",
+            "url": "/v1/embeddings",
+            "body": {"model": MODEL, "input": texts},
+        }
+        for n in range(2)
+    ]
+    uploaded = client.files.create(
+        file=("big.jsonl", "\n".join(json.dumps(line) for line in lines).encode()), purpose="batch"
+    )
+    created = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h"
+    )
+    batch = wait_for_batch(client, created.id)
+    assert batch.status == "completed", batch
+    output = read_jsonl(client, batch.output_file_id)
+    assert [o["custom_id"] for o in output] == ["big-0", "big-1"]
+    for line in output:
+        data = line["response"]["body"]["data"]
+        assert len(data) == len(texts)
+        assert len(data[0]["embedding"]) == 256
+    if bucket is not None:
+        assert any(k.startswith("gc/results/job_") for k in s3.keys(bucket))
+    else:
+        assert list((server.data_dir / "objects" / "results").glob("job_*/*"))
 
 
 def test_create_refuses_bad_input(backend: tuple[Server, str | None]) -> None:

@@ -229,3 +229,19 @@ async def test_idempotency_key_one_job_one_bill_same_result(server: Server) -> N
             model=MODEL, messages=[{"role": "user", "content": "other"}], max_tokens=15, extra_headers=idem
         )
     await client.close()
+
+
+def test_a_result_too_large_for_its_row_is_kept_in_object_storage(server: Server) -> None:
+    """Past about a mebibyte of vectors an embeddings result does not fit its job's row: the
+    finalizer writes it to object storage, and an idempotent repeat still answers all of it."""
+    key = str(create_key(server, name="large result")["key"])
+    client = openai.OpenAI(base_url=server.v1, api_key=key, max_retries=0)
+    texts = [f"text number {i}" for i in range(800)]  # 800 x 256 floats: 1.09 M base64 characters
+    idem = {"Idempotency-Key": f"large-{uuid.uuid4()}"}
+    first = client.embeddings.create(model=MODEL, input=texts, extra_headers=idem)
+    assert len(first.data) == len(texts)
+    again = client.embeddings.create(model=MODEL, input=texts, extra_headers=idem)  # the stored result
+    assert [d.embedding for d in again.data] == [d.embedding for d in first.data]
+    assert again.usage.prompt_tokens == first.usage.prompt_tokens
+    kept = list((server.data_dir / "objects" / "results").glob("job_*/*"))
+    assert kept, "the result was not written to object storage"

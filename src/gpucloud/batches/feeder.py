@@ -31,6 +31,7 @@ from gpucloud.db.models import Batch, BatchLine, utcnow
 from gpucloud.errors import GpucloudError
 from gpucloud.files import FileService, NewFile
 from gpucloud.gateway.inference import Inference
+from gpucloud.jobs.kept import KeptResults
 from gpucloud.keys import KeyService, Principal
 from gpucloud.queue.protocol import JobQueue, Outcome, OutcomeStatus, QueueError, QueueUnavailable
 from gpucloud.settings import BatchSettings, RequestLimits
@@ -55,8 +56,9 @@ class BatchFeeder:
         settings: BatchSettings,
         holder: str,
         slots: Callable[[str], int],
+        kept: KeptResults,
     ) -> None:
-        self._db, self._store, self._files = db, store, files
+        self._db, self._store, self._files, self._kept = db, store, files, kept
         self._inference, self._queue, self._keys = inference, queue, keys
         self._limits, self._settings, self._holder = limits, settings, holder
         self._slots = slots  # a model's worker slots now (the registry's view)
@@ -105,7 +107,7 @@ class BatchFeeder:
             await self._validate(batch)
             return True
         ended = _ended(batch, status)
-        answers = await collect(self._db, batch.id, ended)
+        answers = await collect(self._db, self._kept, batch.id, ended)
         await self._store.record(batch.id, [], answers)
         busy = bool(answers)
         if ended is not None:

@@ -21,6 +21,9 @@ from gpucloud.gateway.embeddings import embedding_body
 from gpucloud.gateway.errors import envelope, status_of
 from gpucloud.gateway.formats import StoredJob, completion_body
 from gpucloud.gateway.job_errors import stored_error
+from gpucloud.gateway.responses_api.output import echoed, response_object
+from gpucloud.gateway.responses_api.schemas import ResponsesRequest
+from gpucloud.jobs.kept import KEPT_AT, KeptResults
 
 _PAGE = 1000
 
@@ -35,11 +38,11 @@ def status_code_of(exc: errors.GpucloudError) -> int:
     return status_of(exc)
 
 
-def job_result(job: Job, request: dict[str, Any]) -> LineResult:
-    """The answer of a line whose job ended."""
+def job_result(job: Job, url: str, request: dict[str, Any]) -> LineResult:
+    """The answer of a line (to endpoint `url`) whose job ended."""
     if job.status == JobStatus.COMPLETED.value and job.result is not None:
         try:
-            return LineResult(200, body=_body(job, job.result, request))
+            return LineResult(200, body=_body(job, job.result, url, request))
         except errors.NotFound as exc:  # an embedding too large to have been kept
             return error_result(exc)
     if job.status == JobStatus.COMPLETED.value:
@@ -50,21 +53,27 @@ def job_result(job: Job, request: dict[str, Any]) -> LineResult:
     return error_result(errors.EngineFailed(str(failure)))
 
 
-def _body(job: Job, result: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+def _body(job: Job, result: dict[str, Any], url: str, request: dict[str, Any]) -> dict[str, Any]:
     if job.endpoint == "embedding":
         base64 = request.get("encoding_format") == "base64"
         return embedding_body(job.model, result, "base64" if base64 else "float")
     created = int(job.created_at.timestamp())
+    if url == "/v1/responses":  # ran as a chat job; answered as the Responses API answers it
+        echo = echoed(ResponsesRequest.model_validate(request))
+        return response_object(job.id.removeprefix("job_"), created, job.model, echo, result)
     return completion_body(
         StoredJob(job.id, job.endpoint, job.model, created, int(job.request.get("n") or 1)), result
     )
 
 
-async def collect(db: Database, batch_id: str, ended: dict[str, Any] | None) -> list[tuple[int, LineResult]]:
-    """Answers for the batch's submitted lines whose jobs have ended. With `ended` (the batch
-    expired or was cancelled) a job cancelled for that reason answers with that error instead."""
+async def collect(
+    db: Database, kept: KeptResults, batch_id: str, ended: dict[str, Any] | None
+) -> list[tuple[int, LineResult]]:
+    """Answers for the batch's submitted lines whose jobs have ended (a result too large for its
+    row is read back from object storage). With `ended` (the batch expired or was cancelled) a
+    job cancelled for that reason answers with that error instead."""
     query = (
-        select(BatchLine.line, BatchLine.request, Job)
+        select(BatchLine.line, BatchLine.url, BatchLine.request, Job)
         .join(Job, Job.id == BatchLine.job_id)
         .where(
             BatchLine.batch_id == batch_id,
@@ -75,11 +84,13 @@ async def collect(db: Database, batch_id: str, ended: dict[str, Any] | None) -> 
     async with db.session() as session:
         rows = (await session.execute(query)).all()
     answers = []
-    for line, request, job in rows:
+    for line, url, request, job in rows:
         if ended is not None and job.status in (JobStatus.CANCELLED.value, JobStatus.FAILED.value):
             answers.append((line, LineResult(None, error=ended)))
         else:
-            answers.append((line, job_result(job, request)))
+            if job.result is not None and KEPT_AT in job.result:
+                job.result = await kept.load(job.result)  # a detached row: nothing is written back
+            answers.append((line, job_result(job, url, request)))
     return answers
 
 

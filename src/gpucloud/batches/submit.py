@@ -16,7 +16,10 @@ from gpucloud.batches.store import LineResult
 from gpucloud.db.models import Batch, BatchLine
 from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.gateway.embeddings import embedding_request
+from gpucloud.gateway.errors import param_of
 from gpucloud.gateway.inference import Inference
+from gpucloud.gateway.responses_api.convert import build_response_generation
+from gpucloud.gateway.responses_api.schemas import ResponsesRequest
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest, EmbeddingRequest
 from gpucloud.keys import Principal
 from gpucloud.queue.protocol import Priority
@@ -45,12 +48,16 @@ def generation_of(
     try:
         if endpoint == "/v1/embeddings":
             return embedding_request(EmbeddingRequest.model_validate(body), limits)
+        if endpoint == "/v1/responses":
+            request = ResponsesRequest.model_validate(body)
+            return build_response_generation(request, limits, inference.capabilities(request.model))
         schema = ChatCompletionRequest if endpoint == "/v1/chat/completions" else CompletionRequest
         return inference.generation(schema.model_validate(body))
     except ValidationError as exc:
         first = exc.errors()[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
-        raise errors.InvalidRequest(f"Invalid value for '{param}': {first['msg']}.", param=param) from None
+        param = param_of(tuple(first["loc"]))  # a path in the body, as the HTTP endpoint names it
+        detail = f"Invalid value for '{param}': {first['msg']}." if param else f"{first['msg']}."
+        raise errors.InvalidRequest(detail, param=param) from None
 
 
 async def submit_line(

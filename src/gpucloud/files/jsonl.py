@@ -14,7 +14,7 @@ import orjson
 
 from gpucloud.errors import InvalidRequest
 
-BATCH_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings")
+BATCH_ENDPOINTS = ("/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses")
 # The job's idempotency key is "batch:{batch_id}:{custom_id}" and holds 255 characters.
 MAX_CUSTOM_ID = 200
 

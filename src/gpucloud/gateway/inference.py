@@ -19,6 +19,7 @@ from starlette.requests import Request
 
 from gpucloud.admission import Ticket, counts_tokens, rate_headers
 from gpucloud.db import Job, JobStatus
+from gpucloud.engines.capabilities import Capabilities
 from gpucloud.engines.protocol import GenerationRequest, RequestKind
 from gpucloud.engines.tokenizer import Tokenizer
 from gpucloud.errors import (
@@ -94,7 +95,11 @@ class Inference:
 
     def generation(self, body: ChatCompletionRequest | CompletionRequest) -> GenerationRequest:
         """The engine-neutral request (see `gateway.generation`), for the model's capabilities."""
-        return build_generation(body, self._limits, self._rt.registry.capabilities(body.model))
+        return build_generation(body, self._limits, self.capabilities(body.model))
+
+    def capabilities(self, model: str) -> Capabilities:
+        """What the engine serving `model` honours (a parameter it lacks is refused, not dropped)."""
+        return self._rt.registry.capabilities(model)
 
     @staticmethod
     def priority(principal: Principal, requested: str | None, header: str | None) -> Priority:
@@ -322,7 +327,7 @@ class Inference:
                         raise NotFound(
                             "The result of the original request has expired.", code="result_expired"
                         )
-                    return row.result
+                    return await self._rt.kept.load(row.result)
                 raise stored_error(row)
             if time.monotonic() > deadline:
                 raise Unavailable("The original request is still running; retry later.", retry_after_s=5)

@@ -13,7 +13,7 @@ from gpucloud.batches import BatchFeeder, BatchStore
 from gpucloud.files import FileService
 from gpucloud.gateway.inference import Inference
 from gpucloud.runtime import Runtime
-from gpucloud.storage import ObjectStore, build_store
+from gpucloud.storage import ObjectStore
 from gpucloud.webhooks import WebhookSender, WebhookStore
 
 
@@ -29,7 +29,7 @@ class Offline:
     @classmethod
     def build(cls, runtime: Runtime, inference: Inference) -> Offline:
         settings = runtime.settings
-        store = build_store(settings)
+        store = runtime.objects  # the runtime's: its finalizer keeps large results there too
         files = FileService(runtime.db, store, settings.files)
         batches = BatchStore(runtime.db)
         feeder = BatchFeeder(
@@ -43,6 +43,7 @@ class Offline:
             settings=settings.batches,
             holder=runtime.instance_id,
             slots=runtime.registry.slots,
+            kept=runtime.kept,
         )
         sender = WebhookSender(runtime.db, runtime.queue, runtime.instance_id, settings.webhooks)
         return cls(store, files, batches, feeder, WebhookStore(runtime.db), sender)
@@ -53,8 +54,7 @@ class Offline:
 
     async def close(self) -> None:
         await self.sender.close()
-        await self.feeder.close()
-        await self.store.close()
+        await self.feeder.close()  # the store is the runtime's, closed with it
 
 
 async def get_offline(request: Request) -> Offline:

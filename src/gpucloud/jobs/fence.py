@@ -28,6 +28,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from gpucloud.db import Job, JobStatus
 from gpucloud.db.models import UTCDateTime, utcnow
+from gpucloud.jobs.kept import EMBEDDINGS_OMITTED, KEPT_AT, MAX_ROW_CHARS, result_chars
 from gpucloud.jobs.store import request_document
 from gpucloud.queue.protocol import JobMessage, Outcome, OutcomeStatus
 
@@ -42,10 +43,6 @@ ENDINGS: dict[OutcomeStatus, JobStatus] = {
     OutcomeStatus.DEAD: JobStatus.DEAD,
     OutcomeStatus.INTERRUPTED: JobStatus.FAILED,
 }
-# A stored result keeps embedding vectors (base64 float32) only up to this many characters, about
-# 750 KiB of floats: bigger ones are answered once, and the stored result keeps their usage only.
-_MAX_STORED_EMBEDDING_CHARS = 1 << 20
-EMBEDDINGS_OMITTED = "embeddings_omitted"  # the stored result's flag for vectors not kept
 
 
 class Fence:
@@ -270,9 +267,12 @@ def result_of(outcome: Outcome) -> dict[str, Any] | None:
         "prompt_tokens": outcome.prompt_tokens,
         "completion_tokens": outcome.completion_tokens,
     }
-    size = sum(len(c.embedding_base64 or "") for c in outcome.choices)
-    if size > _MAX_STORED_EMBEDDING_CHARS:
-        result["choices"], result[EMBEDDINGS_OMITTED] = [], True
+    if result_chars(outcome) > MAX_ROW_CHARS:  # too large for the row: in object storage, or lost
+        result["choices"] = []
+        if outcome.kept_at:
+            result[KEPT_AT] = outcome.kept_at
+        else:
+            result[EMBEDDINGS_OMITTED] = True
     return result
 
 

@@ -25,6 +25,7 @@ from gpucloud.background import Background
 from gpucloud.db import Database, Job, UsageRecord
 from gpucloud.db.models import utcnow
 from gpucloud.jobs.fence import ENDINGS, Ended, Fence
+from gpucloud.jobs.kept import KeptResults
 from gpucloud.jobs.seen import Seen
 from gpucloud.observability.metrics import Metrics
 from gpucloud.queue.protocol import (
@@ -58,8 +59,10 @@ class Finalizer:
         metrics: Metrics | None = None,
         admission: Admission | None = None,
         start_linger_s: float = 0.25,
+        kept: KeptResults | None = None,
     ) -> None:
         self._db = db
+        self._kept = kept
         self._fence = Fence("sqlite" if db.is_sqlite else "postgresql")
         self._start_linger_s = start_linger_s
         self._starts: dict[str, tuple[Outcome, float]] = {}  # job id → (held STARTED, when read)
@@ -137,6 +140,8 @@ class Finalizer:
 
     async def apply(self, outcomes: Sequence[Outcome]) -> None:
         """Apply and commit (one group-commit operation), settle, then acknowledge and notify."""
+        if self._kept is not None:
+            await self._kept.keep(outcomes)  # before the commit: a row never names a missing object
         told, seen = await self._db.writer.write(functools.partial(self._apply, list(outcomes)))
         for observation in seen:
             observation.log()

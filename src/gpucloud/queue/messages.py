@@ -173,6 +173,9 @@ class Outcome(msgspec.Struct, omit_defaults=True):
     at: float = 0.0
     stream: bool = False  # the job was streamed: its FINAL event then carries no text
     outcome_id: str = ""  # the queue's handle, never encoded (the stream entry id in Redis)
+    # Set by the finalizer, never by the worker: where a result too large for the job's row was
+    # written in object storage (`jobs.kept`), for the fence to record instead of the vectors.
+    kept_at: str = ""
     # The job itself, only when it has no database row yet (`JobMessage.unrecorded`): the finalizer
     # writes the row from it. Set by the queue from the lease, never by the worker.
     job: JobMessage | None = None

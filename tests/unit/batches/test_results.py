@@ -4,6 +4,7 @@ the output and error files hold each line in OpenAI's format, in line order."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,8 +15,9 @@ from gpucloud.batches.results import collect, error_result, file_lines, job_resu
 from gpucloud.batches.store import BatchStore, LineResult, NewBatch
 from gpucloud.db import Database, Job, JobStatus
 from gpucloud.files import BatchRequestLine
-from gpucloud.jobs import JobStore, NewJob, new_job_id
+from gpucloud.jobs import JobStore, KeptResults, NewJob, new_job_id
 from gpucloud.keys import KeyService, NewKey
+from gpucloud.storage import LocalStore
 
 RESULT = {
     "choices": [{"index": 0, "text": "hi there", "finish_reason": "stop"}],
@@ -56,7 +58,7 @@ def test_a_refused_line_answers_as_its_http_request_would() -> None:
 
 async def test_a_completed_job_answers_with_its_chat_completion(db: Database) -> None:
     job = await _job(db, await _key(db), JobStatus.COMPLETED, result=RESULT)
-    answer = job_result(job, {})
+    answer = job_result(job, "/v1/chat/completions", {})
     assert answer.status_code == 200
     assert answer.body is not None
     assert answer.body["object"] == "chat.completion"
@@ -64,14 +66,33 @@ async def test_a_completed_job_answers_with_its_chat_completion(db: Database) ->
     assert answer.body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
 
 
+async def test_a_responses_line_answers_with_a_response_object(db: Database) -> None:
+    job = await _job(db, await _key(db), JobStatus.COMPLETED, result=RESULT)
+    request = {"model": job.model, "input": "hello", "instructions": "be brief", "max_output_tokens": 9}
+    answer = job_result(job, "/v1/responses", request)
+    assert answer.status_code == 200
+    assert answer.body is not None
+    assert answer.body["object"] == "response"
+    assert answer.body["id"] == "resp_" + job.id.removeprefix("job_")
+    assert answer.body["status"] == "completed"
+    assert answer.body["instructions"] == "be brief"
+    assert answer.body["max_output_tokens"] == 9
+    [message] = answer.body["output"]
+    assert message["content"][0]["text"] == "hi there"
+    assert answer.body["usage"]["input_tokens"] == 3
+    assert answer.body["usage"]["output_tokens"] == 2
+
+
 async def test_a_job_without_its_result_or_failed_answers_with_an_error(db: Database) -> None:
     key = await _key(db)
-    expired = job_result(await _job(db, key, JobStatus.COMPLETED), {})
+    expired = job_result(await _job(db, key, JobStatus.COMPLETED), "/v1/chat/completions", {})
     assert expired.status_code == 404
     assert expired.body is not None
     assert expired.body["error"]["code"] == "result_expired"
     failed = job_result(
-        await _job(db, key, JobStatus.FAILED, error="engine broke", error_code="engine_error"), {}
+        await _job(db, key, JobStatus.FAILED, error="engine broke", error_code="engine_error"),
+        "/v1/chat/completions",
+        {},
     )
     assert failed.status_code is not None
     assert failed.status_code >= 500
@@ -80,7 +101,7 @@ async def test_a_job_without_its_result_or_failed_answers_with_an_error(db: Data
 
 
 async def test_collect_answers_ended_jobs_only_and_an_ended_batch_answers_its_cancelled_ones(
-    db: Database,
+    db: Database, tmp_path: Path
 ) -> None:
     key = await _key(db)
     store = BatchStore(db)
@@ -92,11 +113,11 @@ async def test_collect_answers_ended_jobs_only_and_an_ended_batch_answers_its_ca
     cancelled = await _job(db, key, JobStatus.CANCELLED)
     running = await _job(db, key, JobStatus.RUNNING)
     await store.record(batch.id, [(1, done.id), (2, cancelled.id), (3, running.id)], [])
-    answers = dict(await collect(db, batch.id, None))
+    answers = dict(await collect(db, KeptResults(LocalStore(tmp_path)), batch.id, None))
     assert set(answers) == {1, 2}
     assert answers[1].status_code == 200
     expired = {"code": "batch_expired", "message": "The batch expired."}
-    answers = dict(await collect(db, batch.id, expired))
+    answers = dict(await collect(db, KeptResults(LocalStore(tmp_path)), batch.id, expired))
     assert answers[2] == LineResult(None, error=expired)
     assert answers[1].status_code == 200  # a completed job keeps its answer
 

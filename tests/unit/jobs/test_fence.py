@@ -14,7 +14,8 @@ from sqlalchemy import Connection
 from gpucloud.db import Database, Job
 from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.jobs import JobStore, NewJob, new_job_id
-from gpucloud.jobs.fence import EMBEDDINGS_OMITTED, Ended, Fence, result_of, started_at
+from gpucloud.jobs.fence import Ended, Fence, result_of, started_at
+from gpucloud.jobs.kept import EMBEDDINGS_OMITTED
 from gpucloud.keys import KeyService, NewKey
 from gpucloud.queue.protocol import Choice, JobMessage, Outcome, OutcomeStatus, Priority, Unrecorded
 

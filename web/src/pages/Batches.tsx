@@ -10,7 +10,7 @@ import { cancellable, isoOf, progress } from "../lib/batches";
 import { dateTime, num } from "../lib/format";
 import { useLoad } from "../lib/hooks";
 
-const ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"] as const;
+const ENDPOINTS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"] as const;
 type Endpoint = (typeof ENDPOINTS)[number];
 
 export function Batches() {

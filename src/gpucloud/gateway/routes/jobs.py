@@ -95,7 +95,7 @@ async def job_view(runtime: Runtime, job: Job, *, detail: bool = True) -> JobVie
     if job.status == JobStatus.QUEUED.value and detail:
         view.queue_position, view.estimated_wait_s = await _place(runtime, job)
     if job.status == JobStatus.COMPLETED.value and job.result is not None and detail:
-        view.result = _result(job, job.result)
+        view.result = _result(job, await runtime.kept.load(job.result))
     elif JobStatus(job.status).terminal and job.status != JobStatus.COMPLETED.value:
         err = stored_error(job)
         view.error = JobError(message=str(err), code=getattr(err, "code", None))
