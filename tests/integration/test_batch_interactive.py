@@ -93,7 +93,8 @@ def test_interactive_requests_keep_their_slots_while_a_large_batch_runs(paced: S
     rows = db_rows(
         paced,
         "SELECT j.created_at, j.started_at, j.finished_at, k.name FROM jobs j "
-        "JOIN api_keys k ON k.id = j.key_id WHERE j.status = 'completed' AND k.name IN ('batch owner', 'interactive user')",
+        "JOIN api_keys k ON k.id = j.key_id WHERE j.status = 'completed' "
+        "AND k.name IN ('batch owner', 'interactive user')",
     )
     batch_spans = [(_time(s), _time(f)) for _, s, f, name in rows if name == "batch owner"]
     interactive = [(_time(c), _time(s)) for c, s, _, name in rows if name == "interactive user"]
