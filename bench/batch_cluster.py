@@ -153,7 +153,7 @@ def main() -> None:
             idle = report("idle", asyncio.run(interactive(srv, args.idle_seconds, args.concurrency)))
 
             client = openai.OpenAI(base_url=srv.v1, api_key=srv.admin_key, max_retries=2, timeout=120)
-            finished, out = threading.Event(), {}
+            finished, out = threading.Event(), dict[str, Any]()
             thread = threading.Thread(target=run_batch, args=(client, args.lines, finished, out))
             thread.start()
             busy = report("during the batch", asyncio.run(interactive(srv, finished, args.concurrency)))
