@@ -29,13 +29,14 @@ import inspect
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
 
 from gpucloud.engines.protocol import EngineError
-from gpucloud.engines.transformers.grammar import restrict_rows
+from gpucloud.engines.transformers.grammar import Constrained, apply_masks, compute_masks
 from gpucloud.engines.transformers.kvcache import PaddedCache, left_padded
 from gpucloud.engines.transformers.sequence import Sequence, deliver
 
@@ -67,6 +68,8 @@ class ContinuousBatcher:
         self._stats = BatcherStats()
         self._stats_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="transformers-batcher", daemon=True)
+        # Grammar masks are computed here while the forward pass runs (see `_masks`).
+        self._masking = ThreadPoolExecutor(1, thread_name_prefix="grammar-masks")
 
     @property
     def stats(self) -> BatcherStats:
@@ -95,6 +98,7 @@ class ContinuousBatcher:
             self._cond.notify()
         if self._thread.is_alive():
             self._thread.join(timeout_s)
+        self._masking.shutdown(wait=False)
 
     # the thread ------------------------------------------------------------------------------
 
@@ -142,18 +146,27 @@ class ContinuousBatcher:
     def _prefill(self, admitted: list[Sequence]) -> None:
         ids, mask, positions = left_padded([s.prompt_ids for s in admitted], self._pad_id, self._device)
         cache = DynamicCache()
+        masks = self._masks(admitted)
         logits = self._forward(ids, mask, positions, cache)
         self._cache.merge(cache, mask, [len(s.prompt_ids) for s in admitted])
         self._rows += admitted
         log.debug("admitted %d sequence(s); batch of %d", len(admitted), len(self._rows))
-        self._sample_into(admitted, logits)
+        self._sample_into(admitted, logits, masks)
 
     def _decode(self) -> None:
         mask, positions = self._cache.decode_inputs()
         ids = torch.tensor([[s.next_input] for s in self._rows], dtype=torch.long, device=self._device)
+        masks = self._masks(self._rows)
         logits = self._forward(ids, mask, positions, self._cache.cache)
         self._count(max_batch=len(self._rows))
-        self._sample_into(self._rows, logits)
+        self._sample_into(self._rows, logits, masks)
+
+    def _masks(self, sequences: list[Sequence]) -> tuple[Constrained, Future[torch.Tensor] | None]:
+        """Start computing the grammar masks of the constrained rows on the masking thread, so that
+        they are ready when the forward pass that runs meanwhile has the logits. Each grammar's
+        state is final here: its last token was fed in the previous step."""
+        constrained = [(r, s.constraint) for r, s in enumerate(sequences) if s.constraint and not s.done]
+        return constrained, self._masking.submit(compute_masks, constrained) if constrained else None
 
     def _forward(
         self, ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, cache: DynamicCache | None
@@ -172,11 +185,16 @@ class ContinuousBatcher:
         logits: torch.Tensor = output.logits[:, -1, :]
         return logits
 
-    def _sample_into(self, sequences: list[Sequence], logits: torch.Tensor) -> None:
+    def _sample_into(
+        self,
+        sequences: list[Sequence],
+        logits: torch.Tensor,
+        masks: tuple[Constrained, Future[torch.Tensor] | None],
+    ) -> None:
         rows = logits.float().cpu()  # one transfer for the batch, not one per row
-        restrict_rows(
-            rows, [(r, s.constraint) for r, s in enumerate(sequences) if s.constraint and not s.done]
-        )
+        constrained, bitmask = masks
+        if bitmask is not None:
+            apply_masks(rows, constrained, bitmask.result())
         accepted = 0
         for row, sequence in enumerate(sequences):
             if not sequence.done:

@@ -9,11 +9,13 @@ Guidance team and used by llama.cpp and vLLM. xgrammar is comparable but ties it
 torch builds.
 
 `Grammars` (one per loaded model) wraps the tokenizer once (about a second, so lazily, at the
-first structured request). Each structured sequence gets its own `Constraint`: before sampling,
-`restrict_rows` sets the logits of every token a row's grammar forbids to -inf (all constrained
-rows of a batch step at once, the masks computed in parallel); after, `advance` feeds each
-grammar its sequence's chosen token. When the document is complete the
-grammar allows only the end-of-sequence token, so the answer ends there, parsed and valid.
+first structured request). Each structured sequence gets its own `Constraint`. While a step's
+forward pass runs, `compute_masks` works out on another thread which tokens each constrained row's
+grammar allows next (all rows at once, in parallel, without the GIL), so the masks cost little
+more than the forward pass alone; before sampling, `apply_masks` sets every forbidden token's
+logit to -inf; after, `advance` feeds each grammar its sequence's chosen token. When the
+document is complete the grammar allows only the end-of-sequence token, so the answer ends there,
+parsed and valid.
 """
 
 from __future__ import annotations
@@ -34,30 +36,39 @@ _LAYOUT: Any = {"whitespace_flexible": False, "item_separator": ", ", "key_separ
 class Constraint:
     """One sequence's grammar state."""
 
-    def __init__(self, matcher: Any, executor: Any) -> None:
+    def __init__(self, matcher: Any, executor: Any, vocab: int) -> None:
         self.matcher = matcher
         self.executor = executor  # the model's, shared: computes a batch's masks in parallel
+        self.vocab = vocab  # tokens the grammar knows of (the tokenizer's vocabulary)
 
     def advance(self, token: int) -> None:
         if not self.matcher.consume_token(token):
             raise EngineError(f"structured output: the grammar refused a token ({self.matcher.get_error()})")
 
 
-def restrict_rows(rows: torch.Tensor, constrained: list[tuple[int, Constraint]]) -> None:
-    """Set the forbidden tokens' logits to -inf in the constrained rows of a batch (in place).
+Constrained = list[tuple[int, Constraint]]  # (row of the batch, its sequence's constraint)
 
-    The masks of every constrained row are computed in one call, in parallel and without the GIL,
-    as bitmasks (32 tokens per int32), then applied to those rows at once.
-    """
-    if not constrained:
-        return
-    count, vocab = len(constrained), rows.shape[1]
-    words = (vocab + 31) // 32
+
+def compute_masks(constrained: Constrained) -> torch.Tensor:
+    """The allowed next tokens of every constrained row, as bitmasks (32 tokens per int32), in one
+    call that runs the rows in parallel and without the GIL. It reads only the grammars' states, so
+    the batcher runs it on a thread of its own while the forward pass computes the logits."""
+    count, words = len(constrained), (constrained[0][1].vocab + 31) // 32
     bitmask = torch.full((count, words), -1, dtype=torch.int32)
     targets = [(c.matcher, k) for k, (_, c) in enumerate(constrained)]
     constrained[0][1].executor.unsafe_compute_mask_ptr(targets, bitmask.data_ptr(), words * 4, count)
+    return bitmask
+
+
+def apply_masks(rows: torch.Tensor, constrained: Constrained, bitmask: torch.Tensor) -> None:
+    """Set the forbidden tokens' logits to -inf in the constrained rows of a batch (in place); a
+    logit past the grammar's vocabulary (an embedding matrix padded beyond the tokenizer) is
+    forbidden too."""
+    count, vocab = len(constrained), rows.shape[1]
     bits = (bitmask.unsqueeze(-1) >> torch.arange(32, dtype=torch.int32)) & 1
-    allowed = bits.reshape(count, words * 32)[:, :vocab].bool()
+    allowed = bits.reshape(count, -1)[:, :vocab].bool()
+    if allowed.shape[1] < vocab:
+        allowed = torch.nn.functional.pad(allowed, (0, vocab - allowed.shape[1]), value=False)
     index = torch.tensor([row for row, _ in constrained], dtype=torch.long)
     rows[index] = rows[index].masked_fill(~allowed, float("-inf"))
 
@@ -96,7 +107,7 @@ class Grammars:
         if matcher.is_error():
             message = matcher.get_error()
             raise EngineError(f"The JSON schema cannot be used: {message}", code="invalid_request")
-        return Constraint(matcher, self._executor)
+        return Constraint(matcher, self._executor, self._vocab_size)
 
     def _llguidance_tokenizer(self) -> Any:
         with self._lock:  # built once, by whichever request comes first
