@@ -1,12 +1,13 @@
 """Signed webhooks on a live server: batch and job events reach a receiver (a real HTTP server on
 loopback, allowed by `allow_networks`) signed per Standard Webhooks (verified with the
 `standardwebhooks` library and by hand), failed deliveries are retried with backoff until they
-succeed, the delivery log and manual redelivery work, redirects and creation are SSRF-checked. An
-organisation's endpoint hears every key of it and no other; its keys all read it, only its
-owners', admins' and unowned keys change it."""
+succeed, the delivery log and manual redelivery work, redirects and creation are SSRF-checked, a
+batch that fails is announced as `batch.failed`. An organisation's endpoint hears every key of it
+and no other; its keys all read it, only its owners', admins' and unowned keys change it."""
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from tests.batch_support import mixed_input, start_batch, wait_for_batch
+from tests.batch_support import db_rows, mixed_input, start_batch, wait_for_batch
 from tests.conftest import MODEL, create_key
 from tests.integration.accounts_support import create_org, new_member
 from tests.support import SECRETS, Server, make_server
@@ -201,6 +202,30 @@ def test_unknown_event_is_refused(server: Server) -> None:
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "events"
     assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_batch_whose_input_is_lost_fails_and_batch_failed_is_delivered(
+    server: Server, hooks: Receiver
+) -> None:
+    key = str(create_key(server)["key"])
+    hook = register(server, key, hooks.url("/failed"), ["batch.failed"])
+    client = openai.OpenAI(base_url=server.v1, api_key=key, max_retries=0)
+    source = mixed_input(2).data()
+    uploaded = client.files.create(file=("input.jsonl", io.BytesIO(source)), purpose="batch")
+    # The stored bytes go missing (object storage lost them) before the batch reads them back:
+    # the batch fails when it validates its input, a real failure path, with nothing faked.
+    [(storage_key,)] = db_rows(server, "SELECT storage_key FROM files WHERE id = ?", uploaded.id)
+    (server.data_dir / "objects" / storage_key).unlink()
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    ended = wait_for_batch(client, batch.id)
+    assert ended.status == "failed"
+    [request] = hooks.wait("/failed", 1, timeout_s=60)
+    payload = verify(hook["secret"], request)
+    assert payload["type"] == "batch.failed"
+    assert (payload["data"]["id"], payload["data"]["status"]) == (batch.id, "failed")
+    assert [e["code"] for e in payload["data"]["errors"]["data"]] == ["file_missing"]
 
 
 def test_an_organisations_endpoint_hears_all_its_keys_and_only_them(server: Server, hooks: Receiver) -> None:
