@@ -1,16 +1,24 @@
 """A webhook receiver for the tests: a real HTTP server on a loopback address that records every
-request and answers from a per-path plan (fail n times, redirect somewhere)."""
+request and answers from a per-path plan (fail n times, redirect somewhere); and registering an
+endpoint on a live server, and checking a delivery's signature."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-from tests.support import free_port
+import httpx
+from standardwebhooks.webhooks import Webhook
+
+from tests.support import SECRETS, Server, free_port
 
 
 @dataclass
@@ -74,3 +82,30 @@ def receiver(host: str = "127.0.0.1") -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def register(server: Server, key: str, url: str, events: list[str]) -> dict[str, Any]:
+    """A new endpoint of the key (or of its organisation) with its secret, shown this once."""
+    r = httpx.post(
+        f"{server.base_url}/api/webhooks",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"url": url, "events": events},
+        timeout=10,
+    )
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    SECRETS.add(body["secret"])  # the session's log scan checks no server log holds it
+    return body
+
+
+def verify(secret: str, request: Received) -> dict[str, Any]:
+    """Check the signature twice: with the reference library and by the specification's recipe."""
+    payload: dict[str, Any] = Webhook(secret).verify(
+        request.body, request.headers
+    )  # also checks the timestamp
+    msg_id, stamp = request.headers["webhook-id"], request.headers["webhook-timestamp"]
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    expected = hmac.new(key, f"{msg_id}.{stamp}.".encode() + request.body, hashlib.sha256).digest()
+    assert request.headers["webhook-signature"] == "v1," + base64.b64encode(expected).decode()
+    assert abs(int(stamp) - time.time()) < 60
+    return payload

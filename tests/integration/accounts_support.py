@@ -52,6 +52,21 @@ def create_org(server: Server, tag: str = "org") -> str:
     return str(r.json()["id"])
 
 
+def new_member(server: Server, org_id: str, role: str) -> tuple[str, str]:
+    """A new user with `role` in the organisation ("outsider": in none): its id and an access token."""
+    email, password = new_email(role), new_password()
+    user_id = str(create_user(server, email, password)["id"])
+    if role != "outsider":
+        r = httpx.post(
+            f"{server.base_url}/api/orgs/{org_id}/members",
+            json={"user_id": user_id, "role": role},
+            headers=auth(server.admin_key),
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
+    return user_id, token_of(server, email, password)
+
+
 def login(server: Server, email: str, password: str) -> httpx.Response:
     return httpx.post(
         f"{server.base_url}/api/auth/login", json={"email": email, "password": password}, timeout=10

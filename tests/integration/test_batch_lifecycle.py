@@ -1,18 +1,23 @@
 """A batch's end other than completion, on a server whose engine is slow (each answer takes about a
 second) so that a batch is still running when the test acts: cancel (lines not yet run end as
 `batch_cancelled`, no job of the batch is left on the queue) and expiry after the completion window
-(shortened by settings: unanswered lines end as `batch_expired`, what finished is in the output)."""
+(shortened by settings: unanswered lines end as `batch_expired`, what finished is in the output).
+Each end is announced to the key's webhook receiver (a real server on loopback) as
+`batch.cancelled` or `batch.expired`, signed per Standard Webhooks."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
+from openai.types import Batch
 
 from tests.batch_support import db_rows, mixed_input, read_jsonl, start_batch, wait_for_batch
 from tests.conftest import create_key
 from tests.support import Server, make_server
+from tests.webhook_support import Receiver, receiver, register, verify
 
 WINDOW_S = 8
 
@@ -25,6 +30,8 @@ def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "GPUCLOUD_BATCHES__IN_FLIGHT": "2",
         "GPUCLOUD_BATCHES__EVERY_S": "0.2",
         "GPUCLOUD_BATCHES__WINDOW_S": str(WINDOW_S),
+        "GPUCLOUD_WEBHOOKS__ALLOW_NETWORKS": '["127.0.0.1/32"]',  # the loopback receiver's address
+        "GPUCLOUD_WEBHOOKS__EVERY_S": "0.2",
     }
     srv = make_server(tmp_path_factory.mktemp("slow-batches"), env=env)
     srv.start()
@@ -34,8 +41,28 @@ def slow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         srv.stop()
 
 
-def test_cancel_ends_queued_lines_and_keeps_finished_ones(slow: Server) -> None:
-    client = openai.OpenAI(base_url=slow.v1, api_key=str(create_key(slow)["key"]), max_retries=0)
+@pytest.fixture
+def hooks() -> Iterator[Receiver]:
+    with receiver() as r:
+        yield r
+
+
+def _announced(hooks: Receiver, hook: dict[str, Any], ended: Batch) -> None:
+    """The receiver got the batch's end once, signed with the endpoint's secret, with its counts."""
+    [request] = hooks.wait("/batches", 1, timeout_s=60)
+    payload = verify(hook["secret"], request)
+    assert payload["type"] == f"batch.{ended.status}"
+    data = payload["data"]
+    assert (data["id"], data["status"]) == (ended.id, ended.status)
+    assert (data["output_file_id"], data["error_file_id"]) == (ended.output_file_id, ended.error_file_id)
+    assert ended.request_counts is not None
+    assert data["request_counts"] == ended.request_counts.model_dump()
+
+
+def test_cancel_ends_queued_lines_and_keeps_finished_ones(slow: Server, hooks: Receiver) -> None:
+    key = str(create_key(slow)["key"])
+    hook = register(slow, key, hooks.url("/batches"), ["batch.cancelled", "batch.expired", "batch.completed"])
+    client = openai.OpenAI(base_url=slow.v1, api_key=key, max_retries=0)
     batch_input = mixed_input(40, max_tokens=20)
     batch = start_batch(client, batch_input)
     running = wait_for_batch(client, batch.id, ("in_progress",), timeout_s=10)
@@ -66,10 +93,13 @@ def test_cancel_ends_queued_lines_and_keeps_finished_ones(slow: Server) -> None:
     assert active[0][0] == 0
     with pytest.raises(openai.ConflictError):
         client.batches.cancel(batch.id)
+    _announced(hooks, hook, ended)
 
 
-def test_expiry_after_the_window_answers_the_rest_as_expired(slow: Server) -> None:
-    client = openai.OpenAI(base_url=slow.v1, api_key=str(create_key(slow)["key"]), max_retries=0)
+def test_expiry_after_the_window_answers_the_rest_as_expired(slow: Server, hooks: Receiver) -> None:
+    key = str(create_key(slow)["key"])
+    hook = register(slow, key, hooks.url("/batches"), ["batch.cancelled", "batch.expired", "batch.completed"])
+    client = openai.OpenAI(base_url=slow.v1, api_key=key, max_retries=0)
     batch_input = mixed_input(60, max_tokens=20)  # ~1 s per chat line, 2 at a time: far past 8 s
     batch = start_batch(client, batch_input)
     assert batch.expires_at is not None
@@ -88,3 +118,4 @@ def test_expiry_after_the_window_answers_the_rest_as_expired(slow: Server) -> No
     assert {e["error"]["code"] for e in errors} == {"batch_expired"}
     assert len(output) + len(errors) == 60
     assert {e["custom_id"] for e in errors} | {o["custom_id"] for o in output} == batch_input.custom_ids
+    _announced(hooks, hook, ended)

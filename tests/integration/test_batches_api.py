@@ -1,7 +1,8 @@
 """The Batch API end to end with the official SDK, on SQLite (embedded mode) and on PostgreSQL +
 Redis + S3 (moto_server) with a separate worker: a 200-line batch mixing chat and embeddings with
 some invalid lines; its output and error files answer every line once, by custom_id; the ledger has
-one row per successful line, at the batch price. Files live in S3 in cluster mode."""
+one row per successful line, at the batch price. Files live in S3 in cluster mode. Webhooks
+announce batches on both: a key's own endpoint, and an organisation's, which hears every key of it."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from tests.batch_support import (
     wait_for_batch,
 )
 from tests.conftest import MODEL, create_key
+from tests.integration.accounts_support import auth, create_org
 from tests.s3_support import S3Server, moto_server
 from tests.support import (
     REDIS_URL,
@@ -36,7 +38,7 @@ from tests.support import (
     error_body,
     make_server,
 )
-from tests.webhook_support import receiver
+from tests.webhook_support import receiver, register, verify
 
 # Deliberately outside the SDK's Literal["24h"]: the server must refuse it with a 400.
 NOT_24H: Any = "1h"
@@ -277,3 +279,29 @@ def test_webhooks_announce_the_batch_and_a_failed_job(backend: tuple[Server, str
         }
         assert seen == expected
         assert len(hooks.at("/in")) == len(received)
+
+
+def test_an_organisations_webhook_hears_the_batches_of_its_keys_only(
+    backend: tuple[Server, str | None],
+) -> None:
+    server, _ = backend
+    org, rivals = create_org(server, "batches"), create_org(server, "rivals")
+    maker, colleague, outsider = (
+        str(create_key(server, org_id=org_id)["key"]) for org_id in (org, org, rivals)
+    )
+    with receiver() as hooks:
+        ours = register(server, maker, hooks.url("/org"), ["batch.completed"])
+        theirs = register(server, outsider, hooks.url("/rivals"), ["batch.completed"])
+        other = openai.OpenAI(base_url=server.v1, api_key=outsider, max_retries=0)
+        their_batch = wait_for_batch(other, start_batch(other, mixed_input(2)).id)
+        [heard] = hooks.wait("/rivals", 1, timeout_s=60)
+        assert verify(theirs["secret"], heard)["data"]["id"] == their_batch.id
+        # Fanned out to every endpoint it belongs to in one transaction: none of it is ours.
+        log = f"{server.base_url}/api/webhooks/{ours['id']}/deliveries"
+        assert httpx.get(log, headers=auth(colleague), timeout=10).json()["data"] == []
+        client = openai.OpenAI(base_url=server.v1, api_key=colleague, max_retries=0)
+        batch = wait_for_batch(client, start_batch(client, mixed_input(2)).id)
+        [request] = hooks.wait("/org", 1, timeout_s=60)
+        payload = verify(ours["secret"], request)
+        assert (payload["type"], payload["data"]["id"]) == ("batch.completed", batch.id)
+        assert len(hooks.at("/rivals")) == 1

@@ -9,31 +9,10 @@ import httpx
 import openai
 
 from tests.conftest import MODEL, create_key
-from tests.integration.accounts_support import (
-    auth,
-    create_org,
-    create_user,
-    new_email,
-    new_password,
-    token_of,
-)
+from tests.integration.accounts_support import auth, create_org
+from tests.integration.accounts_support import new_member as _member
 from tests.integration.test_openai_api import assert_envelope
 from tests.support import SECRETS, Server
-
-
-def _member(server: Server, org_id: str, role: str) -> tuple[str, str]:
-    """A new user with `role` in the organisation: its id and an access token."""
-    email, password = new_email(role), new_password()
-    user_id = str(create_user(server, email, password)["id"])
-    if role != "outsider":
-        r = httpx.post(
-            f"{server.base_url}/api/orgs/{org_id}/members",
-            json={"user_id": user_id, "role": role},
-            headers=auth(server.admin_key),
-            timeout=10,
-        )
-        assert r.status_code == 201, r.text
-    return user_id, token_of(server, email, password)
 
 
 def _make(server: Server, token: str, **body: object) -> httpx.Response:

@@ -119,7 +119,8 @@ ROUTES: dict[tuple[str, str], Need] = {
     ("GET", "/v1/batches"): K,
     ("GET", "/v1/batches/{batch_id}"): K,
     ("POST", "/v1/batches/{batch_id}/cancel"): K,
-    # Webhook endpoints belong to an API key too (its events are the key's jobs and batches).
+    # Webhook endpoints take an API key: they are its own or its organisation's (the routes say
+    # which, and which of the organisation's keys may change them).
     ("POST", "/api/webhooks"): K,
     ("GET", "/api/webhooks"): K,
     ("DELETE", "/api/webhooks/{webhook_id}"): K,

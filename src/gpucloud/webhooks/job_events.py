@@ -1,4 +1,5 @@
-"""`job.completed` / `job.failed` events for the jobs of keys whose endpoints subscribe to them.
+"""`job.completed` / `job.failed` events for the jobs of keys whose endpoints subscribe to them:
+endpoints of their own, or of their organisation (`gpucloud.webhooks.store`).
 
 The finalizer's transaction that ends a job is the request path's hottest write, so it is left
 alone: instead the webhook sender reads ended jobs from the jobs table (committed state, the same
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gpucloud.db import Database, Job, JobStatus
+from gpucloud.db import ApiKey, Database, Job, JobStatus
 from gpucloud.db.models import OutboxEvent, WebhookEndpoint, utcnow
 
 LOOKBACK = timedelta(hours=1)
@@ -56,11 +57,11 @@ class JobEvents:
         """Record events for jobs that ended since the cursor; how many were new."""
         cursor = self._cursor or utcnow() - LOOKBACK
         async with self._db.transaction() as connection:
-            keys = await _subscribed_keys(connection)
-            if not keys:
+            keys, orgs = await _subscribers(connection)
+            if not keys and not orgs:
                 self._cursor = utcnow()
                 return 0
-            jobs = await _ended_jobs(connection, keys, cursor)
+            jobs = await _ended_jobs(connection, keys, orgs, cursor)
             if not jobs:
                 return 0
             ids = [job_event_id(job.id) for job in jobs]
@@ -77,18 +78,33 @@ class JobEvents:
         return len(rows)
 
 
-async def _subscribed_keys(connection: AsyncConnection) -> set[str]:
-    query = select(WebhookEndpoint.key_id, WebhookEndpoint.events).where(
+async def _subscribers(connection: AsyncConnection) -> tuple[set[str], set[str]]:
+    """The keys and the organisations with an endpoint subscribed to job events."""
+    query = select(WebhookEndpoint.key_id, WebhookEndpoint.org_id, WebhookEndpoint.events).where(
         WebhookEndpoint.disabled_at.is_(None)
     )
-    return {key_id for key_id, events in (await connection.execute(query)).all() if _JOB_EVENTS & set(events)}
+    keys: set[str] = set()
+    orgs: set[str] = set()
+    for key_id, org_id, events in (await connection.execute(query)).all():
+        if not _JOB_EVENTS & set(events):
+            continue
+        if org_id is None:
+            keys.add(key_id)
+        else:
+            orgs.add(org_id)
+    return keys, orgs
 
 
-async def _ended_jobs(connection: AsyncConnection, keys: set[str], cursor: datetime) -> list[Any]:
+async def _ended_jobs(
+    connection: AsyncConnection, keys: set[str], orgs: set[str], cursor: datetime
+) -> list[Any]:
+    # An organisation's jobs through its keys' rows (indexed by org_id), in this one query: no list
+    # of its keys, revoked ones included (a job may end after its key), is read into Python.
     query = (
         select(Job.id, Job.key_id, Job.model, Job.status, Job.finished_at, Job.error, Job.error_code)
+        .join(ApiKey, ApiKey.id == Job.key_id)
         .where(
-            Job.key_id.in_(keys),
+            or_(Job.key_id.in_(keys), ApiKey.org_id.in_(orgs)),
             Job.finished_at >= cursor,  # equal times past a page's end: the known ids skip repeats
             Job.status.in_([JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.DEAD.value]),
             or_(Job.idempotency_key.is_(None), Job.idempotency_key.not_like("batch:%")),

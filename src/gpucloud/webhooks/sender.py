@@ -1,8 +1,10 @@
 """`WebhookSender`: turns outbox events into deliveries and sends them. Every gateway runs one; only
 the holder of the `webhook-sender` lease acts, so an event is fanned out and sent by one process.
 
-A round: (1) each event not yet dispatched becomes one delivery per endpoint of its key that
-subscribes to its type (rows and the event's `dispatched_at` in one transaction); (2) due
+A round: (1) each event not yet dispatched becomes one delivery per endpoint that subscribes to
+its type and is its key's own or its key's organisation's (rows and the event's `dispatched_at` in
+one transaction); the organisation is read from the key here rather than written on every event
+(keys never move between organisations, so it is the same answer, and no writer has to know); (2) due
 deliveries are sent, signed (Standard Webhooks), to the address the SSRF guard checked, redirects
 followed only after the same check. A 2xx ends a delivery; anything else schedules the next try
 after `backoff_s · 2^(attempts-1)` (capped at two hours) until `max_attempts` are spent (about a day
@@ -23,10 +25,10 @@ from urllib.parse import urljoin
 
 import httpx
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 
-from gpucloud.db import Database
-from gpucloud.db.models import OutboxEvent, WebhookDelivery, WebhookEndpoint, utcnow
+from gpucloud.db import ApiKey, Database
+from gpucloud.db.models import DEFAULT_ORG_ID, OutboxEvent, WebhookDelivery, WebhookEndpoint, utcnow
 from gpucloud.db.models.offline import DeliveryStatus
 from gpucloud.periodic import periodic
 from gpucloud.queue.protocol import JobQueue
@@ -84,7 +86,14 @@ class WebhookSender:
         async with self._db.transaction() as connection:
             events = (
                 await connection.execute(
-                    select(OutboxEvent.id, OutboxEvent.key_id, OutboxEvent.type, OutboxEvent.created_at)
+                    select(
+                        OutboxEvent.id,
+                        OutboxEvent.key_id,
+                        ApiKey.org_id,
+                        OutboxEvent.type,
+                        OutboxEvent.created_at,
+                    )
+                    .join(ApiKey, ApiKey.id == OutboxEvent.key_id)
                     .where(OutboxEvent.dispatched_at.is_(None))
                     .order_by(OutboxEvent.created_at)
                     .limit(_BATCH)
@@ -97,10 +106,17 @@ class WebhookSender:
                     select(
                         WebhookEndpoint.id,
                         WebhookEndpoint.key_id,
+                        WebhookEndpoint.org_id,
                         WebhookEndpoint.events,
                         WebhookEndpoint.created_at,
                     ).where(
-                        WebhookEndpoint.key_id.in_({e.key_id for e in events}),
+                        or_(
+                            and_(
+                                WebhookEndpoint.org_id.is_(None),
+                                WebhookEndpoint.key_id.in_({e.key_id for e in events}),
+                            ),
+                            WebhookEndpoint.org_id.in_({e.org_id for e in events} - {DEFAULT_ORG_ID}),
+                        ),
                         WebhookEndpoint.disabled_at.is_(None),
                     )
                 )
@@ -183,8 +199,8 @@ class WebhookSender:
 
 
 def _deliveries(events: Sequence[Any], endpoints: Sequence[Any]) -> list[dict[str, Any]]:
-    """One pending delivery per (event, endpoint) of the same key that subscribes to the event's
-    type and existed when it happened."""
+    """One pending delivery per (event, endpoint) of the event's key or its organisation that
+    subscribes to the event's type and existed when it happened."""
     now = utcnow()
     return [
         {
@@ -198,10 +214,18 @@ def _deliveries(events: Sequence[Any], endpoints: Sequence[Any]) -> list[dict[st
         }
         for event in events
         for endpoint in endpoints
-        if endpoint.key_id == event.key_id
+        if _owns(endpoint, event)
         and event.type in endpoint.events
         and endpoint.created_at <= event.created_at
     ]
+
+
+def _owns(endpoint: Any, event: Any) -> bool:
+    """Whether the event is the endpoint's: its key's (an endpoint of no organisation) or of a key
+    of its organisation."""
+    if endpoint.org_id is None:
+        return bool(endpoint.key_id == event.key_id)
+    return bool(endpoint.org_id == event.org_id)
 
 
 def _pinned(target: Target, headers: dict[str, str], body: bytes) -> httpx.Request:

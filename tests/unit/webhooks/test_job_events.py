@@ -1,5 +1,6 @@
-"""Job events: ended jobs of subscribed keys become one outbox event each, whatever is read
-twice; batch lines, unsubscribed keys and unfinished jobs make none."""
+"""Job events: ended jobs of subscribed keys (or of any key of a subscribed organisation) become
+one outbox event each, whatever is read twice; batch lines, unsubscribed keys and unfinished jobs
+make none."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from types import SimpleNamespace
 
 from sqlalchemy import select, update
 
+from gpucloud.accounts.orgs import OrgService
 from gpucloud.db import Database, Job, JobStatus
 from gpucloud.db.models import OutboxEvent, utcnow
 from gpucloud.jobs import JobStore, NewJob, new_job_id
+from gpucloud.keycache import LocalKeyChanges
 from gpucloud.keys import KeyService, NewKey
 from gpucloud.webhooks.job_events import LOOKBACK, JobEvents, job_event, job_event_id
 from gpucloud.webhooks.store import NewEndpoint, WebhookStore
@@ -98,6 +101,20 @@ async def test_ended_jobs_of_subscribed_keys_are_recorded_once(db: Database) -> 
     later = await _ended_job(db, subscribed, JobStatus.FAILED)
     assert await events.record() == 1
     assert job_event_id(later) in await _events(db)
+
+
+async def test_the_jobs_of_every_key_of_a_subscribed_organisation_are_recorded(db: Database) -> None:
+    orgs, keys = OrgService(db, LocalKeyChanges()), KeyService(db)
+    team, rivals = (await orgs.create("team")).id, (await orgs.create("rivals")).id
+    maker, _ = await keys.create(NewKey(name="maker", org_id=team))
+    colleague, _ = await keys.create(NewKey(name="colleague", org_id=team))
+    outsider, _ = await keys.create(NewKey(name="outsider", org_id=rivals))
+    endpoint = NewEndpoint(maker.id, "https://example.com/h", ["job.completed"], org_id=team)
+    await WebhookStore(db).create(endpoint)
+    ours = await _ended_job(db, colleague.id, JobStatus.COMPLETED)
+    await _ended_job(db, outsider.id, JobStatus.COMPLETED)
+    assert await JobEvents(db).record() == 1
+    assert set(await _events(db)) == {job_event_id(ours)}
 
 
 async def test_nothing_is_recorded_without_a_subscriber(db: Database) -> None:

@@ -1,6 +1,7 @@
 """`WebhookSender` against a real HTTP receiver on loopback: events fan out to subscribed
-endpoints, deliveries are signed, retried with backoff and given up after `max_attempts`,
-redirects are checked like the first address, and only the lease holder sends."""
+endpoints (their key's, or any key's of their organisation), deliveries are signed, retried with
+backoff and given up after `max_attempts`, redirects are checked like the first address, and only
+the lease holder sends."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from gpucloud import outbox
+from gpucloud.accounts.orgs import OrgService
 from gpucloud.db import Database
 from gpucloud.db.models import WebhookDelivery
+from gpucloud.keycache import LocalKeyChanges
 from gpucloud.keys import KeyService, NewKey
 from gpucloud.queue.memory import MemoryJobQueue
 from gpucloud.settings import WebhookSettings
@@ -165,3 +168,32 @@ async def test_only_the_lease_holder_sends(db: Database, queue: MemoryJobQueue, 
     await sender.close()
     assert await _deliveries(db) == []  # not even fanned out
     assert hooks.received == []
+
+
+async def test_an_organisations_endpoint_gets_the_events_of_all_its_keys_only(
+    db: Database, queue: MemoryJobQueue, hooks: Receiver
+) -> None:
+    orgs, keys = OrgService(db, LocalKeyChanges()), KeyService(db)
+    team, rivals = (await orgs.create("team")).id, (await orgs.create("rivals")).id
+    maker, _ = await keys.create(NewKey(name="maker", org_id=team))
+    colleague, _ = await keys.create(NewKey(name="colleague", org_id=team))
+    outsider, _ = await keys.create(NewKey(name="outsider", org_id=rivals))
+    unorganised, _ = await keys.create(NewKey(name="alone"))
+    store = WebhookStore(db)
+    shared, _ = await store.create(
+        NewEndpoint(maker.id, hooks.url("/team"), ["batch.completed"], org_id=team)
+    )
+    await store.create(NewEndpoint(unorganised.id, hooks.url("/alone"), ["batch.completed"]))
+    await keys.revoke(colleague.id)  # its work that ends after is still the organisation's
+    ours = {await _event(db, maker.id), await _event(db, colleague.id)}
+    theirs = await _event(db, outsider.id)
+    alone = await _event(db, unorganised.id)
+    sender = await _running(db, queue, _settings())
+    rows = await _until_settled(db, 3)
+    await sender.close()
+    assert {(r.endpoint_id, r.event_id) for r in rows if r.endpoint_id == shared.id} == {
+        (shared.id, event_id) for event_id in ours
+    }
+    assert {r.headers["webhook-id"] for r in hooks.at("/team")} == ours
+    assert [r.headers["webhook-id"] for r in hooks.at("/alone")] == [alone]
+    assert theirs not in {r.event_id for r in rows}

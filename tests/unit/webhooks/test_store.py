@@ -1,5 +1,6 @@
-"""`WebhookStore` on a real database: endpoints are private to their key, removal stops pending
-deliveries, and redelivery makes a delivery due again."""
+"""`WebhookStore` on a real database: endpoints are private to their key — or, made by a key of an
+organisation, shared by all its keys —, removal stops pending deliveries, and redelivery makes a
+delivery due again."""
 
 from __future__ import annotations
 
@@ -8,18 +9,24 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, select
 
+from gpucloud.accounts.orgs import OrgService
 from gpucloud.db import Database
-from gpucloud.db.models import OutboxEvent, WebhookDelivery, utcnow
+from gpucloud.db.models import DEFAULT_ORG_ID, OutboxEvent, WebhookDelivery, utcnow
 from gpucloud.errors import NotFound
 from gpucloud.gateway.views.offline import endpoint_view
+from gpucloud.keycache import LocalKeyChanges
 from gpucloud.keys import KeyService, NewKey, Principal
 from gpucloud.webhooks.signing import SECRET_PREFIX
-from gpucloud.webhooks.store import NewEndpoint, WebhookStore
+from gpucloud.webhooks.store import NewEndpoint, WebhookStore, shared_org
 
 
-async def _principal(db: Database) -> Principal:
-    row, _ = await KeyService(db).create(NewKey(name="k"))
+async def _principal(db: Database, org_id: str | None = None) -> Principal:
+    row, _ = await KeyService(db).create(NewKey(name="k", org_id=org_id))
     return Principal.of(row)
+
+
+async def _org(db: Database, name: str) -> str:
+    return (await OrgService(db, LocalKeyChanges()).create(name)).id
 
 
 async def _delivery(db: Database, endpoint_id: str, key_id: str, status: str, n: int) -> str:
@@ -54,6 +61,33 @@ async def test_an_endpoint_is_created_with_a_secret_and_seen_by_its_key_only(db:
     with pytest.raises(NotFound) as hidden:
         await store.get(row.id, other)
     assert hidden.value.param == "webhook_id"
+
+
+async def test_an_organisations_endpoint_is_seen_by_its_keys_only(db: Database) -> None:
+    store = WebhookStore(db)
+    org, elsewhere = await _org(db, "team"), await _org(db, "rivals")
+    maker, colleague = await _principal(db, org), await _principal(db, org)
+    outsider, unorganised = await _principal(db, elsewhere), await _principal(db)
+    assert (shared_org(maker), shared_org(unorganised)) == (org, None)
+    assert unorganised.org_id == DEFAULT_ORG_ID  # the default organisation shares nothing
+    row, _ = await store.create(
+        NewEndpoint(maker.key_id, "https://example.com/team", ["job.completed"], org_id=org)
+    )
+    view = endpoint_view(row)
+    assert (view.org_id, view.created_by) == (org, maker.key_id)
+    for member in (maker, colleague):
+        assert [e.id for e in await store.page(member)] == [row.id]
+        assert (await store.get(row.id, member)).id == row.id
+    for stranger in (outsider, unorganised):
+        assert await store.page(stranger) == []
+        with pytest.raises(NotFound):
+            await store.get(row.id, stranger)
+    # One of its own (made before endpoints were organisations', migration 0013) stays its key's.
+    own, _ = await store.create(NewEndpoint(colleague.key_id, "https://example.com/own", ["job.failed"]))
+    assert [e.id for e in await store.page(colleague)] == [row.id, own.id]
+    assert [e.id for e in await store.page(maker)] == [row.id]
+    with pytest.raises(NotFound):
+        await store.get(own.id, maker)
 
 
 async def test_removal_hides_the_endpoint_and_drops_only_pending_deliveries(db: Database) -> None:

@@ -3537,6 +3537,8 @@ export interface components {
         WebhookEndpointView: {
             /** Created At */
             created_at: number;
+            /** Created By */
+            created_by: string;
             /** Events */
             events: string[];
             /** Id */
@@ -3546,6 +3548,8 @@ export interface components {
              * @constant
              */
             object: "webhook_endpoint";
+            /** Org Id */
+            org_id: string | null;
             /** Secret */
             secret: string | null;
             /** Url */

@@ -1,5 +1,7 @@
-// Webhooks: the key's endpoints (URL and events; the signing secret shown once at creation), each
-// endpoint's recent deliveries with their status, and redelivery.
+// Webhooks: the endpoints the key sees — its organisation's, or (in the default organisation) its
+// own — with URL and events (the signing secret shown once at creation), each endpoint's recent
+// deliveries with their status, and redelivery. Whether this key may change an organisation's
+// endpoints is the server's call: a refusal shows its message.
 import { type FormEvent, useState } from "react";
 import { describeError, unwrap } from "../api/client";
 import type { ListOf, WebhookDelivery, WebhookEndpoint } from "../api/views";
@@ -32,7 +34,7 @@ export function Webhooks() {
   return (
     <section aria-labelledby="webhooks-title">
       <h1 id="webhooks-title">Webhooks</h1>
-      <p className="muted">Signed (Standard Webhooks) notifications of this key's batches and jobs, retried with backoff for about a day.</p>
+      <p className="muted">Signed (Standard Webhooks) notifications of batches and jobs, retried with backoff for about a day. An organisation's endpoints hear every key of it; a key made without an organisation has endpoints of its own.</p>
       <NewWebhook onCreated={() => void endpoints.reload()} />
       {error && <ErrorBox title="The action failed">{error}</ErrorBox>}
       <Gate {...endpoints} what="webhook endpoints">
@@ -40,12 +42,13 @@ export function Webhooks() {
           rows.length ? (
             <div className="table-wrap">
               <table data-testid="webhooks-table">
-                <thead><tr><th>URL</th><th>Events</th><th>Created</th><th><span className="sr-only">Actions</span></th></tr></thead>
+                <thead><tr><th>URL</th><th>Events</th><th>For</th><th>Created</th><th><span className="sr-only">Actions</span></th></tr></thead>
                 <tbody>
                   {rows.map((w) => (
                     <tr key={w.id} aria-selected={w.id === selected}>
                       <td><code>{w.url}</code></td>
                       <td>{w.events.join(", ")}</td>
+                      <td>{w.org_id ? "the organisation" : "this key"}</td>
                       <td>{dateTime(isoOf(w.created_at))}</td>
                       <td className="actions">
                         <button type="button" className="secondary" onClick={() => setSelected(w.id)}>Deliveries</button>
@@ -104,7 +107,7 @@ function NewWebhook({ onCreated }: { onCreated: () => void }) {
         <div className="card secret" role="region" aria-label="Signing secret">
           <p>Copy this signing secret now: it is shown only this once. Verify each delivery's <code>webhook-signature</code> with it.</p>
           <div className="secret-row">
-            <input readOnly aria-label="Webhook signing secret" value={secret} onFocus={(e) => e.currentTarget.select()} />
+            <input readOnly aria-label="Webhook signing secret" value={secret} data-testid="new-secret" onFocus={(e) => e.currentTarget.select()} />
             <CopyButton text={secret} />
           </div>
         </div>
@@ -143,7 +146,7 @@ function Deliveries({ webhookId }: { webhookId: string }) {
                   {rows.map((d) => (
                     <tr key={d.id}>
                       <td>{d.event_type} <code>{d.event_id}</code></td>
-                      <td><Badge state={d.status === "succeeded" ? "completed" : d.status} /></td>
+                      <td><Badge state={d.status} /></td>
                       <td className="num">{num(d.attempts)}</td>
                       <td className="num">{d.last_status_code ?? "—"}</td>
                       <td>{d.last_error ?? ""}</td>

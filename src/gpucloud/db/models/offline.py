@@ -106,12 +106,16 @@ class OutboxEvent(Base):
 
 
 class WebhookEndpoint(Base):
-    """A URL that receives a key's events; the signing secret is kept (HMAC needs it) and shown once."""
+    """A URL that receives events: those of every key of the organisation `org_id`, or, with no
+    `org_id` (a key of the default organisation, i.e. of none), those of the key `key_id` only.
+    `key_id` is always the key that made it. The signing secret is kept (HMAC needs it) and shown
+    once."""
 
     __tablename__ = "webhook_endpoints"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # "wh_…"
     key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id"), index=True)
+    org_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.id"), nullable=True, index=True)
     url: Mapped[str] = mapped_column(String(2048))
     events: Mapped[list[str]] = mapped_column(JSON)
     secret: Mapped[str] = mapped_column(String(128))

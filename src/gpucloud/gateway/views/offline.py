@@ -94,6 +94,8 @@ class WebhookEndpointView(View):
     events: list[str]
     created_at: int
     secret: str | None  # only in the answer that creates it
+    org_id: str | None  # the organisation it serves (all its keys' events); None: its key's alone
+    created_by: str  # the id of the key that made it
 
 
 class WebhookEndpointList(View):
@@ -192,6 +194,8 @@ def endpoint_view(row: WebhookEndpoint, secret: str | None = None) -> WebhookEnd
         events=list(row.events),
         created_at=int(row.created_at.timestamp()),
         secret=secret,
+        org_id=row.org_id,
+        created_by=row.key_id,
     )
 
 
