@@ -13,6 +13,12 @@
   was never reported) once the gateway holding its client is known to be gone — at once in
   embedded mode, where this process is the only gateway, or after `orphan_after_s` (the longest a
   request may run) in cluster mode, where a live worker would have ended it by then.
+* **Stranded rows.** An asynchronous or idempotent job's row is written before the job is queued;
+  a gateway killed in between leaves a row that says queued under the current epoch and nothing
+  on the queue. Every pass submits again the queued rows that are older than `stranded_after_s`
+  (the queue's submit is idempotent per job and attempt base, so a job that is on the queue, or
+  leased, is left as it is) — each row once, following a cursor over creation times that starts,
+  in a new process, as far back as a queued job can still start.
 * **Old results.** Results kept for `GET /v1/jobs/{id}` are dropped after `result_ttl_s`.
 """
 
@@ -57,8 +63,12 @@ class Reconciler:
         lone_gateway: bool = False,
         orphan_after_s: float = 3600.0,
         kept: KeptResults | None = None,
+        stranded_after_s: float = 30.0,
+        longest_wait_s: float = 3600.0,
     ) -> None:
         self._db = db
+        self._stranded_after_s = stranded_after_s
+        self._stranded_from = utcnow() - timedelta(seconds=longest_wait_s)  # the cursor
         self._kept = kept
         self._reply_to = reply_to
         self._lone_gateway = lone_gateway
@@ -116,7 +126,46 @@ class Reconciler:
                 handled += await self._requeue(job, current)
         if handled:
             log.warning("reconciler: re-enqueued or expired %d job(s) from a lost queue state", handled)
-        return handled + await self.end_orphans()
+        return handled + await self.requeue_stranded(current) + await self.end_orphans()
+
+    async def requeue_stranded(self, current: str) -> int:
+        """Submit again the rows left queued by a gateway that died before queueing them (see
+        module docstring); how many rows were looked at."""
+        until = utcnow() - timedelta(seconds=self._stranded_after_s)
+        query = (
+            select(Job)
+            .where(
+                Job.status == JobStatus.QUEUED.value,
+                Job.queue_epoch == current,
+                Job.created_at >= self._stranded_from,
+                Job.created_at <= until,
+            )
+            .order_by(Job.created_at)
+            .limit(self._batch)
+        )
+        async with self._db.session() as session:
+            rows = list((await session.execute(query)).scalars())
+        for job in rows:
+            if not await self._resubmit(job):
+                self._stranded_from = job.created_at  # the queue is full: from here next pass
+                return len(rows)
+        # A full page goes on from its last row next pass (read again: submitting twice is a no-op).
+        self._stranded_from = rows[-1].created_at if len(rows) == self._batch else until
+        return len(rows)
+
+    async def _resubmit(self, job: Job) -> bool:
+        """Queue the job again unless it is there already (or end it if its deadline passed);
+        False when the queue is full."""
+        now = time.time()
+        deadline = job.deadline_at.timestamp() if job.deadline_at else now
+        if deadline <= now:
+            await self._end(job, OutcomeStatus.EXPIRED, "the job was never queued", "queue_timeout")
+            return True
+        try:
+            await self._queue.submit(message_of(job, deadline))
+        except QueueFull:
+            return False
+        return True
 
     async def end_orphans(self) -> int:
         """End the active rows of synchronous jobs whose client is gone (see module docstring)."""

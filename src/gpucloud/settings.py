@@ -26,6 +26,9 @@ class QueueSettings(BaseModel):
     fair_every: int = Field(8, ge=2, description="every n-th lease comes from the lowest waiting class")
     async_max_wait_s: float = Field(3600.0, gt=0, description="longest an async job (POST /v1/jobs) may wait")
     result_ttl_s: float = Field(3600.0, gt=0, description="how long finished async results are kept")
+    stranded_after_s: float = Field(
+        30.0, gt=0, description="a row still queued this long is submitted again (idempotently)"
+    )
     request_timeout_s: float = Field(600.0, gt=0, description="longest a synchronous request may take")
 
 

@@ -162,3 +162,45 @@ def test_a_job_recorded_but_never_queued_runs_when_it_is_repeated(tmp_path: Path
     finally:
         server.stop()
         drop_pg_database(database_url)
+
+
+def test_a_job_recorded_but_never_queued_runs_without_a_repeat(tmp_path: Path) -> None:
+    """As above, but nobody repeats the request (an asynchronous job without an Idempotency-Key,
+    its client polling): the reconciler finds the row still queued after `stranded_after_s` and
+    submits it again, once, and it runs; a job that is on the queue meanwhile is not doubled."""
+    database_url = create_pg_database()
+    env = {"GPUCLOUD_QUEUE__STRANDED_AFTER_S": "1"}
+    server = make_server(tmp_path, database_url=database_url, redis_url=REDIS_URL, env=env)
+    server.start()
+    try:
+        frozen = server.add_worker("--model", MODEL, "--slots", "2")
+        server.wait_for_model(MODEL)
+        key = str(create_key(server, name="stranded")["key"])
+        assert frozen.process is not None
+        frozen.process.send_signal(signal.SIGSTOP)  # listed, but runs nothing
+        stranded, waiting = _submit(server, key, 2, max_tokens=3)
+        prefix = server.env["GPUCLOUD_REDIS_PREFIX"]
+        client = redis.Redis.from_url(REDIS_URL)
+        streams = [k for k in client.scan_iter(match=f"{{{prefix}}}:*") if b":jobs:" in k]
+        stream = next(k for k in streams if client.type(k) == b"stream" and client.xlen(k))
+        entries = client.xrange(stream)
+        assert len(entries) == 2
+        gone = next(entry for entry, fields in entries if stranded.encode() in b"".join(fields.values()))
+        client.xdel(stream, gone)  # as if its gateway had died after the row, before the queue
+        client.delete(f"{{{prefix}}}:submitted:{stranded}:0")
+        deadline = time.monotonic() + 60
+        while client.xlen(stream) < 2:  # the reconciler's pass (every 5 s) puts it back
+            assert time.monotonic() < deadline, "the stranded job was never queued again"
+            time.sleep(0.2)
+        time.sleep(6)  # another pass or two: neither job is queued a second time
+        assert client.xlen(stream) == 2
+        frozen.process.kill()
+        frozen.process.wait()
+        server.add_worker("--model", MODEL, "--slots", "2")
+        views = _wait_all(server, key, [stranded, waiting], timeout_s=60)
+        assert [(v["status"], v["attempts"]) for v in views] == [("completed", 1), ("completed", 1)]
+        usage = httpx.get(f"{server.base_url}/api/usage", headers={"Authorization": f"Bearer {key}"}).json()
+        assert usage["totals"]["requests"] == 2
+    finally:
+        server.stop()
+        drop_pg_database(database_url)
