@@ -28,9 +28,21 @@ SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
 
 # A simple, well-formed template so that chat prompts differ visibly from plain text (the engine
 # tests check that the template is used). `add_generation_prompt` primes the assistant's turn.
+# Like real templates (Llama 3.1, Qwen 2.5) it renders the declared tools first, each one's JSON on
+# a line of its own, and an assistant's earlier calls in the history, so that tools cost prompt
+# tokens as they do on a real model.
 CHAT_TEMPLATE = (
+    "{% if tools %}"
+    "<|system|>\nYou may call these tools:\n"
+    "{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}"
+    "</s>\n"
+    "{% endif %}"
     "{% for message in messages %}"
-    "<|{{ message['role'] }}|>\n{{ message['content'] }}</s>\n"
+    "<|{{ message['role'] }}|>\n{{ message['content'] or '' }}"
+    "{% for call in message['tool_calls'] or [] %}"
+    "<tool_call>{{ call['function'] | tojson }}</tool_call>"
+    "{% endfor %}"
+    "</s>\n"
     "{% endfor %}"
     "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )

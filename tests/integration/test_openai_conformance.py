@@ -1,10 +1,12 @@
 """Every answer of the OpenAI-compatible API validates against OpenAI's published schemas.
 
 `tests/openai_spec/openai-schemas.yaml` holds the response schemas of OpenAI's OpenAPI
-specification (github.com/openai/openai-openapi, MIT licence; descriptions dropped, every schema
-they reference kept). Live answers of a running server — models, chat and text completions (plain
-and every stream chunk, with tools, logprobs and structured output), embeddings, responses (plain
-and every stream event) and errors — are validated with jsonschema against them.
+specification and the request schemas of chat, text completions and responses
+(github.com/openai/openai-openapi at f85dbe2, MIT licence; descriptions dropped, every schema they
+reference kept; test_openai_parameters.py walks the requests' parameters). Live answers of a
+running server — models, chat and text completions (plain and every stream chunk, with tools,
+logprobs and structured output), embeddings, responses (plain and every stream event, with tools,
+logprobs and structured output) and errors — are validated with jsonschema against them.
 """
 
 from __future__ import annotations
@@ -164,8 +166,9 @@ def test_embeddings(api: httpx.Client, encoding: str) -> None:
         {"tools": [{"type": "function", "name": "lookup", "parameters": TOOLS[0]["function"]["parameters"]}]},
         {"text": {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}}},
         {"max_output_tokens": 4},
+        {"include": ["message.output_text.logprobs"], "top_logprobs": 2},
     ],
-    ids=["plain", "tool", "json_schema", "incomplete"],
+    ids=["plain", "tool", "json_schema", "incomplete", "logprobs"],
 )
 def test_responses_and_their_events(api: httpx.Client, extra: dict[str, Any]) -> None:
     body = {"model": MODEL, "input": "hi", "instructions": "Answer.", **extra}

@@ -3,21 +3,24 @@
 Calls are grammar-constrained: with `tool_choice` "required" or a named function every answer is
 calls whose names are declared and whose arguments validate against the tool's parameters; with
 "auto" an answer is either such calls or text; with "none" it is text; `parallel_tool_calls:
-false` allows one call; the tools reach the prompt through the chat template.
+false` allows one call; the tools, and earlier calls, reach the prompt through the chat template.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+from transformers import AutoTokenizer
 
 from gpucloud.engines import build_engine
 from gpucloud.engines.protocol import Delta, GenerationRequest
 from gpucloud.engines.transformers import TransformersEngine
+from gpucloud.engines.transformers.prompts import PromptEncoder
 from tests.tiny_models import make_tiny_llama
 
 WEATHER = {
@@ -44,10 +47,15 @@ MESSAGES = [{"role": "user", "content": "What is the weather in Oslo?"}]
 
 
 @pytest.fixture(scope="module")
-async def tiny(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TransformersEngine]:
-    root = tmp_path_factory.mktemp("models")
-    make_tiny_llama(root / "tiny")
-    engine = build_engine("transformers", "tiny", {"max_batch_size": "8"}, models_dir=root)
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # The template renders the tools' JSON, a few hundred tokens of this small vocabulary: room
+    # for them and an answer, beyond the default 512 positions (rotary: no weights to add).
+    return make_tiny_llama(tmp_path_factory.mktemp("models") / "tiny", max_position_embeddings=2048)
+
+
+@pytest.fixture(scope="module")
+async def tiny(model_dir: Path) -> AsyncIterator[TransformersEngine]:
+    engine = build_engine("transformers", "tiny", {"max_batch_size": "8"}, models_dir=model_dir.parent)
     assert isinstance(engine, TransformersEngine)
     await engine.start()
     yield engine
@@ -104,6 +112,32 @@ async def test_auto_answers_calls_or_text_and_none_answers_text(tiny: Transforme
     assert not any(d.tool_calls for d in text)
 
 
-async def test_the_tools_are_in_the_prompt(tiny: TransformersEngine) -> None:
+async def test_the_tools_are_in_the_prompt(tiny: TransformersEngine, model_dir: Path) -> None:
+    """The chat template renders each tool's JSON (as real templates do), and the engine's prompt
+    is that rendering: it counts the tools' tokens on top of the conversation's."""
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    encoder = PromptEncoder(tokenizer)
+    plain_text, tools_text = encoder.render_chat(MESSAGES), encoder.render_chat(MESSAGES, TOOLS)
+    for tool in TOOLS:
+        assert json.dumps(tool, ensure_ascii=False) in tools_text  # name, parameters, all of it
+    assert "clock" not in plain_text
+    section = tools_text.removesuffix(plain_text)
+    assert section != tools_text  # the tools come first, the conversation as before
     plain = GenerationRequest(kind="chat", model="m", messages=MESSAGES)
-    assert tiny.count_prompt_tokens(chat()) >= tiny.count_prompt_tokens(plain)
+    section_tokens = len(tokenizer(section, add_special_tokens=False)["input_ids"])
+    assert section_tokens > 0
+    assert tiny.count_prompt_tokens(chat()) == tiny.count_prompt_tokens(plain) + section_tokens
+
+
+async def test_earlier_calls_are_in_the_prompt(model_dir: Path) -> None:
+    """An assistant's calls in the history reach the model too, each with its arguments."""
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
+    call = {"id": "call_1", "type": "function", "function": {"name": "clock", "arguments": '{"zone": "utc"}'}}
+    history = [
+        *MESSAGES,
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "12:00"},
+    ]
+    text = PromptEncoder(tokenizer).render_chat(history, TOOLS)
+    assert json.dumps(call["function"]) in text
+    assert text.index('"clock"') < text.index("12:00")

@@ -101,6 +101,14 @@ async def _on_validation(_: Request, exc: Exception) -> Response:
         message, param = "We could not parse the JSON body of your request.", None
     elif first.get("type") == "missing" and loc == ("body",):
         message, param = "The request needs a JSON body.", None
+    elif first.get("type") == "extra_forbidden":
+        # A field the request models lack: OpenAI's parameters this platform does not implement
+        # (and misspellings) are refused by name, as an engine's missing capability is.
+        param = param_of(loc)
+        message = f"Unsupported parameter: '{param}' is not supported."
+        return _json(
+            400, envelope(message, "invalid_request_error", param=param, code="unsupported_parameter")
+        )
     else:
         param = param_of(loc)
         detail = str(first.get("msg", "is invalid"))

@@ -104,16 +104,21 @@ def chat_logprobs(items: list[dict[str, Any]] | None) -> dict[str, Any] | None:
     """Chat's `logprobs`: `{"content": [{token, logprob, bytes, top_logprobs}], "refusal": null}`."""
     if not items:
         return None
-    content = [
+    return {"content": logprob_entries(items), "refusal": None}
+
+
+def logprob_entries(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Tokens as `{token, logprob, bytes, top_logprobs}`: chat's shape, and the Responses API's
+    `output_text.logprobs`."""
+    return [
         {
             "token": item["token"],
             "logprob": item["logprob"],
             "bytes": item["bytes"],
             "top_logprobs": [{"token": t, "logprob": lp, "bytes": b} for t, lp, b in item.get("top") or []],
         }
-        for item in items
+        for item in items or []
     ]
-    return {"content": content, "refusal": None}
 
 
 def text_logprobs(items: list[dict[str, Any]] | None, offset: int) -> dict[str, Any] | None:

@@ -105,9 +105,11 @@ def _chat(
                 "A tool message needs the tool_call_id it answers.", param=f"messages[{i}].tool_call_id"
             )
     check_chars(sum(len(m.text()) for m in body.messages), "messages", limits)
+    # What the engine lacks is said first: on such a model no companion parameter would help.
+    require(caps.logprobs or not body.logprobs, "logprobs")
+    require(caps.logprobs or not body.top_logprobs, "top_logprobs")
     if body.top_logprobs and not body.logprobs:
         raise InvalidRequest("top_logprobs needs logprobs set to true.", param="top_logprobs")
-    require(caps.logprobs or not body.logprobs, "logprobs")
     response_format = body.response_format.to_dict() if body.response_format is not None else None
     check_response_format(response_format, caps, "response_format")
     tools = check_tools(body.tools, body.tool_choice, body.parallel_tool_calls, caps)
@@ -172,12 +174,15 @@ def check_tools(
 ) -> list[dict[str, Any]] | None:
     """The tools as plain dicts, after the schema and tool_choice rules."""
     if not tools:
-        if choice is not None and choice != "none":
-            raise InvalidRequest("tool_choice needs tools.", param="tool_choice")
+        # A model without tools refuses tool_choice whatever its value: the engine lacking them
+        # is the answer, not the missing `tools` a client could add in vain.
         require(caps.tools or choice is None, "tool_choice")
         require(caps.tools or parallel is None, "parallel_tool_calls")
+        if choice is not None and choice != "none":
+            raise InvalidRequest("tool_choice needs tools.", param="tool_choice")
         return None
     require(caps.tools, "tools")
+    require_choice(caps, choice not in (None, "auto"), parallel)
     names = [tool.function.name for tool in tools]
     for i, tool in enumerate(tools):
         check_schema(tool.function.parameters, f"tools[{i}].function.parameters")
@@ -190,6 +195,13 @@ def check_tools(
     return [tool.model_dump(exclude_none=True) for tool in tools]
 
 
+def require_choice(caps: Capabilities, constrained: bool, parallel: bool | None) -> None:
+    """A tool_choice other than "auto", and parallel_tool_calls false, constrain the calls: an
+    engine that only lets the model call as it sees fit refuses them. (True is what it does.)"""
+    require(caps.tool_choice or not constrained, "tool_choice")
+    require(caps.tool_choice or parallel is not False, "parallel_tool_calls")
+
+
 def _completion(
     body: CompletionRequest, limits: RequestLimits, caps: Capabilities, common: dict[str, Any]
 ) -> GenerationRequest:
@@ -199,12 +211,9 @@ def _completion(
         prompt = body.prompt[0]
     else:
         prompt = body.prompt
-    if body.echo:
-        raise InvalidRequest("echo is not supported by this model.", param="echo")
-    if body.suffix:
-        raise InvalidRequest("suffix is not supported by this model.", param="suffix")
-    if body.best_of is not None and body.best_of != (body.n or 1):
-        raise InvalidRequest("best_of is not supported by this model.", param="best_of")
+    require(not body.echo, "echo")
+    require(not body.suffix, "suffix")
+    require(body.best_of is None or body.best_of == (body.n or 1), "best_of")
     require(caps.logprobs or body.logprobs is None, "logprobs")
     check_chars(len(prompt), "prompt", limits)
     wants_logprobs = body.logprobs is not None

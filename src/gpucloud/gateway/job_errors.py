@@ -12,6 +12,7 @@ _CLIENT_ERRORS: dict[str, tuple[str | None, str | None]] = {
     "invalid_request": (None, None),  # an engine server answered 4xx to the request
     "embeddings_unsupported": ("model", "model_not_supported"),
     "invalid_dimensions": ("dimensions", "invalid_value"),
+    "invalid_logit_bias": ("logit_bias", "invalid_value"),  # a token beyond the model's vocabulary
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import msgspec
 import pytest
 
@@ -27,9 +29,26 @@ def test_the_simulated_engine_can_lack_some() -> None:
         capabilities_of_kind("simulated", {"lacks": "tools,nope"})
 
 
+def test_an_engine_servers_preset_and_options_say_what_it_honours() -> None:
+    # `transformers serve` ignores these silently: refused at the gateway instead.
+    served = capabilities_of_kind("openai", {"preset": "transformers"})
+    assert served == Capabilities(tools=True, seed=True, logit_bias=True)
+    assert capabilities_of_kind("openai", {"preset": "vllm"}) == Capabilities.everything()
+    attached = capabilities_of_kind("openai", {"url": "http://h:1", "lacks": "logprobs,tool_choice"})
+    assert attached == replace(Capabilities.everything(), logprobs=False, tool_choice=False)
+    with pytest.raises(ValueError, match="unknown capabilities nope"):
+        capabilities_of_kind("openai", {"lacks": "nope"})
+    # Only those two kinds may lack something: for the others `lacks` is not theirs to read.
+    assert capabilities_of_kind("transformers", {"lacks": "tools"}) == Capabilities.everything()
+
+
 def test_capabilities_survive_an_announcement() -> None:
     caps = Capabilities(tools=True, seed=True)
     assert Capabilities.from_dict(caps.to_dict() | {"future_flag": True}) == caps
+    # A worker from before tool_choice was a flag of its own announced it with tools.
+    older = {k: v for k, v in Capabilities.everything().to_dict().items() if k != "tool_choice"}
+    assert Capabilities.from_dict(older) == Capabilities.everything()
+    assert not Capabilities.from_dict({"seed": True}).tool_choice
 
 
 def test_optional_parameters_survive_the_queue_and_defaults_stay_out() -> None:

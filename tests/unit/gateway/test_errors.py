@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 
 from gpucloud import errors
@@ -60,6 +60,8 @@ def test_params_are_request_paths(loc: tuple[Any, ...], param: str | None) -> No
 
 
 class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     count: int
 
 
@@ -103,6 +105,9 @@ async def test_validation_errors_name_the_field() -> None:
         "invalid_request_error",
     )
     assert error["message"].startswith("Invalid value for 'count'")
+    unknown = (await call("POST", "/body", json={"count": 1, "verbosity": "low"})).json()["error"]
+    assert (unknown["param"], unknown["code"]) == ("verbosity", "unsupported_parameter")
+    assert unknown["message"] == "Unsupported parameter: 'verbosity' is not supported."
     broken = await call("POST", "/body", content=b"{not json", headers={"content-type": "application/json"})
     assert broken.json()["error"]["message"] == "We could not parse the JSON body of your request."
     missing = await call("POST", "/body")

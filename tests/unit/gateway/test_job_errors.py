@@ -28,6 +28,7 @@ def event(**data: Any) -> ErrorEvent:
         ({"status": "failed", "error_code": "invalid_request", "error": "bad"}, InvalidRequest, None, None),
         ({"error_code": "embeddings_unsupported"}, InvalidRequest, "model_not_supported", "model"),
         ({"error_code": "invalid_dimensions"}, InvalidRequest, "invalid_value", "dimensions"),
+        ({"error_code": "invalid_logit_bias"}, InvalidRequest, "invalid_value", "logit_bias"),
         ({"error_code": "context_length_exceeded"}, InvalidRequest, "context_length_exceeded", "messages"),
         ({"error_code": "oom", "error": "out of memory"}, EngineFailed, "oom", None),
         ({}, EngineFailed, "engine_error", None),

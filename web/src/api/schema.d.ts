@@ -3071,6 +3071,8 @@ export interface components {
         };
         /** ResponsesRequest */
         ResponsesRequest: {
+            /** Include */
+            include?: string[] | null;
             /** Input */
             input: string | (components["schemas"]["MessageItem"] | components["schemas"]["FunctionCallItem"] | components["schemas"]["FunctionCallOutputItem"])[];
             /** Instructions */
@@ -3102,6 +3104,8 @@ export interface components {
             tool_choice?: ("none" | "auto" | "required") | components["schemas"]["gpucloud__gateway__responses_api__schemas__NamedFunction"] | null;
             /** Tools */
             tools?: components["schemas"]["FunctionTool"][] | null;
+            /** Top Logprobs */
+            top_logprobs?: number | null;
             /** Top P */
             top_p?: number | null;
             /** User */

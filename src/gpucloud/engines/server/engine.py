@@ -6,7 +6,9 @@ Each choice of a job is one streamed request to the server's `/v1/chat/completio
 `/v1/completions` (always streamed, so that tokens flow as they come and a cancelled job closes
 the HTTP stream, which the servers take as an abort). Usage is the server's own report (`stream`).
 Tools, `tool_choice`, `response_format`, logprobs, penalties, `logit_bias` and `user` pass
-through as the client sent them; the answer's tool-call pieces and logprobs are relayed.
+through as the client sent them; the answer's tool-call pieces and logprobs are relayed. Those the
+server is known not to honour (its preset's capabilities, less the `lacks` option) are refused by
+the gateway before they get here.
 
 Options (strings, as `--engine-option KEY=VALUE` gives them):
 - `preset`: vllm | sglang | llama.cpp | transformers; `command`: a custom template instead;
@@ -15,7 +17,8 @@ Options (strings, as `--engine-option KEY=VALUE` gives them):
 - `served_model`: the model name to send upstream (default: the preset's; `{model}`, `{source}`);
 - `startup_timeout_s` (600), `request_timeout_s` (600: the longest silence within an answer),
   `restart_wait_s` (60: how long a request waits for a restarting server before a retryable
-  error), `restart_backoff_s` (1) and `max_restart_backoff_s` (30).
+  error), `restart_backoff_s` (1) and `max_restart_backoff_s` (30);
+- `lacks`: capabilities the server does not have (comma-separated flags of `Capabilities`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,15 @@ from gpucloud.engines.server.prompts import PromptCounter
 from gpucloud.engines.server.stream import UsageStream, passed_through, sse_chunks, upstream_error
 from gpucloud.engines.server.supervisor import ServerProcess
 
+INVALID_LOGIT_BIAS = "invalid_logit_bias"  # an error code the gateway turns into a 400 naming it
+
+_FLOAT_OPTIONS = (
+    "startup_timeout_s",
+    "request_timeout_s",
+    "restart_wait_s",
+    "restart_backoff_s",
+    "max_restart_backoff_s",
+)
 _OPTION_NAMES = (
     "preset",
     "command",
@@ -46,13 +58,9 @@ _OPTION_NAMES = (
     "url",
     "served_model",
     "cuda_visible_devices",
-    "startup_timeout_s",
-    "request_timeout_s",
-    "restart_wait_s",
-    "restart_backoff_s",
-    "max_restart_backoff_s",
+    *_FLOAT_OPTIONS,
+    "lacks",
 )
-_FLOAT_OPTIONS = _OPTION_NAMES[6:]
 
 
 class OpenAIServerEngine:
@@ -70,12 +78,14 @@ class OpenAIServerEngine:
         tokenizer_dir: Path | None = None,
         timeouts: Mapping[str, float] | None = None,
         gpus: str | None = None,
+        capabilities: Capabilities | None = None,
     ) -> None:
         if (command is None) == (url is None):
             raise ValueError("an engine server needs either a command to launch or a url to attach to")
         t = dict(timeouts or {})
         self._model = model
         self._preset = preset
+        self._capabilities = capabilities or capabilities_of_kind("openai", {"preset": preset.name})
         self._source = source
         self._upstream_model = upstream_model
         self._url = url.rstrip("/") if url else None
@@ -130,6 +140,7 @@ class OpenAIServerEngine:
             tokenizer_dir=local,
             timeouts=timeouts,
             gpus=options.get("cuda_visible_devices"),
+            capabilities=capabilities_of_kind("openai", options),  # ValueError names a bad `lacks`
         )
 
     @property
@@ -138,7 +149,7 @@ class OpenAIServerEngine:
 
     @property
     def capabilities(self) -> Capabilities:
-        return capabilities_of_kind("openai")
+        return self._capabilities
 
     @property
     def server(self) -> ServerProcess | None:
@@ -195,6 +206,7 @@ class OpenAIServerEngine:
 
     async def generate(self, request: GenerationRequest, index: int) -> AsyncGenerator[Delta, None]:
         """Stream one choice from the server; closing this generator closes the HTTP stream."""
+        self._check_logit_bias(request)
         client = await self._ready_client()
         path = "/v1/chat/completions" if request.kind == "chat" else "/v1/completions"
         usage = UsageStream(self._preset.continuous_usage)
@@ -225,6 +237,20 @@ class OpenAIServerEngine:
         if self._process is not None and not await self._process.wait_ready(self._restart_wait_s):
             raise EngineError("the engine server is restarting; try again", retryable=True)
         return self._client
+
+    def _check_logit_bias(self, request: GenerationRequest) -> None:
+        """Token ids beyond the model's vocabulary are the request's fault: said as such here, where
+        the tokenizer is known, since servers fail them mid-stream (`transformers serve`), which
+        reads like the server's own failure."""
+        vocabulary = self._prompts.vocabulary_size()
+        if vocabulary is None or not request.logit_bias:
+            return
+        beyond = sorted(int(token) for token in request.logit_bias if int(token) >= vocabulary)
+        if beyond:
+            raise EngineError(
+                f"logit_bias names token {beyond[0]}, beyond this model's vocabulary of {vocabulary} tokens.",
+                code=INVALID_LOGIT_BIAS,
+            )
 
     def _body(self, request: GenerationRequest, index: int) -> dict[str, Any]:
         options: dict[str, Any] = {"include_usage": True}

@@ -3,8 +3,9 @@
 `instructions` become a leading system message; message items become chat messages; a run of
 `function_call` items becomes one assistant message with `tool_calls`, and a
 `function_call_output` a `tool` message. Tools, `tool_choice` and `text.format` take their chat
-shapes. `previous_response_id` and `store: true` need stored responses, which this platform does
-not keep: they are refused with a 400 rather than ignored.
+shapes; `include: ["message.output_text.logprobs"]` and `top_logprobs` are chat's `logprobs` and
+`top_logprobs`. `previous_response_id` and `store: true` need stored responses, which this platform
+does not keep: they are refused with a 400 rather than ignored, as is any other `include` entry.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from typing import Any
 from gpucloud.engines.capabilities import Capabilities
 from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.errors import InvalidRequest
-from gpucloud.gateway.generation import check_chars, check_schema, refuse_storage, require
+from gpucloud.gateway.generation import (
+    check_chars,
+    check_schema,
+    refuse_storage,
+    require,
+    require_choice,
+)
 from gpucloud.gateway.responses_api.schemas import (
     FunctionCallItem,
     FunctionCallOutputItem,
@@ -43,6 +50,7 @@ def build_response_generation(
     if len(messages) > limits.max_messages:
         raise InvalidRequest(f"input may hold at most {limits.max_messages} items.", param="input")
     check_chars(sum(len(str(m.get("content") or "")) for m in messages), "input", limits)
+    logprobs = wants_logprobs(body, caps)
     return GenerationRequest(
         kind="chat",
         model=body.model,
@@ -55,7 +63,30 @@ def build_response_generation(
         tool_choice=choice_of(body),
         parallel_tool_calls=body.parallel_tool_calls,
         response_format=format_of(body, caps),
+        logprobs=logprobs,
+        top_logprobs=(body.top_logprobs or None) if logprobs else None,
     )
+
+
+LOGPROBS = "message.output_text.logprobs"
+
+
+def wants_logprobs(body: ResponsesRequest, caps: Capabilities) -> bool:
+    """Whether the answer's text carries logprobs: `include` asks for them, `top_logprobs` says
+    how many alternatives each token lists (it needs them asked for, as chat's needs `logprobs`)."""
+    for i, entry in enumerate(body.include or []):
+        if entry != LOGPROBS:
+            raise InvalidRequest(
+                f"include {entry!r} is not supported: only {LOGPROBS!r} is.",
+                param=f"include[{i}]",
+                code="unsupported_parameter",
+            )
+    wanted = LOGPROBS in (body.include or [])
+    require(caps.logprobs or not wanted, "include")
+    require(caps.logprobs or not body.top_logprobs, "top_logprobs")
+    if body.top_logprobs and not wanted:
+        raise InvalidRequest(f"top_logprobs needs include to list {LOGPROBS!r}.", param="top_logprobs")
+    return wanted
 
 
 def chat_messages(body: ResponsesRequest, caps: Capabilities) -> list[dict[str, Any]]:
@@ -89,10 +120,14 @@ def chat_messages(body: ResponsesRequest, caps: Capabilities) -> list[dict[str, 
 
 def tools_of(body: ResponsesRequest, caps: Capabilities) -> list[dict[str, Any]] | None:
     if not body.tools:
+        # As for chat: a model without tools refuses these whatever their value.
+        require(caps.tools or body.tool_choice is None, "tool_choice")
+        require(caps.tools or body.parallel_tool_calls is None, "parallel_tool_calls")
         if body.tool_choice not in (None, "none"):
             raise InvalidRequest("tool_choice needs tools.", param="tool_choice")
         return None
     require(caps.tools, "tools")
+    require_choice(caps, body.tool_choice not in (None, "auto"), body.parallel_tool_calls)
     names = [tool.name for tool in body.tools]
     for i, tool in enumerate(body.tools):
         check_schema(tool.parameters, f"tools[{i}].parameters")

@@ -7,16 +7,22 @@ items: a `message` with one `output_text` part, and/or `function_call` items. A 
 (`response.content_part.added`, `response.output_text.delta`…`.done`, `response.content_part.done`;
 or `response.function_call_arguments.delta`…`.done`) and `response.output_item.done`, and last
 `response.completed` (or `response.incomplete` when the token limit cut the answer).
+
+With `include: ["message.output_text.logprobs"]` the text's tokens come with their logprobs: in
+`output_text.logprobs` (`{token, logprob, bytes, top_logprobs}`, as chat's) and, streamed, on each
+text delta and its `.done` event (the events' `{token, logprob, top_logprobs}` shape, no bytes).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import orjson
 
 from gpucloud.engines.protocol import ToolCallDelta
 from gpucloud.errors import GpucloudError
+from gpucloud.gateway.formats import logprob_entries
 from gpucloud.gateway.responses_api.schemas import ResponsesRequest
 from gpucloud.queue.protocol import DeltaEvent
 
@@ -84,19 +90,37 @@ def response_object(
 def output_items(stem: str, choice: dict[str, Any]) -> list[dict[str, Any]]:
     items = []
     if choice.get("text") or not choice.get("tool_calls"):
-        items.append(message_item(stem, choice.get("text") or "", "completed"))
+        logprobs = logprob_entries(choice.get("logprobs"))
+        items.append(message_item(stem, choice.get("text") or "", "completed", logprobs))
     for i, call in enumerate(choice.get("tool_calls") or []):
         items.append(call_item(stem, i, call, call["arguments"], "completed"))
     return items
 
 
-def message_item(stem: str, text: str | None, status: str) -> dict[str, Any]:
-    content = [] if text is None else [text_part(text)]
+def message_item(
+    stem: str, text: str | None, status: str, logprobs: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    content = [] if text is None else [text_part(text, logprobs)]
     return {"type": "message", "id": f"msg_{stem}", "status": status, "role": "assistant", "content": content}
 
 
-def text_part(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def text_part(text: str, logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
+
+
+def event_logprobs(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`output_text.logprobs` entries in the stream events' shape (the specification gives the
+    text delta and done events tokens without their bytes)."""
+    return [
+        {
+            "token": entry["token"],
+            "logprob": entry["logprob"],
+            "top_logprobs": [
+                {"token": top["token"], "logprob": top["logprob"]} for top in entry["top_logprobs"]
+            ],
+        }
+        for entry in entries
+    ]
 
 
 def call_item(stem: str, index: int, call: dict[str, Any], arguments: str, status: str) -> dict[str, Any]:
@@ -119,6 +143,8 @@ class ResponseStream:
         self._attempt: int | None = None  # deltas are relayed from one attempt only
         self._index = -1  # output index of the open item
         self._text: str | None = None  # the open message's text so far
+        self._logprobs: list[dict[str, Any]] = []  # the open message's token logprobs so far
+        self._unsent = 0  # how many of those no text delta carried yet (a token without text)
         # Items completed so far: a streamed job's FINAL carries no text, so the closing response
         # lists what the deltas brought.
         self._output: list[dict[str, Any]] = []
@@ -142,9 +168,15 @@ class ResponseStream:
             return b""  # a stale attempt that woke up late, or a choice beyond the first
         out = b""
         text = event.text
+        if event.logprobs:
+            self._logprobs += logprob_entries(msgspec.to_builtins(event.logprobs))
+            self._unsent += len(event.logprobs)
         if text:
-            out += self._open_message() + self._event(
-                "response.output_text.delta", **self._where(), delta=text, logprobs=[]
+            out += self._open_message()
+            fresh = self._logprobs[len(self._logprobs) - self._unsent :] if self._unsent else []
+            self._unsent = 0
+            out += self._event(
+                "response.output_text.delta", **self._where(), delta=text, logprobs=event_logprobs(fresh)
             )
             self._text = (self._text or "") + text
         for piece in event.tool_calls:
@@ -187,13 +219,15 @@ class ResponseStream:
         """The done events of the open item, if any."""
         out = b""
         if self._text is not None:
-            where, text = self._where(), self._text
-            out += self._event("response.output_text.done", **where, text=text, logprobs=[])
-            out += self._event("response.content_part.done", **where, part=text_part(text))
-            item = message_item(self._stem, text, "completed")
+            where, text, logprobs = self._where(), self._text, self._logprobs
+            out += self._event(
+                "response.output_text.done", **where, text=text, logprobs=event_logprobs(logprobs)
+            )
+            out += self._event("response.content_part.done", **where, part=text_part(text, logprobs))
+            item = message_item(self._stem, text, "completed", logprobs)
             out += self._event("response.output_item.done", output_index=self._index, item=item)
             self._output.append(item)
-            self._text = None
+            self._text, self._logprobs, self._unsent = None, [], 0
         if self._call is not None:
             call, arguments = self._call, self._call["arguments"]
             item = call_item(self._stem, call["number"], call, arguments, "completed")

@@ -88,6 +88,10 @@ class ResponsesRequest(_Strict):
     tool_choice: Literal["none", "auto", "required"] | NamedFunction | None = None
     parallel_tool_calls: bool | None = None
     text: TextOptions | None = None
+    # Only "message.output_text.logprobs" is served (see convert.py); the rest name hosted tools,
+    # images and reasoning, which this platform has not.
+    include: list[str] | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     stream: bool | None = False
     store: bool | None = None  # true is refused: responses are not kept
     previous_response_id: str | None = None  # refused: there is no stored conversation

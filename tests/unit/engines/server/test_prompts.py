@@ -4,6 +4,7 @@ costs many seconds; the engine-server integration tests cover that path.)"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from gpucloud.engines.protocol import GenerationRequest
@@ -22,3 +23,14 @@ def test_without_a_tokenizer_directory_the_estimate_is_used(tmp_path: Path) -> N
         text = GenerationRequest(kind="completion", model="m", prompt="Hello there")
         assert counter.count(text) == reference.count("Hello there")
         assert counter.count(GenerationRequest(kind="completion", model="m")) == 0
+
+
+def test_without_a_tokenizer_the_tools_are_estimated_and_the_vocabulary_unknown() -> None:
+    reference = Tokenizer()
+    counter = PromptCounter(None)
+    counter.load()
+    messages = [{"role": "user", "content": "Weather?"}]
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
+    chat = GenerationRequest(kind="chat", model="m", messages=messages, tools=tools)
+    assert counter.count(chat) == reference.count_chat(messages) + reference.count(json.dumps(tools))
+    assert counter.vocabulary_size() is None

@@ -91,3 +91,30 @@ def test_a_model_without_tools_or_json_refuses_them() -> None:
     refused("input[0]", bare, input=[call])
     refused("text.format", bare, text={"format": {"type": "json_object"}})
     assert build(bare).messages == [{"role": "user", "content": "hello"}]
+
+
+LOGPROBS = ["message.output_text.logprobs"]
+
+
+def test_logprobs_are_asked_with_include_and_top_logprobs_counts_alternatives() -> None:
+    request = build(include=LOGPROBS, top_logprobs=3)
+    assert (request.logprobs, request.top_logprobs) == (True, 3)
+    assert (build(include=LOGPROBS).logprobs, build(include=LOGPROBS).top_logprobs) == (True, None)
+    assert build(include=[]).logprobs is False
+    assert "include" in refused("top_logprobs", top_logprobs=2)  # as chat's needs `logprobs`
+    assert "not supported" in refused("include[1]", include=[*LOGPROBS, "reasoning.encrypted_content"])
+
+
+def test_a_model_without_logprobs_or_tool_choice_refuses_them_whatever_else_is_sent() -> None:
+    bare = Capabilities()
+    refused("include", bare, include=LOGPROBS)
+    refused("top_logprobs", bare, top_logprobs=2)  # the capability is named before the companion
+    refused("tool_choice", bare, tool_choice="required")
+    refused("parallel_tool_calls", bare, parallel_tool_calls=True)
+    # `transformers serve`: tools as the model sees fit, but no constraint on the calls.
+    calls_only = Capabilities(tools=True)
+    tools = [{"type": "function", "name": "f"}]
+    assert build(calls_only, tools=tools, tool_choice="auto", parallel_tool_calls=True).tools
+    refused("tool_choice", calls_only, tools=tools, tool_choice="required")
+    refused("tool_choice", calls_only, tools=tools, tool_choice={"type": "function", "name": "f"})
+    refused("parallel_tool_calls", calls_only, tools=tools, parallel_tool_calls=False)

@@ -127,3 +127,48 @@ def test_errors_are_events_without_internals() -> None:
     assert (limited["code"], limited["message"]) == ("rate_limit_exceeded", "slow down")
     hidden = events(stream.error(RuntimeError("/srv/secret")))[0]
     assert hidden["message"] == "The server had an error."
+
+
+def _logprob(token: str, logprob: float, top: list[tuple[str, float]]) -> dict[str, Any]:
+    tops = [(t, lp, list(t.encode())) for t, lp in top]
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode()), "top": tops}
+
+
+def test_logprobs_go_in_the_text_and_on_its_delta_and_done_events() -> None:
+    first, second = _logprob("Hel", -0.5, [("Hel", -0.5), ("Hi", -1.0)]), _logprob("lo", -0.25, [])
+    plain = response_object("s", 1, "m", ECHO, final("Hello"))
+    assert plain["output"][0]["content"][0]["logprobs"] == []
+    answer = final("Hello")
+    answer["choices"][0]["logprobs"] = [first, second]
+    part = response_object("s", 1, "m", ECHO, answer)["output"][0]["content"][0]
+    assert part["logprobs"] == [
+        {
+            "token": "Hel",
+            "logprob": -0.5,
+            "bytes": list(b"Hel"),
+            "top_logprobs": [
+                {"token": "Hel", "logprob": -0.5, "bytes": list(b"Hel")},
+                {"token": "Hi", "logprob": -1.0, "bytes": list(b"Hi")},
+            ],
+        },
+        {"token": "lo", "logprob": -0.25, "bytes": list(b"lo"), "top_logprobs": []},
+    ]
+
+    stream = ResponseStream("s", 1, "m", ECHO)
+    raw = stream.delta(delta(logprobs=[first]))  # a token without text yet: held for the next delta
+    raw += stream.delta(delta(text="Hello", logprobs=[second]))
+    got = events(raw + stream.closing(final(None)))
+    (text_delta,) = [e for e in got if e["type"] == "response.output_text.delta"]
+    tokens = [
+        {
+            "token": "Hel",
+            "logprob": -0.5,
+            "top_logprobs": [{"token": "Hel", "logprob": -0.5}, {"token": "Hi", "logprob": -1.0}],
+        },
+        {"token": "lo", "logprob": -0.25, "top_logprobs": []},
+    ]
+    assert text_delta["logprobs"] == tokens  # the events' shape: no bytes
+    (done,) = [e for e in got if e["type"] == "response.output_text.done"]
+    assert done["logprobs"] == tokens
+    completed = got[-1]["response"]["output"][0]["content"][0]
+    assert completed["logprobs"] == part["logprobs"]
