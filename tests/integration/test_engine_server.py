@@ -382,7 +382,7 @@ def test_parameters_reach_a_real_transformers_serve_and_its_answer_comes_back(
 
     # A response goes up as the same chat request, its tools in chat's shape.
     since = len(proxy.exchanges)
-    tool = {"type": "function", "name": "lookup", "parameters": TOOLS[0]["function"]["parameters"]}
+    tool: Any = {"type": "function", "name": "lookup", "parameters": TOOLS[0]["function"]["parameters"]}
     response = platform.client().responses.create(
         model=PROXIED, input=MESSAGES[0]["content"], tools=[tool], max_output_tokens=16
     )
@@ -428,7 +428,7 @@ def test_responses_refuse_what_transformers_serve_would_ignore(
     platform: Platform, proxy: RecordingProxy
 ) -> None:
     since = len(proxy.exchanges)
-    tool = {"type": "function", "name": "lookup", "parameters": TOOLS[0]["function"]["parameters"]}
+    tool: Any = {"type": "function", "name": "lookup", "parameters": TOOLS[0]["function"]["parameters"]}
     refusals: list[tuple[dict[str, Any], str]] = [
         ({"text": {"format": {"type": "json_object"}}}, "text.format"),
         ({"include": ["message.output_text.logprobs"], "top_logprobs": 2}, "include"),

@@ -183,7 +183,7 @@ def test_a_job_recorded_but_never_queued_runs_without_a_repeat(tmp_path: Path) -
         client = redis.Redis.from_url(REDIS_URL)
         streams = [k for k in client.scan_iter(match=f"{{{prefix}}}:*") if b":jobs:" in k]
         stream = next(k for k in streams if client.type(k) == b"stream" and client.xlen(k))
-        entries = client.xrange(stream)
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(stream)  # type: ignore[assignment]
         assert len(entries) == 2
         gone = next(entry for entry, fields in entries if stranded.encode() in b"".join(fields.values()))
         client.xdel(stream, gone)  # as if its gateway had died after the row, before the queue

@@ -133,7 +133,7 @@ async def test_earlier_calls_are_in_the_prompt(model_dir: Path) -> None:
     """An assistant's calls in the history reach the model too, each with its arguments."""
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     call = {"id": "call_1", "type": "function", "function": {"name": "clock", "arguments": '{"zone": "utc"}'}}
-    history = [
+    history: list[dict[str, Any]] = [
         *MESSAGES,
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "call_1", "content": "12:00"},

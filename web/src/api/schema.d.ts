@@ -1753,7 +1753,7 @@ export interface components {
              * Endpoint
              * @enum {string}
              */
-            endpoint: "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings";
+            endpoint: "/v1/chat/completions" | "/v1/completions" | "/v1/embeddings" | "/v1/responses";
             /** Input File Id */
             input_file_id: string;
             /** Metadata */
