@@ -74,6 +74,11 @@ async def test_logit_bias_forces_and_bans_tokens(tiny: TransformersEngine) -> No
     pieces = [item.token for d in forced for item in d.logprobs]
     assert len(pieces) == 12
     assert set(pieces) == {tokenizer.decode([forced_id])}
+    vocabulary = tiny._require().model.config.vocab_size
+    with pytest.raises(EngineError) as beyond:  # refused, as engine servers refuse it: not ignored
+        await run(tiny, completion(temperature=0, logit_bias={str(vocabulary): 5}))
+    assert beyond.value.code == "invalid_logit_bias"
+    assert str(vocabulary) in str(beyond.value)
 
 
 def pieces(deltas: list[Delta]) -> list[str]:

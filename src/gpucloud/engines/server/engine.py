@@ -35,14 +35,13 @@ from typing import Any
 import httpx
 
 from gpucloud.engines.capabilities import Capabilities, capabilities_of_kind
+from gpucloud.engines.logit_bias import check_logit_bias
 from gpucloud.engines.protocol import Delta, EngineError, GenerationRequest
 from gpucloud.engines.server.metrics import LoadReader
 from gpucloud.engines.server.presets import CUSTOM, HOST, Preset, preset_named, render, resolve_program
 from gpucloud.engines.server.prompts import PromptCounter
 from gpucloud.engines.server.stream import UsageStream, passed_through, sse_chunks, upstream_error
 from gpucloud.engines.server.supervisor import ServerProcess
-
-INVALID_LOGIT_BIAS = "invalid_logit_bias"  # an error code the gateway turns into a 400 naming it
 
 _FLOAT_OPTIONS = (
     "startup_timeout_s",
@@ -239,18 +238,8 @@ class OpenAIServerEngine:
         return self._client
 
     def _check_logit_bias(self, request: GenerationRequest) -> None:
-        """Token ids beyond the model's vocabulary are the request's fault: said as such here, where
-        the tokenizer is known, since servers fail them mid-stream (`transformers serve`), which
-        reads like the server's own failure."""
-        vocabulary = self._prompts.vocabulary_size()
-        if vocabulary is None or not request.logit_bias:
-            return
-        beyond = sorted(int(token) for token in request.logit_bias if int(token) >= vocabulary)
-        if beyond:
-            raise EngineError(
-                f"logit_bias names token {beyond[0]}, beyond this model's vocabulary of {vocabulary} tokens.",
-                code=INVALID_LOGIT_BIAS,
-            )
+        """Checked here, where the tokenizer is known: servers fail such ids mid-stream."""
+        check_logit_bias(request, self._prompts.vocabulary_size())
 
     def _body(self, request: GenerationRequest, index: int) -> dict[str, Any]:
         options: dict[str, Any] = {"include_usage": True}

@@ -19,6 +19,7 @@ from collections.abc import AsyncGenerator, Mapping
 from pathlib import Path
 
 from gpucloud.engines.capabilities import Capabilities, capabilities_of_kind
+from gpucloud.engines.logit_bias import check_logit_bias
 from gpucloud.engines.protocol import Delta, EngineError, GenerationRequest
 from gpucloud.engines.sources import check_source, is_hub_id, resolve_source
 from gpucloud.engines.stops import StopScanner
@@ -43,6 +44,7 @@ class TransformersEngine:
         self._loaded: LoadedModel | None = None
         self._prompts: PromptEncoder | None = None
         self._grammars: Grammars | None = None
+        self._vocabulary: int | None = None  # logits per step: token ids at or past it are refused
         self._batcher: ContinuousBatcher | None = None
 
     @classmethod
@@ -87,6 +89,7 @@ class TransformersEngine:
         self._prompts = PromptEncoder(loaded.tokenizer)
         vocab = int(getattr(loaded.model.config, "vocab_size", 0) or len(loaded.tokenizer))
         self._grammars = Grammars(loaded.tokenizer, vocab, loaded.eos_token_ids)
+        self._vocabulary = vocab
         self._batcher = ContinuousBatcher(
             loaded.model, loaded.device, loaded.pad_token_id, self._options.max_batch_size
         )
@@ -121,6 +124,7 @@ class TransformersEngine:
         loaded = self._require()
         batcher = self._batcher
         assert batcher is not None  # set with _loaded
+        check_logit_bias(request, self._vocabulary)
         prompt = self._encode(request)
         queue: asyncio.Queue[Delta | BaseException] = asyncio.Queue()
         sequence = Sequence(

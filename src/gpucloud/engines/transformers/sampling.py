@@ -81,7 +81,7 @@ def processed(row: torch.Tensor, params: SamplingParams, counts: dict[int, int])
     row = row.clone()
     vocab = row.shape[-1]
     for token, bias in params.logit_bias:
-        if 0 <= token < vocab:  # ids beyond this model's vocabulary bias nothing
+        if 0 <= token < vocab:  # the engine refused ids beyond the vocabulary (logit_bias.py)
             row[token] += bias
     if params.penalised and counts:
         ids = torch.tensor(list(counts), dtype=torch.long)
