@@ -198,8 +198,8 @@ def test_three_gateways_share_one_limit(tmp_path: Path) -> None:
             other.start()
             gateways.append(other)
         key = str(create_key(first, name="shared", rpm_limit=100)["key"])
-        responses = asyncio.run(_fire([g.base_url for g in gateways], key, 999))
-        assert Counter(r.status_code for r in responses) == {200: 100, 429: 899}
+        responses = asyncio.run(_fire([g.base_url for g in gateways], key, 300))
+        assert Counter(r.status_code for r in responses) == {200: 100, 429: 200}
         per_gateway = Counter(str(r.url).split("/v1")[0] for r in responses if r.status_code == 200)
         assert len(per_gateway) >= 2  # the 100 were spread over the replicas, not 100 on each
     finally:
