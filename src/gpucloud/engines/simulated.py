@@ -342,9 +342,13 @@ def _finish_reason(
 
 
 def _rng_for(request: GenerationRequest, index: int) -> random.Random:
-    """Seeded requests are reproducible per (seed, choice, prompt); others are fresh randomness."""
-    if request.seed is None:
+    """Seeded requests are reproducible per (seed, choice, prompt); `temperature: 0` is greedy, so
+    the prompt alone decides the answer (every choice and seed alike); others are fresh randomness."""
+    if request.temperature == 0:
+        identity: list[object] = ["greedy", request.kind, request.prompt, request.messages]
+    elif request.seed is None:
         return random.Random()
-    identity = [request.seed, index, request.kind, request.prompt, request.messages]
+    else:
+        identity = [request.seed, index, request.kind, request.prompt, request.messages]
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).digest()
     return random.Random(int.from_bytes(digest[:16], "big"))

@@ -394,3 +394,12 @@ async def test_natural_end_off_runs_to_the_token_limit() -> None:
     assert deltas[-1].finish_reason == "length"
     with pytest.raises(ValueError, match="natural_end"):
         _Engine.from_options("m", {"natural_end": "maybe"})
+
+
+async def test_temperature_zero_is_greedy_the_prompt_alone_decides() -> None:
+    engine = SimulatedEngine("sim-1")
+    first = text_of(await collect(engine, chat(temperature=0.0)))
+    assert text_of(await collect(engine, chat(temperature=0.0))) == first  # no seed needed
+    assert text_of(await collect(engine, chat(temperature=0.0, seed=9))) == first  # a seed changes nothing
+    assert text_of(await collect(engine, chat(temperature=0.0), index=1)) == first  # nor the choice
+    assert text_of(await collect(engine, chat("Something else.", temperature=0.0))) != first
