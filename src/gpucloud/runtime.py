@@ -131,6 +131,7 @@ def build_reconciler(
         lone_gateway=settings.redis_url is None,
         orphan_after_s=q.max_wait_s + q.request_timeout_s + 60,
         stranded_after_s=q.stranded_after_s,
+        every_s=q.reconcile_every_s,
         longest_wait_s=max(q.max_wait_s, q.async_max_wait_s),
     )
 

@@ -29,6 +29,7 @@ class QueueSettings(BaseModel):
     stranded_after_s: float = Field(
         30.0, gt=0, description="a row still queued this long is submitted again (idempotently)"
     )
+    reconcile_every_s: float = Field(5.0, gt=0, description="how often the reconciler passes")
     request_timeout_s: float = Field(600.0, gt=0, description="longest a synchronous request may take")
 
 

@@ -291,14 +291,16 @@ async def test_sigstopped_worker_loses_its_job_and_its_late_result_is_fenced(
     """A worker frozen mid-job (SIGSTOP) past its lease: another worker re-runs the job; the frozen
     one, resumed, adds no second result, no second charge, and does not stay named on the job."""
     cluster = await cluster_factory()
-    frozen = cluster.worker(SLOW, "tokens_per_s=10", "natural_end=false", worker_id="stop-slow", slots=2)
+    # 13 s for the job on the slow worker: time enough, on a loaded machine, for the fast worker to
+    # start and the stop to find the job still running.
+    frozen = cluster.worker(SLOW, "tokens_per_s=3", "natural_end=false", worker_id="stop-slow", slots=2)
     await _wait_serving(frozen)
     cluster.server.wait_for_model(SLOW)
     client = openai_client(cluster.server.v1, cluster.server.admin_key)
     request = client.chat.completions.create(
         model=SLOW, messages=[{"role": "user", "content": "take your time"}], max_tokens=40
     )
-    answer = asyncio.ensure_future(request)  # 4 s on the slow worker
+    answer = asyncio.ensure_future(request)
     (job,) = await cluster.wait_for("SELECT id, worker_id FROM jobs WHERE status = 'running'")
     assert job["worker_id"] == "stop-slow"
     # A faster machine joins; it runs the job in a tenth of a second once it gets it.

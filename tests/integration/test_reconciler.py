@@ -92,7 +92,8 @@ def test_embedded_restart_reruns_queued_and_running_jobs(tmp_path: Path) -> None
 @pytest.mark.redis
 def test_redis_data_loss_is_reconciled(tmp_path: Path) -> None:
     database_url = create_pg_database()
-    server = make_server(tmp_path, database_url=database_url, redis_url=REDIS_URL)
+    env = {"GPUCLOUD_QUEUE__RECONCILE_EVERY_S": "0.5"}  # the loss is found by the next pass
+    server = make_server(tmp_path, database_url=database_url, redis_url=REDIS_URL, env=env)
     server.start()
     try:
         worker = server.add_worker("--model", MODEL, "--slots", "4")
@@ -169,7 +170,7 @@ def test_a_job_recorded_but_never_queued_runs_without_a_repeat(tmp_path: Path) -
     its client polling): the reconciler finds the row still queued after `stranded_after_s` and
     submits it again, once, and it runs; a job that is on the queue meanwhile is not doubled."""
     database_url = create_pg_database()
-    env = {"GPUCLOUD_QUEUE__STRANDED_AFTER_S": "1"}
+    env = {"GPUCLOUD_QUEUE__STRANDED_AFTER_S": "1", "GPUCLOUD_QUEUE__RECONCILE_EVERY_S": "0.5"}
     server = make_server(tmp_path, database_url=database_url, redis_url=REDIS_URL, env=env)
     server.start()
     try:
@@ -189,10 +190,10 @@ def test_a_job_recorded_but_never_queued_runs_without_a_repeat(tmp_path: Path) -
         client.xdel(stream, gone)  # as if its gateway had died after the row, before the queue
         client.delete(f"{{{prefix}}}:submitted:{stranded}:0")
         deadline = time.monotonic() + 60
-        while client.xlen(stream) < 2:  # the reconciler's pass (every 5 s) puts it back
+        while client.xlen(stream) < 2:  # the reconciler's pass (every 0.5 s here) puts it back
             assert time.monotonic() < deadline, "the stranded job was never queued again"
             time.sleep(0.2)
-        time.sleep(6)  # another pass or two: neither job is queued a second time
+        time.sleep(2)  # several more passes: neither job is queued a second time
         assert client.xlen(stream) == 2
         frozen.process.kill()
         frozen.process.wait()
