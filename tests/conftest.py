@@ -103,29 +103,6 @@ def pytest_testnodedown(node: Any, error: object) -> None:
     node.config.stash.setdefault(_WORKER_LEAKS, []).extend(leaks)
 
 
-# The files that take longest, run first: with `--dist loadfile` each file goes whole to one
-# process, and a long one handed out last keeps that process busy after the others are done.
-SLOW_FIRST = (
-    "test_limits_api.py",
-    "test_reconciler.py",
-    "test_cluster_chaos.py",
-    "test_route_roles.py",
-    "test_cluster_operations.py",
-    "test_batch_crash.py",
-    "test_redis_cluster.py",
-    "test_key_cache.py",
-    "test_cluster_behaviour.py",
-    "test_group_commit.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow files first (see SLOW_FIRST); a stable sort keeps every file's tests together and in
-    their order, so module-scoped servers still start once per file."""
-    rank = {name: position for position, name in enumerate(SLOW_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FIRST)))
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """No secret handed to any server in this session appears in any log it wrote (at DEBUG)."""
     leaks = _secret_leaks()

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import redis
 
+from tests.batch_support import db_rows
 from tests.conftest import MODEL, create_key
 from tests.support import REDIS_URL, Server, create_pg_database, drop_pg_database, make_server
 
@@ -189,6 +190,9 @@ def test_a_job_recorded_but_never_queued_runs_without_a_repeat(tmp_path: Path) -
         gone = next(entry for entry, fields in entries if stranded.encode() in b"".join(fields.values()))
         client.xdel(stream, gone)  # as if its gateway had died after the row, before the queue
         client.delete(f"{{{prefix}}}:submitted:{stranded}:0")
+        # ... and written now: a pass may have looked at the row while it was still on the queue
+        # (a no-op) and moved its cursor past it, which a row that was never queued does not meet.
+        db_rows(server, "UPDATE jobs SET created_at = now() WHERE id = ?", stranded)
         deadline = time.monotonic() + 60
         while client.xlen(stream) < 2:  # the reconciler's pass (every 0.5 s here) puts it back
             assert time.monotonic() < deadline, "the stranded job was never queued again"

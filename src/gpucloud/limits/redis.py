@@ -54,10 +54,11 @@ ScriptArg = str | int | float
 
 def connect(url: str, wait_s: float = POOL_WAIT_S) -> RedisClient:
     """A client for `url` with the timeouts and pool above; nothing connects before the first
-    command. `wait_s` bounds both the wait for a free connection and each reply."""
+    command. `wait_s` bounds both the wait for a free connection and each reply; a caller that
+    waits longer than the default also gives each connect longer (half of it)."""
     return redis_client(
         url,
-        connect_timeout_s=CONNECT_TIMEOUT_S,
+        connect_timeout_s=max(CONNECT_TIMEOUT_S, wait_s / 2),
         socket_timeout_s=max(SOCKET_TIMEOUT_S, wait_s),
         health_check_interval_s=HEALTH_CHECK_INTERVAL_S,
         max_connections=POOL_SIZE,
