@@ -174,7 +174,9 @@ async def test_chaos_sigkill_workers_under_load(cluster_factory: ClusterFactory)
         if r.stream and r.chunks > 0:
             assert r.code == "worker_lost", r  # died after the first token: an error event
         else:
-            assert (r.status, r.code) == (500, "dead_lettered"), r  # killed max_attempts times
+            # Killed max_attempts times; or, on a loaded machine where replacements take seconds to
+            # start, sent while every worker of the model was dead: the designed retryable 503.
+            assert (r.status, r.code) in ((500, "dead_lettered"), (503, "model_not_loaded")), r
     await _check_ledger(cluster, results)
     delays = await _check_reruns(cluster, kills)
     assert len(kills) >= 3
@@ -226,7 +228,9 @@ async def _check_ledger(cluster: Cluster, results: list[Result]) -> None:
     jobs = {r["id"]: r for r in await cluster.rows("SELECT * FROM jobs")}
     usage = {r["job_id"]: r for r in await cluster.rows("SELECT * FROM usage_records")}
     (count,) = (await cluster.rows("SELECT count(*) FROM usage_records"))[0]
-    assert len(jobs) == len(results)  # one job per request: none refused, none duplicated
+    # One job per request, none duplicated; none for a request refused because no worker was up.
+    refused = sum(1 for r in results if r.code == "model_not_loaded")
+    assert len(jobs) == len(results) - refused
     assert count == len(usage) == len(jobs)  # exactly one usage row per job
     assert set(usage) == set(jobs)
     for job_id, job in jobs.items():
