@@ -22,6 +22,9 @@ CHROMIUM = Path(os.environ.get("GPUCLOUD_CHROMIUM", "/usr/bin/chromium"))
 DIST = REPO / "src" / "gpucloud" / "webapp" / "dist"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+# How long an `expect` waits: Playwright's 5 s is too short for Chromium, the gateway and pytest's other
+# workers sharing two cores (Swagger UI alone took longer than that to render a 1 MB schema there).
+EXPECT_MS = 30_000
 
 
 def _chromium() -> Path | None:
@@ -65,6 +68,15 @@ def dashboard_server(built_app: Path, tmp_path_factory: pytest.TempPathFactory) 
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True, scope="package")
+def _patient_expect() -> Iterator[None]:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=EXPECT_MS)
+    yield
+    expect.set_options(timeout=5_000)  # Playwright's default
 
 
 # Package scope: Playwright's sync API runs an event loop on this thread until it stops, so it must

@@ -46,13 +46,6 @@ START_TIMEOUT_S = 180.0
 WAIT_MS = 30_000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _patient_expect() -> Iterator[None]:
-    expect.set_options(timeout=WAIT_MS)
-    yield
-    expect.set_options(timeout=5_000)  # Playwright's default, for the other modules
-
-
 @pytest.fixture(scope="module")
 def accounts_server(built_app: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """This module's own server: its users and organisations stay out of the other e2e tests."""

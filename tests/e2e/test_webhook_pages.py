@@ -24,14 +24,6 @@ from tests.webhook_support import Receiver, receiver, verify
 
 BACKOFF_S = 3600
 START_TIMEOUT_S = 180.0  # a loaded machine may take long to start a server: waits are generous
-WAIT_MS = 30_000
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _patient_expect() -> Iterator[None]:
-    expect.set_options(timeout=WAIT_MS)
-    yield
-    expect.set_options(timeout=5_000)  # Playwright's default, for the other modules
 
 
 @pytest.fixture(scope="module")

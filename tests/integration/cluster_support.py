@@ -22,7 +22,7 @@ import asyncpg
 import httpx2
 import openai
 import pytest
-from redis.asyncio import Redis
+from redis import Redis
 from redis.exceptions import ResponseError
 
 from gpucloud.queue.names import RedisNames
@@ -112,25 +112,28 @@ class Cluster:
         self.gateways.append(gateway)
         return gateway
 
-    async def held_jobs(self, model: str, worker_id: str) -> list[str]:
-        """Ids of the jobs whose queue deliveries `worker_id` holds now (pending for it in Redis)."""
+    def redis(self) -> Redis:
+        """A blocking client of this cluster's Redis (for a test's own thread)."""
+        return Redis.from_url(self.server.env["GPUCLOUD_REDIS_URL"], decode_responses=True)
+
+    def held_jobs(self, client: Redis, model: str, worker_id: str) -> list[str]:
+        """Ids of the jobs whose queue deliveries `worker_id` holds now (pending for it in Redis).
+
+        Blocking on purpose: asked right after a SIGKILL, the answer must come before the lease
+        expires and another worker takes the deliveries, whatever an event loop is busy with."""
         names = RedisNames(self.server.env["GPUCLOUD_REDIS_PREFIX"])
-        client = Redis.from_url(self.server.env["GPUCLOUD_REDIS_URL"], decode_responses=True)
         held: list[str] = []
-        try:
-            for key in names.model_jobs(model):
-                try:
-                    pending = await client.xpending_range(
-                        key, names.WORKERS_GROUP, min="-", max="+", count=1000, consumername=worker_id
-                    )
-                except ResponseError:  # no job of this class was ever queued: no stream, no group
-                    continue
-                for entry in pending:
-                    found = await client.xrange(key, entry["message_id"], entry["message_id"])
-                    entries = cast(list[tuple[str, dict[str, str]]], found)
-                    held += [json.loads(fields["job"])["job_id"] for _, fields in entries]
-        finally:
-            await client.aclose()
+        for key in names.model_jobs(model):
+            try:
+                pending = client.xpending_range(
+                    key, names.WORKERS_GROUP, min="-", max="+", count=1000, consumername=worker_id
+                )
+            except ResponseError:  # no job of this class was ever queued: no stream, no group
+                continue
+            for entry in cast(list[dict[str, Any]], pending):
+                found = client.xrange(key, entry["message_id"], entry["message_id"])
+                entries = cast(list[tuple[str, dict[str, str]]], found)
+                held += [json.loads(fields["job"])["job_id"] for _, fields in entries]
         return held
 
     def worker(
