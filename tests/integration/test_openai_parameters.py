@@ -255,6 +255,14 @@ def a_chat_answer(sent: Sent) -> None:
     assert sent.answer.usage.prompt_tokens > 0
 
 
+def echoes(field: str, value: str) -> Callable[[Sent], None]:
+    def check(sent: Sent) -> None:
+        assert getattr(sent.answer, field) == value
+        a_response(sent)
+
+    return check
+
+
 def a_text_answer(sent: Sent) -> None:
     assert text_of(sent.answer)
 
@@ -279,21 +287,21 @@ CHAT_PARAMETERS: dict[str, Case] = {
     "max_tokens": honoured(3, the_token_limit(3)),
     "messages": honoured(CHAT, a_chat_answer),
     "metadata": refused({"topic": "weather"}),  # kept only with stored answers
-    "modalities": refused(["text"]),
+    "modalities": honoured(["text"], a_chat_answer),  # the neutral value; others: NEUTRAL_ONLY
     "model": honoured(MODEL, answers_as(MODEL)),
     "moderation": refused({"model": "omni-moderation-latest"}),
     "n": honoured(2, two_choices),
     "parallel_tool_calls": gated(False, chat_calls(1), tools=CHAT_TOOLS, tool_choice="required"),
     "prediction": refused({"type": "content", "content": "It is sunny."}),
     "presence_penalty": gated(1.5, changes_the_seeded_answer(chat_text, "presence_penalty"), **SEEDED),
-    "prompt_cache_key": refused("weather-questions"),
+    "prompt_cache_key": honoured("weather-questions", a_chat_answer),  # a hint, as `user` is
     "prompt_cache_options": refused({}),
     "prompt_cache_retention": refused("24h"),
     "reasoning_effort": refused("low"),
     "response_format": gated({"type": "json_object"}, json_object(chat_text)),
-    "safety_identifier": refused("user-1234"),
+    "safety_identifier": honoured("user-1234", a_chat_answer),  # `user`'s successor
     "seed": gated(21, repeats_itself(chat_text)),
-    "service_tier": refused("flex"),
+    "service_tier": honoured("auto", a_chat_answer),
     "stop": honoured([" the"], stops_at_the(chat_text), seed=21),
     "store": refused(True),  # answers are not kept for later retrieval
     "stream": honoured(True, streamed_chat),
@@ -330,7 +338,7 @@ COMPLETION_PARAMETERS: dict[str, Case] = {
 }
 
 RESPONSE_PARAMETERS: dict[str, Case] = {
-    "background": refused(True),
+    "background": honoured(False, a_response),
     "context_management": refused([{"type": "compaction"}]),
     "conversation": refused("conv_123"),  # responses and conversations are not stored
     "include": gated([LOGPROBS], response_logprobs(0)),
@@ -344,23 +352,40 @@ RESPONSE_PARAMETERS: dict[str, Case] = {
     "parallel_tool_calls": gated(False, response_calls(1), tools=RESPONSE_TOOLS, tool_choice="required"),
     "previous_response_id": refused("resp_123"),
     "prompt": refused({"id": "pmpt_123"}),  # stored prompt templates
-    "prompt_cache_key": refused("weather-questions"),
+    "prompt_cache_key": honoured("weather-questions", echoes("prompt_cache_key", "weather-questions")),
     "prompt_cache_options": refused({}),
     "prompt_cache_retention": refused("24h"),
     "reasoning": refused({"effort": "low"}),
-    "safety_identifier": refused("user-1234"),
-    "service_tier": refused("flex"),
+    "safety_identifier": honoured("user-1234", echoes("safety_identifier", "user-1234")),
+    "service_tier": honoured("auto", echoes("service_tier", "default")),  # the tier it ran on
     "store": refused(True),  # the specification's default is true: a client must say false
     "stream": honoured(True, streamed_response),
-    "stream_options": refused({"include_obfuscation": True}, stream=True),
+    "stream_options": honoured({"include_obfuscation": False}, streamed_response, stream=True),
     "temperature": honoured(0),  # no seed here to compare answers by
     "text": gated({"format": {"type": "json_object"}}, json_object(response_text)),
     "tool_choice": gated("required", response_calls(), tools=RESPONSE_TOOLS),
     "tools": gated(RESPONSE_TOOLS, response_calls()),
     "top_logprobs": gated(2, response_logprobs(2), include=[LOGPROBS]),
     "top_p": honoured(0.5),
-    "truncation": refused("auto"),
+    "truncation": honoured("disabled", a_response),
     "user": honoured("end-user-1"),
+}
+
+
+# Parameters accepted with their neutral value only: any other value asks for what is not here.
+NEUTRAL_ONLY: dict[str, dict[str, Case]] = {
+    "chat": {
+        "modalities": refused(["text", "audio"]),
+        "service_tier": refused("flex"),
+        "stream_options": refused({"include_obfuscation": True}, stream=True),
+    },
+    "completions": {},
+    "responses": {
+        "background": refused(True),
+        "service_tier": refused("priority"),
+        "stream_options": refused({"include_obfuscation": True}, stream=True),
+        "truncation": refused("auto"),
+    },
 }
 
 
@@ -523,3 +548,23 @@ def test_a_model_without_the_capabilities_refuses_each_gated_parameter_alone(
         problems.append(f"{param}: accepted by a model without its capability")
     assert not problems, "\n".join(problems)
     assert send(client, endpoint, base)  # the model itself serves what it can
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.name)
+def test_a_neutral_only_parameter_refuses_any_other_value_by_name(
+    client: openai.OpenAI, endpoint: Endpoint
+) -> None:
+    base = {"model": MODEL, **endpoint.minimal}
+    problems: list[str] = []
+    for param, case in sorted(NEUTRAL_ONLY[endpoint.name].items()):
+        assert endpoint.table[param].honoured  # its neutral value is served
+        body = {**base, **case.needs, param: case.value}
+        conforms(body, endpoint.schema)
+        try:
+            send(client, endpoint, body)
+        except openai.BadRequestError as exc:
+            if not names(exc.param, param) or exc.code != "unsupported_value":
+                problems.append(f"{param}: refused as {exc.param!r} ({exc.code}: {exc.message})")
+            continue
+        problems.append(f"{param}: {case.value!r} accepted")
+    assert not problems, "\n".join(problems)

@@ -16,6 +16,7 @@ from jsonschema.exceptions import SchemaError
 from gpucloud.engines.capabilities import Capabilities
 from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.errors import InvalidRequest
+from gpucloud.gateway import noops
 from gpucloud.gateway.schemas import ChatCompletionRequest, CompletionRequest, Tool
 from gpucloud.settings import RequestLimits
 
@@ -55,6 +56,8 @@ def _common(
     require(caps.penalties or not body.presence_penalty, "presence_penalty")
     require(caps.penalties or not body.frequency_penalty, "frequency_penalty")
     require(caps.logit_bias or not body.logit_bias, "logit_bias")
+    if body.stream_options is not None:
+        noops.check_obfuscation(body.stream_options.include_obfuscation, "stream_options.include_obfuscation")
     return {
         "model": body.model,
         "max_tokens": max_tokens,
@@ -63,11 +66,17 @@ def _common(
         "temperature": body.temperature,
         "top_p": body.top_p,
         "seed": body.seed,
-        "user": body.user,
+        "user": _end_user(body),
         "presence_penalty": body.presence_penalty or None,
         "frequency_penalty": body.frequency_penalty or None,
         "logit_bias": check_logit_bias(body.logit_bias),
     }
+
+
+def _end_user(body: ChatCompletionRequest | CompletionRequest) -> str | None:
+    if isinstance(body, ChatCompletionRequest) and body.safety_identifier is not None:
+        return body.safety_identifier  # OpenAI's successor of `user`
+    return body.user
 
 
 def require(supported: bool, param: str) -> None:
@@ -97,6 +106,8 @@ def _chat(
     if len(body.messages) > limits.max_messages:
         raise InvalidRequest(f"messages may hold at most {limits.max_messages} items.", param="messages")
     refuse_storage(body.store, body.metadata)
+    noops.check_modalities(body.modalities)
+    noops.check_service_tier(body.service_tier)
     for i, message in enumerate(body.messages):
         if message.tool_calls:
             require(caps.tools, f"messages[{i}].tool_calls")

@@ -54,6 +54,7 @@ class ChatMessage(_Strict):
 
 class StreamOptions(_Strict):
     include_usage: bool | None = None
+    include_obfuscation: bool | None = None  # false only (gateway.noops): events are not padded
 
 
 class FunctionDefinition(_Strict):
@@ -128,6 +129,14 @@ class ChatCompletionRequest(_Sampling):
     parallel_tool_calls: bool | None = None
     metadata: dict[str, str] | None = None
     store: bool | None = None
+    # Accepted with their neutral values only (gateway.noops).
+    modalities: list[str] | None = None
+    service_tier: str | None = None
+    # End-user and cache-routing hints, as `user` is: accepted, nothing to refuse.
+    safety_identifier: str | None = Field(None, max_length=64)
+    prompt_cache_key: str | None = Field(None, max_length=256)
+
+    _clean_hints = field_validator("safety_identifier", "prompt_cache_key")(refuse_control)
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens

@@ -15,6 +15,7 @@ from typing import Any
 from gpucloud.engines.capabilities import Capabilities
 from gpucloud.engines.protocol import GenerationRequest
 from gpucloud.errors import InvalidRequest
+from gpucloud.gateway import noops
 from gpucloud.gateway.generation import (
     check_chars,
     check_schema,
@@ -41,6 +42,11 @@ def build_response_generation(
             code="unsupported_parameter",
         )
     refuse_storage(body.store, body.metadata)
+    noops.check_service_tier(body.service_tier)
+    noops.check_truncation(body.truncation)
+    noops.check_background(body.background)
+    if body.stream_options is not None:
+        noops.check_obfuscation(body.stream_options.include_obfuscation, "stream_options.include_obfuscation")
     max_tokens = body.max_output_tokens
     if max_tokens is not None and max_tokens > limits.max_tokens:
         raise InvalidRequest(
@@ -58,7 +64,7 @@ def build_response_generation(
         max_tokens=max_tokens,
         temperature=body.temperature,
         top_p=body.top_p,
-        user=body.user,
+        user=body.safety_identifier if body.safety_identifier is not None else body.user,
         tools=tools_of(body, caps),
         tool_choice=choice_of(body),
         parallel_tool_calls=body.parallel_tool_calls,

@@ -22,6 +22,7 @@ import orjson
 
 from gpucloud.engines.protocol import ToolCallDelta
 from gpucloud.errors import GpucloudError
+from gpucloud.gateway import noops
 from gpucloud.gateway.formats import logprob_entries
 from gpucloud.gateway.responses_api.schemas import ResponsesRequest
 from gpucloud.queue.protocol import DeltaEvent
@@ -49,7 +50,18 @@ def echoed(body: ResponsesRequest) -> dict[str, Any]:
         "truncation": "disabled",
         "metadata": {},
         "error": None,
-    } | ({"user": body.user} if body.user is not None else {})  # typed as a string: absent, not null
+    } | _named(body)
+
+
+def _named(body: ResponsesRequest) -> dict[str, Any]:
+    """What the request named that the response repeats; typed as strings, so absent, not null."""
+    named = {
+        "user": body.user,
+        "safety_identifier": body.safety_identifier,
+        "prompt_cache_key": body.prompt_cache_key,
+        "service_tier": noops.SERVED_TIER if body.service_tier is not None else None,
+    }
+    return {key: value for key, value in named.items() if value is not None}
 
 
 def usage(final: dict[str, Any]) -> dict[str, Any]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gpucloud.gateway.inputs import refuse_control
 from gpucloud.queue.messages import Priority
 
 
@@ -77,6 +78,10 @@ class TextOptions(_Strict):
     format: TextFormat | None = None
 
 
+class StreamOptions(_Strict):
+    include_obfuscation: bool | None = None
+
+
 class ResponsesRequest(_Strict):
     model: str = Field(min_length=1, max_length=256)
     input: str | list[InputItem]
@@ -97,4 +102,13 @@ class ResponsesRequest(_Strict):
     previous_response_id: str | None = None  # refused: there is no stored conversation
     metadata: dict[str, str] | None = None  # refused with store
     user: str | None = Field(None, max_length=256)
+    safety_identifier: str | None = Field(None, max_length=64)
+    prompt_cache_key: str | None = Field(None, max_length=256)
+    # Accepted with their neutral values only (gateway.noops).
+    service_tier: str | None = None
+    stream_options: StreamOptions | None = None
+    truncation: str | None = None
+    background: bool | None = None
     priority: Priority | None = None  # gpucloud: queue class
+
+    _clean_ids = field_validator("safety_identifier", "prompt_cache_key")(refuse_control)
