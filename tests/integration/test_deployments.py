@@ -238,6 +238,13 @@ def test_bad_deployments_get_clear_400s(fleet: tuple[Server, str]) -> None:
     assert create(server, name="dup", replicas=0).status_code == 201
     r = create(server, name="dup", replicas=0)
     assert r.status_code == 409, r.text
+    # A PATCH null where null means nothing is refused by name, not answered 200 and ignored.
+    for param in ("replicas", "engine", "policy", "labels"):
+        r = httpx.patch(f"{server.base_url}/api/deployments/dup", json={param: None}, headers=admin(server))
+        assert r.status_code == 400, (param, r.text)
+        assert r.json()["error"]["param"] == param, r.json()
+    r = httpx.patch(f"{server.base_url}/api/deployments/dup", json={"gpu_type": None}, headers=admin(server))
+    assert r.status_code == 200, r.text
     delete(server, "dup")
 
 

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from gpucloud.deployments import DeploymentRequest, validate
 from gpucloud.deployments.views import by_deployment
+from gpucloud.errors import InvalidRequest
 from gpucloud.gateway.deps import AdminDep, RuntimeDep, get_admin
 from gpucloud.gateway.inputs import CleanInput
 from gpucloud.gateway.responses import json_response
@@ -28,7 +29,10 @@ LabelValue = Annotated[str, StringConstraints(max_length=255)]
 OptionKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
 OptionValue = Annotated[str, StringConstraints(max_length=4096)]
 Ref = Annotated[str, Path(min_length=1, max_length=200)]
-_NULLABLE = frozenset({"gpu_type", "idle_unload_seconds", "autoscale"})  # PATCH may set these to null
+# PATCH may set these to null: no GPU constraint, no idle unload, fixed replicas.
+_NULLABLE = frozenset({"gpu_type", "idle_unload_seconds", "autoscale"})
+# And this one, to have it estimated again from the model's config.json.
+_NULL_MEANS_SOMETHING = _NULLABLE | {"gpu_memory_gb"}
 EngineName = Literal["simulated", "transformers", "openai", "sentence-transformers"]
 
 
@@ -126,6 +130,7 @@ async def get_deployment(ref: Ref, runtime: RuntimeDep) -> Response:
 async def patch_deployment(ref: Ref, body: DeploymentPatch, runtime: RuntimeDep) -> Response:
     current = await runtime.deployments.get(ref)
     changes = body.model_dump(exclude_unset=True)
+    _refuse_nulls(changes)
     merged = _merged(current, changes)
     checked = validate(merged, runtime.settings.resolved_models_dir())
     if "gpu_memory_gb" in changes:
@@ -137,6 +142,14 @@ async def patch_deployment(ref: Ref, body: DeploymentPatch, runtime: RuntimeDep)
     )
     await runtime.kick_controller()
     return json_response(await _view(runtime, row.id))
+
+
+def _refuse_nulls(changes: dict[str, Any]) -> None:
+    """A null is a change only where the field has a null meaning; elsewhere it is refused rather
+    than taken as "no change", which would answer 200 while ignoring what the client sent."""
+    for name in sorted(changes):
+        if changes[name] is None and name not in _NULL_MEANS_SOMETHING:
+            raise InvalidRequest(f"{name} cannot be null: leave it out to keep its value.", param=name)
 
 
 @router.post("/deployments/{ref:path}/rollback", responses=documented(DeploymentView))
