@@ -280,8 +280,11 @@ def test_changing_an_organisations_endpoints_takes_an_owner_or_admin(server: Ser
     _, unowned = _org_key(server, org)  # a platform admin made it for the organisation
     member, admin = _member_key(server, org, "member"), _member_key(server, org, "admin")
     hook = register(server, unowned, hooks.url("/roles"), ["job.completed"])
-    listed = httpx.get(f"{server.base_url}/api/webhooks", headers=_auth(member)).json()["data"]
-    assert [h["id"] for h in listed] == [hook["id"]]  # a member's key reads them
+    listed = httpx.get(f"{server.base_url}/api/webhooks", headers=_auth(member)).json()
+    assert [h["id"] for h in listed["data"]] == [hook["id"]]  # a member's key reads them
+    assert listed["can_manage"] is False  # and is told it may not change them (the page hides how)
+    for key in (unowned, admin):
+        assert httpx.get(f"{server.base_url}/api/webhooks", headers=_auth(key)).json()["can_manage"] is True
 
     refused = httpx.post(
         f"{server.base_url}/api/webhooks",

@@ -1567,6 +1567,8 @@ export interface components {
             metadata?: {
                 [key: string]: string;
             } | null;
+            /** Modalities */
+            modalities?: string[] | null;
             /** Model */
             model: string;
             /** N */
@@ -1576,9 +1578,15 @@ export interface components {
             /** Presence Penalty */
             presence_penalty?: number | null;
             priority?: components["schemas"]["Priority"] | null;
+            /** Prompt Cache Key */
+            prompt_cache_key?: string | null;
             response_format?: components["schemas"]["ResponseFormat"] | null;
+            /** Safety Identifier */
+            safety_identifier?: string | null;
             /** Seed */
             seed?: number | null;
+            /** Service Tier */
+            service_tier?: string | null;
             /** Stop */
             stop?: string | string[] | null;
             /** Store */
@@ -1588,7 +1596,7 @@ export interface components {
              * @default false
              */
             stream: boolean | null;
-            stream_options?: components["schemas"]["StreamOptions"] | null;
+            stream_options?: components["schemas"]["gpucloud__gateway__schemas__StreamOptions"] | null;
             /** Temperature */
             temperature?: number | null;
             /** Tool Choice */
@@ -1726,7 +1734,7 @@ export interface components {
              * @default false
              */
             stream: boolean | null;
-            stream_options?: components["schemas"]["StreamOptions"] | null;
+            stream_options?: components["schemas"]["gpucloud__gateway__schemas__StreamOptions"] | null;
             /** Suffix */
             suffix?: string | null;
             /** Temperature */
@@ -2226,10 +2234,22 @@ export interface components {
              */
             type: "function";
         };
+        /** StreamOptions */
+        gpucloud__gateway__responses_api__schemas__StreamOptions: {
+            /** Include Obfuscation */
+            include_obfuscation?: boolean | null;
+        };
         /** NamedFunction */
         gpucloud__gateway__schemas__NamedFunction: {
             /** Name */
             name: string;
+        };
+        /** StreamOptions */
+        gpucloud__gateway__schemas__StreamOptions: {
+            /** Include Obfuscation */
+            include_obfuscation?: boolean | null;
+            /** Include Usage */
+            include_usage?: boolean | null;
         };
         /**
          * GpuIn
@@ -3071,6 +3091,8 @@ export interface components {
         };
         /** ResponsesRequest */
         ResponsesRequest: {
+            /** Background */
+            background?: boolean | null;
             /** Include */
             include?: string[] | null;
             /** Input */
@@ -3090,6 +3112,12 @@ export interface components {
             /** Previous Response Id */
             previous_response_id?: string | null;
             priority?: components["schemas"]["Priority"] | null;
+            /** Prompt Cache Key */
+            prompt_cache_key?: string | null;
+            /** Safety Identifier */
+            safety_identifier?: string | null;
+            /** Service Tier */
+            service_tier?: string | null;
             /** Store */
             store?: boolean | null;
             /**
@@ -3097,6 +3125,7 @@ export interface components {
              * @default false
              */
             stream: boolean | null;
+            stream_options?: components["schemas"]["gpucloud__gateway__responses_api__schemas__StreamOptions"] | null;
             /** Temperature */
             temperature?: number | null;
             text?: components["schemas"]["TextOptions"] | null;
@@ -3108,6 +3137,8 @@ export interface components {
             top_logprobs?: number | null;
             /** Top P */
             top_p?: number | null;
+            /** Truncation */
+            truncation?: string | null;
             /** User */
             user?: string | null;
         };
@@ -3228,11 +3259,6 @@ export interface components {
             prompt_tokens: number;
             /** Requests */
             requests: number;
-        };
-        /** StreamOptions */
-        StreamOptions: {
-            /** Include Usage */
-            include_usage?: boolean | null;
         };
         /** TextChoice */
         TextChoice: {
@@ -3529,6 +3555,11 @@ export interface components {
         };
         /** WebhookEndpointList */
         WebhookEndpointList: {
+            /**
+             * Can Manage
+             * @description whether this key may create and delete endpoints and ask for redeliveries
+             */
+            can_manage: boolean;
             /** Data */
             data: components["schemas"]["WebhookEndpointView"][];
             /**

@@ -47,6 +47,7 @@ export type FileObject = S["FileObject"];
 export type Batch = S["BatchObject"];
 export type BatchStatus = Batch["status"];
 export type WebhookEndpoint = S["WebhookEndpointView"];
+export type WebhookEndpointList = S["WebhookEndpointList"];
 export type WebhookDelivery = S["WebhookDeliveryView"];
 
 export type User = S["UserView"];

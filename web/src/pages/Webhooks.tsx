@@ -1,10 +1,11 @@
 // Webhooks: the endpoints the key sees — its organisation's, or (in the default organisation) its
 // own — with URL and events (the signing secret shown once at creation), each endpoint's recent
 // deliveries with their status, and redelivery. Whether this key may change an organisation's
-// endpoints is the server's call: a refusal shows its message.
+// endpoints is the server's call: the list says so (`can_manage`), and the page then offers no
+// form, Delete or Redeliver that would only be refused; a refusal still shows its message.
 import { type FormEvent, useState } from "react";
 import { describeError, unwrap } from "../api/client";
-import type { ListOf, WebhookDelivery, WebhookEndpoint } from "../api/views";
+import type { ListOf, WebhookDelivery, WebhookEndpoint, WebhookEndpointList } from "../api/views";
 import { useSession } from "../auth";
 import { ConfirmButton, CopyButton, Field } from "../components/Controls";
 import { Badge, Empty, ErrorBox, Gate } from "../components/Status";
@@ -18,7 +19,9 @@ export function Webhooks() {
   const { client } = useSession();
   const [selected, setSelected] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const endpoints = useLoad(async () => unwrap<ListOf<WebhookEndpoint>>(await client.GET("/api/webhooks")).data, [client], 10000);
+  const listed = useLoad(async () => unwrap<WebhookEndpointList>(await client.GET("/api/webhooks")), [client], 10000);
+  const endpoints = { ...listed, data: listed.data ? listed.data.data : null };
+  const canManage = listed.data?.can_manage ?? false;
 
   async function remove(id: string) {
     setError(null);
@@ -35,7 +38,11 @@ export function Webhooks() {
     <section aria-labelledby="webhooks-title">
       <h1 id="webhooks-title">Webhooks</h1>
       <p className="muted">Signed (Standard Webhooks) notifications of batches and jobs, retried with backoff for about a day. An organisation's endpoints hear every key of it; a key made without an organisation has endpoints of its own.</p>
-      <NewWebhook onCreated={() => void endpoints.reload()} />
+      {canManage ? (
+        <NewWebhook onCreated={() => void endpoints.reload()} />
+      ) : (
+        listed.data && <p className="muted" data-testid="webhooks-read-only">Only the organisation's owners and admins can add or delete endpoints and redeliver; this key can read them.</p>
+      )}
       {error && <ErrorBox title="The action failed">{error}</ErrorBox>}
       <Gate {...endpoints} what="webhook endpoints">
         {(rows) =>
@@ -52,7 +59,7 @@ export function Webhooks() {
                       <td>{dateTime(isoOf(w.created_at))}</td>
                       <td className="actions">
                         <button type="button" className="secondary" onClick={() => setSelected(w.id)}>Deliveries</button>
-                        <ConfirmButton label="Delete" question="Stop sending to this URL?" confirmLabel="Yes, delete" onConfirm={() => remove(w.id)} />
+                        {canManage && <ConfirmButton label="Delete" question="Stop sending to this URL?" confirmLabel="Yes, delete" onConfirm={() => remove(w.id)} />}
                       </td>
                     </tr>
                   ))}
@@ -64,7 +71,7 @@ export function Webhooks() {
           )
         }
       </Gate>
-      {selected && <Deliveries webhookId={selected} />}
+      {selected && <Deliveries webhookId={selected} canManage={canManage} />}
     </section>
   );
 }
@@ -116,7 +123,7 @@ function NewWebhook({ onCreated }: { onCreated: () => void }) {
   );
 }
 
-function Deliveries({ webhookId }: { webhookId: string }) {
+function Deliveries({ webhookId, canManage }: { webhookId: string; canManage: boolean }) {
   const { client } = useSession();
   const [error, setError] = useState<string | null>(null);
   const path = { webhook_id: webhookId };
@@ -151,7 +158,7 @@ function Deliveries({ webhookId }: { webhookId: string }) {
                       <td className="num">{d.last_status_code ?? "—"}</td>
                       <td>{d.last_error ?? ""}</td>
                       <td>{d.next_attempt_at ? dateTime(isoOf(d.next_attempt_at)) : "—"}</td>
-                      <td className="actions"><button type="button" onClick={() => void redeliver(d.id)}>Redeliver</button></td>
+                      <td className="actions">{canManage && <button type="button" onClick={() => void redeliver(d.id)}>Redeliver</button>}</td>
                     </tr>
                   ))}
                 </tbody>

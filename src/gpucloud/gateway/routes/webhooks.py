@@ -53,19 +53,23 @@ class CreateWebhook(BaseModel):
 
 
 async def _may_change(principal: Principal, org_id: str | None, runtime: Runtime, accounts: Accounts) -> None:
-    """PermissionDenied unless the caller may change the endpoints of `org_id` (None: its own);
-    see the module docstring."""
-    if org_id is None or principal.is_admin:
-        return
-    owner = (await runtime.keys.get(principal.key_id)).owner_user_id
-    if owner is None:
-        return
-    # The member's role now, not when the key was made: a demoted admin's keys lose the right.
-    if await accounts.orgs.role_of(org_id, owner) not in MANAGERS:
+    """PermissionDenied unless the caller may change the endpoints of `org_id` (None: its own)."""
+    if not await _can_change(principal, org_id, runtime, accounts):
         raise PermissionDenied(
             "Changing the organisation's webhooks needs a key of one of its owners or admins.",
             code="org_role_required",
         )
+
+
+async def _can_change(principal: Principal, org_id: str | None, runtime: Runtime, accounts: Accounts) -> bool:
+    """See the module docstring."""
+    if org_id is None or principal.is_admin:
+        return True
+    owner = (await runtime.keys.get(principal.key_id)).owner_user_id
+    if owner is None:
+        return True
+    # The member's role now, not when the key was made: a demoted admin's keys lose the right.
+    return await accounts.orgs.role_of(org_id, owner) in MANAGERS
 
 
 def _audited(request: Request, endpoint_id: str, org_id: str | None) -> None:
@@ -99,9 +103,14 @@ async def create_webhook(
 
 
 @router.get("/api/webhooks", responses=documented(WebhookEndpointList))
-async def list_webhooks(principal: PrincipalDep, offline: OfflineDep) -> Response:
+async def list_webhooks(
+    principal: PrincipalDep, offline: OfflineDep, runtime: RuntimeDep, accounts: AccountsDep
+) -> Response:
     rows = await offline.webhooks.page(principal)
-    return json_response(WebhookEndpointList(object="list", data=[endpoint_view(r) for r in rows]))
+    manage = await _can_change(principal, shared_org(principal), runtime, accounts)
+    return json_response(
+        WebhookEndpointList(object="list", data=[endpoint_view(r) for r in rows], can_manage=manage)
+    )
 
 
 @router.delete("/api/webhooks/{webhook_id}", responses=documented(WebhookEndpointView))

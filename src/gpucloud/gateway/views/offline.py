@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from pydantic import Field
+
 from gpucloud.batches.states import BatchStatus
 from gpucloud.batches.store import Counts, unix
 from gpucloud.db.models import Batch, StoredFile, WebhookDelivery, WebhookEndpoint
@@ -101,6 +103,9 @@ class WebhookEndpointView(View):
 class WebhookEndpointList(View):
     object: Literal["list"]
     data: list[WebhookEndpointView]
+    can_manage: bool = Field(
+        description="whether this key may create and delete endpoints and ask for redeliveries"
+    )
 
 
 class WebhookDeliveryView(View):
