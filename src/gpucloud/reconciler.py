@@ -130,7 +130,8 @@ class Reconciler:
 
     async def requeue_stranded(self, current: str) -> int:
         """Submit again the rows left queued by a gateway that died before queueing them (see
-        module docstring); how many rows were looked at."""
+        module docstring); how many it queued or ended (a row found on the queue already is not
+        counted)."""
         until = utcnow() - timedelta(seconds=self._stranded_after_s)
         query = (
             select(Job)
@@ -145,27 +146,32 @@ class Reconciler:
         )
         async with self._db.session() as session:
             rows = list((await session.execute(query)).scalars())
+        handled = 0
         for job in rows:
-            if not await self._resubmit(job):
+            done = await self._resubmit(job)
+            if done is None:
                 self._stranded_from = job.created_at  # the queue is full: from here next pass
-                return len(rows)
-        # A full page goes on from its last row next pass (read again: submitting twice is a no-op).
-        self._stranded_from = rows[-1].created_at if len(rows) == self._batch else until
-        return len(rows)
+                break
+            handled += done
+        else:
+            # A full page goes on from its last row next pass (read again: submitting twice is a no-op).
+            self._stranded_from = rows[-1].created_at if len(rows) == self._batch else until
+        if handled:
+            log.warning("reconciler: queued %d job(s) a lost gateway had recorded but not queued", handled)
+        return handled
 
-    async def _resubmit(self, job: Job) -> bool:
-        """Queue the job again unless it is there already (or end it if its deadline passed);
-        False when the queue is full."""
+    async def _resubmit(self, job: Job) -> bool | None:
+        """Queue the job again unless it is there already (False), or end it if its deadline
+        passed (True when queued or ended); None when the queue is full."""
         now = time.time()
         deadline = job.deadline_at.timestamp() if job.deadline_at else now
         if deadline <= now:
             await self._end(job, OutcomeStatus.EXPIRED, "the job was never queued", "queue_timeout")
             return True
         try:
-            await self._queue.submit(message_of(job, deadline))
+            return await self._queue.submit(message_of(job, deadline))
         except QueueFull:
-            return False
-        return True
+            return None
 
     async def end_orphans(self) -> int:
         """End the active rows of synchronous jobs whose client is gone (see module docstring)."""

@@ -199,6 +199,8 @@ def test_a_job_recorded_but_never_queued_runs_without_a_repeat(tmp_path: Path) -
             time.sleep(0.2)
         time.sleep(2)  # several more passes: neither job is queued a second time
         assert client.xlen(stream) == 2
+        # One job queued again, and said so once: passes that found it on the queue count nothing.
+        assert server.logs().count("reconciler: queued 1 job(s) a lost gateway had recorded") == 1
         frozen.process.kill()
         frozen.process.wait()
         server.add_worker("--model", MODEL, "--slots", "2")

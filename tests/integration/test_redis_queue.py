@@ -564,9 +564,9 @@ class _Proxy:
 async def test_a_second_submit_of_the_same_job_adds_nothing(make_queue: MakeQueue, raw: Redis) -> None:
     queue = await make_queue()
     j = msgspec.structs.replace(job(), deadline=time.time() + 30)
-    await queue.submit(j)
-    await queue.submit(j)  # a gateway that took over a job, unsure whether it was ever queued
+    assert await queue.submit(j)
+    assert not await queue.submit(j)  # a gateway that took over a job, unsure whether it was ever queued
     assert await queue.depth("m") == {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 0}
     assert 29_000 < await raw.pttl(queue.names.submitted(j.job_id, 0)) <= 31_000  # to the deadline
-    await queue.submit(msgspec.structs.replace(j, attempt_base=3))  # a dead-lettered job's retry
+    assert await queue.submit(msgspec.structs.replace(j, attempt_base=3))  # a dead-lettered job's retry
     assert await queue.depth("m") == {Priority.HIGH: 0, Priority.NORMAL: 2, Priority.LOW: 0}

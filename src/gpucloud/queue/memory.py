@@ -108,9 +108,9 @@ class MemoryJobQueue(MemoryPresence):
 
     # jobs ----------------------------------------------------------------------------------
 
-    async def submit(self, job: JobMessage) -> None:
+    async def submit(self, job: JobMessage) -> bool:
         if (marker := (job.job_id, job.attempt_base)) in self._submitted:
-            return  # on the queue already (the protocol's idempotent submit)
+            return False  # on the queue already (the protocol's idempotent submit)
         queue = self._models.setdefault(job.model, _ModelQueue())
         if queue.waiting() >= self._max_depth:
             raise QueueFull(job.model, queue.waiting())
@@ -118,6 +118,7 @@ class MemoryJobQueue(MemoryPresence):
         self._submitted[marker] = job.submitted_until(time.time())
         async with self._work:
             self._work.notify_all()
+        return True
 
     async def lease(self, worker_id: str, models: Sequence[str], count: int, timeout_s: float) -> list[Lease]:
         deadline = time.monotonic() + timeout_s

@@ -104,8 +104,9 @@ class Jobs(Protocol):
         """Raise `QueueUnavailable` when the queue cannot be used (readiness probe)."""
         ...
 
-    async def submit(self, job: JobMessage) -> None:
-        """Enqueue `job`; raise `QueueFull` when the model's depth is at the bound.
+    async def submit(self, job: JobMessage) -> bool:
+        """Enqueue `job`; raise `QueueFull` when the model's depth is at the bound. True when it
+        was added, False when it was there already.
 
         Idempotent per (`job_id`, `attempt_base`) until the job's deadline: a second submit of the
         same job is a no-op. So a job whose recording outlived the process that was queueing it

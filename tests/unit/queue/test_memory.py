@@ -40,10 +40,10 @@ def job(model: str = "m", priority: Priority = Priority.NORMAL, stream: bool = F
 async def test_a_second_submit_of_the_same_job_adds_nothing() -> None:
     q = MemoryJobQueue(max_depth=3)
     j = msgspec.structs.replace(job(), deadline=time.time() + 30)
-    await q.submit(j)
-    await q.submit(j)  # whoever is unsure whether the job was queued may submit it again
+    assert await q.submit(j)
+    assert not await q.submit(j)  # whoever is unsure whether the job was queued may submit it again
     assert sum((await q.depth("m")).values()) == 1
-    await q.submit(msgspec.structs.replace(j, attempt_base=3))  # a dead-lettered job's retry
+    assert await q.submit(msgspec.structs.replace(j, attempt_base=3))  # a dead-lettered job's retry
     assert sum((await q.depth("m")).values()) == 2
 
 

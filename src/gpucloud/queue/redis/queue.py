@@ -134,7 +134,7 @@ class RedisJobQueue(OutcomesMixin, EventsMixin, presence.PresenceMixin):
 
     # jobs ----------------------------------------------------------------------------------
 
-    async def submit(self, job: JobMessage) -> None:
+    async def submit(self, job: JobMessage) -> bool:
         keys = [self.names.submitted(job.job_id, job.attempt_base), *self.names.model_jobs(job.model)]
         args: list[ScriptArg] = [
             self.names.WORKERS_GROUP,
@@ -147,6 +147,7 @@ class RedisJobQueue(OutcomesMixin, EventsMixin, presence.PresenceMixin):
             added, detail = cast(list[Any], await self._scripts.submit(keys=keys, args=args))
         if int(added) == 0:
             raise QueueFull(job.model, int(detail))
+        return int(added) == 1  # 2: submitted before, still on the queue
 
     async def lease(self, worker_id: str, models: Sequence[str], count: int, timeout_s: float) -> list[Lease]:
         models = list(dict.fromkeys(models))
