@@ -35,47 +35,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # The repository's own harness: servers, workers, moto, the webhook receiver.
+from bench.common import interactive, report  # noqa: E402
 from tests.batch_support import PRICES_ENV, batch_cost, db_rows, mixed_input  # noqa: E402
 from tests.conftest import MODEL  # noqa: E402
 from tests.s3_support import moto_server  # noqa: E402
 from tests.support import REDIS_URL, Server, create_pg_database, drop_pg_database, make_server  # noqa: E402
 from tests.webhook_support import receiver  # noqa: E402
-
-MESSAGES = [{"role": "user", "content": "hello there"}]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
-async def interactive(srv: Server, stop: threading.Event | float, concurrency: int) -> list[float]:
-    """Latencies (ms) of chat completions sent `concurrency` at a time, for a number of seconds
-    or until `stop` is set."""
-    body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 16}
-    headers = {"Authorization": f"Bearer {srv.admin_key}"}
-    samples: list[float] = []
-    end = time.monotonic() + stop if isinstance(stop, float) else float("inf")
-
-    def done() -> bool:
-        return time.monotonic() >= end or (isinstance(stop, threading.Event) and stop.is_set())
-
-    async with httpx.AsyncClient(base_url=srv.v1, headers=headers, timeout=60) as client:
-
-        async def loop() -> None:
-            while not done():
-                start = time.perf_counter()
-                (await client.post("/chat/completions", json=body)).raise_for_status()
-                samples.append((time.perf_counter() - start) * 1000)
-
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
-    return samples
-
-
-def report(name: str, samples: list[float]) -> float:
-    p50 = percentile(samples, 0.5)
-    print(f"{name:>22}: n={len(samples):6d}  p50={p50:7.1f} ms  p99={percentile(samples, 0.99):7.1f} ms")
-    return p50
 
 
 def run_batch(client: openai.OpenAI, lines: int, finished: threading.Event, out: dict[str, Any]) -> None:
@@ -149,14 +114,18 @@ def main() -> None:
                 json={"url": hooks.url("/hook"), "events": ["batch.completed"]},
                 timeout=10,
             ).json()
-            asyncio.run(interactive(srv, 2.0, args.concurrency))  # warm-up
-            idle = report("idle", asyncio.run(interactive(srv, args.idle_seconds, args.concurrency)))
+
+            def load(stop: threading.Event | float) -> list[float]:
+                return asyncio.run(interactive(srv.v1, srv.admin_key, MODEL, stop, args.concurrency))
+
+            load(2.0)  # warm-up
+            idle = report("idle", load(args.idle_seconds))["p50_ms"]
 
             client = openai.OpenAI(base_url=srv.v1, api_key=srv.admin_key, max_retries=2, timeout=120)
             finished, out = threading.Event(), dict[str, Any]()
             thread = threading.Thread(target=run_batch, args=(client, args.lines, finished, out))
             thread.start()
-            busy = report("during the batch", asyncio.run(interactive(srv, finished, args.concurrency)))
+            busy = report("during the batch", load(finished))["p50_ms"]
             thread.join()
             batch = out["batch"]
             output = read_lines(client, batch.output_file_id)

@@ -17,41 +17,17 @@ import io
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import httpx
 import openai
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import chat_body, interactive, report  # noqa: E402
 from tests.support import Server, make_server  # noqa: E402 - the repository's own harness
 
 MODEL = "bench-sim"
-MESSAGES = [{"role": "user", "content": "hello there"}]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def interactive(srv: Server, seconds: float, concurrency: int) -> list[float]:
-    body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 16}
-    headers = {"Authorization": f"Bearer {srv.admin_key}"}
-    samples: list[float] = []
-    end = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=srv.v1, headers=headers, timeout=60) as client:
-
-        async def loop() -> None:
-            while time.monotonic() < end:
-                start = time.perf_counter()
-                (await client.post("/chat/completions", json=body)).raise_for_status()
-                samples.append((time.perf_counter() - start) * 1000)
-
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
-    return samples
 
 
 def start_batch(srv: Server, lines: int) -> tuple[openai.OpenAI, str]:
@@ -61,7 +37,7 @@ def start_batch(srv: Server, lines: int) -> tuple[openai.OpenAI, str]:
             "custom_id": f"b{i}",
             "method": "POST",
             "url": "/v1/chat/completions",
-            "body": {"model": MODEL, "messages": MESSAGES, "max_tokens": 16},
+            "body": chat_body(MODEL),
         }
         for i in range(lines)
     ]
@@ -71,12 +47,6 @@ def start_batch(srv: Server, lines: int) -> tuple[openai.OpenAI, str]:
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
     return client, batch.id
-
-
-def report(name: str, samples: list[float]) -> dict[str, float]:
-    row = {"n": len(samples), "p50_ms": percentile(samples, 0.5), "p99_ms": percentile(samples, 0.99)}
-    print(f"{name:>14}: n={row['n']:5d}  p50={row['p50_ms']:7.1f} ms  p99={row['p99_ms']:7.1f} ms")
-    return row
 
 
 async def main() -> None:
@@ -101,11 +71,15 @@ async def main() -> None:
         srv = make_server(Path(tmp), env=env)
         srv.start()
         try:
-            await interactive(srv, 2.0, args.concurrency)  # warm-up
-            idle = report("idle", await interactive(srv, args.seconds, args.concurrency))
+
+            async def load(seconds: float) -> list[float]:
+                return await interactive(srv.v1, srv.admin_key, MODEL, seconds, args.concurrency)
+
+            await load(2.0)  # warm-up
+            idle = report("idle", await load(args.seconds))
             client, batch_id = start_batch(srv, args.lines)
             await asyncio.sleep(2.0)  # the feeder fills the queue
-            busy = report("during batch", await interactive(srv, args.seconds, args.concurrency))
+            busy = report("during batch", await load(args.seconds))
             counts = client.batches.retrieve(batch_id).request_counts
             print(f"batch lines answered during the measurement: {counts.completed if counts else 0}")
             print(f"p50 ratio during/idle: {busy['p50_ms'] / idle['p50_ms']:.2f}")

@@ -30,15 +30,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import percentile  # noqa: E402
 from tests.support import REDIS_URL, Server, make_server  # noqa: E402 - the repository's own harness
 
 MODEL = "bench-sim"
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 16}
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def server(tmp: Path, *, cluster: bool, extra_env: dict[str, str] | None = None) -> Server:
