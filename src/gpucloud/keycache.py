@@ -41,7 +41,9 @@ from typing import Protocol
 from redis.exceptions import RedisError
 
 from gpucloud.background import Background
-from gpucloud.redis_pools import CONNECTION_CLOSED_UNDER_USE, RedisClient, subscriber
+from gpucloud.queue.names import RedisNames
+from gpucloud.redis_pools import CONNECTION_CLOSED_UNDER_USE, RedisClient, redis_client, subscriber
+from gpucloud.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -225,3 +227,15 @@ class RedisKeyChanges:
             return
         await self._loop.close()
         await self._client.aclose()
+
+
+def key_changes(settings: Settings) -> KeyChanges:
+    """How key changes reach every gateway: Redis pub/sub in cluster mode, a call in embedded mode.
+    Here, not in `runtime`, so that the CLI's key commands need not import the gateway."""
+    url = settings.redis_dsn()
+    if url is None:
+        database = settings.resolved_database_url()
+        sqlite_file = database.split(":///", 1)[1] if database.startswith("sqlite") else None
+        return LocalKeyChanges(sqlite_file)
+    client = redis_client(url, connect_timeout_s=2.0, socket_timeout_s=60.0)
+    return RedisKeyChanges(client, RedisNames(settings.redis_prefix).keys_changed())

@@ -23,7 +23,7 @@ from gpucloud.deployments.autoscale import Autoscaler
 from gpucloud.deployments.views import catalog
 from gpucloud.engines.protocol import Engine
 from gpucloud.jobs import Finalizer, JobStore, KeptResults
-from gpucloud.keycache import KeyCache, KeyChanges, LocalKeyChanges, RedisKeyChanges
+from gpucloud.keycache import KeyCache, KeyChanges, key_changes
 from gpucloud.keys import KeyService
 from gpucloud.limits import (
     BudgetStore,
@@ -38,11 +38,9 @@ from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.stats import LiveStats
 from gpucloud.observability.tracing import Tracer
 from gpucloud.queue.factory import build_queue
-from gpucloud.queue.names import RedisNames
 from gpucloud.queue.protocol import JobQueue
 from gpucloud.queue.router import ReplyRouter
 from gpucloud.reconciler import Reconciler
-from gpucloud.redis_pools import redis_client
 from gpucloud.registry import ModelRegistry
 from gpucloud.settings import Settings
 from gpucloud.storage import ObjectStore, build_store
@@ -56,17 +54,6 @@ from gpucloud.worker.nvml import NvmlProbe
 from gpucloud.worker.simulated_gpus import SimulatedProbe
 
 log = logging.getLogger(__name__)
-
-
-def key_changes(settings: Settings) -> KeyChanges:
-    """How key changes reach every gateway: Redis pub/sub in cluster mode, a call in embedded mode."""
-    url = settings.redis_dsn()
-    if url is None:
-        database = settings.resolved_database_url()
-        sqlite_file = database.split(":///", 1)[1] if database.startswith("sqlite") else None
-        return LocalKeyChanges(sqlite_file)
-    client = redis_client(url, connect_timeout_s=2.0, socket_timeout_s=60.0)
-    return RedisKeyChanges(client, RedisNames(settings.redis_prefix).keys_changed())
 
 
 def build_admission(settings: Settings, usage: UsageService) -> Admission:

@@ -47,8 +47,8 @@ def load_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
 
 
 def _with_keys(settings: Settings, action: Callable[[KeyService], Awaitable[T]]) -> T:
+    from gpucloud.keycache import key_changes
     from gpucloud.keys import KeyService
-    from gpucloud.runtime import key_changes
 
     async def with_service(db: Database) -> T:
         service = KeyService(db, changes=key_changes(settings))  # a revoke reaches every gateway

@@ -28,7 +28,7 @@ def _with_users(data_dir: Path | None, action: Callable[[UserService], Awaitable
     # Imported here: the control plane's modules load only for the commands that use them.
     from gpucloud.accounts import UserService
     from gpucloud.cli.main import _with_db, load_settings
-    from gpucloud.runtime import key_changes
+    from gpucloud.keycache import key_changes
 
     settings = load_settings(data_dir)
 
