@@ -116,30 +116,38 @@ class Kill:
 
 
 def _chaos(cluster: Cluster, workers: dict[str, Worker], stop: threading.Event, kills: list[Kill]) -> None:
-    """Every 1–2 s SIGKILL a worker, one that holds jobs when there is one, and start a
+    """Every 1–2 s SIGKILL a serving worker, one that holds jobs when there is one, and start a
     replacement; at most `MAX_KILLS` times, since each replacement's start costs a few seconds of
     CPU that a loaded machine takes from the load.
+
+    A kill waits until another worker serves, so that the victim's jobs have somewhere to go: on a
+    loaded machine replacements take seconds to start, and kills every 1–2 s would otherwise leave
+    a fleet of starting workers, and measure their start rather than the lease's reclaim.
 
     It runs in its own thread with a blocking Redis client: on the load's event loop, a loaded
     machine made it kill far less often, and asked for the victim's jobs so late that another
     worker had already taken them over (the lease is 1.5 s), so no kill seemed to catch a job."""
     rng = random.Random(7)
     serial = len(workers)
+    serving: set[str] = set()
     with cluster.redis() as client:
         while len(kills) < MAX_KILLS and not stop.wait(rng.uniform(1.0, 2.0)):
-            victim = _busy_worker(cluster, client, workers, rng)
+            serving |= {name for name in set(workers) - serving if "serving" in workers[name].logs()}
+            if len(serving) < 2:
+                continue
+            victim = _busy_worker(cluster, client, sorted(serving), rng)
             kill(workers.pop(victim))
             at = time.time()
             kills.append(Kill(at, victim, cluster.held_jobs(client, MODEL, victim)))
+            serving.discard(victim)
             serial += 1
             workers[f"chaos-{serial}"] = _chaos_worker(cluster, serial)
 
 
-def _busy_worker(cluster: Cluster, client: Redis, workers: dict[str, Worker], rng: random.Random) -> str:
-    """A worker that holds jobs now, so that the kill catches some (on a busy machine a fresh
-    replacement may not have taken any yet); any worker when none holds one, so that the kills
-    go on at their pace whatever the load."""
-    names = sorted(workers)
+def _busy_worker(cluster: Cluster, client: Redis, names: list[str], rng: random.Random) -> str:
+    """One of `names` that holds jobs now, so that the kill catches some (on a busy machine a
+    fresh replacement may not have taken any yet); any when none holds one, so that the kills go
+    on at their pace whatever the load."""
     busy = [name for name in names if cluster.held_jobs(client, MODEL, name)]
     return rng.choice(busy or names)
 
