@@ -14,6 +14,7 @@ from tests.support import (
     LOG_FILES,
     REDIS_URL,
     SECRETS,
+    UNCLEAN_STOPS,
     Server,
     create_pg_database,
     drop_pg_database,
@@ -80,6 +81,7 @@ def user_client(server: Server, user_key: str) -> openai.OpenAI:
 
 MODEL = "gpucloud-sim-1"
 _WORKER_LEAKS = pytest.StashKey[list[str]]()
+_WORKER_UNCLEAN = pytest.StashKey[list[str]]()
 
 
 def tmp_dir(tmp_path: Path) -> Path:
@@ -101,6 +103,7 @@ def pytest_testnodedown(node: Any, error: object) -> None:
     """Under pytest-xdist each worker scans its own servers' logs; the controller gathers them."""
     leaks = node.workeroutput.get("secret_leaks", [])
     node.config.stash.setdefault(_WORKER_LEAKS, []).extend(leaks)
+    node.config.stash.setdefault(_WORKER_UNCLEAN, []).extend(node.workeroutput.get("unclean_stops", []))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -109,9 +112,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     workeroutput = getattr(session.config, "workeroutput", None)
     if workeroutput is not None:  # an xdist worker: the controller reports for all of them
         workeroutput["secret_leaks"] = leaks
+        workeroutput["unclean_stops"] = UNCLEAN_STOPS
         return
     gathered: list[str] = session.config.stash.get(_WORKER_LEAKS, [])
     leaks += gathered
+    # Said, not failed: a process SIGKILLed after SIGTERM cost its test 20 s; its stacks show why.
+    unclean = UNCLEAN_STOPS + session.config.stash.get(_WORKER_UNCLEAN, [])
+    if unclean:
+        print("\nProcesses that did not exit on SIGTERM (SIGKILLed):\n" + "\n".join(unclean))
     if leaks:
         print("\nSECRET LEAK in server logs:\n  " + "\n  ".join(leaks))
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

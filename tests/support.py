@@ -41,6 +41,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Processes that did not exit within their time after SIGTERM (each with where it was stuck).
+UNCLEAN_STOPS: list[str] = []
+
+
+def terminate(process: subprocess.Popen[bytes], log_path: Path, timeout_s: float) -> None:
+    """SIGTERM, then, after `timeout_s`, SIGABRT: the process's fault handler (PYTHONFAULTHANDLER,
+    set by `make_server`) writes every thread's stack to its log and it dies; SIGKILL if even that
+    fails. A process that needed more than SIGTERM is named in `UNCLEAN_STOPS`."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    with log_path.open("a") as log:
+        log.write(f"\n--- no exit {timeout_s:.0f} s after SIGTERM: SIGABRT for the stacks\n")
+    process.send_signal(signal.SIGABRT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    UNCLEAN_STOPS.append(f"{log_path}:\n{text[text.rfind('--- no exit') :][-3000:]}")
+
+
 def admin_secret() -> str:
     secret = "gc-test-admin-" + secrets.token_hex(16)
     SECRETS.add(secret)
@@ -111,12 +137,7 @@ class Worker:
     def stop(self, timeout_s: float = 20) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process, self.log_path, timeout_s)
 
 
 @dataclass
@@ -194,12 +215,7 @@ class Server:
             worker.stop()
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        terminate(self.process, self.log_path, 20)
 
 
 def make_server(
@@ -214,6 +230,7 @@ def make_server(
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GPUCLOUD_")}
     full_env.update({"GPUCLOUD_ADMIN_KEY": admin, "GPUCLOUD_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"})
+    full_env["PYTHONFAULTHANDLER"] = "1"  # a process stuck at its stop shows its stacks (`terminate`)
     # Many tests present wrong keys on purpose, all from 127.0.0.1: the failed-auth throttle is
     # tested on its own (tests/integration/test_edge_auth.py) and out of the others' way here.
     full_env["GPUCLOUD_AUTH_THROTTLE__MAX_FAILURES"] = "100000"
