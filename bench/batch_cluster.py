@@ -35,12 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # The repository's own harness: servers, workers, moto, the webhook receiver.
-from bench.common import interactive, report  # noqa: E402
 from tests.batch_support import PRICES_ENV, batch_cost, db_rows, mixed_input  # noqa: E402
 from tests.conftest import MODEL  # noqa: E402
 from tests.s3_support import moto_server  # noqa: E402
 from tests.support import REDIS_URL, Server, create_pg_database, drop_pg_database, make_server  # noqa: E402
 from tests.webhook_support import receiver  # noqa: E402
+
+from bench.common import interactive, report  # noqa: E402
 
 
 def run_batch(client: openai.OpenAI, lines: int, finished: threading.Event, out: dict[str, Any]) -> None:

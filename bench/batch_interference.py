@@ -24,8 +24,9 @@ import openai
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import chat_body, interactive, report  # noqa: E402
 from tests.support import Server, make_server  # noqa: E402 - the repository's own harness
+
+from bench.common import chat_body, interactive, report  # noqa: E402
 
 MODEL = "bench-sim"
 

@@ -30,8 +30,9 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import percentile  # noqa: E402
 from tests.support import REDIS_URL, Server, make_server  # noqa: E402 - the repository's own harness
+
+from bench.common import percentile  # noqa: E402
 
 MODEL = "bench-sim"
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 16}

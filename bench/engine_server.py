@@ -34,9 +34,10 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import percentile  # noqa: E402
 from tests.support import REDIS_URL, Server, make_server  # noqa: E402 - the repository's own harness
 from tests.tiny_models import make_tiny_llama  # noqa: E402
+
+from bench.common import percentile  # noqa: E402
 
 MODEL = "bench-tiny"
 MESSAGES = [{"role": "user", "content": "Tell me a short story about the river and the city."}]
