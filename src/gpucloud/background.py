@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+
+log = logging.getLogger(__name__)
+# How long a cancelled task may take to stop before shutdown goes on without it.
+STOP_TIMEOUT_S = 5.0
 
 
 class Background:
@@ -23,10 +28,52 @@ class Background:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=self._name)
 
-    async def close(self) -> None:
-        """Cancel the task and wait until it has stopped."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def close(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        """Cancel the task and wait until it has stopped, for at most `timeout_s`: a task that
+        outlives its cancellation (stuck in a call that swallowed it) is logged with where it is
+        stuck and left behind, so that the process still shuts down."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=timeout_s)
+        if not done:
+            log.warning(
+                "%s did not stop within %.0f s of its cancellation; left behind, stuck at:\n%s",
+                self._name,
+                timeout_s,
+                stack_of(task),
+            )
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def stack_of(task: asyncio.Task[Any]) -> str:
+    """Where `task` is suspended now, outermost frame first, following each coroutine into the one
+    it awaits (`Task.print_stack` shows only the outermost)."""
+    lines = []
+    awaited: Any = task.get_coro()
+    while (frame := getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)) is not None:
+        lines.append(f'  File "{frame.f_code.co_filename}", line {frame.f_lineno}, in {frame.f_code.co_name}')
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return "\n".join(lines)
+
+
+async def close_within(name: str, close: Callable[[], Awaitable[None]], timeout_s: float) -> None:
+    """Run one step of a shutdown for at most `timeout_s`. A step that hangs (a connection that
+    never answers) is logged with where it hangs and abandoned, and one that fails is logged: in
+    both cases the steps after it still run, so SIGTERM ends the process in bounded time."""
+    task = asyncio.ensure_future(close())
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        log.warning(
+            "shutdown: %s did not close within %.0f s; going on without it, stuck at:\n%s",
+            name,
+            timeout_s,
+            stack_of(task),
+        )
+        task.cancel()
+        return
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("shutdown: closing %s failed", name, exc_info=error)

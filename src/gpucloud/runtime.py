@@ -12,9 +12,11 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gpucloud.admission import Admission, Pricing
+from gpucloud.background import close_within
 from gpucloud.cluster import HealthPolicy, WorkerDirectory, WorkerMonitor, WorkerTokenService
 from gpucloud.db import Database
 from gpucloud.db.migrate import upgrade_async
@@ -54,6 +56,10 @@ from gpucloud.worker.nvml import NvmlProbe
 from gpucloud.worker.simulated_gpus import SimulatedProbe
 
 log = logging.getLogger(__name__)
+# A shutdown step that takes longer is abandoned (logged with where it hangs), so that SIGTERM
+# ends the process within bounded time; the local worker has its grace for in-flight jobs first.
+_STEP_TIMEOUT_S = 5.0
+_WORKER_GRACE_S = 5.0
 
 
 def build_admission(settings: Settings, usage: UsageService) -> Admission:
@@ -277,18 +283,27 @@ class Runtime:
         await self.registry.refresh()
 
     async def close(self) -> None:
-        await self.monitor.close()
-        await self.cluster_gauges.close()
-        await self.reconciler.close()
-        await self.registry.close()
+        """Close every part, in order, each within bounded time (`close_within`)."""
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("the worker monitor", self.monitor.close),
+            ("the cluster gauges", self.cluster_gauges.close),
+            ("the reconciler", self.reconciler.close),
+            ("the model registry", self.registry.close),
+        ]
         if self.local_control is not None:
-            await self.local_control.close()
-        if self.worker is not None:
-            await self.worker.stop(grace_s=5.0)
-        await self.finalizer.close()
-        await self.router.close()
-        await self.queue.close()
-        await self.admission.close()
-        await self.keys.close()
-        await self.objects.close()
-        await self.db.close()
+            steps.append(("the local worker's control", self.local_control.close))
+        worker = self.worker
+        if worker is not None:
+            steps.append(("the local worker", lambda: worker.stop(grace_s=_WORKER_GRACE_S)))
+        steps += [
+            ("the finalizer", self.finalizer.close),
+            ("the reply router", self.router.close),
+            ("the queue", self.queue.close),
+            ("admission", self.admission.close),
+            ("the key service", self.keys.close),
+            ("the object store", self.objects.close),
+            ("the database", self.db.close),
+        ]
+        for name, close in steps:
+            timeout = _WORKER_GRACE_S + _STEP_TIMEOUT_S if name == "the local worker" else _STEP_TIMEOUT_S
+            await close_within(name, close, timeout)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from gpucloud.background import Background
+import pytest
+
+from gpucloud.background import Background, close_within
 
 
 async def test_start_is_idempotent_and_close_awaits_the_cancellation() -> None:
@@ -45,3 +48,54 @@ async def test_a_closed_background_starts_again_and_close_before_start_is_harmle
     await asyncio.sleep(0)
     await task.close()
     assert count == 1  # the first start was cancelled before it ever ran
+
+
+async def test_a_task_that_swallows_its_cancellation_is_left_behind_with_where_it_is_stuck(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                await wedged(release)  # as a client library that catches it and retries might
+
+    async def wedged(until: asyncio.Event) -> None:
+        await until.wait()
+
+    task = Background("stubborn", stubborn)
+    task.start()
+    await asyncio.sleep(0)
+    started = asyncio.get_running_loop().time()
+    with caplog.at_level(logging.WARNING, logger="gpucloud.background"):
+        await task.close(timeout_s=0.2)
+    assert asyncio.get_running_loop().time() - started < 5  # shutdown went on
+    (record,) = [r for r in caplog.records if "stubborn did not stop" in r.getMessage()]
+    assert "in wedged" in record.getMessage()  # the stack names where it hangs
+    release.set()  # let the test's own loop end it
+    await asyncio.sleep(0.01)
+
+
+async def test_a_shutdown_step_that_hangs_or_fails_does_not_stop_the_next(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    closed: list[str] = []
+
+    async def hangs() -> None:
+        await asyncio.Event().wait()
+
+    async def fails() -> None:
+        raise ConnectionError("gone")
+
+    async def works() -> None:
+        closed.append("works")
+
+    with caplog.at_level(logging.WARNING, logger="gpucloud.background"):
+        for name, step in (("hanging", hangs), ("failing", fails), ("working", works)):
+            await close_within(name, step, 0.2)
+    assert closed == ["works"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("shutdown: hanging did not close within") and "in hangs" in m for m in messages)
+    assert "shutdown: closing failing failed" in messages

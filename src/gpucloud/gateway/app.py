@@ -19,6 +19,7 @@ from gpucloud.accounts import Accounts
 from gpucloud.accounts.retention import AuditRetention
 from gpucloud.accounts.throttle import FailureLog, MemoryFailureLog
 from gpucloud.accounts.throttle_redis import RedisFailureLog
+from gpucloud.background import close_within
 from gpucloud.gateway import apidocs, errors, webapp
 from gpucloud.gateway.audit import AuditMiddleware
 from gpucloud.gateway.inference import Inference
@@ -49,6 +50,9 @@ from gpucloud.observability.metrics import Metrics
 from gpucloud.observability.tracing import Tracer
 from gpucloud.runtime import Runtime
 from gpucloud.settings import Settings
+
+# A service that takes longer to close at shutdown is abandoned, logged with where it hangs.
+_CLOSE_TIMEOUT_S = 10.0
 
 # Room for a multipart upload's boundaries and headers around the file itself.
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
@@ -129,11 +133,12 @@ def _lifespan(
         try:
             yield
         finally:
-            await retention.close()
-            await accounts.close()
-            await offline.close()
-            await runtime.close()
-            await app.state.auth_throttle.close()
+            # Each within bounded time: SIGTERM must end the process even when a connection hangs.
+            await close_within("audit retention", retention.close, _CLOSE_TIMEOUT_S)
+            await close_within("accounts", accounts.close, _CLOSE_TIMEOUT_S)
+            await close_within("batches and webhooks", offline.close, _CLOSE_TIMEOUT_S)
+            await runtime.close()  # its parts one by one, each bounded
+            await close_within("the auth throttle", app.state.auth_throttle.close, _CLOSE_TIMEOUT_S)
             tracer.shutdown()
 
     return lifespan
