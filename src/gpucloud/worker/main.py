@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gpucloud.background import close_within
 from gpucloud.engines import build_engine
 from gpucloud.engines.protocol import Engine
 from gpucloud.observability.tracing import Tracer
@@ -35,6 +36,9 @@ from gpucloud.worker.replicas import ReplicaSet
 from gpucloud.worker.simulated_gpus import SimulatedProbe
 
 log = logging.getLogger(__name__)
+# A part that takes longer to close at exit is abandoned, logged with where it hangs (and the
+# jobs get this much beyond their grace).
+_CLOSE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +164,8 @@ async def run_worker(
         return 2
     finally:
         if control is not None:
-            await control.close()
-        await queue.close()
+            await close_within("the control plane's connection", control.close, _CLOSE_TIMEOUT_S)
+        await close_within("the queue", queue.close, _CLOSE_TIMEOUT_S)
         if tracer is not None:
             tracer.shutdown()
 
@@ -181,7 +185,9 @@ async def _serve(
     if control is None:
         await stop.wait()
     log.info("worker %s draining (grace %.0fs)", agent.worker_id, options.grace_s)
-    await agent.stop(grace_s=options.grace_s)
+    await close_within(
+        "the jobs", lambda: agent.stop(grace_s=options.grace_s), options.grace_s + _CLOSE_TIMEOUT_S
+    )
     if control is not None and status == 0:
         await control.final_heartbeat(agent)
     return status
