@@ -227,6 +227,8 @@ class BatchFeeder:
         data = {"id": batch.id, "request_counts": counts.view(), **changes}
         if await self._store.end(batch, target, changes, data):
             log.info("batch %s ended: %s", batch.id, target.value, extra={"batch_id": batch.id})
+            # The files hold the answers now (a crash before this leaves them in the rows: harmless).
+            await self._store.release_payloads(batch.id)
         self._cancelled.clear()
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, case, exists, func, insert, select, update
+from sqlalchemy import JSON, bindparam, case, exists, func, insert, null, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gpucloud import outbox
@@ -266,6 +266,15 @@ class BatchStore:
                 update(BatchLine)
                 .where(BatchLine.batch_id == batch_id, BatchLine.state == LineState.PENDING.value)
                 .values(state=LineState.DONE.value, error=error)
+            )
+
+    async def release_payloads(self, batch_id: str) -> None:
+        """Drop what an ended batch's lines carried, requests and answers: its input, output and
+        error files hold them, and keeping them here would store every batch twice (a batch of
+        embeddings many times over). What the counts need (state, status code, error) stays."""
+        async with self._db.transaction() as connection:
+            await connection.execute(
+                update(BatchLine).where(BatchLine.batch_id == batch_id).values(request={}, body=null())
             )
 
 
