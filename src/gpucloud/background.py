@@ -13,8 +13,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 log = logging.getLogger(__name__)
-# How long a cancelled task may take to stop before shutdown goes on without it.
-STOP_TIMEOUT_S = 5.0
+# How long a cancelled task may take to stop before shutdown goes on without it (less than a
+# shutdown step's own bound, `close_within`, so that the task's stack is the one logged).
+STOP_TIMEOUT_S = 3.0
+# How often the cancellation is repeated while the task has not ended.
+_RECANCEL_S = 0.1
 
 
 class Background:
@@ -29,15 +32,22 @@ class Background:
             self._task = asyncio.create_task(self._run(), name=self._name)
 
     async def close(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
-        """Cancel the task and wait until it has stopped, for at most `timeout_s`: a task that
-        outlives its cancellation (stuck in a call that swallowed it) is logged with where it is
-        stuck and left behind, so that the process still shuts down."""
+        """Cancel the task and wait until it has stopped, for at most `timeout_s`.
+
+        The cancellation is repeated until the task ends: a client library may turn one that
+        reaches it mid-call into its own error (redis-py can make it a ConnectionError), which a
+        retry loop then catches and goes on; the next one reaches the loop's own sleep. A task
+        that outlives them all is logged with where it is stuck and left behind, so that the
+        process still shuts down."""
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=timeout_s)
-        if not done:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not task.done() and loop.time() < deadline:
+            task.cancel()
+            await asyncio.wait({task}, timeout=min(_RECANCEL_S, max(0.0, deadline - loop.time())))
+        if not task.done():
             log.warning(
                 "%s did not stop within %.0f s of its cancellation; left behind, stuck at:\n%s",
                 self._name,

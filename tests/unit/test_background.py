@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -50,30 +51,57 @@ async def test_a_closed_background_starts_again_and_close_before_start_is_harmle
     assert count == 1  # the first start was cancelled before it ever ran
 
 
-async def test_a_task_that_swallows_its_cancellation_is_left_behind_with_where_it_is_stuck(
+async def test_a_retry_loop_that_caught_its_cancellation_as_an_error_is_stopped() -> None:
+    retries = 0
+
+    async def client_call() -> None:  # as redis-py may: a cancellation mid-call becomes its error
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise ConnectionError("connection closed under use") from None
+
+    async def retrying() -> None:
+        nonlocal retries
+        while True:
+            try:
+                await client_call()
+            except ConnectionError:
+                retries += 1
+                await asyncio.sleep(0.5)
+
+    task = Background("retrying", retrying)
+    task.start()
+    await asyncio.sleep(0)
+    started = asyncio.get_running_loop().time()
+    await task.close(timeout_s=5)
+    assert asyncio.get_running_loop().time() - started < 1  # the second cancellation ended it
+    assert retries == 1
+    assert not [t for t in asyncio.all_tasks() if t.get_name() == "retrying"]
+
+
+async def test_a_task_that_swallows_every_cancellation_is_left_behind_with_where_it_is_stuck(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     release = asyncio.Event()
 
     async def stubborn() -> None:
-        while not release.is_set():
-            try:
-                await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                await wedged(release)  # as a client library that catches it and retries might
+        await wedged(release)
 
     async def wedged(until: asyncio.Event) -> None:
-        await until.wait()
+        while not until.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await until.wait()
 
     task = Background("stubborn", stubborn)
     task.start()
     await asyncio.sleep(0)
     started = asyncio.get_running_loop().time()
     with caplog.at_level(logging.WARNING, logger="gpucloud.background"):
-        await task.close(timeout_s=0.2)
+        await task.close(timeout_s=0.3)
     assert asyncio.get_running_loop().time() - started < 5  # shutdown went on
     (record,) = [r for r in caplog.records if "stubborn did not stop" in r.getMessage()]
-    assert "in wedged" in record.getMessage()  # the stack names where it hangs
+    assert "in stubborn" in record.getMessage()
+    assert "in wedged" in record.getMessage()  # the stack follows the awaits to where it hangs
     release.set()  # let the test's own loop end it
     await asyncio.sleep(0.01)
 
