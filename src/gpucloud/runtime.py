@@ -284,26 +284,27 @@ class Runtime:
 
     async def close(self) -> None:
         """Close every part, in order, each within bounded time (`close_within`)."""
-        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-            ("the worker monitor", self.monitor.close),
-            ("the cluster gauges", self.cluster_gauges.close),
-            ("the reconciler", self.reconciler.close),
-            ("the model registry", self.registry.close),
+        step = _STEP_TIMEOUT_S
+        steps: list[tuple[str, Callable[[], Awaitable[None]], float]] = [
+            ("the worker monitor", self.monitor.close, step),
+            ("the cluster gauges", self.cluster_gauges.close, step),
+            ("the reconciler", self.reconciler.close, step),
+            ("the model registry", self.registry.close, step),
         ]
         if self.local_control is not None:
-            steps.append(("the local worker's control", self.local_control.close))
+            steps.append(("the local worker's control", self.local_control.close, step))
         worker = self.worker
         if worker is not None:
-            steps.append(("the local worker", lambda: worker.stop(grace_s=_WORKER_GRACE_S)))
+            drain = _WORKER_GRACE_S
+            steps.append(("the local worker", lambda: worker.stop(grace_s=drain), drain + step))
         steps += [
-            ("the finalizer", self.finalizer.close),
-            ("the reply router", self.router.close),
-            ("the queue", self.queue.close),
-            ("admission", self.admission.close),
-            ("the key service", self.keys.close),
-            ("the object store", self.objects.close),
-            ("the database", self.db.close),
+            ("the finalizer", self.finalizer.close, step),
+            ("the reply router", self.router.close, step),
+            ("the queue", self.queue.close, step),
+            ("admission", self.admission.close, step),
+            ("the key service", self.keys.close, step),
+            ("the object store", self.objects.close, step),
+            ("the database", self.db.close, step),
         ]
-        for name, close in steps:
-            timeout = _WORKER_GRACE_S + _STEP_TIMEOUT_S if name == "the local worker" else _STEP_TIMEOUT_S
-            await close_within(name, close, timeout)
+        for name, close, timeout_s in steps:
+            await close_within(name, close, timeout_s)
