@@ -176,7 +176,8 @@ def test_worker_endpoints_take_only_worker_tokens(fleet: tuple[Server, str]) -> 
     base = server.base_url
     body = {"worker_id": "intruder", "hostname": "h", "cpu_count": 1, "memory_total_bytes": 0,
             "memory_available_bytes": 0, "slots": 1}  # fmt: skip
-    for headers in ({}, bearer(server.admin_key), bearer("gcw_" + "A" * 49), bearer(token[:-1] + "x")):
+    mistyped = token[:-1] + ("x" if token[-1] != "x" else "y")  # never the token itself
+    for headers in ({}, bearer(server.admin_key), bearer("gcw_" + "A" * 49), bearer(mistyped)):
         r = httpx.post(f"{base}/api/workers/register", json=body, headers=headers)
         assert r.status_code == 401, r.text
         r = httpx.post(f"{base}/api/workers/w0/heartbeat", json={}, headers=headers)
